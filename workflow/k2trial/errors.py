@@ -1,0 +1,62 @@
+"""Errors a user can act on.
+
+Every problem with input data is reported with the file, the spreadsheet row (header = row 1), the
+column, the offending value and the rule that was broken. Scripts print `str(error)` on the command
+line; the traceback goes to the rule's log only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about the input data.
+
+    severity: "error" stops the run; "fixable" is repaired by the cleaning step (and logged);
+    "warning" is reported and carried into the data queries, the run goes on.
+    row: spreadsheet row number in the raw file (header = 1, first record = 2); None for file-level
+    problems.
+    """
+
+    file: str
+    row: int | None
+    column: str | None
+    value: str | None
+    rule: str
+    severity: str
+    message: str
+
+    def describe(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        value = "" if self.value is None else f" (value {self.value!r})"
+        return f"{where}{value}: {self.message} [rule {self.rule}, {self.severity}]"
+
+
+class K2TrialError(Exception):
+    """Base class of the errors meant for the person running the pipeline."""
+
+
+class InputDataError(K2TrialError):
+    """Raw input data break the contract; carries the problems found."""
+
+    def __init__(self, problems: list[Problem], report_path: str | None = None, shown: int = 5):
+        self.problems = list(problems)
+        self.report_path = report_path
+        errors = [p for p in self.problems if p.severity == "error"] or self.problems
+        lines = [f"{len(errors)} error(s) in the raw data; the run stops before any analysis."]
+        lines += [f"  - {p.describe()}" for p in errors[:shown]]
+        if len(errors) > shown:
+            lines.append(f"  ... and {len(errors) - shown} more")
+        if report_path:
+            lines.append(f"Full report: {report_path}")
+        super().__init__("\n".join(lines))
+
+
+class ConfigError(K2TrialError):
+    """The configuration is inconsistent in a way the JSON Schema cannot express."""
