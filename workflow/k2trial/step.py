@@ -11,14 +11,19 @@ traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from k2trial import provenance
 from k2trial.errors import K2TrialError
+from k2trial.tabular import write_json
 
 logger = logging.getLogger("k2trial")
 
@@ -41,8 +46,11 @@ def run_step(smk: Any, work: Callable[[Any], None]) -> None:
     log_path = smk.log[0] if len(smk.log) else None
     _configure_logging(log_path)
     rule = getattr(smk, "rule", "?")
+    started = time.time()
     try:
         work(smk)
+        if "provenance" in smk.output.keys():
+            write_job_provenance(smk, started)
     except K2TrialError as exc:
         logger.error("%s\n%s", exc, traceback.format_exc())
         print(f"\n[{rule}] {exc}\n", file=sys.stderr)
@@ -51,3 +59,45 @@ def run_step(smk: Any, work: Callable[[Any], None]) -> None:
         logger.error("unexpected error\n%s", traceback.format_exc())
         print(f"\n[{rule}] unexpected {type(exc).__name__}: {exc}\nTraceback in {log_path}\n", file=sys.stderr)
         sys.exit(1)
+
+
+def _original_script_name() -> str | None:
+    """Snakemake runs a copy named `tmp<random>.<script name>`; recover the script's own name."""
+    main = sys.modules.get("__main__")
+    path = Path(getattr(main, "__file__", "") or sys.argv[0] or "")
+    name = path.name
+    if name.startswith("tmp") and name.count(".") >= 2:
+        name = name.split(".", 1)[1]
+    return name or None
+
+
+def write_job_provenance(smk: Any, started: float) -> None:
+    """Write the job's provenance record (declared output `provenance`) and its timings beside it."""
+    repo = Path(smk.scriptdir).resolve().parents[1] if getattr(smk, "scriptdir", None) else Path.cwd()
+    lock = repo / "envs" / "requirements.lock"
+    script = _original_script_name()
+    code_files = [repo / "workflow" / "scripts" / script] if script else []
+    code_files = [f for f in code_files if f.exists()] + provenance.library_files(repo / "workflow" / "k2trial")
+    report = Path("results/validation/report.json")
+    data_version = None
+    if report.exists():
+        data_version = json.loads(report.read_text()).get("data_version")
+    record_path = smk.output.provenance
+    outputs = [o for o in smk.output if o != record_path]
+    record = provenance.job_record(
+        rule=smk.rule,
+        wildcards=dict(smk.wildcards.items()),
+        inputs=list(smk.input),
+        outputs=outputs,
+        params={k: v for k, v in smk.params.items()},
+        code=provenance.code_hashes(code_files, repo),
+        packages=provenance.read_lock(lock) if lock.exists() else {},
+        lock_sha256=provenance.sha256_file(lock) if lock.exists() else "",
+        data_version_hash=data_version,
+        config=smk.config,
+        commit=provenance.git_commit(repo),
+    )
+    write_json(record, record_path)
+    # Timings are volatile: kept apart (results/provenance/timings/) from what reproducibility checks compare.
+    timing_path = Path(record_path).parent / "timings" / Path(record_path).name
+    write_json({"rule": smk.rule, "seconds": round(time.time() - started, 3), "threads": smk.threads}, timing_path)

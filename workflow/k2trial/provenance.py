@@ -1,0 +1,123 @@
+"""Provenance: which raw data, code, parameters and package versions produced an artifact.
+
+Every workflow job writes a JSON record (rule, inputs and outputs with sha256 and size, params, the
+script and library modules that ran, hashed, the locked package versions, data version, config hash,
+git commit). Records are deterministic: paths are relative to the working directory and no clock time
+is inside. Timings, the only volatile facts, go to a separate file that reproducibility checks skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Hash of a JSON-able object in canonical form (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_entries(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """path, sha256 and size of each existing file (directories: every file below, sorted)."""
+    entries = []
+    for raw in paths:
+        path = Path(raw)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                entries.append({"path": file.as_posix(), "sha256": sha256_file(file), "size": file.stat().st_size})
+    return sorted(entries, key=lambda e: e["path"])
+
+
+def data_version(raw_files: Iterable[str | Path]) -> str:
+    """Hash of the raw inputs: sha256 over the sorted (file name, content hash) pairs."""
+    pairs = sorted((Path(p).name, sha256_file(p)) for p in raw_files)
+    return hashlib.sha256("".join(f"{name}\0{h}\n" for name, h in pairs).encode()).hexdigest()
+
+
+def read_lock(lock_path: str | Path) -> dict[str, str]:
+    """Package -> version from a pip lock of exact pins."""
+    pins = {}
+    for line in Path(lock_path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "==" in line:
+            name, version = line.split("==", 1)
+            pins[name.strip()] = version.strip()
+    return dict(sorted(pins.items(), key=lambda kv: kv[0].lower()))
+
+
+def code_hashes(files: Iterable[str | Path], root: str | Path) -> dict[str, str]:
+    """Relative path (to root) -> sha256 for each code file."""
+    root = Path(root)
+    return {Path(f).resolve().relative_to(root.resolve()).as_posix(): sha256_file(f) for f in sorted(files)}
+
+
+def library_files(library_dir: str | Path) -> list[Path]:
+    return sorted(Path(library_dir).glob("*.py"))
+
+
+def git_commit(repo_dir: str | Path) -> str | None:
+    """HEAD commit of the repository holding the code, or None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo_dir), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def analysis_version(config: Mapping[str, Any], code: Mapping[str, str], lock_sha256: str) -> str:
+    """One hash naming the analysis: config, every code file's hash and the lock."""
+    return sha256_json({"config": config, "code": dict(sorted(code.items())), "lock": lock_sha256})[:16]
+
+
+def job_record(
+    *,
+    rule: str,
+    wildcards: Mapping[str, str],
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    params: Mapping[str, Any],
+    code: Mapping[str, str],
+    packages: Mapping[str, str],
+    lock_sha256: str,
+    data_version_hash: str | None,
+    config: Mapping[str, Any],
+    commit: str | None,
+) -> dict[str, Any]:
+    """The deterministic provenance record of one job (no timings)."""
+    return {
+        "rule": rule,
+        "wildcards": dict(sorted(wildcards.items())),
+        "inputs": file_entries(inputs),
+        "outputs": file_entries(outputs),
+        "params": dict(params),
+        "code": dict(sorted(code.items())),
+        "packages": {"lock_sha256": lock_sha256, "versions": dict(packages)},
+        "data_version": data_version_hash,
+        "config_sha256": sha256_json(config),
+        "git_commit": commit,
+    }
+
+
+def record_name(rule: str, wildcards: Mapping[str, str]) -> str:
+    """results/provenance/<rule>[-<wildcards>].json file stem."""
+    parts = [rule] + [f"{k}={v}" for k, v in sorted(wildcards.items())]
+    return "-".join(parts).replace("/", "_")
