@@ -8,9 +8,12 @@ is inside. Timings, the only volatile facts, go to a separate file that reproduc
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import subprocess
+import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -121,3 +124,126 @@ def record_name(rule: str, wildcards: Mapping[str, str]) -> str:
     """results/provenance/<rule>[-<wildcards>].json file stem."""
     parts = [rule] + [f"{k}={v}" for k, v in sorted(wildcards.items())]
     return "-".join(parts).replace("/", "_")
+
+
+def manifest(
+    records: Iterable[Mapping[str, Any]], *, data_version_hash: str | None, analysis_version_hash: str
+) -> dict[str, Any]:
+    """Every artifact named in the job records, with sha256, size and producing rule, sorted by path."""
+    artifacts = {}
+    for record in records:
+        for entry in record["outputs"]:
+            artifacts[entry["path"]] = {**entry, "rule": record["rule"]}
+    return {
+        "data_version": data_version_hash,
+        "analysis_version": analysis_version_hash,
+        "artifacts": [artifacts[p] for p in sorted(artifacts)],
+    }
+
+
+def software_versions_yaml(python_version: str, packages: Mapping[str, str]) -> str:
+    """nf-core style software_versions.yml: the interpreter and every locked package."""
+    lines = [
+        "# Versions of the software that produced these results (from envs/requirements.lock).",
+        f'python: "{python_version}"',
+        "packages:",
+    ]
+    lines += [f'  {name}: "{version}"' for name, version in packages.items()]
+    return "\n".join(lines) + "\n"
+
+
+def ro_crate_metadata(
+    *,
+    name: str,
+    description: str,
+    data_version_hash: str | None,
+    analysis_version_hash: str,
+    inputs: Iterable[Mapping[str, Any]],
+    outputs: Iterable[Mapping[str, Any]],
+    workflow_files: Iterable[str],
+    simulated: bool,
+    license_id: str | None = None,
+) -> dict[str, Any]:
+    """An RO-Crate 1.1 description of one run, conforming to the Workflow Run Crate profile 0.5.
+
+    The root dataset holds the Snakefile as the ComputationalWorkflow (mainEntity), one CreateAction for
+    the run with the raw files as `object` and the artifacts as `result`. No clock time is recorded, so
+    the same run gives the same bytes.
+    """
+    profiles = [
+        {"@id": "https://w3id.org/ro/wfrun/process/0.5"},
+        {"@id": "https://w3id.org/ro/wfrun/workflow/0.5"},
+        {"@id": "https://w3id.org/workflowhub/workflow-ro-crate/1.0"},
+    ]
+    inputs = list(inputs)
+    outputs = list(outputs)
+    graph: list[dict[str, Any]] = [
+        {
+            "@id": "ro-crate-metadata.json",
+            "@type": "CreativeWork",
+            "about": {"@id": "./"},
+            "conformsTo": [{"@id": "https://w3id.org/ro/crate/1.1"}, *profiles[:2]],
+        },
+        {
+            "@id": "./",
+            "@type": "Dataset",
+            "name": name,
+            "description": description,
+            "version": f"{analysis_version_hash}-{(data_version_hash or 'unknown')[:16]}",
+            "conformsTo": profiles,
+            "mainEntity": {"@id": "Snakefile"},
+            "mentions": {"@id": "#run"},
+            "hasPart": [{"@id": f} for f in sorted(workflow_files)] + [{"@id": e["path"]} for e in inputs + outputs],
+            **({"license": license_id} if license_id else {}),
+        },
+        {
+            "@id": "Snakefile",
+            "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"],
+            "name": "K2-7 neuropathy analysis workflow",
+            "programmingLanguage": {"@id": "#snakemake"},
+        },
+        {
+            "@id": "#snakemake",
+            "@type": "ComputerLanguage",
+            "name": "Snakemake",
+            "identifier": {"@id": "https://snakemake.readthedocs.io"},
+            "url": {"@id": "https://snakemake.github.io"},
+        },
+        {
+            "@id": "#run",
+            "@type": "CreateAction",
+            "name": f"Run of the workflow on data version {(data_version_hash or 'unknown')[:16]}"
+            + (" (SIMULATED DATA)" if simulated else ""),
+            "instrument": {"@id": "Snakefile"},
+            "object": [{"@id": e["path"]} for e in inputs],
+            "result": [{"@id": e["path"]} for e in outputs],
+        },
+    ]
+    for f in sorted(workflow_files):
+        if f != "Snakefile":
+            graph.append({"@id": f, "@type": "File"})
+    for e in inputs + outputs:
+        graph.append({"@id": e["path"], "@type": "File", "sha256": e["sha256"], "contentSize": e["size"]})
+    return {"@context": "https://w3id.org/ro/crate/1.1/context", "@graph": graph}
+
+
+def write_deterministic_tar(members: Mapping[str, str | Path | bytes], out_path: str | Path, root: str) -> None:
+    """A .tar.gz whose bytes depend only on the members' names and contents (sorted, mtime 0, no owner)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for arcname in sorted(members):
+            source = members[arcname]
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            info = tarfile.TarInfo(f"{root}/{arcname}")
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buffer.getvalue())
+    tmp.replace(out)

@@ -1,4 +1,5 @@
 # Helpers shared by all rule files: paths, the library on PYTHONPATH, the conda environment.
+import glob
 import os
 
 
@@ -33,3 +34,23 @@ def raw_inputs(wildcards=None):
     files["dataset"] = f"{RAW_DIR}/dataset.yaml"
     files["checksums"] = f"{RAW_DIR}/SHA256SUMS"
     return {key: path for key, path in files.items() if os.path.exists(path)}
+
+
+def _repo_files(*patterns):
+    found = []
+    for pattern in patterns:
+        found += glob.glob(os.path.join(workflow.basedir, pattern))
+    return sorted(os.path.relpath(f, workflow.basedir) for f in found)
+
+
+# Everything that defines the analysis besides the raw data: its hash is the analysis version.
+CODE_FILES = _repo_files(
+    "Snakefile",
+    "workflow/rules/*.smk",
+    "workflow/scripts/*.py",
+    "workflow/k2trial/*.py",
+    "workflow/notebooks/*.ipynb",
+    "workflow/schemas/*.yaml",
+    "config/*.yaml",
+    "envs/requirements.lock",
+)

@@ -1,0 +1,25 @@
+"""Write results/MANIFEST.json and results/software_versions.yml from the jobs' provenance records."""
+
+import json
+import platform
+from pathlib import Path
+
+from k2trial import provenance
+from k2trial.step import run_step
+from k2trial.tabular import write_json, write_text
+
+
+def main(smk):
+    records = [json.loads(Path(p).read_text()) for p in sorted(smk.input.records)]
+    report = json.loads(Path(smk.input.validation_report).read_text())
+    code = provenance.code_hashes(smk.input.code, Path.cwd())
+    lock_sha = provenance.sha256_file(smk.input.lock)
+    version = provenance.analysis_version(smk.config, code, lock_sha)
+    manifest = provenance.manifest(records, data_version_hash=report.get("data_version"), analysis_version_hash=version)
+    manifest["code"] = code
+    write_json(manifest, smk.output.manifest)
+    versions = provenance.software_versions_yaml(platform.python_version(), provenance.read_lock(smk.input.lock))
+    write_text(versions, smk.output.software_versions)
+
+
+run_step(snakemake, main)
