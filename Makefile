@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 4
 export PYTHONHASHSEED := 0
 
-.PHONY: all analysis env test lint format lock clean-results simulate
+.PHONY: all analysis env test lint format lock clean-results bench
 
 all: analysis
 
@@ -48,3 +48,7 @@ lock:
 
 clean-results:
 	rm -rf results .snakemake
+
+# Performance targets (issue 8): medians, ratios and peak memory; writes bench/out/results.json.
+bench: env
+	$(BIN)/python bench/run_benchmarks.py
