@@ -133,7 +133,9 @@ def main() -> int:
             "full rebuild, shipped data (--cores 4)", args.repeats, [snakemake, "--cores", "4"], work, before=wipe
         )
         rows["stages_shipped"] = {"label": "seconds per rule, shipped data", **stage_seconds(work)}
-        rows["noop"] = repeat("no-op run (everything up to date)", max(5, args.repeats), [snakemake, "--cores", "4"], work)
+        rows["noop"] = repeat(
+            "no-op run (everything up to date)", max(5, args.repeats), [snakemake, "--cores", "4"], work
+        )
         rows["dry_run"] = repeat("snakemake -n", max(5, args.repeats), [snakemake, "-n"], work)
 
         standards = work / "config/lab_standards.yaml"
@@ -148,7 +150,10 @@ def main() -> int:
             standards.write_text(text)
 
         rows["incremental_lab_range"] = repeat(
-            "incremental: one lab reference range changed", args.repeats, [snakemake, "--cores", "4"], work,
+            "incremental: one lab reference range changed",
+            args.repeats,
+            [snakemake, "--cores", "4"],
+            work,
             before=change_range,
         )
         standards.write_text(original)
