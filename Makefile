@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 4
 export PYTHONHASHSEED := 0
 
-.PHONY: all analysis env test lint format lock clean-results bench
+.PHONY: all analysis env test lint format lock clean-results bench snapshot
 
 all: analysis
 
@@ -52,3 +52,7 @@ clean-results:
 # Performance targets (issue 8): medians, ratios and peak memory; writes bench/out/results.json.
 bench: env
 	$(BIN)/python bench/run_benchmarks.py
+
+# Rewrite tests/snapshots/artifacts.json from a clean build, after an intended change of results.
+snapshot: env
+	$(BIN)/python tests/snapshot.py --update

@@ -30,11 +30,11 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake in workdir and return the finished process (text stdout/stderr)."""
+def run_snakemake(workdir: Path, *args: str, cores: int = 4, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run `snakemake --cores N ARGS` in workdir and return the finished process (text stdout/stderr)."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.run(
-        [SNAKEMAKE, "--cores", "2", *args],
+        [SNAKEMAKE, "--cores", str(cores), *args],
         cwd=workdir,
         capture_output=True,
         text=True,
