@@ -17,9 +17,17 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/clean.smk"
 include: "workflow/rules/derive.smk"
+include: "workflow/rules/groups.smk"
+include: "workflow/rules/efficacy.smk"
+include: "workflow/rules/safety.smk"
 
 
 rule all:
     input:
-        ANALYSIS_TARGETS,
+        rules.derive_subjects.output,
+        rules.derive_vas.output,
+        rules.derive_labs.output,
+        rules.assign_groups.output,
+        rules.efficacy_analysis.output,
+        rules.safety_analysis.output,
     default_target: True

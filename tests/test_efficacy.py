@@ -1,0 +1,434 @@
+"""k2trial.efficacy and the groups/efficacy scripts, on hand-made data and the tests/fixtures/efficacy files.
+
+Expected values come from hand calculation, from independent computations with pandas/scipy on the
+fixture CSVs, or from textbook formulas (balanced mixed ANOVA sums of squares; REML = ANOVA estimators
+and GLS = cell means in a balanced random-intercept model).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from k2trial import efficacy, groups
+from k2trial.errors import InputDataError
+from k2trial.pairedstats import holm, paired_comparison_table, rank_sum_test
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "efficacy"
+SETTINGS = efficacy.EfficacySettings()
+
+
+@pytest.fixture(scope="module")
+def fixture_data():
+    subjects = groups.read_analysis_table(
+        FIXTURES / "subjects.csv", ["subject_id", "etiology", "prior_b12_therapy", "efffl"]
+    )
+    vas = groups.read_analysis_table(FIXTURES / "vas.csv", ["subject_id", "param", "visit", "week", "aval"])
+    labs = groups.read_analysis_table(FIXTURES / "labs.csv", ["subject_id", "visit", "param", "aval"])
+    assignment = groups.assign_groups(
+        subjects,
+        groups.baseline_value(vas, "composite"),
+        groups.baseline_value(labs, "B12"),
+        severe_threshold=8.0,
+        published_range=[6, 9],
+        adequate_b12_from=300,
+        composite_decimals=2,
+    )
+    cube = efficacy.build_vas_cube(vas, assignment["subject_id"].to_numpy())
+    return assignment, groups.population_members(assignment), cube
+
+
+def wide(population_ids: set[str], param: str) -> pd.DataFrame:
+    """The fixture's aval by subject x visit for one param, built with plain pandas (independent path)."""
+    vas = pd.read_csv(FIXTURES / "vas.csv")
+    part = vas[(vas["param"] == param) & vas["subject_id"].isin(population_ids)]
+    return part.pivot(index="subject_id", columns="visit", values="aval")
+
+
+# ------------------------------------------------------------------------------------------ the cube
+
+
+def test_cube_holds_the_fixture(fixture_data):
+    assignment, _, cube = fixture_data
+    assert cube.aval.shape == (12, 6, 9)
+    assert list(cube.subject_ids) == list(assignment["subject_id"])
+    k2_012 = list(cube.subject_ids).index("K2-012")
+    assert math.isnan(cube.aval[k2_012, cube.param_index("tingling"), 4])
+    assert math.isnan(cube.aval[k2_012, cube.param_index("composite"), 4])
+    assert cube.aval[0, cube.param_index("composite"), 0] == pytest.approx(6.6, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "row"),
+    [
+        ({"subject_id": "K2-999"}, "subject_id", 2),
+        ({"param": "pain"}, "param", 2),
+        ({"visit": "week5"}, "visit", 2),
+        ("duplicate", "subject_id", 3),
+    ],
+)
+def test_cube_rejects_bad_records_with_row_and_column(change, column, row):
+    vas = pd.DataFrame(
+        {"subject_id": ["K2-001", "K2-001"], "param": ["tingling"] * 2, "visit": ["baseline", "week4"],
+         "week": [0, 4], "aval": [7.0, 4.0]}
+    )  # fmt: skip
+    if change == "duplicate":
+        vas.loc[1, ["visit", "week"]] = ["baseline", 0]
+    else:
+        for key, value in change.items():
+            vas.loc[0, key] = value
+    with pytest.raises(InputDataError) as error:
+        efficacy.build_vas_cube(vas, ["K2-001"])
+    assert f"row {row}" in str(error.value) and f"'{column}'" in str(error.value)
+
+
+# ------------------------------------------------------------------------------------ paired tests
+
+
+def test_paired_tests_on_fixture(fixture_data):
+    assignment, members, cube = fixture_data
+    table = efficacy.paired_tests(cube, members, SETTINGS)
+    assert list(table.columns) == efficacy.PAIRED_TESTS_COLUMNS
+    assert len(table) == 6 * 6 * 3 * 2
+    assert list(table["population"].unique()) == list(groups.POPULATIONS)
+    assert list(table["param"].unique()) == list(efficacy.PARAMS)
+    assert table.iloc[:6][["visit_from", "visit_to", "test"]].values.tolist() == [
+        ["baseline", "week4", "wilcoxon"], ["baseline", "week4", "paired_t"],
+        ["baseline", "week8", "wilcoxon"], ["baseline", "week8", "paired_t"],
+        ["week4", "week8", "wilcoxon"], ["week4", "week8", "paired_t"],
+    ]  # fmt: skip
+    # one row recomputed from the CSV with pandas: severe group, cramps, baseline -> week 8
+    severe = set(assignment.loc[members["severe"], "subject_id"])
+    data = wide(severe, "cramps")
+    expected = paired_comparison_table(data["baseline"], data["week8"], decimals=1)
+    got = table[(table["population"] == "severe") & (table["param"] == "cramps") & (table["visit_to"] == "week8")]
+    got = got[got["visit_from"] == "baseline"]
+    for column in ("n", "statistic", "p_value", "estimate", "ci_low", "ci_high", "effect_size", "es_ci_low"):
+        assert got[column].tolist() == pytest.approx(expected[column].tolist(), abs=1e-12, nan_ok=True)
+    # K2-010's cramps never change: a zero difference, so the Wilcoxon p is a normal approximation
+    assert got["n"].tolist() == [6, 6] and got["n_nonzero"].tolist() == [5, 5]
+    assert got.iloc[0]["p_method"] == "normal_cc"
+
+
+def test_holm_families_on_fixture(fixture_data):
+    _, members, cube = fixture_data
+    table = efficacy.paired_tests(cube, members, SETTINGS)
+    one = table[(table["population"] == "all") & (table["param"] == "numbness") & (table["test"] == "wilcoxon")]
+    assert one["p_holm_visit_contrasts"].tolist() == pytest.approx(holm(one["p_value"]).tolist(), abs=1e-15)
+    week8 = table[
+        (table["population"] == "moderate") & (table["test"] == "paired_t") & (table["visit_from"] == "baseline")
+        & (table["visit_to"] == "week8") & table["param"].isin(efficacy.SYMPTOMS)
+    ]  # fmt: skip
+    assert len(week8) == 5
+    assert week8["p_holm_symptoms"].tolist() == pytest.approx(holm(week8["p_value"]).tolist(), abs=1e-15)
+    assert set(week8["family"]) == {"visit_contrasts; symptoms_week8"}
+    both = np.fmax(week8["p_holm_visit_contrasts"], week8["p_holm_symptoms"])
+    assert week8["p_adjusted"].tolist() == pytest.approx(both.tolist(), abs=1e-15)
+    composite = table[table["param"] == "composite"]
+    assert set(composite["family"]) == {"visit_contrasts"} and composite["p_holm_symptoms"].isna().all()
+    assert (table["p_adjusted"].dropna() >= table.loc[table["p_adjusted"].notna(), "p_value"]).all()
+
+
+def test_empty_population_gives_nan_rows(fixture_data):
+    _, members, cube = fixture_data
+    nobody = {name: np.zeros_like(mask) for name, mask in members.items()}
+    table = efficacy.paired_tests(cube, nobody, SETTINGS)
+    assert (table["n"] == 0).all() and table["p_value"].isna().all() and table["p_adjusted"].isna().all()
+
+
+# ------------------------------------------------------------------------------------------ Friedman
+
+
+def test_friedman_by_hand():
+    # Two subjects ranked 1, 2, 3 alike: rank sums 2, 4, 6; chi2 = 12 * 8 / (2 * 3 * 4) = 4; W = 4 / (2 * 2) = 1.
+    n, chi2, df, p, w = efficacy.friedman_test(np.array([[9.0, 5.0, 1.0], [8.0, 4.5, 2.0]])[:, ::-1], 1)
+    assert (n, chi2, df, w) == (2, 4.0, 2.0, 1.0)
+    assert p == pytest.approx(math.exp(-2.0), abs=1e-15)
+    # a subject with a missing visit is dropped; all-tied rows give NaN
+    assert efficacy.friedman_test(np.array([[1.0, 2.0, np.nan]]), 1)[0] == 0
+    assert math.isnan(efficacy.friedman_test(np.array([[3.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), 1)[1])
+
+
+def test_friedman_matches_scipy_with_ties():
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        values = rng.integers(0, 4, size=(int(rng.integers(3, 30)), 3)).astype(float)
+        n, chi2, df, p, w = efficacy.friedman_test(values, 0)
+        if math.isnan(chi2):
+            continue
+        expected = stats.friedmanchisquare(*values.T)
+        assert chi2 == pytest.approx(expected.statistic, abs=1e-9)
+        assert p == pytest.approx(expected.pvalue, abs=1e-12)
+        assert w == pytest.approx(chi2 / (n * 2), abs=1e-15)
+
+
+def test_friedman_table_on_fixture(fixture_data):
+    assignment, members, cube = fixture_data
+    table = efficacy.friedman_table(cube, members, SETTINGS)
+    assert list(table.columns) == efficacy.FRIEDMAN_COLUMNS and len(table) == 36
+    data = wide(set(assignment.loc[members["all"], "subject_id"]), "tingling")[["baseline", "week4", "week8"]]
+    data = data.dropna()
+    expected = stats.friedmanchisquare(*data.to_numpy().T)
+    got = table[(table["population"] == "all") & (table["param"] == "tingling")].iloc[0]
+    assert got["n"] == len(data) == 10  # K2-012 has no week 4 tingling
+    assert got["chi2"] == pytest.approx(expected.statistic, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------- descriptives
+
+
+def test_descriptives_match_pandas(fixture_data):
+    assignment, members, cube = fixture_data
+    table = efficacy.descriptives_table(cube, members, SETTINGS)
+    assert list(table.columns) == efficacy.DESCRIPTIVES_COLUMNS
+    # per population and param: aval at 3 visits + chg at 2 visits
+    assert len(table) == 6 * 6 * 5
+    data = wide(set(assignment.loc[members["moderate"], "subject_id"]), "composite")
+    for variable, values in (("aval", data["week4"]), ("chg", data["week4"] - data["baseline"])):
+        values = values.dropna()
+        got = table[
+            (table["population"] == "moderate") & (table["param"] == "composite") & (table["visit"] == "week4")
+            & (table["variable"] == variable)
+        ].iloc[0]  # fmt: skip
+        assert got["n"] == len(values) == 4
+        expected = [values.mean(), values.std(), values.median(), values.quantile(0.25), values.quantile(0.75)]
+        assert [got["mean"], got["sd"], got["median"], got["q1"], got["q3"]] == pytest.approx(expected, abs=1e-12)
+        assert (got["min"], got["max"]) == (values.min(), values.max())
+    assert not ((table["visit"] == "baseline") & (table["variable"] == "chg")).any()
+
+
+def test_weekly_trajectory(fixture_data):
+    assignment, members, cube = fixture_data
+    table = efficacy.weekly_table(cube, members)
+    assert list(table.columns) == efficacy.WEEKLY_COLUMNS and len(table) == 6 * 6 * 9
+    data = wide(set(assignment.loc[members["severe"], "subject_id"]), "numbness")["week3"]
+    got = table[(table["population"] == "severe") & (table["param"] == "numbness") & (table["week"] == 3)].iloc[0]
+    assert got["visit"] == "week3"
+    assert [got["n"], got["median"], got["q1"], got["q3"]] == pytest.approx(
+        [len(data), data.median(), data.quantile(0.25), data.quantile(0.75)], abs=1e-12
+    )
+
+
+# -------------------------------------------------------------------------------------- responders
+
+
+def test_responder_boundaries_by_hand():
+    baseline = np.array([10.0, 10.0, 0.0, 5.0, 5.0, np.nan, 6.0])
+    week8 = np.array([7.0, 7.1, 0.0, 3.0, 3.1, 1.0, np.nan])
+    # percent: 10 -> 7 is exactly 30 % (responder), 10 -> 7.1 is 29 %, 5 -> 3 is 40 %, 5 -> 3.1 is 38 %;
+    # 0 -> 0 is not evaluable; the pairs with a missing value do not count at all
+    assert efficacy.responder_counts(baseline, week8, 1, percent=30) == (3, 4, 1)
+    assert efficacy.responder_counts(baseline, week8, 1, percent=50) == (0, 4, 1)
+    # points: 10 -> 7 and 10 -> 7.1 and 5 -> 3 fall >= 2 cm; 5 -> 3.1 falls 1.9 cm; baseline 0 is evaluable
+    assert efficacy.responder_counts(baseline, week8, 1, points=2) == (3, 5, 0)
+
+
+def test_clopper_pearson_matches_scipy():
+    for x, n in ((0, 10), (3, 10), (10, 10), (7, 23)):
+        low, high = efficacy.clopper_pearson([x], [n], 0.95)
+        ci = stats.binomtest(x, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert (low[0], high[0]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    low, high = efficacy.clopper_pearson([0], [0], 0.95)
+    assert math.isnan(low[0]) and math.isnan(high[0])
+
+
+def test_responders_table_on_fixture(fixture_data):
+    _, members, cube = fixture_data
+    table = efficacy.responders_table(cube, members, SETTINGS)
+    assert list(table.columns) == efficacy.RESPONDER_COLUMNS
+    assert len(table) == 6 * 6 * 3
+    assert list(table["criterion"].unique()) == ["pct_reduction_ge_30", "pct_reduction_ge_50", "point_reduction_ge_2"]
+    cramps = table[(table["population"] == "severe") & (table["param"] == "cramps")]
+    # K2-010's cramps stay at 8.0: 5 of 6 severe subjects respond on every criterion
+    assert cramps["responders"].tolist() == [5, 5, 5] and cramps["n"].tolist() == [6, 6, 6]
+    assert cramps["percent"].tolist() == pytest.approx([500 / 6] * 3)
+    ci = stats.binomtest(5, 6).proportion_ci(method="exact")
+    assert cramps["ci_low"].iloc[0] == pytest.approx(100 * ci.low, abs=1e-10)
+    assert (cramps["caveat"] == "").all()
+    assert (table.loc[table["param"] == "tingling", "caveat"] == efficacy.MCID_CAVEAT).all()
+
+
+# ------------------------------------------------------------------------------ group comparison
+
+
+def test_group_comparison_on_fixture(fixture_data):
+    assignment, members, cube = fixture_data
+    table = efficacy.group_comparison_table(cube, members, SETTINGS)
+    assert list(table.columns) == efficacy.GROUP_COMPARISON_COLUMNS and len(table) == 12
+    moderate = wide(set(assignment.loc[members["moderate"], "subject_id"]), "composite")
+    severe = wide(set(assignment.loc[members["severe"], "subject_id"]), "composite")
+    expected = rank_sum_test(moderate["week8"] - moderate["baseline"], severe["week8"] - severe["baseline"], decimals=2)
+    got = table[(table["param"] == "composite") & (table["visit"] == "week8")].iloc[0]
+    assert (got["n_a"], got["n_b"]) == (5, 6)
+    for column, value in (("statistic", expected.statistic), ("p_value", expected.p_value),
+                          ("estimate", expected.estimate), ("ci_low", expected.ci_low),
+                          ("effect_size", expected.rank_biserial)):  # fmt: skip
+        assert got[column] == pytest.approx(value, abs=1e-12)
+    # the severe group starts higher and falls further: moderate minus severe change is positive
+    assert got["estimate"] > 0 and got["effect_size"] > 0
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def balanced_cube(seed: int = 8, per_group: int = 8):
+    """Composite VAS for 2 x per_group subjects, complete at baseline, week 4 and week 8."""
+    rng = np.random.default_rng(seed)
+    n = 2 * per_group
+    aval = np.full((n, len(efficacy.PARAMS), 9), np.nan)
+    severe = np.arange(n) >= per_group
+    means = np.where(severe[:, None], [8.5, 4.5, 1.8], [7.0, 4.0, 1.5])
+    values = means + rng.normal(0, 0.6, (n, 1)) + rng.normal(0, 0.4, (n, 3))
+    aval[:, efficacy.PARAMS.index("composite"), [0, 4, 8]] = np.round(values, 2)
+    ids = np.array([f"K2-{i + 1:03d}" for i in range(n)], dtype=object)
+    members = {name: np.zeros(n, dtype=bool) for name in groups.POPULATIONS}
+    members["all"] = np.ones(n, dtype=bool)
+    members["moderate"], members["severe"] = ~severe, severe
+    return efficacy.VasCube(ids, efficacy.PARAMS, aval), members, np.round(values, 2), severe
+
+
+def test_models_against_textbook_formulas():
+    cube, members, y, severe = balanced_cube()
+    table = efficacy.models_table(cube, members, SETTINGS)
+    assert list(table.columns[:2]) == ["model", "param"] and set(table["param"]) == {"composite"}
+    a, b, n = 2, 3, 8
+    cells = np.stack([y[~severe], y[severe]])  # group x subject x visit
+    grand = cells.mean()
+    group_means = cells.mean(axis=(1, 2))
+    subject_means = cells.mean(axis=2)
+    visit_means = cells.mean(axis=(0, 1))
+    cell_means = cells.mean(axis=1)
+    ss_group = b * n * np.sum((group_means - grand) ** 2)
+    ss_subjects = b * np.sum((subject_means - group_means[:, None]) ** 2)
+    ss_visit = a * n * np.sum((visit_means - grand) ** 2)
+    ss_inter = n * np.sum((cell_means - group_means[:, None] - visit_means[None, :] + grand) ** 2)
+    residual = cells - subject_means[:, :, None] - cell_means[:, None, :] + group_means[:, None, None]
+    ms_error = np.sum(residual**2) / (a * (n - 1) * (b - 1))
+    ms_subjects = ss_subjects / (a * (n - 1))
+    anova = table[table["model"] == "mixed_anova"].set_index("term")
+    assert anova.loc["severity_group", "statistic"] == pytest.approx(ss_group / ms_subjects, rel=1e-9)
+    assert anova.loc["visit", "statistic"] == pytest.approx(ss_visit / (b - 1) / ms_error, rel=1e-9)
+    assert anova.loc["severity_group:visit", "statistic"] == pytest.approx(ss_inter / 2 / ms_error, rel=1e-9)
+    assert anova.loc["visit", ["df1", "df2"]].tolist() == [2, 28]
+
+    lmm = table[table["model"] == "lmm_random_intercept"].set_index("term")
+    expected = {
+        "intercept": cell_means[0, 0],
+        "visit[week4]": cell_means[0, 1] - cell_means[0, 0],
+        "visit[week8]": cell_means[0, 2] - cell_means[0, 0],
+        "severity_group[severe]": cell_means[1, 0] - cell_means[0, 0],
+        "visit[week4]:severity_group[severe]": (cell_means[1, 1] - cell_means[1, 0])
+        - (cell_means[0, 1] - cell_means[0, 0]),
+        "visit[week8]:severity_group[severe]": (cell_means[1, 2] - cell_means[1, 0])
+        - (cell_means[0, 2] - cell_means[0, 0]),
+    }
+    for term, value in expected.items():
+        assert lmm.loc[term, "estimate"] == pytest.approx(value, abs=1e-6), term
+    # balanced design: REML variance components are the ANOVA (expected mean squares) estimators
+    assert lmm.loc["var(residual)", "estimate"] == pytest.approx(ms_error, rel=1e-4)
+    assert lmm.loc["var(subject intercept)", "estimate"] == pytest.approx((ms_subjects - ms_error) / b, rel=1e-3)
+    se = lmm.loc["visit[week4]", "se"]
+    assert se == pytest.approx(math.sqrt(2 * ms_error / n), rel=1e-4)
+    z = lmm.loc["visit[week4]", "statistic"]
+    assert lmm.loc["visit[week4]", "p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
+    assert lmm["caveat"].str.contains("variance component|no small-sample df").all()
+    assert anova["method"].str.contains("pingouin").all() and lmm["method"].str.contains("MixedLM").all()
+
+
+def test_models_not_estimable_with_one_group():
+    cube, members, _, _ = balanced_cube()
+    members = {**members, "severe": np.zeros_like(members["severe"])}
+    table = efficacy.models_table(cube, members, SETTINGS)
+    assert table["statistic"].isna().all() and table["caveat"].str.startswith("not estimable").all()
+
+
+# ------------------------------------------------------------------------------------ the scripts
+
+
+class _Named(list):
+    """Stands in for Snakemake's named lists (attribute access, keys())."""
+
+    def __init__(self, **items):
+        super().__init__(items.values())
+        self._keys = list(items)
+        for key, value in items.items():
+            setattr(self, key, value)
+
+    def keys(self):
+        return list(self._keys)
+
+    def items(self):
+        return [(k, getattr(self, k)) for k in self._keys]
+
+
+class _Job:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+@pytest.fixture
+def restore_logging():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def run_scripts(out: Path, config: dict) -> None:
+    groups_job = _Job(
+        input=_Named(**{name: str(FIXTURES / f"{name}.csv") for name in ("subjects", "vas", "labs")}),
+        output=_Named(assignment=str(out / "groups/assignment.csv"), counts=str(out / "groups/counts.csv")),
+        params=_Named(groups=config["groups"], b12_status=config["b12_status"], composite_decimals=2),
+        log=[str(out / "logs/assign_groups.log")],
+        rule="assign_groups",
+    )
+    runpy.run_path(str(ROOT / "workflow/scripts/assign_groups.py"), init_globals={"snakemake": groups_job})
+    names = ["paired_tests", "friedman", "descriptives", "responders", "group_comparison", "models", "weekly"]
+    efficacy_job = _Job(
+        input=_Named(assignment=str(out / "groups/assignment.csv"), vas=str(FIXTURES / "vas.csv")),
+        output=_Named(
+            **{name: str(out / f"efficacy/{name}.csv") for name in names},
+            analysis_choices=str(out / "efficacy/analysis_choices.json"),
+        ),
+        params=_Named(efficacy=config["efficacy"], groups=config["groups"], b12_status=config["b12_status"]),
+        log=[str(out / "logs/efficacy_analysis.log")],
+        rule="efficacy_analysis",
+    )
+    runpy.run_path(str(ROOT / "workflow/scripts/efficacy_analysis.py"), init_globals={"snakemake": efficacy_job})
+
+
+def test_scripts_write_every_table_deterministically(tmp_path, restore_logging):
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    run_scripts(tmp_path / "a", config)
+    run_scripts(tmp_path / "b", config)
+    produced = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*.*"))
+    assert [p for p in produced if not p.startswith("logs/")] == sorted(
+        ["groups/assignment.csv", "groups/counts.csv", "efficacy/analysis_choices.json"]
+        + [f"efficacy/{n}.csv" for n in ("paired_tests", "friedman", "descriptives", "responders",
+                                         "group_comparison", "models", "weekly")]
+    )  # fmt: skip
+    for path in produced:
+        if not path.startswith("logs/"):
+            assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes(), path
+    paired = pd.read_csv(tmp_path / "a/efficacy/paired_tests.csv")
+    assert list(paired.columns) == efficacy.PAIRED_TESTS_COLUMNS
+    assert set(paired["p_method"]) <= {"exact", "normal_cc", "t"}
+    choices = json.loads((tmp_path / "a/efficacy/analysis_choices.json").read_text())
+    assert choices["wilcoxon"]["zero_method"].startswith("wilcox")
+    assert "severe if baseline composite VAS >= 8" in choices["severity_boundary"]
+    assignment = pd.read_csv(tmp_path / "a/groups/assignment.csv")
+    assert assignment["subject_id"].tolist()[-2:] == ["K2-012", "K2-100"]

@@ -1,0 +1,155 @@
+"""Adverse-event tables (k2trial.adverse_events) and the escaping of hostile text in their CSV files."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from k2trial import adverse_events as ae
+from k2trial.errors import InputDataError
+from k2trial.labsafety import prepare_subjects
+from k2trial.tabular import csv_bytes
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "safety" / "planted"
+RELATED = ("possible", "probable", "definite")
+WITHDRAWAL = ("drug withdrawn", "drug discontinued")
+AE_COLUMNS = ["raw_row", "subject_id", "term", "onset_date", "end_date", "severity", "serious", "related", "action",
+              "outcome"]  # fmt: skip
+
+
+def read(name: str) -> pd.DataFrame:
+    return pd.read_csv(FIXTURE / name, keep_default_na=False, na_values=[""], dtype={"subject_id": "str"})
+
+
+@pytest.fixture(scope="module")
+def subjects() -> pd.DataFrame:
+    return prepare_subjects(read("subjects.csv"))
+
+
+def listing_of(events: pd.DataFrame, subjects: pd.DataFrame) -> pd.DataFrame:
+    return ae.adverse_event_listing(events, subjects, related_levels=RELATED, withdrawal_actions=WITHDRAWAL)
+
+
+def summary_of(listing: pd.DataFrame, n: int) -> pd.DataFrame:
+    return ae.ae_summary(listing, n, related_levels=RELATED, withdrawal_actions=WITHDRAWAL).set_index("category")
+
+
+def test_tables_on_the_fixture_with_a_serious_event_and_a_withdrawal(subjects):
+    listing = listing_of(read("adverse_events.csv").astype("str"), subjects)
+    # 6 subjects in the safety set (K2-007 never dosed)
+    summary = summary_of(listing, 6)
+    assert summary.loc["any", ["n_subjects", "n_events"]].tolist() == [3, 4]
+    assert summary.loc["any", "percent"] == 50.0
+    assert summary.loc["related", ["n_subjects", "n_events"]].tolist() == [1, 1]  # epistaxis, possible
+    assert summary.loc["severe", ["n_subjects", "n_events"]].tolist() == [2, 2]  # epistaxis, headache
+    assert summary.loc["serious", ["n_subjects", "n_events"]].tolist() == [1, 1]
+    assert summary.loc["leading_to_withdrawal", ["n_subjects", "n_events"]].tolist() == [1, 1]
+    assert summary.loc["leading_to_withdrawal", "percent"] == pytest.approx(100 / 6)
+    assert (summary["denominator"] == 6).all() and (summary["note"] == "").all()
+    assert list(summary.index) == ["any", "treatment_emergent", "related", "severe", "serious",
+                                   "leading_to_withdrawal"]  # fmt: skip
+
+    by_term = ae.ae_by_term(listing, 6)
+    assert by_term["term"].tolist() == ["Nausea", "Epistaxis", "Headache"]  # "nausea" grouped with "Nausea"
+    nausea = by_term.iloc[0]
+    assert (nausea.n_subjects, nausea.n_events, nausea.n_subjects_severe) == (1, 2, 0)
+    epistaxis = by_term.iloc[1]
+    assert (epistaxis.n_subjects_serious, epistaxis.n_subjects_related, epistaxis.n_subjects_leading_to_withdrawal) == (
+        1,
+        1,
+        1,
+    )
+
+    assert listing["subject_id"].tolist() == ["K2-002", "K2-003", "K2-003", "K2-005"]
+    assert list(listing.columns) == ae.LISTING_COLUMNS
+    epi = listing.iloc[0]
+    # first dose 2013-01-14, onset 2013-03-08: day 54
+    assert (epi.study_day, epi.related_to_treatment, epi.leading_to_withdrawal, epi.treatment_emergent) == (
+        54,
+        True,
+        True,
+        True,
+    )
+
+
+def test_no_adverse_events_gives_zero_counts_that_say_so(subjects):
+    empty = pd.DataFrame(columns=AE_COLUMNS)
+    listing = listing_of(empty, subjects)
+    assert listing.empty and list(listing.columns) == ae.LISTING_COLUMNS
+    summary = summary_of(listing, 6)
+    assert (summary["n_subjects"] == 0).all() and (summary["n_events"] == 0).all()
+    assert (summary["percent"] == 0.0).all() and (summary["denominator"] == 6).all()
+    assert (summary["note"] == "No adverse events reported in the safety set (N = 6)").all()
+    by_term = ae.ae_by_term(listing, 6)
+    assert by_term.to_dict("records") == [
+        {
+            "term": "No adverse events reported",
+            "n_subjects": 0,
+            "percent": 0.0,
+            "n_events": 0,
+            "n_subjects_related": 0,
+            "n_subjects_severe": 0,
+            "n_subjects_serious": 0,
+            "n_subjects_leading_to_withdrawal": 0,
+            "denominator": 6,
+        }
+    ]
+
+
+def event(subject: str, term: str, onset: str = "2013-02-01", **extra) -> dict:
+    row = dict.fromkeys(AE_COLUMNS, "")
+    row.update(
+        raw_row="2", subject_id=subject, term=term, onset_date=onset, severity="mild", serious="no", related="unlikely"
+    )
+    row.update(extra)
+    return row
+
+
+def test_action_text_ignores_case_and_spacing_but_not_meaning(subjects):
+    events = pd.DataFrame(
+        [
+            event("K2-001", "Rash", action="  DRUG   Withdrawn "),
+            event("K2-004", "Rash", action="drug not withdrawn"),
+            event("K2-001", "Pruritus", onset="2013-01-09", related="Probable"),  # the day before the first dose
+        ]
+    )
+    listing = listing_of(events, subjects).set_index("term")
+    assert listing["leading_to_withdrawal"].tolist() == [False, True, False]  # sorted: Pruritus, Rash, Rash
+    pruritus = listing.loc["Pruritus"]
+    assert (pruritus.study_day, pruritus.treatment_emergent, pruritus.related_to_treatment) == (-1, False, True)
+
+
+def test_unknown_subject_names_the_raw_row(subjects):
+    with pytest.raises(InputDataError, match=r"row 7.*subject not in subjects.csv"):
+        listing_of(pd.DataFrame([event("K2-099", "Rash", raw_row="7")]), subjects)
+
+
+def test_events_of_subjects_outside_the_safety_set_are_listed_not_counted(subjects):
+    listing = listing_of(pd.DataFrame([event("K2-007", "Rash")]), subjects)
+    assert listing["in_safety_set"].tolist() == [False]
+    assert summary_of(listing, 6).loc["any", "n_subjects"] == 0
+
+
+HOSTILE = {
+    '=HYPERLINK("http://evil.example","click")': "'=HYPERLINK(\"http://evil.example\",\"click\")",
+    "+SUM(1,2)": "'+SUM(1,2)",
+    "-2+3": "'-2+3",
+    "@cmd": "'@cmd",
+    "<script>alert(1)</script>": "<script>alert(1)</script>",  # plain text in a CSV; HTML escaping is issue 5's
+}
+
+
+def test_hostile_terms_cannot_run_as_spreadsheet_formulas(subjects):
+    events = pd.DataFrame([event("K2-001", term, action=term) for term in HOSTILE])
+    listing = listing_of(events, subjects)
+    for table in (listing, ae.ae_by_term(listing, 6)):
+        records = list(csv.DictReader(io.StringIO(csv_bytes(table).decode("utf-8"))))
+        written = {r["term"] for r in records}
+        assert written == set(HOSTILE.values())
+        assert not any(r["term"].startswith(("=", "+", "-", "@")) for r in records)
+    actions = {r["action"] for r in csv.DictReader(io.StringIO(csv_bytes(listing).decode("utf-8")))}
+    assert actions == set(HOSTILE.values())

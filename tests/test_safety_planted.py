@@ -1,0 +1,186 @@
+"""The safety step end to end (workflow/scripts/safety_analysis.py) on the planted-abnormality fixture of the
+acceptance: an ALT rise to 4 x ULN with bilirubin 2.5 x ULN, an INR of 1.8, a haemoglobin of 7.5 g/dL and a severe
+adverse event are each graded and listed correctly; the run is deterministic.
+(Fixture: tests/fixtures/safety/planted, written by make_planted.py there.)
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import yaml
+
+from k2trial.safety import SAFETY_TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "safety" / "planted"
+SCRIPT = ROOT / "workflow" / "scripts" / "safety_analysis.py"
+CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+class Named(list):
+    """The part of Snakemake's named lists a script uses: attribute access, keys(), iteration over values."""
+
+    def __init__(self, **items: str):
+        super().__init__(items.values())
+        self._items = items
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def keys(self):
+        return self._items.keys()
+
+
+def run_safety_step(inputs: Path, out: Path) -> dict[str, pd.DataFrame]:
+    smk = SimpleNamespace(
+        input=Named(
+            labs=str(inputs / "labs.csv"),
+            subjects=str(inputs / "subjects.csv"),
+            adverse_events=str(inputs / "adverse_events.csv"),
+            lab_units=str(ROOT / "config" / "lab_units.yaml"),
+            lab_standards=str(ROOT / "config" / "lab_standards.yaml"),
+        ),
+        output=Named(**{name: str(out / f"{name}.csv") for name in SAFETY_TABLES}),
+        params=SimpleNamespace(safety=CONFIG["safety"], b12_status=CONFIG["b12_status"]),
+        log=[str(out / "safety_analysis.log")],
+        rule="safety_analysis",
+    )
+    runpy.run_path(str(SCRIPT), init_globals={"snakemake": smk}, run_name="__main__")
+    return {
+        name: pd.read_csv(out / f"{name}.csv", keep_default_na=False, na_values=[""]) for name in SAFETY_TABLES
+    }
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    return run_safety_step(FIXTURE, tmp_path_factory.mktemp("safety"))
+
+
+def test_every_output_is_written(planted):
+    assert set(planted) == set(SAFETY_TABLES)
+    assert planted["lab_flags"]["subject_id"].nunique() == 6  # K2-007 never dosed
+
+
+def test_alt_rise_with_bilirubin_is_a_hys_law_case(planted):
+    hys = planted["hys_law"]
+    assert hys[["subject_id", "visit", "alt_xuln", "tbil_xuln", "tbil_visit"]].values.tolist() == [
+        ["K2-001", "week8", 4.0, 2.5, "week8"]
+    ]
+    grades = planted["ctcae_grades"].set_index(["subject_id", "param", "week"])
+    assert grades.loc[("K2-001", "ALT", 8), "grade"] == 2  # 4 x ULN: > 3-5 x ULN
+    assert grades.loc[("K2-001", "TBIL", 8), "grade"] == 2  # 2.5 x ULN: > 1.5-3 x ULN
+    assert grades.loc[("K2-004", "ALT", 8), "grade"] == 2
+    edish = planted["edish"].set_index("subject_id")["quadrant"]
+    assert edish["K2-001"] == "potential Hy's law" and edish["K2-004"] == "Temple's corollary"
+
+
+def test_inr_of_1_8_is_grade_2_and_anticoagulated_inr_is_relative(planted):
+    grades = planted["ctcae_grades"]
+    inr = grades[grades["term"] == "INR increased"].set_index(["subject_id", "week"])
+    assert inr.loc[("K2-002", 8), "grade"] == 2
+    assert inr.loc[("K2-002", 8), "criterion"] == "> 1.5 (not anticoagulated)"
+    # K2-005 on an anticoagulant: 2.70 / 2.50 = 1.08 x baseline -> grade 1 (absolute, it would be grade 3)
+    assert inr.loc[("K2-005", 8), "grade"] == 1
+    shifts = planted["lab_shifts"]
+    inr_week8 = shifts[(shifts.param == "INR") & (shifts.comparison == "week8") & (shifts.n > 0)]
+    assert inr_week8[["from", "to", "n"]].values.tolist() == [
+        ["NORMAL", "NORMAL", 4],
+        ["NORMAL", "HIGH", 1],
+        ["HIGH", "HIGH", 1],
+    ]
+
+
+def test_haemoglobin_7_5_is_anaemia_grade_3(planted):
+    grades = planted["ctcae_grades"]
+    hgb = grades[grades["term"] == "Anemia"].set_index(["subject_id", "week"])
+    assert hgb.loc[("K2-003", 4), "grade"] == 3
+    assert hgb.loc[("K2-003", 4), "criterion"] == "< 8 g/dL"
+    worst = planted["ctcae_worst"]
+    anaemia = worst[(worst.term == "Anemia") & (worst.n > 0)]
+    assert anaemia[["baseline_grade", "worst_grade", "n"]].astype(str).values.tolist() == [
+        ["0", "0", "4"],
+        ["0", "3", "1"],
+        ["1", "1", "1"],  # K2-006: anaemic at baseline, improving
+    ]
+
+
+def test_severe_adverse_events_are_counted_and_listed(planted):
+    summary = planted["ae_summary"].set_index("category")
+    assert summary.loc["severe", "n_subjects"] == 2
+    assert summary.loc["serious", "n_subjects"] == 1
+    assert summary.loc["leading_to_withdrawal", "n_subjects"] == 1
+    listing = planted["ae_listing"]
+    severe = listing[listing.severity == "severe"]
+    assert severe[["subject_id", "term", "serious"]].values.tolist() == [
+        ["K2-002", "Epistaxis", "yes"],
+        ["K2-005", "Headache", "no"],
+    ]
+
+
+def test_conclusion_names_each_planted_abnormality(planted):
+    conclusion = planted["safety_conclusion"].set_index("param")
+    significant = conclusion[conclusion["significant"]].index.tolist()
+    assert significant == ["HGB", "ALT", "AST", "TBIL", "PT", "INR", "HYS_LAW", "ALL"]
+    assert conclusion.loc["INR", "subjects"] == "K2-002"  # not K2-005 (grade 1 relative to baseline)
+    assert conclusion.loc["PT", "panel"] == "coagulation"
+    assert conclusion.loc["PT", "n_significant_shift"] == 1
+    assert conclusion.loc["HYS_LAW", "subjects"] == "K2-001"
+    assert conclusion.loc["HGB", "worst_grade"] == 3
+    assert conclusion.loc["ALL", "n_significant"] == 4
+    assert not conclusion.loc["B12", "significant"]  # deficient -> adequate is an improvement
+    assert re.search(r"CTCAE v5\.0 grade >= 2 above the baseline grade \(INR increased\)", conclusion.loc["INR", "rule"])
+
+
+def test_censored_bilirubin_is_kept_out_of_the_paired_test_and_counted(planted):
+    tests = planted["lab_paired_tests"]
+    tbil = tests[tests.param == "TBIL"].set_index("test")
+    assert tbil.loc["wilcoxon", "n"] == 5 and tbil.loc["wilcoxon", "n_censored_excluded"] == 1
+    assert tbil.loc["wilcoxon", "family"] == "lab_params_baseline_week8_wilcoxon"
+    assert list(tests.columns[:4]) == ["population", "param", "visit_from", "visit_to"]
+    assert tests["param"].drop_duplicates().tolist()[-1] == "EGFR"
+    descriptives = planted["lab_descriptives"].set_index(["param", "visit"])
+    assert descriptives.loc[("TBIL", "week8"), "n_censored"] == 1
+
+
+def test_b12_deficient_subject_becomes_adequate(planted):
+    categories = planted["lab_categories"]
+    row = categories[
+        (categories.param == "B12") & (categories.visit == "week8") & (categories.baseline_category == "deficient")
+    ]
+    assert row[row.n > 0][["category", "n", "percent"]].values.tolist() == [["adequate", 1, 100.0]]
+
+
+def test_rerun_is_byte_identical_and_an_empty_ae_file_works(tmp_path, planted):
+    inputs = tmp_path / "inputs"
+    shutil.copytree(FIXTURE, inputs)
+    (inputs / "adverse_events.csv").write_text(
+        "raw_row,subject_id,term,onset_date,end_date,severity,serious,related,action,outcome\n"
+    )
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    tables = run_safety_step(inputs, first)
+    run_safety_step(inputs, second)
+    for name in SAFETY_TABLES:
+        assert (first / f"{name}.csv").read_bytes() == (second / f"{name}.csv").read_bytes(), name
+    assert tables["ae_summary"]["n_subjects"].tolist() == [0] * 6
+    assert tables["ae_by_term"]["term"].tolist() == ["No adverse events reported"]
+    assert tables["ae_listing"].empty
+
+
+def test_lab_standards_is_an_input_of_the_safety_rules_only():
+    upstream = ["validate.smk", "clean.smk", "derive.smk"]
+    for name in upstream:
+        path = ROOT / "workflow" / "rules" / name
+        if path.exists():
+            assert "lab_standards" not in path.read_text(), name
+    assert 'lab_standards=config["lab_standards"]' in (ROOT / "workflow" / "rules" / "safety.smk").read_text()

@@ -1,0 +1,226 @@
+"""Adverse events: listing, summary (subjects with any, related, severe, serious, leading to withdrawal) and
+counts by term.
+
+Input: results/clean/adverse_events.csv (raw columns with canonical values and `raw_row`; zero rows means no
+adverse events were reported). Denominators are the safety set (subjects who took any dose); events of subjects
+outside it are listed but not counted. "Related" and "leading to withdrawal" follow configured lists
+(config.yaml safety.related_levels, safety.withdrawal_actions); action text is compared ignoring case and
+spacing. Treatment-emergent: onset on or after the first dose.
+
+Text from the data (terms, actions, outcomes) is carried as data; k2trial.tabular.write_csv neutralises cells a
+spreadsheet would run as formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from k2trial.errors import InputDataError, Problem
+from k2trial.labsafety import subject_numbers
+
+AE_REQUIRED = ("subject_id", "term", "onset_date", "severity", "serious", "related")
+SEVERITIES = ("mild", "moderate", "severe")
+LISTING_COLUMNS = [
+    "subject_id",
+    "raw_row",
+    "term",
+    "onset_date",
+    "end_date",
+    "study_day",
+    "severity",
+    "serious",
+    "related",
+    "related_to_treatment",
+    "action",
+    "leading_to_withdrawal",
+    "outcome",
+    "treatment_emergent",
+    "in_safety_set",
+]
+SUMMARY_COLUMNS = ["category", "description", "n_subjects", "percent", "n_events", "denominator", "note"]
+BY_TERM_COLUMNS = [
+    "term",
+    "n_subjects",
+    "percent",
+    "n_events",
+    "n_subjects_related",
+    "n_subjects_severe",
+    "n_subjects_serious",
+    "n_subjects_leading_to_withdrawal",
+    "denominator",
+]
+NO_EVENTS_TERM = "No adverse events reported"
+
+
+def _normalise_text(values: pd.Series) -> pd.Series:
+    return values.fillna("").astype("str").str.strip().str.casefold().str.replace(r"\s+", " ", regex=True)
+
+
+def adverse_event_listing(
+    adverse_events: pd.DataFrame,
+    subjects: pd.DataFrame,
+    *,
+    related_levels: Sequence[str],
+    withdrawal_actions: Sequence[str],
+    label: str = "adverse_events.csv",
+) -> pd.DataFrame:
+    """One row per reported event with derived flags: LISTING_COLUMNS.
+
+    subjects: output of k2trial.labsafety.prepare_subjects. study_day = onset - first dose + 1 on or after the
+    first dose, onset - first dose before it (no day 0); empty without a first dose. Sorted by subject number,
+    onset date, term, raw_row. Raises InputDataError for a subject not in subjects.csv or a severity outside
+    mild/moderate/severe.
+    """
+    missing = [c for c in AE_REQUIRED if c not in adverse_events.columns]
+    if missing:
+        raise InputDataError(
+            [Problem(label, None, c, None, "required_column", "error", f"column '{c}' is missing") for c in missing]
+        )
+    ae = adverse_events.copy()
+    for column in ("end_date", "action", "outcome"):
+        if column not in ae.columns:
+            ae[column] = ""
+    if "raw_row" not in ae.columns:
+        ae["raw_row"] = np.arange(len(ae)) + 2
+    text_columns = [
+        "subject_id",
+        "term",
+        "onset_date",
+        "end_date",
+        "severity",
+        "serious",
+        "related",
+        "action",
+        "outcome",
+    ]
+    for column in text_columns:
+        ae[column] = ae[column].fillna("").astype("str").str.strip()
+    known = subjects.set_index("subject_id")
+    unknown = ~ae["subject_id"].isin(known.index)
+    bad_severity = ~ae["severity"].isin(SEVERITIES)
+    problems = [
+        Problem(label, int(r), "subject_id", v, "known_subject", "error", "subject not in subjects.csv")
+        for r, v in zip(ae.loc[unknown, "raw_row"], ae.loc[unknown, "subject_id"], strict=True)
+    ] + [
+        Problem(label, int(r), "severity", v, "severity_levels", "error", f"severity must be one of {SEVERITIES}")
+        for r, v in zip(ae.loc[bad_severity, "raw_row"], ae.loc[bad_severity, "severity"], strict=True)
+    ]
+    if problems:
+        raise InputDataError(problems)
+
+    first_dose = pd.to_datetime(ae["subject_id"].map(known["first_dose_date"]), errors="coerce")
+    onset = pd.to_datetime(ae["onset_date"], errors="coerce", format="%Y-%m-%d")
+    days = (onset - first_dose).dt.days
+    study_day = days.where(days < 0, days + 1).astype("Int64")
+    related_set = {level.casefold() for level in related_levels}
+    withdrawal_set = {" ".join(a.casefold().split()) for a in withdrawal_actions}
+    listing = pd.DataFrame(
+        {
+            "subject_id": ae["subject_id"],
+            "raw_row": pd.to_numeric(ae["raw_row"], errors="coerce").astype("Int64"),
+            "term": ae["term"],
+            "onset_date": ae["onset_date"],
+            "end_date": ae["end_date"],
+            "study_day": study_day,
+            "severity": ae["severity"],
+            "serious": ae["serious"],
+            "related": ae["related"],
+            "related_to_treatment": _normalise_text(ae["related"]).isin(related_set),
+            "action": ae["action"],
+            "leading_to_withdrawal": _normalise_text(ae["action"]).isin(withdrawal_set),
+            "outcome": ae["outcome"],
+            "treatment_emergent": (onset >= first_dose).fillna(False).astype(bool),
+            "in_safety_set": ae["subject_id"].map(known["saffl"]).fillna(False).astype(bool),
+        },
+        columns=LISTING_COLUMNS,
+    )
+    listing["_number"] = subject_numbers(listing["subject_id"])
+    listing = listing.sort_values(["_number", "onset_date", "term", "raw_row"], kind="mergesort")
+    return listing.drop(columns="_number").reset_index(drop=True)
+
+
+def _is_serious(listing: pd.DataFrame) -> pd.Series:
+    return _normalise_text(listing["serious"]).isin(["yes", "y", "true", "1"])
+
+
+def ae_summary(
+    listing: pd.DataFrame, n_safety: int, *, related_levels: Sequence[str], withdrawal_actions: Sequence[str]
+) -> pd.DataFrame:
+    """Subjects (n, % of the safety set) and events per category: any AE, treatment-emergent, related, severe,
+    serious, leading to withdrawal. With no events in the safety set every count is zero and `note` says so.
+    """
+    events = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)]
+    categories = [
+        ("any", "Any adverse event", np.ones(len(events), bool)),
+        ("treatment_emergent", "Onset on or after the first dose", events["treatment_emergent"].to_numpy(bool)),
+        (
+            "related",
+            f"Causality {', '.join(related_levels)}",
+            events["related_to_treatment"].to_numpy(bool),
+        ),
+        ("severe", "Severity severe", events["severity"].eq("severe").to_numpy()),
+        ("serious", "Serious adverse event", _is_serious(events).to_numpy()),
+        (
+            "leading_to_withdrawal",
+            f"Action: {'; '.join(withdrawal_actions)}",
+            events["leading_to_withdrawal"].to_numpy(bool),
+        ),
+    ]
+    note = "" if len(events) else f"No adverse events reported in the safety set (N = {n_safety})"
+    rows = []
+    for category, description, selected in categories:
+        n_subjects = int(events.loc[selected, "subject_id"].nunique())
+        rows.append(
+            {
+                "category": category,
+                "description": description,
+                "n_subjects": n_subjects,
+                "percent": 100.0 * n_subjects / n_safety if n_safety else np.nan,
+                "n_events": int(selected.sum()),
+                "denominator": int(n_safety),
+                "note": note,
+            }
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def ae_by_term(listing: pd.DataFrame, n_safety: int) -> pd.DataFrame:
+    """Subjects and events per term in the safety set (terms grouped ignoring case and spacing; the first
+    spelling in alphabetical order is shown), with subjects having a related, severe, serious or withdrawal event
+    of that term. Sorted by subjects, then events (descending), then term. With no events: one row
+    "No adverse events reported" with zero counts.
+    """
+    events = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)].copy()
+    if events.empty:
+        return pd.DataFrame(
+            [{"term": NO_EVENTS_TERM, **{c: 0 for c in BY_TERM_COLUMNS[1:]}}], columns=BY_TERM_COLUMNS
+        ).assign(percent=0.0 if n_safety else np.nan, denominator=int(n_safety))
+    events["_key"] = _normalise_text(events["term"])
+    events["_serious"] = _is_serious(events)
+    events["_severe"] = events["severity"].eq("severe")
+
+    def subjects_with(column: str) -> pd.Series:
+        return events.loc[events[column]].groupby("_key")["subject_id"].nunique()
+
+    grouped = events.groupby("_key")
+    table = pd.DataFrame(
+        {
+            "term": grouped["term"].min(),
+            "n_subjects": grouped["subject_id"].nunique(),
+            "n_events": grouped.size(),
+        }
+    )
+    for column, name in (
+        ("related_to_treatment", "n_subjects_related"),
+        ("_severe", "n_subjects_severe"),
+        ("_serious", "n_subjects_serious"),
+        ("leading_to_withdrawal", "n_subjects_leading_to_withdrawal"),
+    ):
+        table[name] = subjects_with(column).reindex(table.index).fillna(0).astype(np.int64)
+    table["percent"] = 100.0 * table["n_subjects"] / n_safety if n_safety else np.nan
+    table["denominator"] = int(n_safety)
+    table = table.sort_values(["n_subjects", "n_events", "term"], ascending=[False, False, True], kind="mergesort")
+    return table.reset_index(drop=True)[BY_TERM_COLUMNS]

@@ -1,0 +1,210 @@
+"""Deterministic, documented fixes of the raw data: clean tables, audit log, data queries, row accounting.
+
+Cleaning applies exactly the fixable problems validation found (k2trial.validation), nothing else:
+- every value is written in its canonical form (IDs K2-001, canonical labels, ISO dates, numbers as
+  floats with a decimal point, lab results as canonical text such as "<0.2", canonical units);
+- an impossible value (outside the contract's plausible range) becomes missing and raises a query;
+- an exact duplicate of an earlier row is removed; no other row is ever removed.
+Every changed value and every removed row is a row of the audit log; warnings and impossible values are
+data queries. For every file rows_in = rows_out + rows_removed (row accounting).
+
+Clean tables (workflow/DATASETS.md): `raw_row` first, then the contract columns in contract order; rows
+sorted by SORT_COLUMNS (subject number, study week, symptom and test order of the contract), ties by raw_row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from k2trial import contract as ct
+from k2trial.contract import Contract, TableSpec
+from k2trial.errors import InputDataError
+from k2trial.validation import FIXABLE, RULES, WARNING, NormalisedTable, ValidationResult
+
+#: Sort order of each clean table (then raw_row).
+SORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "subjects.csv": ("subject_id",),
+    "symptom_diary.csv": ("subject_id", "visit", "symptom"),
+    "labs.csv": ("subject_id", "visit", "test_code"),
+    "adverse_events.csv": ("subject_id", "onset_date", "term"),
+    "dosing.csv": ("subject_id", "visit"),
+}
+AUDIT_COLUMNS = ["file", "raw_row", "subject_id", "column", "old", "new", "rule"]
+QUERY_COLUMNS = ["query_id", "file", "raw_row", "subject_id", "column", "value", "rule", "question"]
+ACCOUNTING_COLUMNS = ["file", "rows_in", "rows_out", "rows_removed", "removal_reasons"]
+#: Column written for a removed row in the audit log.
+WHOLE_ROW = "*"
+
+
+@dataclass(frozen=True)
+class CleanDataset:
+    """Clean tables (file name -> table), audit log, queries and row accounting, as DATASETS.md fixes them."""
+
+    tables: dict[str, pd.DataFrame]
+    audit_log: pd.DataFrame
+    queries: pd.DataFrame
+    row_accounting: pd.DataFrame
+
+
+def clean_dataset(result: ValidationResult, contract: Contract) -> CleanDataset:
+    """Apply the fixes of a passed validation. Raises InputDataError when the result has errors."""
+    if result.status != "passed":
+        raise InputDataError(result.errors())
+    problems = result.problems
+    tables, accounting, removed = {}, [], {}
+    for name in contract.table_names:
+        table = result.tables[name]
+        duplicate_rows = problems.loc[(problems["file"] == name) & (problems["rule"] == "duplicate_row"), "row"]
+        drop = np.isin(table.rows, duplicate_rows.to_numpy(dtype=np.int64))
+        removed[name] = table.rows[drop]
+        tables[name] = clean_table(table, contract, keep=~drop)
+        n_removed = int(drop.sum())
+        accounting.append(
+            {
+                "file": name,
+                "rows_in": len(table),
+                "rows_out": len(tables[name]),
+                "rows_removed": n_removed,
+                "removal_reasons": f"duplicate_row: {n_removed}" if n_removed else "",
+            }
+        )
+        if accounting[-1]["rows_in"] != accounting[-1]["rows_out"] + n_removed:  # cannot happen; guards refactors
+            raise AssertionError(f"row accounting does not hold for {name}")
+    on_removed_row = np.zeros(len(problems), dtype=bool)
+    for name, rows in removed.items():
+        on_removed_row |= ((problems["file"] == name) & problems["row"].isin(rows)).to_numpy()
+    # Problems on a removed duplicate are not repaired separately: the row is gone as a whole.
+    kept = problems[~on_removed_row | (problems["rule"] == "duplicate_row").to_numpy()]
+    return CleanDataset(
+        tables=tables,
+        audit_log=audit_log(kept, result.tables),
+        queries=data_queries(kept),
+        row_accounting=pd.DataFrame(accounting, columns=ACCOUNTING_COLUMNS),
+    )
+
+
+def clean_table(table: NormalisedTable, contract: Contract, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """The clean version of one normalised table: canonical values, impossible values missing, sorted.
+
+    keep: rows to keep (default all). Numbers are float64 (missing NaN); everything else canonical text
+    (missing None).
+    """
+    spec = table.spec
+    keep = np.ones(len(table), dtype=bool) if keep is None else keep
+    data: dict[str, np.ndarray] = {"raw_row": table.rows[keep]}
+    for column in spec.columns:
+        normalised = table.columns[column.name]
+        if column.type in ("number", "integer"):
+            values = normalised.row_values().astype(float)
+            values[normalised.rows_with(ct.OUT_OF_RANGE)] = np.nan
+        else:
+            values = normalised.row_text()
+        data[column.name] = values[keep]
+    frame = pd.DataFrame(data)
+    order = _sort_order(frame, spec, contract)
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _sort_key(values: pd.Series, spec: TableSpec, column: str, contract: Contract) -> np.ndarray:
+    kind = spec.column(column).type
+    if kind == "subject_id":
+        return ct.subject_numbers(values.to_numpy(dtype=object))
+    if kind.endswith("_visit"):
+        return ct.visit_weeks(values.to_numpy(dtype=object), contract)
+    if kind == "symptom":
+        return ct.category_order(values.to_numpy(dtype=object), contract.symptoms)
+    if kind == "test_code":
+        return ct.category_order(values.to_numpy(dtype=object), list(contract.lab_tests))
+    return pd.factorize(values.fillna(""), sort=True)[0]
+
+
+def _sort_order(frame: pd.DataFrame, spec: TableSpec, contract: Contract) -> np.ndarray:
+    keys = [_sort_key(frame[c], spec, c, contract) for c in SORT_COLUMNS[spec.name]]
+    keys.append(frame["raw_row"].to_numpy())
+    return np.lexsort(keys[::-1])  # np.lexsort sorts by the last key first
+
+
+def _csv_records(table: NormalisedTable, rows: np.ndarray) -> np.ndarray:
+    """The raw records at spreadsheet rows `rows` as CSV text (contract columns), for the audit log."""
+    position = np.searchsorted(table.rows, rows) if np.all(np.diff(table.rows) > 0) else None
+    if position is None:
+        position = pd.Index(table.rows).get_indexer(rows)
+    fields = []
+    for name in table.spec.column_names:
+        raw = table.columns[name].row_raw()[position].astype(str)
+        needs_quotes = pd.Series(raw).str.contains(r'[",\n\r]', regex=True).to_numpy()
+        quoted = np.where(needs_quotes, '"' + pd.Series(raw).str.replace('"', '""').to_numpy(dtype=object) + '"', raw)
+        fields.append(np.asarray(quoted, dtype=object))
+    if not fields:
+        return np.zeros(len(rows), dtype=object)
+    line = fields[0]
+    for field in fields[1:]:
+        line = line + "," + field
+    return line
+
+
+def audit_log(problems: pd.DataFrame, tables: Mapping[str, NormalisedTable]) -> pd.DataFrame:
+    """One row per changed value (old raw text, new canonical text; "" = set missing) and per removed row
+    (column "*", old = the raw record as CSV text, new = "")."""
+    fixes = problems[problems["severity"] == FIXABLE]
+    removed = (fixes["rule"] == "duplicate_row").to_numpy()
+    old = fixes["value"].to_numpy(dtype=object).copy()
+    for name, table in tables.items():  # loop over files, not rows
+        hit = removed & (fixes["file"] == name).to_numpy()
+        if hit.any():
+            old[hit] = _csv_records(table, fixes["row"].to_numpy(dtype=np.int64)[hit])
+    new = fixes["new"].to_numpy(dtype=object).copy()
+    new[(fixes["rule"] == ct.OUT_OF_RANGE).to_numpy() | removed] = ""
+    return pd.DataFrame(
+        {
+            "file": fixes["file"].to_numpy(dtype=object),
+            "raw_row": fixes["row"].to_numpy(),
+            "subject_id": fixes["subject_id"].to_numpy(dtype=object),
+            "column": np.where(removed, WHOLE_ROW, fixes["column"].to_numpy(dtype=object)),
+            "old": old,
+            "new": new,
+            "rule": fixes["rule"].to_numpy(dtype=object),
+        },
+        columns=AUDIT_COLUMNS,
+    ).astype({"raw_row": "Int64"})
+
+
+def data_queries(problems: pd.DataFrame) -> pd.DataFrame:
+    """What a data manager must ask the sites: every warning and every impossible value set missing."""
+    asked = problems[(problems["severity"] == WARNING) | (problems["rule"] == ct.OUT_OF_RANGE)]
+    question = asked["rule"].map({rule: spec.question for rule, spec in RULES.items()}).astype(object)
+    detail = asked["detail"].fillna("").astype(object)
+    question = question.where(detail == "", question + " (" + detail + ")")
+    width = max(4, len(str(len(asked))))
+    ids = [f"Q{i:0{width}d}" for i in range(1, len(asked) + 1)]
+    return pd.DataFrame(
+        {
+            "query_id": np.asarray(ids, dtype=object),
+            "file": asked["file"].to_numpy(dtype=object),
+            "raw_row": asked["row"].to_numpy(),
+            "subject_id": asked["subject_id"].to_numpy(dtype=object),
+            "column": asked["column"].to_numpy(dtype=object),
+            "value": asked["value"].to_numpy(dtype=object),
+            "rule": asked["rule"].to_numpy(dtype=object),
+            "question": question.to_numpy(dtype=object),
+        },
+        columns=QUERY_COLUMNS,
+    ).astype({"raw_row": "Int64"})
+
+
+def read_clean_table(path: str | Path, spec: TableSpec) -> pd.DataFrame:
+    """Read a clean table written by the cleaning step with its types: numbers float64, raw_row Int64,
+    everything else text; "" is missing and nothing else ("NA" is the sodium test code)."""
+    dtypes: dict[str, str] = {"raw_row": "Int64"}
+    for column in spec.columns:
+        dtypes[column.name] = "float64" if column.type in ("number", "integer") else "str"
+    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    expected = ["raw_row", *spec.column_names]
+    if list(frame.columns) != expected:
+        raise ValueError(f"{path}: columns {list(frame.columns)} are not the clean columns {expected}")
+    return frame

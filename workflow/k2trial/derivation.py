@@ -1,0 +1,245 @@
+"""Analysis datasets derived from the clean tables: subjects, VAS (long format) and labs in standard units.
+
+Inputs are clean tables as `k2trial.cleaning.read_clean_table` returns them (canonical text, ISO dates,
+numbers as float64, missing = NaN). Outputs follow workflow/DATASETS.md (results/analysis/); every
+function is vectorised over subjects (groupby/merge, no loop per subject or row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from k2trial import contract as ct
+from k2trial.contract import Contract
+
+SUBJECT_COLUMNS = [
+    "subject_id",
+    "site",
+    "sex",
+    "age_years",
+    "weight_kg",
+    "height_cm",
+    "bmi",
+    "etiology",
+    "diabetes_duration_years",
+    "metformin",
+    "prior_b12_therapy",
+    "anticoagulant",
+    "consent_date",
+    "first_dose_date",
+    "last_dose_date",
+    "treatment_days",
+    "capsules_dispensed",
+    "capsules_returned",
+    "capsules_expected",
+    "compliance_pct",
+    "status",
+    "withdrawal_reason",
+    "completed",
+    "saffl",
+    "efffl",
+]
+VAS_COLUMNS = ["subject_id", "param", "visit", "week", "aval", "base", "chg", "pchg"]
+LAB_COLUMNS = [
+    "subject_id",
+    "visit",
+    "week",
+    "sample_date",
+    "param",
+    "aval",
+    "unit",
+    "ref_low",
+    "ref_high",
+    "censored",
+    "base",
+    "chg",
+]
+COMPOSITE = "composite"
+YES_NO_COLUMNS = ("metformin", "prior_b12_therapy", "anticoagulant")
+
+
+def round_half_up(values: np.ndarray | pd.Series, decimals: np.ndarray | int) -> np.ndarray:
+    """Round to `decimals` (per element or one for all), halves away from zero, as a person rounds.
+
+    Python's round() and numpy round halves to even, and binary floats put 2.675 just below the half;
+    the 1e-9 nudge (far below any recorded precision) makes decimal halves round up. NaN stays NaN.
+    """
+    x = np.asarray(values, dtype=float)
+    scale = np.power(10.0, np.asarray(decimals, dtype=float))
+    return np.sign(x) * np.floor(np.abs(x) * scale + 0.5 + 1e-9) / scale
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+
+
+def _subject_order(frame: pd.DataFrame, *keys: np.ndarray) -> pd.DataFrame:
+    """Sort by subject number, then by the given integer keys."""
+    order = np.lexsort([*reversed(keys), ct.subject_numbers(frame["subject_id"].to_numpy(dtype=object))])
+    return frame.iloc[order].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# VAS
+# --------------------------------------------------------------------------------------------------
+def composite_scores(diary: pd.DataFrame, symptoms: Sequence[str], require_all: bool) -> pd.DataFrame:
+    """Composite VAS per subject and visit: the mean of `symptoms` (cm).
+
+    require_all: missing when any of the symptoms is missing (no record or no value) at that visit;
+    otherwise the mean of those present (missing when none is). One row per (subject, visit) that has
+    any diary record. Columns subject_id, visit, aval.
+    """
+    rows = diary[diary["symptom"].isin(list(symptoms))]
+    grouped = rows.groupby(["subject_id", "visit"], sort=False)["vas_cm"]
+    summary = grouped.agg(["mean", "count"]).reset_index()
+    visits = diary[["subject_id", "visit"]].drop_duplicates()
+    summary = visits.merge(summary, on=["subject_id", "visit"], how="left")
+    aval = summary["mean"].to_numpy(dtype=float)
+    if require_all:
+        aval = np.where(summary["count"].fillna(0).to_numpy() == len(symptoms), aval, np.nan)
+    return pd.DataFrame({"subject_id": summary["subject_id"], "visit": summary["visit"], "aval": aval})
+
+
+def derive_vas(diary: pd.DataFrame, contract: Contract, symptoms: Sequence[str], require_all: bool) -> pd.DataFrame:
+    """vas.csv: one row per subject, parameter (5 symptoms + composite) and visit with a diary record.
+
+    aval in cm; base = aval at baseline (week 0); chg = aval - base; pchg = 100 x chg / base, missing
+    when base is 0 or missing. Sorted by subject, parameter (contract symptom order, then composite), week.
+    """
+    symptom_rows = pd.DataFrame(
+        {
+            "subject_id": diary["subject_id"].to_numpy(dtype=object),
+            "param": diary["symptom"].to_numpy(dtype=object),
+            "visit": diary["visit"].to_numpy(dtype=object),
+            "aval": diary["vas_cm"].to_numpy(dtype=float),
+        }
+    )
+    composite = composite_scores(diary, symptoms, require_all)
+    composite_rows = composite.assign(param=COMPOSITE)[["subject_id", "param", "visit", "aval"]]
+    vas = pd.concat([symptom_rows, composite_rows], ignore_index=True)
+    labels = vas["visit"].to_numpy(dtype=object)
+    vas["week"] = ct.visit_weeks(labels, contract)
+    vas["visit"] = ct.visit_codes(labels, contract)
+    baseline = vas.loc[vas["week"] == 0, ["subject_id", "param", "aval"]].rename(columns={"aval": "base"})
+    vas = vas.merge(baseline, on=["subject_id", "param"], how="left", sort=False)
+    vas["chg"] = vas["aval"] - vas["base"]
+    base = vas["base"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vas["pchg"] = np.where(base != 0, 100.0 * vas["chg"].to_numpy(dtype=float) / base, np.nan)
+    params = [*contract.symptoms, COMPOSITE]
+    vas = _subject_order(vas, ct.category_order(vas["param"].to_numpy(dtype=object), params), vas["week"].to_numpy())
+    return vas[VAS_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------
+# Subjects
+# --------------------------------------------------------------------------------------------------
+def capsule_counts(dosing: pd.DataFrame) -> pd.DataFrame:
+    """Per subject: capsules dispensed and returned, summed over the dosing visits.
+
+    capsules_returned is missing when any visit's count is missing (the total is then unknown).
+    """
+    grouped = dosing.groupby("subject_id", sort=False)
+    counts = pd.DataFrame(
+        {
+            "capsules_dispensed": grouped["capsules_dispensed"].sum(min_count=1),
+            "capsules_returned": grouped["capsules_returned"].sum(min_count=1),
+        }
+    )
+    returned_missing = dosing["capsules_returned"].isna().groupby(dosing["subject_id"], sort=False).any()
+    counts.loc[returned_missing.reindex(counts.index).to_numpy(), "capsules_returned"] = np.nan
+    return counts.rename_axis("subject_id").reset_index()
+
+
+def derive_subjects(
+    subjects: pd.DataFrame,
+    dosing: pd.DataFrame,
+    diary: pd.DataFrame,
+    doses_per_day: int,
+    symptoms: Sequence[str],
+    require_all: bool,
+    contract: Contract,
+) -> pd.DataFrame:
+    """subjects.csv: one row per subject with baseline characteristics, treatment, compliance and flags.
+
+    bmi = weight_kg / (height_cm / 100)^2 (kg/m2). treatment_days = last_dose_date - first_dose_date + 1
+    (days, both days dosed). capsules_expected = doses_per_day x treatment_days. compliance_pct =
+    (dispensed - returned) / expected x 100 (missing when any term is). completed: status is completed.
+    saffl: took any dose (first_dose_date present). efffl: composite VAS present at baseline and week 8.
+    """
+    out = subjects.drop(columns=["raw_row"], errors="ignore").copy()
+    out["bmi"] = out["weight_kg"] / (out["height_cm"] / 100.0) ** 2
+    for column in YES_NO_COLUMNS:
+        out[column] = out[column].to_numpy(dtype=object) == "yes"
+    first, last = _dates(out["first_dose_date"]), _dates(out["last_dose_date"])
+    out["treatment_days"] = ((last - first).dt.days + 1).astype(float)
+    out = out.merge(capsule_counts(dosing), on="subject_id", how="left", sort=False)
+    out["capsules_expected"] = doses_per_day * out["treatment_days"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["compliance_pct"] = (
+            100.0 * (out["capsules_dispensed"] - out["capsules_returned"]) / out["capsules_expected"]
+        )
+    out["completed"] = out["status"].to_numpy(dtype=object) == "completed"
+    out["saffl"] = out["first_dose_date"].notna().to_numpy()
+    composite = composite_scores(diary, symptoms, require_all)
+    weeks = ct.visit_weeks(composite["visit"].to_numpy(dtype=object), contract)
+    final_week = max(v.week for v in contract.diary_visits)
+    present = composite["aval"].notna().to_numpy()
+    at_baseline = set(composite.loc[present & (weeks == 0), "subject_id"])
+    at_end = set(composite.loc[present & (weeks == final_week), "subject_id"])
+    out["efffl"] = out["subject_id"].isin(at_baseline & at_end).to_numpy()
+    return _subject_order(out)[SUBJECT_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------
+# Labs
+# --------------------------------------------------------------------------------------------------
+def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """labs.csv: every clean lab record in the test's standard unit (config/lab_units.yaml).
+
+    aval = reported value x unit factor, rounded half up to the test's decimals; a censored result
+    ("<0.2", ">x") keeps its limit as aval, never zero, with censored = True. ref_low/ref_high: the
+    reporting lab's range converted and rounded the same way (missing when the lab gave none).
+    base = the last non-missing aval on or before the first dose date (for a subject never dosed: the
+    Baseline visit); chg = aval - base, rounded to the test's decimals.
+    """
+    tests = contract.lab_tests
+    code = labs["test_code"].to_numpy(dtype=object)
+    value, censored = ct.parse_lab_results(labs["result"].to_numpy(dtype=object))
+    factor = ct.lab_factors(code, labs["unit"].to_numpy(dtype=object), contract)
+    if np.isnan(factor).any():
+        bad = labs.loc[np.isnan(factor), ["test_code", "unit"]].drop_duplicates().to_numpy().tolist()
+        raise ValueError(f"clean labs hold units without a conversion factor: {bad}")
+    decimals = pd.Series(code).map({c: t.decimals for c, t in tests.items()}).to_numpy(dtype=np.int64)
+    labels = labs["visit"].to_numpy(dtype=object)
+    out = pd.DataFrame(
+        {
+            "subject_id": labs["subject_id"].to_numpy(dtype=object),
+            "visit": ct.visit_codes(labels, contract),
+            "week": ct.visit_weeks(labels, contract),
+            "sample_date": labs["sample_date"].to_numpy(dtype=object),
+            "param": code,
+            "aval": round_half_up(value * factor, decimals),
+            "unit": pd.Series(code).map({c: t.unit for c, t in tests.items()}).to_numpy(dtype=object),
+            "ref_low": round_half_up(labs["ref_low"].to_numpy(dtype=float) * factor, decimals),
+            "ref_high": round_half_up(labs["ref_high"].to_numpy(dtype=float) * factor, decimals),
+            "censored": censored,
+        }
+    )
+    first_dose = subjects.set_index("subject_id")["first_dose_date"]
+    sample = _dates(out["sample_date"])
+    dosed = _dates(out["subject_id"].map(first_dose))
+    eligible = out["aval"].notna() & ((sample <= dosed) | (dosed.isna() & (out["week"] == 0)))
+    candidates = out.loc[eligible, ["subject_id", "param", "aval"]].assign(sample=sample[eligible], week=out["week"])
+    candidates = candidates.sort_values(["subject_id", "param", "sample", "week"], kind="mergesort")
+    base = candidates.drop_duplicates(["subject_id", "param"], keep="last")[["subject_id", "param", "aval"]]
+    out = out.merge(base.rename(columns={"aval": "base"}), on=["subject_id", "param"], how="left", sort=False)
+    decimals = out["param"].map({c: t.decimals for c, t in tests.items()}).to_numpy(dtype=np.int64)
+    out["chg"] = round_half_up(out["aval"] - out["base"], decimals)
+    out = _subject_order(
+        out, ct.category_order(out["param"].to_numpy(dtype=object), list(tests)), out["week"].to_numpy()
+    )
+    return out[LAB_COLUMNS]

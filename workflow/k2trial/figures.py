@@ -1,0 +1,815 @@
+"""Figures for reviewers, drawn with matplotlib's object API (no pyplot state) and saved byte-reproducibly.
+
+Why matplotlib rather than seaborn here: every figure is a simple composition (lines, boxes, bars,
+points with analytic intervals), and importing seaborn costs about 1.4 s of the 2 s budget of a small
+rebuild; drawing directly also keeps jitter and sampling under an explicit seed.
+
+Design rules kept by every function:
+- the colour palette is colour-blind safe (Okabe-Ito by default) and every colour distinction is doubled
+  by a marker, line style or hatch, so figures read in greyscale;
+- axis labels carry units; categories are drawn in explicit orders; data are sorted before drawing;
+- per-subject layers draw at most `max_subjects` subjects, a seeded sample, and say so on the figure;
+  summaries (medians, quartiles, boxes) always use every subject;
+- functions take DataFrames and return a `matplotlib.figure.Figure`; `figure_bytes` renders it with no
+  creation date, software version or random ids, so two runs give identical PNG and SVG bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyBboxPatch, Patch
+
+from k2trial.tables import (
+    ETIOLOGY_LABELS,
+    PARAM_LABELS,
+    PARAMS,
+    VISIT_LABELS,
+    LabTest,
+    format_number,
+    population_label,
+)
+
+#: Okabe & Ito (2008) colour-blind-safe palette, dark-to-light pairs first so that two groups also differ
+#: in lightness (greyscale).
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", "-.", ":")
+HATCHES = ("", "///", "...", "xx")
+GREY = "#7f7f7f"
+CLINIC_VISITS = ("baseline", "week4", "week8")
+
+
+@dataclass(frozen=True)
+class Style:
+    """Figure settings from config `reporting` (dpi for PNG, palette, per-subject sample size, svg salt)."""
+
+    dpi: int = 200
+    palette: tuple[str, ...] = OKABE_ITO
+    max_subjects: int = 200
+    svg_hashsalt: str = "k2trial"
+
+    def colour(self, index: int) -> str:
+        return self.palette[index % len(self.palette)]
+
+
+def apply_style(style: Style) -> None:
+    """Set the process-wide matplotlib parameters every figure relies on (call once before drawing)."""
+    matplotlib.rcParams.update(
+        {
+            "svg.hashsalt": style.svg_hashsalt,
+            "svg.fonttype": "path",
+            "font.family": "DejaVu Sans",
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "axes.labelsize": 9,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "legend.fontsize": 8,
+            "legend.frameon": False,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": False,
+            "axes.prop_cycle": matplotlib.cycler(color=list(style.palette)),
+            "image.cmap": "cividis",
+            "figure.dpi": 100,
+            "path.simplify": True,
+        }
+    )
+
+
+_SAVE_METADATA = {
+    "png": {"Software": None},
+    "svg": {"Creator": None, "Date": None, "Format": None, "Type": None},
+}
+
+
+def figure_bytes(fig: Figure, fmt: str, dpi: int) -> bytes:
+    """Render a figure to PNG or SVG bytes with no date, creator or version inside (byte-identical reruns)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=dpi, metadata=_SAVE_METADATA[fmt], facecolor="white")
+    return buffer.getvalue()
+
+
+def render_figure(fig: Figure, dpi: int, formats: Sequence[str] = ("png", "svg")) -> dict[str, bytes]:
+    """Bytes of the figure in each format. The constrained layout is solved once, for the first format,
+    then frozen: layout is in figure-relative units and points, so it does not depend on dpi, and solving
+    it again costs as much as drawing."""
+    rendered = {}
+    for i, fmt in enumerate(formats):
+        rendered[fmt] = figure_bytes(fig, fmt, dpi)
+        if i == 0:
+            fig.set_layout_engine("none")
+    return rendered
+
+
+def step_seed(global_seed: int, step: str) -> int:
+    """Seed of one step derived from the global config seed and the step's name (stable across runs)."""
+    digest = hashlib.sha256(f"{global_seed}:{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (2**32)
+
+
+def subject_number(ids: pd.Series) -> np.ndarray:
+    """The number inside a subject ID (K2-010 -> 10), the canonical subject order."""
+    return pd.to_numeric(ids.astype(str).str.extract(r"(\d+)$")[0], errors="coerce").to_numpy()
+
+
+def sample_subjects(ids: Sequence[str] | pd.Series, max_subjects: int, seed: int) -> list[str]:
+    """All subjects when there are at most max_subjects, else a seeded simple random sample without
+    replacement; returned in canonical subject order. The same ids, size and seed give the same sample."""
+    unique = pd.Series(pd.unique(pd.Series(ids, dtype=str)))
+    unique = unique.iloc[np.argsort(subject_number(unique), kind="stable")].reset_index(drop=True)
+    if len(unique) <= max_subjects:
+        return unique.tolist()
+    chosen = np.sort(np.random.default_rng(seed).choice(len(unique), size=max_subjects, replace=False))
+    return unique.iloc[chosen].tolist()
+
+
+def sample_note(shown: int, total: int, seed: int) -> str:
+    """The sentence a figure carries when its per-subject layer is a sample ("" when every subject is drawn)."""
+    if shown >= total:
+        return ""
+    return f"Per-subject layer: random sample of {shown:,} of {total:,} subjects (seed {seed}); summaries use all."
+
+
+def _note(fig: Figure, text: str) -> None:
+    if text:
+        fig.text(0.01, 0.005, text, ha="left", va="bottom", fontsize=7, color="#333333", style="italic")
+
+
+def _subject_segments(frame: pd.DataFrame, x: str, y: str) -> list[np.ndarray]:
+    """One (k, 2) array of points per subject, subjects in canonical order, points sorted by x."""
+    data = frame.dropna(subset=[y]).assign(_num=lambda f: subject_number(f["subject_id"]))
+    data = data.sort_values(["_num", x], kind="stable")
+    if data.empty:
+        return []
+    points = data[[x, y]].to_numpy(dtype=float)
+    bounds = np.flatnonzero(np.diff(data["_num"].to_numpy())) + 1
+    return [segment for segment in np.split(points, bounds) if len(segment)]
+
+
+def unit_text(text: str) -> str:
+    """Units with powers typeset (10^9/L -> 10 to the 9th /L) for figure text."""
+    return text.replace("10^9", "10$^9$").replace("10^3", "10$^3$")
+
+
+def _week_axis(ax: Axes, weeks: Sequence[int]) -> None:
+    ax.set_xticks(list(weeks))
+    ax.set_xlim(min(weeks) - 0.4, max(weeks) + 0.4)
+    ax.set_xlabel("Week of treatment")
+
+
+# ----------------------------------------------------------------------------------------------------
+# 1. Participant flow
+# ----------------------------------------------------------------------------------------------------
+def participant_flow_figure(flow: pd.DataFrame) -> Figure:
+    """Flow diagram from `tables.participant_flow` (stage, label, n): boxes top to bottom, losses at the side."""
+    fig = Figure(figsize=(5.6, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    count = len(flow)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-0.5, count - 0.3)
+    enrolled = int(flow["n"].iloc[0]) if count else 0
+    for i, (text, n) in enumerate(zip(flow["label"], flow["n"], strict=True)):
+        y = count - 1 - i
+        share = f" ({format_number(100 * n / enrolled, 1)}%)" if enrolled and i else ""
+        box = FancyBboxPatch(
+            (1.0, y - 0.28), 4.6, 0.56, boxstyle="round,pad=0.02", facecolor="#eef3f8", edgecolor="#0072B2"
+        )
+        ax.add_patch(box)
+        ax.text(3.3, y, f"{text}\nn = {int(n):,}{share}", ha="center", va="center", fontsize=9)
+        if i:
+            ax.annotate("", xy=(3.3, y + 0.3), xytext=(3.3, y + 0.72), arrowprops={"arrowstyle": "-|>", "lw": 1.2})
+            lost = int(flow["n"].iloc[i - 1]) - int(n)
+            if lost:
+                ax.annotate(
+                    "",
+                    xy=(6.3, y + 0.5),
+                    xytext=(3.3, y + 0.5),
+                    arrowprops={"arrowstyle": "-|>", "lw": 0.8, "color": GREY},
+                )
+                ax.text(6.4, y + 0.5, f"Not continuing: {lost:,}", ha="left", va="center", fontsize=8, color="#333333")
+    ax.set_title("Participant flow", loc="left")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2. Composite VAS per subject over weeks 0-8, by severity group
+# ----------------------------------------------------------------------------------------------------
+def composite_trajectories_figure(
+    composite: pd.DataFrame,
+    weekly: pd.DataFrame,
+    groups: Sequence[str],
+    severe_threshold: float,
+    style: Style,
+    note: str = "",
+    group_sizes: Mapping[str, int] | None = None,
+) -> Figure:
+    """Composite VAS (cm) by week per subject (thin lines) with the group median and IQR, one panel per group.
+
+    composite: subject_id, week, aval, severity_group (per-subject layer; may be a sample).
+    weekly: population, week, median, q1, q3 for param composite (results/efficacy/weekly.csv, all subjects).
+    """
+    fig = Figure(figsize=(8.0, 3.9), layout="constrained")
+    axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
+    for i, (ax, group) in enumerate(zip(axes, groups, strict=True)):
+        colour = style.colour(i)
+        lines = _subject_segments(composite[composite["severity_group"] == group], "week", "aval")
+        ax.add_collection(LineCollection(lines, colors=GREY, linewidths=0.6, alpha=0.45, zorder=1))
+        summary = weekly[weekly["population"] == group].sort_values("week")
+        if not summary.empty:
+            ax.fill_between(summary["week"], summary["q1"], summary["q3"], color=colour, alpha=0.22, lw=0, zorder=2)
+            ax.plot(
+                summary["week"],
+                summary["median"],
+                color=colour,
+                lw=2.4,
+                ls=LINESTYLES[i % len(LINESTYLES)],
+                marker=MARKERS[i % len(MARKERS)],
+                ms=5,
+                zorder=3,
+            )
+        size = (group_sizes or {}).get(group, len(lines))
+        ax.set_title(f"{population_label(group, severe_threshold)}\nn = {size:,}", fontsize=9)
+        _week_axis(ax, range(0, 9))
+        ax.set_ylim(0, 10)
+        ax.set_yticks(range(0, 11, 2))
+    axes[0].set_ylabel("Composite VAS (cm, 0-10)")
+    handles = [
+        Line2D([], [], color=GREY, lw=0.8, alpha=0.7, label="One subject"),
+        *[
+            Line2D(
+                [], [], color=style.colour(i), lw=2.4, ls=LINESTYLES[i], marker=MARKERS[i], label=f"Median, {g} group"
+            )
+            for i, g in enumerate(groups)
+        ],
+        Patch(color=GREY, alpha=0.3, label="Interquartile range"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4)
+    fig.suptitle("Composite VAS per subject, weeks 0-8", x=0.01, ha="left", fontsize=10)
+    _note(fig, note)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 3. Each symptom by visit: box plus points
+# ----------------------------------------------------------------------------------------------------
+def symptoms_by_visit_figure(
+    values: pd.DataFrame, point_ids: Sequence[str], seed: int, style: Style, note: str = ""
+) -> Figure:
+    """Boxes (all subjects; whiskers 1.5 IQR, no outlier markers) with points (a sample when large) per
+    param and clinic visit. values: subject_id, param, visit, aval (cm). Jitter is seeded."""
+    fig = Figure(figsize=(8.0, 5.6), layout="constrained")
+    axes = fig.subplots(2, 3, sharey=True).ravel()
+    data = values[values["visit"].isin(CLINIC_VISITS)]
+    shown = data[data["subject_id"].isin(set(point_ids))]
+    rng = np.random.default_rng(seed)
+    for ax, param in zip(axes, PARAMS, strict=True):
+        boxes = [
+            data.loc[(data["param"] == param) & (data["visit"] == v), "aval"].dropna().to_numpy() for v in CLINIC_VISITS
+        ]
+        positions = np.arange(len(CLINIC_VISITS))
+        ax.boxplot(
+            boxes,
+            positions=positions,
+            widths=0.55,
+            showfliers=False,
+            medianprops={"color": "black", "lw": 1.8},
+            boxprops={"color": "black"},
+            whiskerprops={"color": "black"},
+            capprops={"color": "black"},
+        )
+        for j, visit in enumerate(CLINIC_VISITS):
+            points = shown.loc[(shown["param"] == param) & (shown["visit"] == visit), "aval"].dropna().to_numpy()
+            jitter = rng.uniform(-0.17, 0.17, size=len(points))
+            ax.scatter(
+                j + jitter,
+                points,
+                s=10,
+                color=style.colour(j),
+                marker=MARKERS[j],
+                alpha=0.6,
+                linewidths=0,
+                zorder=3,
+            )
+        ax.set_xticks(positions, [VISIT_LABELS[v] for v in CLINIC_VISITS])
+        ax.set_title(PARAM_LABELS[param])
+        ax.set_ylim(-0.3, 10.3)
+        ax.set_yticks(range(0, 11, 2))
+    for ax in axes[::3]:
+        ax.set_ylabel("VAS (cm, 0-10)")
+    fig.suptitle("Symptom VAS at the clinic visits", x=0.01, ha="left", fontsize=10)
+    _note(fig, note)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4. Median VAS heatmap symptom x week
+# ----------------------------------------------------------------------------------------------------
+def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int) -> Figure:
+    """Median VAS (cm) per param (rows) and week 0-8 (columns) from weekly.csv of one population."""
+    grid = weekly.pivot_table(index="param", columns="week", values="median", aggfunc="first")
+    grid = grid.reindex(index=[p for p in PARAMS if p in grid.index], columns=range(0, 9))
+    fig = Figure(figsize=(7.6, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="cividis_r", vmin=0, vmax=10, aspect="auto")
+    for (row, col), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if np.isfinite(value):
+            ax.text(
+                col,
+                row,
+                format_number(value, 1),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value > 5.0 else "black",
+            )
+    ax.set_xticks(range(grid.shape[1]), [str(w) for w in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [PARAM_LABELS[p] for p in grid.index])
+    ax.set_xlabel("Week of treatment")
+    ax.spines[:].set_visible(False)
+    bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    bar.set_label("Median VAS (cm)")
+    ax.set_title(f"Median VAS by symptom and week (all subjects, n = {n_subjects:,})", loc="left")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 5. Waterfall of percent change at week 8
+# ----------------------------------------------------------------------------------------------------
+def waterfall_figure(change: pd.DataFrame, style: Style, note: str = "") -> Figure:
+    """Percent change of the composite VAS at week 8 per subject, sorted, coloured and hatched by etiology.
+
+    change: subject_id, pchg (% of baseline; missing when baseline is 0: not drawn), etiology.
+    """
+    data = change.dropna(subset=["pchg"]).copy()
+    data["_num"] = subject_number(data["subject_id"])
+    data = data.sort_values(["pchg", "_num"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    fig = Figure(figsize=(8.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(data))
+    for i, etiology in enumerate(ETIOLOGY_LABELS):
+        mask = (data["etiology"] == etiology).to_numpy()
+        ax.bar(
+            x[mask],
+            data.loc[mask, "pchg"],
+            width=0.85 if len(data) < 400 else 1.0,
+            color=style.colour(i),
+            hatch=HATCHES[i],
+            edgecolor="white" if len(data) < 400 else style.colour(i),
+            linewidth=0.3,
+            label=f"{ETIOLOGY_LABELS[etiology]} (n = {int(mask.sum()):,})",
+        )
+    for level, ls in ((-30, "--"), (-50, ":")):
+        ax.axhline(level, color="black", lw=0.9, ls=ls)
+        ax.annotate(
+            f"{level}%",
+            xy=(1.0, level),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=7.5,
+            annotation_clip=False,
+        )
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlim(-0.8, max(len(data), 1) - 0.2)
+    ax.set_xticks([])
+    ax.set_ylim(-100, max(10.0, float(data["pchg"].max()) + 5 if len(data) else 10.0))
+    ax.set_xlabel("Subjects, ordered from least to most improvement")
+    ax.set_ylabel("Change in composite VAS at week 8\n(% of baseline)")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, title="Etiology", loc="outside lower center", ncol=3)
+    ax.set_title("Percent change of the composite VAS from baseline to week 8", loc="left")
+    _note(fig, note)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 6. Forest plot of Hodges-Lehmann median change
+# ----------------------------------------------------------------------------------------------------
+def forest_figure(paired: pd.DataFrame, populations: Sequence[str], severe_threshold: float) -> Figure:
+    """HL median change (cm) with 95% CI, week 8 minus baseline, per population (panel) and param (row).
+
+    paired: rows of paired_tests.csv with test wilcoxon, visit_from baseline, visit_to week8.
+    """
+    ncols = 3
+    nrows = int(np.ceil(len(populations) / ncols))
+    fig = Figure(figsize=(8.4, 2.5 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+    finite = paired[["ci_low", "ci_high", "estimate"]].to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    low = min(-1.0, float(finite.min()) - 0.3) if finite.size else -10.0
+    high = max(0.5, float(finite.max()) + 0.3) if finite.size else 1.0
+    rows = np.arange(len(PARAMS))[::-1]
+    for ax, population in zip(axes, populations, strict=False):
+        part = paired[paired["population"] == population].set_index("param").reindex(list(PARAMS))
+        for y, param in zip(rows, PARAMS, strict=True):
+            est, lo, hi = part.loc[param, ["estimate", "ci_low", "ci_high"]].to_numpy(dtype=float)
+            composite = param == "composite"
+            ax.plot([lo, hi], [y, y], color="black", lw=1.1)
+            ax.plot(
+                est,
+                y,
+                marker="D" if composite else "s",
+                color="#0072B2" if composite else "black",
+                ms=6 if composite else 4.5,
+            )
+        n = part["n"].dropna()
+        size = f", n = {int(n.max()):,}" if len(n) else ", no data"
+        ax.set_title(f"{population_label(population, severe_threshold)}\n{size.removeprefix(', ')}", fontsize=8.5)
+        ax.axvline(0, color=GREY, lw=0.8, ls="--")
+        ax.set_yticks(rows, [PARAM_LABELS[p].replace(" (mean of 5)", "") for p in PARAMS])
+        ax.set_xlim(low, high)
+    for ax in axes[len(populations) :]:
+        ax.set_axis_off()
+    fig.supxlabel("Hodges-Lehmann median change, week 8 minus baseline (cm; negative = improvement)", fontsize=9)
+    fig.suptitle(
+        "Median change in VAS with 95% CI (Wilcoxon signed-rank, distribution-free CI)", x=0.01, ha="left", fontsize=10
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 7. Responder rates with CIs
+# ----------------------------------------------------------------------------------------------------
+def responders_figure(
+    responders: pd.DataFrame,
+    criteria: Sequence[tuple[str, str]],
+    populations: Sequence[str],
+    severe_threshold: float,
+    style: Style,
+) -> Figure:
+    """Responder percentage with Clopper-Pearson 95% CI per criterion (panel), param (row) and population
+    (marker and colour). responders: population, param, criterion column, responders, n, ci_low, ci_high
+    with CI limits in percent (0-100). criteria: (code, title) pairs in display order."""
+    fig = Figure(figsize=(8.4, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(criteria), sharey=True, squeeze=False)[0]
+    rows = np.arange(len(PARAMS))[::-1]
+    offsets = np.linspace(-0.25, 0.25, len(populations)) if len(populations) > 1 else np.zeros(1)
+    for ax, (code, title) in zip(axes, criteria, strict=True):
+        part = responders[responders["criterion"] == code]
+        for k, population in enumerate(populations):
+            rows_p = part[part["population"] == population].set_index("param").reindex(list(PARAMS))
+            share = (100 * rows_p["responders"] / rows_p["n"]).to_numpy(dtype=float)
+            lo = rows_p["ci_low"].to_numpy(dtype=float)
+            hi = rows_p["ci_high"].to_numpy(dtype=float)
+            ax.errorbar(
+                share,
+                rows + offsets[k],
+                xerr=np.vstack([share - lo, hi - share]),
+                fmt=MARKERS[k],
+                color=style.colour(k),
+                ms=4.5,
+                lw=1,
+                capsize=0,
+                label=population_label(population, severe_threshold),
+            )
+        ax.set_title(title, fontsize=9)
+        ax.set_xlim(-3, 103)
+        ax.set_xticks([0, 25, 50, 75, 100])
+        ax.axvline(50, color=GREY, lw=0.6, ls=":")
+        ax.set_yticks(rows, [PARAM_LABELS[p].replace(" (mean of 5)", "") for p in PARAMS])
+    axes[len(axes) // 2].set_xlabel("Responders at week 8 (% of subjects with 95% Clopper-Pearson CI)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(populations))
+    fig.suptitle("Responder rates at week 8", x=0.01, ha="left", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 8. Laboratory trajectories with the reference band
+# ----------------------------------------------------------------------------------------------------
+def reference_band(standard: Mapping[str, object]) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """(female or common range, male range or None) from one test's lab_standards `range` entry."""
+    spec = standard.get("range") if isinstance(standard, Mapping) else None
+    if isinstance(spec, Mapping):
+        female = spec.get("F")
+        male = spec.get("M")
+        return (tuple(map(float, female)) if female else None, tuple(map(float, male)) if male else None)
+    if spec:
+        return tuple(map(float, spec)), None
+    return None, None
+
+
+def lab_trajectories_figure(
+    labs: pd.DataFrame,
+    medians: pd.DataFrame,
+    tests: Mapping[str, LabTest],
+    standards: Mapping[str, Mapping[str, object]],
+    style: Style,
+    note: str = "",
+) -> Figure:
+    """Per test: subject lines (thin; a sample when large), the median over all subjects by visit (bold),
+    and the default reference range (shaded; where ranges differ by sex the female range is shaded and the
+    male limits dashed). labs: subject_id, param, week, aval; medians: param, week, median."""
+    codes = [c for c in tests if c in set(labs["param"]) or c in set(medians["param"])]
+    ncols = 3
+    nrows = max(1, int(np.ceil(len(codes) / ncols)))
+    fig = Figure(figsize=(8.4, 1.9 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    by_param = {code: part for code, part in labs.groupby("param", sort=False, observed=True)}
+    for ax, code in zip(axes, codes, strict=False):
+        test = tests[code]
+        female, male = reference_band(standards.get(code, {}))
+        if female:
+            ax.axhspan(*female, color="#009E73", alpha=0.16, lw=0, zorder=0)
+        if male:
+            for limit in male:
+                ax.axhline(limit, color="#009E73", lw=0.9, ls="--", zorder=0)
+        part = by_param.get(code, pd.DataFrame(columns=["subject_id", "week", "aval"]))
+        lines = _subject_segments(part, "week", "aval")
+        ax.add_collection(LineCollection(lines, colors=GREY, linewidths=0.5, alpha=0.5, zorder=1))
+        med = medians[medians["param"] == code].sort_values("week")
+        ax.plot(med["week"], med["median"], color=style.colour(0), lw=2, marker="o", ms=4, zorder=3)
+        ax.set_title(unit_text(test.title), fontsize=8.5)
+        ax.set_xticks([0, 4, 8])
+        ax.set_xlim(-0.5, 8.5)
+        values = np.concatenate(
+            [part["aval"].dropna().to_numpy(dtype=float), med["median"].dropna().to_numpy(dtype=float)]
+        )
+        limits = [v for band in (female, male) if band for v in band]
+        if values.size or limits:
+            lowest = min([*values.tolist(), *limits])
+            highest = max([*values.tolist(), *limits])
+            pad = 0.08 * (highest - lowest or abs(highest) or 1.0)
+            ax.set_ylim(lowest - pad, highest + pad)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(codes) :]:
+        ax.set_axis_off()
+    for ax in axes[: len(codes)][-ncols:]:
+        ax.set_xlabel("Week")
+    fig.suptitle(
+        "Laboratory values by visit with the default reference range",
+        x=0.01,
+        ha="left",
+        fontsize=9.5,
+    )
+    handles = [
+        Line2D([], [], color=GREY, lw=0.8, label="One subject"),
+        Line2D([], [], color=style.colour(0), lw=2, marker="o", label="Median, all subjects"),
+        Patch(color="#009E73", alpha=0.3, label="Reference range (female where ranges differ by sex)"),
+        Line2D([], [], color="#009E73", lw=0.9, ls="--", label="Male range limits"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2)
+    _note(fig, note)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 9. B12, MCV and haemoglobin in the B12-deficient subjects
+# ----------------------------------------------------------------------------------------------------
+def b12_haematology_figure(
+    labs: pd.DataFrame,
+    residual: Mapping[str, bool],
+    tests: Mapping[str, LabTest],
+    thresholds: Mapping[str, Sequence[tuple[float, str]]],
+    style: Style,
+    note: str = "",
+) -> Figure:
+    """Serum B12, MCV and haemoglobin by visit in the B12-deficient subjects, one line per subject, the
+    residual subgroup (prior B12 therapy, adequate B12 at baseline) in a second colour and line style.
+    labs: subject_id, param, week, aval for B12, MCV, HGB; thresholds: per code (value, label) lines."""
+    codes = [c for c in ("B12", "MCV", "HGB") if c in tests]
+    fig = Figure(figsize=(8.4, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(codes), squeeze=False)[0]
+    groups = ((False, "Not residual (deficient at baseline)"), (True, "Residual subgroup (adequate at baseline)"))
+    flags = labs["subject_id"].map(residual).fillna(False).astype(bool)
+    for ax, code in zip(axes, codes, strict=True):
+        part = labs[labs["param"] == code]
+        for k, (flag, _) in enumerate(groups):
+            lines = _subject_segments(part[flags[part.index] == flag], "week", "aval")
+            ax.add_collection(
+                LineCollection(lines, colors=style.colour(k), linewidths=0.9, linestyles=LINESTYLES[k], alpha=0.75)
+            )
+            if lines:
+                points = np.concatenate(lines)
+                ax.scatter(points[:, 0], points[:, 1], s=9, marker=MARKERS[k], color=style.colour(k), zorder=3)
+        for value, text in thresholds.get(code, ()):
+            ax.axhline(value, color="black", lw=0.8, ls=":")
+            ax.annotate(
+                text,
+                xy=(1.0, value),
+                xycoords=("axes fraction", "data"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                ha="left",
+                va="center",
+                fontsize=7,
+                annotation_clip=False,
+            )
+        ax.set_title(unit_text(tests[code].title), fontsize=9)
+        ax.set_xticks([0, 4, 8])
+        ax.set_xlim(-0.4, 8.4)
+        ax.set_xlabel("Week")
+        ax.autoscale_view(scalex=False)
+    handles = [
+        Line2D([], [], color=style.colour(k), ls=LINESTYLES[k], marker=MARKERS[k], label=text)
+        for k, (_, text) in enumerate(groups)
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2)
+    fig.suptitle("B12-deficient subjects: serum B12, MCV and haemoglobin", x=0.01, ha="left", fontsize=10)
+    _note(fig, note)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# 10. eDISH
+# ----------------------------------------------------------------------------------------------------
+def edish_figure(edish: pd.DataFrame, alt_column: str, tbil_column: str, style: Style, rasterize_above: int) -> Figure:
+    """eDISH: peak ALT / ULN (x, log) against peak total bilirubin / ULN (y, log) on treatment, one point per
+    subject; reference lines at 3 x ULN (ALT) and 2 x ULN (bilirubin). Every subject is drawn (the quadrant
+    of possible Hy's law cases must not be sampled away); large point clouds are rasterised in the SVG."""
+    data = edish[[alt_column, tbil_column]].apply(pd.to_numeric, errors="coerce").dropna()
+    data = data[(data[alt_column] > 0) & (data[tbil_column] > 0)].sort_values([alt_column, tbil_column])
+    fig = Figure(figsize=(5.8, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.scatter(
+        data[alt_column],
+        data[tbil_column],
+        s=14,
+        marker="o",
+        facecolor="none",
+        edgecolor=style.colour(0),
+        linewidths=0.9,
+        rasterized=len(data) > rasterize_above,
+    )
+    xmax = max(10.0, float(data[alt_column].max()) * 1.5) if len(data) else 10.0
+    ymax = max(10.0, float(data[tbil_column].max()) * 1.5) if len(data) else 10.0
+    xmin = min(0.1, float(data[alt_column].min()) / 1.5) if len(data) else 0.1
+    ymin = min(0.1, float(data[tbil_column].min()) / 1.5) if len(data) else 0.1
+    ax.set_xlim(xmin, xmax)
+    ax.set_ylim(ymin, ymax)
+    ax.axvline(3, color="black", lw=0.9, ls="--")
+    ax.axhline(2, color="black", lw=0.9, ls="--")
+    label_style = {"fontsize": 7.5, "color": "#333333"}
+    ax.text(xmax / 1.1, ymax / 1.1, "Possible Hy's law", ha="right", va="top", **label_style)
+    ax.text(xmin * 1.1, ymax / 1.1, "Hyperbilirubinaemia", ha="left", va="top", **label_style)
+    ax.text(xmax / 1.1, ymin * 1.1, "Temple's corollary", ha="right", va="bottom", **label_style)
+    ax.text(xmin * 1.1, ymin * 1.1, "Normal range", ha="left", va="bottom", **label_style)
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100) if xmin <= t <= xmax]
+    ax.set_xticks(ticks, [format_number(t, 1 if t < 1 else 0) for t in ticks])
+    yticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if ymin <= t <= ymax]
+    ax.set_yticks(yticks, [format_number(t, 1 if t < 1 else 0) for t in yticks])
+    ax.minorticks_off()
+    ax.set_xlabel("Peak ALT on treatment (\u00d7 ULN, log scale)")
+    ax.set_ylabel("Peak total bilirubin on treatment (\u00d7 ULN, log scale)")
+    ax.set_title(f"eDISH: drug-induced serious hepatotoxicity screen (n = {len(data):,})", loc="left", fontsize=9.5)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# All figures from the analysis tables
+# ----------------------------------------------------------------------------------------------------
+FIGURE_NAMES = (
+    "participant_flow",
+    "composite_trajectories",
+    "symptoms_by_visit",
+    "vas_heatmap",
+    "waterfall_week8",
+    "forest_hl_change",
+    "responder_rates",
+    "lab_trajectories",
+    "b12_haematology",
+    "edish",
+)
+VISIT_WEEKS = {"baseline": 0, **{f"week{w}": w for w in range(1, 9)}}
+
+
+@dataclass(frozen=True)
+class FigureSettings:
+    """What the figures need besides data: style, the step seed, config thresholds, lab metadata."""
+
+    style: Style
+    seed: int
+    severe_threshold: float
+    b12_deficient_below: float
+    b12_adequate_from: float
+    tests: Mapping[str, LabTest]
+    standards: Mapping[str, Mapping[str, object]]
+
+
+def _find_column(frame: pd.DataFrame, *fragments: str) -> str:
+    for column in frame.columns:
+        if all(f in column.lower() for f in fragments):
+            return column
+    raise KeyError(f"no column containing {fragments} in {list(frame.columns)}")
+
+
+def draw_all(data: Mapping[str, pd.DataFrame], settings: FigureSettings) -> Iterator[tuple[str, Figure]]:
+    """Yield (name, figure) for every figure in FIGURE_NAMES, in that order.
+
+    data: subjects, vas, assignment, weekly, paired_tests, responders, labs, lab_descriptives, edish
+    (the analysis tables of DATASETS.md and issues 3-4). Per-subject layers use one seeded sample of the
+    efficacy set (`sample_subjects`), the same sample in every figure.
+    """
+    # Imported here so that `import k2trial.figures` stays light for callers that only save figures.
+    from k2trial.tables import as_bool, criterion_label, participant_flow
+
+    style = settings.style
+    subjects, vas, assignment = data["subjects"], data["vas"], data["assignment"]
+    efficacy_ids = subjects.loc[as_bool(subjects["efffl"]), "subject_id"]
+    sample = sample_subjects(efficacy_ids, style.max_subjects, settings.seed)
+    note = sample_note(len(sample), len(efficacy_ids), settings.seed)
+    sample_set = set(sample)
+
+    yield "participant_flow", participant_flow_figure(participant_flow(subjects, vas))
+
+    composite = vas[vas["param"] == "composite"]
+    groups = assignment[["subject_id", "severity_group"]]
+    shown = composite[composite["subject_id"].isin(sample_set)].merge(groups, on="subject_id", how="left")
+    weekly = data["weekly"]
+    weekly_composite = weekly[weekly["param"] == "composite"]
+    in_efficacy = assignment["subject_id"].isin(set(efficacy_ids))
+    sizes = assignment.loc[in_efficacy, "severity_group"].value_counts().to_dict()
+    yield (
+        "composite_trajectories",
+        composite_trajectories_figure(
+            shown, weekly_composite, ("moderate", "severe"), settings.severe_threshold, style, note, sizes
+        ),
+    )
+
+    clinic = vas[vas["visit"].isin(CLINIC_VISITS) & vas["subject_id"].isin(set(efficacy_ids))]
+    yield "symptoms_by_visit", symptoms_by_visit_figure(clinic, sample, settings.seed, style, note)
+
+    weekly_all = weekly[weekly["population"] == "all"]
+    yield "vas_heatmap", vas_heatmap_figure(weekly_all, len(efficacy_ids))
+
+    week8 = composite[(composite["visit"] == "week8") & composite["subject_id"].isin(sample_set)]
+    week8 = week8[["subject_id", "pchg"]].merge(subjects[["subject_id", "etiology"]], on="subject_id", how="left")
+    yield "waterfall_week8", waterfall_figure(week8, style, note)
+
+    paired = data["paired_tests"]
+    paired = paired[
+        (paired["test"] == "wilcoxon") & (paired["visit_from"] == "baseline") & (paired["visit_to"] == "week8")
+    ].drop_duplicates(["population", "param"])
+    populations = [p for p in ("all", "moderate", "severe", "b12_deficient", "diabetic", "residual_b12")]
+    yield "forest_hl_change", forest_figure(paired, populations, settings.severe_threshold)
+
+    responders = data["responders"]
+    titles = {
+        code: criterion_label(code, threshold, unit)
+        for code, threshold, unit in responders.reindex(columns=["criterion", "threshold", "unit"]).itertuples(
+            index=False
+        )
+    }
+    criteria = list(titles.items())
+    yield (
+        "responder_rates",
+        responders_figure(responders, criteria, ("all", "moderate", "severe"), settings.severe_threshold, style),
+    )
+
+    labs = data["labs"]
+    medians = data.get("lab_descriptives")
+    if medians is not None and "median" in medians:
+        medians = medians.assign(week=medians["visit"].map(VISIT_WEEKS))[["param", "week", "median"]]
+    else:
+        medians = labs.groupby(["param", "week"], as_index=False, observed=True)["aval"].median()
+        medians = medians.rename(columns={"aval": "median"})
+    lab_sample = labs[labs["subject_id"].isin(sample_set)]
+    yield (
+        "lab_trajectories",
+        lab_trajectories_figure(lab_sample, medians, settings.tests, settings.standards, style, note),
+    )
+
+    deficient = assignment.loc[as_bool(assignment["b12_deficient"]), "subject_id"]
+    deficient_sample = set(sample_subjects(deficient, style.max_subjects, settings.seed))
+    haem = labs[labs["param"].isin(["B12", "MCV", "HGB"]) & labs["subject_id"].isin(deficient_sample)]
+    residual = dict(zip(assignment["subject_id"], as_bool(assignment["residual_b12"]), strict=True))
+    hgb_range = reference_band(settings.standards.get("HGB", {}))
+    mcv_range = reference_band(settings.standards.get("MCV", {}))[0]
+    thresholds = {
+        "B12": [
+            (settings.b12_deficient_below, f"deficient < {settings.b12_deficient_below:g}"),
+            (settings.b12_adequate_from, f"adequate \u2265 {settings.b12_adequate_from:g}"),
+        ],
+        "MCV": [(mcv_range[1], f"macrocytosis > {mcv_range[1]:g}")] if mcv_range else [],
+        "HGB": [
+            (band[0], f"{sex} anaemia < {band[0]:g}") for sex, band in zip(("F", "M"), hgb_range, strict=True) if band
+        ],
+    }
+    b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
+    yield "b12_haematology", b12_haematology_figure(haem, residual, settings.tests, thresholds, style, b12_note)
+
+    edish = data["edish"]
+    yield (
+        "edish",
+        edish_figure(edish, _find_column(edish, "alt"), _find_column(edish, "bil"), style, 5 * style.max_subjects),
+    )

@@ -1,0 +1,245 @@
+"""Severity groups and analysis populations.
+
+The publication splits patients by baseline VAS into a moderate group (VAS 6-8) and a severe group
+(VAS 8-9); the ranges overlap at 8, so the boundary is a configured threshold: severe when the baseline
+composite VAS (cm, mean of the configured symptoms) is >= `severe_threshold`, moderate below it. The
+composite is compared at its recording precision (`composite_decimals`), so 7.999999999 from
+floating-point averaging counts as 8.00. Baseline composites outside the published range are flagged,
+never excluded.
+
+Analysis populations (POPULATIONS, in report order), all within the efficacy set (`efffl`):
+    all            the efficacy set
+    moderate       baseline composite < threshold
+    severe         baseline composite >= threshold
+    b12_deficient  etiology b12_deficiency or both
+    diabetic       etiology diabetes or both
+    residual_b12   B12-deficient, prior B12 therapy, baseline serum B12 >= the adequacy threshold (pg/mL):
+                   the publication's "10 of 23 with symptoms despite adequate B12"
+A subject whose membership cannot be decided (no baseline composite; residual status without a baseline
+B12 value) has a missing flag and belongs to none of the populations that need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from k2trial.errors import InputDataError, Problem
+
+POPULATIONS = ("all", "moderate", "severe", "b12_deficient", "diabetic", "residual_b12")
+SEVERITY_GROUPS = ("moderate", "severe")
+B12_ETIOLOGIES = ("b12_deficiency", "both")
+DIABETIC_ETIOLOGIES = ("diabetes", "both")
+
+ASSIGNMENT_COLUMNS = [
+    "subject_id",
+    "efffl",
+    "baseline_composite",
+    "severity_group",
+    "severe_threshold",
+    "outside_published_range",
+    "etiology",
+    "b12_deficient",
+    "diabetic",
+    "prior_b12_therapy",
+    "baseline_b12",
+    "residual_b12",
+]
+COUNT_COLUMNS = ["group", "definition", "n_enrolled", "n_efficacy_set"]
+
+
+#: Text columns of the analysis tables read as categoricals: cheap at millions of rows.
+_CATEGORICAL_COLUMNS = {"subject_id", "param", "visit", "unit", "etiology", "severity_group", "sex", "site", "status"}
+
+
+def read_analysis_table(path: str | Path, columns: Sequence[str], *, label: str | None = None) -> pd.DataFrame:
+    """Read the named columns of an analysis table (workflow/DATASETS.md) with pandas.
+
+    Only "" is missing ("NA" is the sodium test code); text columns are categoricals, numbers floats,
+    booleans stay as read (True/False). A missing column raises InputDataError naming file and column.
+    """
+    label = label or Path(path).name
+    header = pd.read_csv(path, nrows=0).columns
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputDataError(
+            [
+                Problem(label, 1, c, None, "required_column", "error", "required column missing from the header")
+                for c in missing
+            ]
+        )
+    dtype = {c: "category" for c in columns if c in _CATEGORICAL_COLUMNS}
+    return pd.read_csv(
+        path, usecols=list(columns), dtype=dtype, keep_default_na=False, na_values={c: [""] for c in columns}
+    )
+
+
+def subject_number(subject_ids: pd.Series) -> pd.Series:
+    """The number in a canonical subject ID (K2-007 -> 7): the study's subject order."""
+    return subject_ids.astype(str).str.extract(r"(\d+)\s*$", expand=False).astype("int64")
+
+
+def sort_subjects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by the number in subject_id (K2-002 before K2-010 before K2-100)."""
+    order = np.argsort(subject_number(frame["subject_id"]).to_numpy(), kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def as_boolean(values: pd.Series) -> pd.Series:
+    """True/False/missing from booleans or their text forms ("True", "true", "yes", "1"); nullable."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean")
+    text = values.astype("string").str.strip().str.lower()
+    mapped = text.map({"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False})
+    return mapped.astype("boolean")
+
+
+def baseline_value(long: pd.DataFrame, param: str, visit: str = "baseline", *, label: str = "table") -> pd.Series:
+    """aval of one param at one visit per subject_id (a long analysis table: subject_id, param, visit, aval).
+
+    Two records for the same subject raise InputDataError (row numbers: header = row 1).
+    """
+    hit = (long["param"] == param).to_numpy(dtype=bool) & (long["visit"] == visit).to_numpy(dtype=bool)
+    rows = long[hit]
+    ids = rows["subject_id"].astype(str)
+    duplicated = ids.duplicated().to_numpy()
+    if duplicated.any():
+        first = int(np.flatnonzero(duplicated)[0])
+        raise InputDataError(
+            [
+                Problem(
+                    label, int(rows.index[first]) + 2, "subject_id", ids.iloc[first], "unique_key", "error",
+                    f"more than one {param} record at {visit} for this subject",
+                )
+            ]
+        )  # fmt: skip
+    return pd.Series(rows["aval"].to_numpy(dtype=float), index=ids.to_numpy())
+
+
+def assign_groups(
+    subjects: pd.DataFrame,
+    baseline_composite: pd.Series,
+    baseline_b12: pd.Series,
+    *,
+    severe_threshold: float,
+    published_range: Sequence[float],
+    adequate_b12_from: float,
+    composite_decimals: int,
+) -> pd.DataFrame:
+    """Severity group and subgroup flags for every subject of subjects.csv.
+
+    subjects: subject_id, etiology, prior_b12_therapy, efffl (booleans as bool or "True"/"False").
+    baseline_composite: composite VAS (cm) at baseline by subject_id; baseline_b12: serum B12 at
+    baseline (pg/mL) by subject_id. A censored B12 ("<x"/">x") counts at its limit, as labs.csv holds it.
+    Returns ASSIGNMENT_COLUMNS, one row per subject, sorted by subject number. Booleans are nullable:
+    missing where the needed value is missing.
+    """
+    out = sort_subjects(subjects[["subject_id", "etiology", "prior_b12_therapy", "efffl"]].copy())
+    ids = out["subject_id"].astype(str)
+    composite = ids.map(baseline_composite).astype(float).round(composite_decimals)
+    low, high = float(published_range[0]), float(published_range[1])
+    has_composite = composite.notna()
+    severity = pd.Series(pd.NA, index=out.index, dtype="string")
+    severity[has_composite & (composite >= severe_threshold)] = "severe"
+    severity[has_composite & (composite < severe_threshold)] = "moderate"
+    outside = ((composite < low) | (composite > high)).astype("boolean")
+    outside[~has_composite] = pd.NA
+
+    etiology = out["etiology"].astype("string")
+    b12_deficient = etiology.isin(B12_ETIOLOGIES).astype("boolean")
+    diabetic = etiology.isin(DIABETIC_ETIOLOGIES).astype("boolean")
+    b12_deficient[etiology.isna()] = pd.NA
+    diabetic[etiology.isna()] = pd.NA
+    prior = as_boolean(out["prior_b12_therapy"])
+    b12 = ids.map(baseline_b12).astype(float)
+    adequate = (b12 >= adequate_b12_from).astype("boolean")
+    adequate[b12.isna()] = pd.NA
+    # Kleene logic: False as soon as one condition is False, missing only when it could still be True.
+    residual = b12_deficient & prior & adequate
+
+    return pd.DataFrame(
+        {
+            "subject_id": ids,
+            "efffl": as_boolean(out["efffl"]),
+            "baseline_composite": composite,
+            "severity_group": severity,
+            "severe_threshold": float(severe_threshold),
+            "outside_published_range": outside,
+            "etiology": etiology,
+            "b12_deficient": b12_deficient,
+            "diabetic": diabetic,
+            "prior_b12_therapy": prior,
+            "baseline_b12": b12,
+            "residual_b12": residual,
+        },
+        columns=ASSIGNMENT_COLUMNS,
+    )
+
+
+def population_members(assignment: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean membership per population (POPULATIONS order), aligned with the rows of `assignment`.
+
+    Everything is within the efficacy set; a missing flag means "not a member".
+    """
+
+    def flag(column: str) -> np.ndarray:
+        return as_boolean(assignment[column]).fillna(False).to_numpy(dtype=bool)
+
+    efficacy = flag("efffl")
+    severity = assignment["severity_group"].astype("string")
+    return {
+        "all": efficacy,
+        "moderate": efficacy & (severity == "moderate").fillna(False).to_numpy(dtype=bool),
+        "severe": efficacy & (severity == "severe").fillna(False).to_numpy(dtype=bool),
+        "b12_deficient": efficacy & flag("b12_deficient"),
+        "diabetic": efficacy & flag("diabetic"),
+        "residual_b12": efficacy & flag("residual_b12"),
+    }
+
+
+def group_counts(
+    assignment: pd.DataFrame, *, severe_threshold: float, published_range: Sequence[float], adequate_b12_from: float
+) -> pd.DataFrame:
+    """Subjects per group among all enrolled and within the efficacy set (COUNT_COLUMNS).
+
+    Rows: the populations, then the subjects whose group could not be decided and the flagged ones.
+    """
+    efficacy = as_boolean(assignment["efffl"]).fillna(False).to_numpy(dtype=bool)
+    severity = assignment["severity_group"].astype("string")
+    every = np.ones(len(assignment), dtype=bool)
+
+    def flag(column: str) -> np.ndarray:
+        return as_boolean(assignment[column]).fillna(False).to_numpy(dtype=bool)
+
+    threshold = f"{severe_threshold:g}"
+    rows = [
+        ("all", "enrolled (n_enrolled); efficacy set: composite VAS at baseline and week 8", every),
+        ("moderate", f"baseline composite VAS < {threshold}", (severity == "moderate").fillna(False).to_numpy(bool)),
+        ("severe", f"baseline composite VAS >= {threshold}", (severity == "severe").fillna(False).to_numpy(bool)),
+        ("b12_deficient", "etiology b12_deficiency or both", flag("b12_deficient")),
+        ("diabetic", "etiology diabetes or both", flag("diabetic")),
+        (
+            "residual_b12",
+            f"B12-deficient, prior B12 therapy, baseline serum B12 >= {adequate_b12_from:g} pg/mL",
+            flag("residual_b12"),
+        ),
+        ("severity_missing", "no baseline composite VAS: no severity group", severity.isna().to_numpy(bool)),
+        (
+            "residual_b12_missing",
+            "B12-deficient with prior B12 therapy but no baseline serum B12: residual status unknown",
+            as_boolean(assignment["residual_b12"]).isna().to_numpy(bool),
+        ),
+        (
+            "outside_published_range",
+            f"baseline composite VAS outside the published range {published_range[0]:g}-{published_range[1]:g} "
+            "(flagged, not excluded)",
+            flag("outside_published_range"),
+        ),
+    ]
+    return pd.DataFrame(
+        [(name, text, int(mask.sum()), int((mask & efficacy).sum())) for name, text, mask in rows],
+        columns=COUNT_COLUMNS,
+    )

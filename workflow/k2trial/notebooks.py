@@ -1,0 +1,380 @@
+"""Reviewer notebooks: execution with papermill, normalisation for byte-identical reruns, offline HTML export,
+and the small helpers the notebook templates call (header, narrative, figures, tables).
+
+Notebooks are views over precomputed results: they read the analysis tables, the display-table catalog
+(results/tables/catalog.json) and the PNG figures, and never recompute an analysis.
+
+Determinism: after execution, `normalise_notebook` drops papermill's timings and paths and the per-cell
+execution metadata, keeps the parameters, and numbers cell ids (cell-000, cell-001, ...). `notebook_html`
+uses nbconvert's `basic` template (cells only) inside a page of our own with inline CSS: no require.js, no
+MathJax or Mermaid from a CDN, no web fonts, no scripts at all; images are data URIs; DOM ids come from
+the cell ids. `assert_offline` rejects any reference to the network.
+
+papermill and nbconvert are imported inside the functions that need them, so a notebook kernel that imports
+this module for its helpers stays fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: Cell ids after normalisation: cell-000, cell-001, ... (valid nbformat 4.5 ids, stable across runs).
+CELL_ID_FORMAT = "cell-{:03d}"
+#: papermill notebook metadata kept after normalisation (everything else is timings, paths or versions).
+KEPT_PAPERMILL_KEYS = ("parameters", "default_parameters")
+SIMULATED_BANNER = (
+    "SIMULATED DATA: these results come from a simulated dataset calibrated to the publication, "
+    "not from the trial's patients."
+)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Execution and normalisation
+# ----------------------------------------------------------------------------------------------------
+def execute_notebook(
+    template: str | Path, parameters: Mapping[str, Any], cwd: str | Path, kernel_name: str = "python3"
+) -> Any:
+    """Run a papermill template with `parameters` in `cwd` and return the executed notebook (not written).
+
+    Raises papermill's PapermillExecutionError, naming the failing cell, when a cell fails.
+    """
+    import papermill
+
+    return papermill.execute_notebook(
+        str(template),
+        None,
+        parameters=dict(parameters),
+        cwd=str(cwd),
+        kernel_name=kernel_name,
+        language="python",
+        progress_bar=False,
+        log_output=False,
+        request_save_on_cell_execute=False,
+    )
+
+
+def normalise_notebook(notebook: Any) -> Any:
+    """A copy without volatile metadata: papermill timings, paths and versions, per-cell execution times;
+    cell ids renumbered in order; parameters kept in metadata.papermill.parameters.
+
+    Works on nbformat NotebookNode or plain dict notebooks (nbformat 4).
+    """
+    nb = copy.deepcopy(notebook)
+    meta = nb.setdefault("metadata", {})
+    papermill_meta = meta.get("papermill", {})
+    kept = {k: papermill_meta[k] for k in KEPT_PAPERMILL_KEYS if k in papermill_meta}
+    if kept:
+        meta["papermill"] = kept
+    else:
+        meta.pop("papermill", None)
+    meta.pop("widgets", None)
+    for index, cell in enumerate(nb.get("cells", [])):
+        cell["id"] = CELL_ID_FORMAT.format(index)
+        cell_meta = cell.setdefault("metadata", {})
+        for key in ("papermill", "execution", "collapsed", "scrolled", "ExecuteTime"):
+            cell_meta.pop(key, None)
+        for output in cell.get("outputs", []):
+            if isinstance(output.get("metadata"), dict):
+                output["metadata"].pop("execution", None)
+    nb["nbformat"] = 4
+    nb["nbformat_minor"] = max(int(nb.get("nbformat_minor", 5)), 5)  # cell ids need 4.5
+    return nb
+
+
+def notebook_bytes(notebook: Any) -> bytes:
+    """The .ipynb bytes: nbformat's canonical JSON (sorted keys, one-space indent) and a final newline."""
+    import nbformat
+
+    text = nbformat.writes(nbformat.from_dict(notebook), version=4)
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Offline HTML
+# ----------------------------------------------------------------------------------------------------
+PAGE_CSS = """
+:root{color-scheme:light}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;margin:0;color:#111;
+background:#fff;line-height:1.45}
+main{max-width:1100px;margin:0 auto;padding:1rem 1.5rem 3rem}
+h1{font-size:1.7rem;margin:.6rem 0}h2{font-size:1.3rem;margin-top:2rem;border-bottom:1px solid #ddd}
+h3{font-size:1.1rem}
+a.anchor-link{display:none}
+.banner-simulated{background:#fff3cd;border:3px solid #8a6d00;color:#3d3000;padding:.7rem 1rem;font-weight:700;
+font-size:1.15rem;margin:.5rem 0 1rem 0;letter-spacing:.02em}
+.k2-header{border:1px solid #ccc;background:#f7f7f7;padding:.6rem 1rem;margin:.5rem 0 1rem 0;font-size:.92rem}
+.k2-header dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:0}
+.k2-header dt{font-weight:600}.k2-header dd{margin:0;word-break:break-all}
+.narrative{font-size:1rem;max-width:70rem}
+.caveat{border-left:4px solid #8a6d00;background:#fffbea;padding:.4rem .8rem;margin:.8rem 0}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.88rem;color:#333}
+table.k2t{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+table.k2t caption{caption-side:top;text-align:left;font-weight:700;padding:.3rem 0}
+table.k2t th,table.k2t td{border-bottom:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}
+table.k2t thead th{border-bottom:2px solid #333;background:#f3f3f3;position:sticky;top:0}
+table.k2t td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+p.note{font-size:.82rem;color:#333;margin:.15rem 0}
+details{margin:.6rem 0}summary{cursor:pointer;font-weight:600}
+.verdict-reproduced{background:#e3f2e7}.verdict-not_reproduced{background:#fde2e1}.verdict-not_evaluable{background:#eee}
+.output_stderr{display:none}
+pre{white-space:pre-wrap;font-size:.85rem}
+.prompt{display:none}
+""".strip()
+
+_ONLINE_REFERENCE = re.compile(
+    r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:|ftp:|//)"""
+    r"""|url\(\s*["']?\s*(?:https?:|//)|@import|<script|<link\b""",
+    re.IGNORECASE,
+)
+
+
+class OnlineReferenceError(ValueError):
+    """An HTML page would load something from the network (or run a script)."""
+
+
+def assert_offline(page: str, where: str = "page") -> None:
+    """Raise OnlineReferenceError when the page references the network, imports CSS or has any script."""
+    match = _ONLINE_REFERENCE.search(page)
+    if match:
+        start = max(match.start() - 60, 0)
+        raise OnlineReferenceError(
+            f"{where} references the network or runs a script: ...{page[start : match.end() + 60]}..."
+        )
+
+
+def notebook_html(notebook: Any, title: str) -> str:
+    """Offline HTML of an executed notebook: outputs only (inputs hidden), inline CSS, no scripts.
+
+    The page works from file:// without a network and is byte-identical for identical notebooks.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+    node = nbformat.from_dict(notebook)
+    node.get("metadata", {}).pop("widgets", None)
+    body, _ = exporter.from_notebook_node(node)
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>\n{PAGE_CSS}\n</style>\n</head>\n<body>\n<main>\n"
+        f"{body.strip()}\n</main>\n</body>\n</html>\n"
+    )
+    assert_offline(page, title)
+    return page
+
+
+# ----------------------------------------------------------------------------------------------------
+# Versions
+# ----------------------------------------------------------------------------------------------------
+def content_hash(files: Mapping[str, bytes]) -> str:
+    """sha256 over sorted (relative path, sha256 of content) pairs: the same files give the same hash."""
+    lines = "".join(f"{name}\0{hashlib.sha256(data).hexdigest()}\n" for name, data in sorted(files.items()))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def code_version(files: Mapping[str, bytes], package_version: str) -> str:
+    """ "k2trial <version>, code <12 hex>": the library version and a hash of the code files' contents."""
+    return f"k2trial {package_version}, code {content_hash(files)[:12]}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers for the notebook templates (HTML strings; every data-derived text is escaped)
+# ----------------------------------------------------------------------------------------------------
+def header_html(
+    study_title: str,
+    reference: str,
+    registry: str,
+    dataset_name: str,
+    dataset_version: str,
+    simulated: bool,
+    data_version: str | None,
+    code_version_text: str,
+    analysis_version: str | None = None,
+) -> str:
+    """The block every notebook starts with: SIMULATED banner (when simulated), study and versions."""
+    rows = [
+        ("Study", f"{study_title} ({registry})"),
+        ("Publication", reference),
+        ("Dataset", f"{dataset_name}, version {dataset_version}" + (" (simulated)" if simulated else "")),
+        ("Data version", data_version or "unknown (no validation report)"),
+        ("Code version", code_version_text),
+    ]
+    if analysis_version:
+        rows.append(("Analysis version", analysis_version))
+    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in rows)
+    banner = f'<div class="banner-simulated" role="alert">{html.escape(SIMULATED_BANNER)}</div>' if simulated else ""
+    return f'{banner}<div class="k2-header"><dl>{items}</dl></div>'
+
+
+def paragraph(text: str, css: str = "narrative") -> str:
+    """One escaped paragraph of narrative."""
+    return f'<p class="{html.escape(css, quote=True)}">{html.escape(text)}</p>'
+
+
+def figure_html(png: bytes, caption: str, alt: str | None = None) -> str:
+    """A PNG as an inline data-URI <figure> with an escaped caption (no file reference in the page)."""
+    data = base64.b64encode(png).decode("ascii")
+    alt_text = html.escape(alt or caption, quote=True)
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{alt_text}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def details_html(summary: str, content_html: str, open_: bool = False) -> str:
+    """A collapsible section (no script needed)."""
+    state = " open" if open_ else ""
+    return f"<details{state}><summary>{html.escape(summary)}</summary>{content_html}</details>"
+
+
+def links_html(links: Iterable[tuple[str, str]]) -> str:
+    """A list of relative links (href, text); hrefs are escaped and must not point to the network."""
+    items = []
+    for href, text in links:
+        if re.match(r"^\s*(?:[a-z]+:|//)", href, re.IGNORECASE):
+            raise OnlineReferenceError(f"link must be relative: {href}")
+        items.append(f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a></li>')
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def lookup(frame: Any, column: str, **criteria: Any) -> Any:
+    """The single value of `column` in the row matching every criterion (None when no row matches).
+
+    Raises ValueError when several rows match: narrative numbers must be unambiguous.
+    """
+    mask = None
+    for key, value in criteria.items():
+        current = frame[key].astype(str) == str(value)
+        mask = current if mask is None else mask & current
+    rows = frame[mask] if mask is not None else frame
+    if len(rows) == 0:
+        return None
+    if len(rows) > 1:
+        raise ValueError(f"{len(rows)} rows match {criteria} for column {column}")
+    return rows[column].iloc[0]
+
+
+def claims_table_html(claims: Any, evidence_base: str = "../") -> str:
+    """The published-claims check (results/claims/claims.csv) as an escaped HTML table with verdict colours.
+
+    Evidence that names a results artifact (for example efficacy/descriptives.csv, row 12) becomes a relative
+    link; everything else is shown as text.
+    """
+    columns = ["claim_id", "source", "statement", "statistic", "expected", "observed", "status", "evidence"]
+    present = [c for c in columns if c in claims.columns]
+    head = "".join(f'<th scope="col">{html.escape(c.replace("_", " ").capitalize())}</th>' for c in present)
+    body = []
+    for row in claims[present].astype(object).where(claims[present].notna(), "").itertuples(index=False):
+        record = dict(zip(present, row, strict=True))
+        status = str(record.get("status", ""))
+        cells = []
+        for column in present:
+            text = str(record[column])
+            if column == "evidence":
+                cells.append(f"<td>{_evidence_links(text, evidence_base)}</td>")
+            else:
+                cells.append(f"<td>{html.escape(text)}</td>")
+        css = html.escape(f"verdict-{status}", quote=True)
+        body.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
+    return (
+        '<table class="k2t" id="table-claims"><caption>Published claims and what the data show</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+_ARTIFACT = re.compile(r"(?<![\w/.])((?:results/)?[\w\-]+/[\w\-.]+\.(?:csv|json|html|md))")
+
+
+def _evidence_links(text: str, base: str) -> str:
+    parts = []
+    last = 0
+    for match in _ARTIFACT.finditer(text):
+        parts.append(html.escape(text[last : match.start()]))
+        target = match.group(1).removeprefix("results/")
+        href = html.escape(base + target, quote=True)
+        parts.append(f'<a href="{href}">{html.escape(match.group(1))}</a>')
+        last = match.end()
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+def join_names(names: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def load_catalog(path: str | Path) -> dict[str, Any]:
+    """The display tables of results/tables/catalog.json by name (as k2trial.tables.DisplayTable)."""
+    import json
+
+    from k2trial.tables import table_from_catalog
+
+    with open(path, encoding="utf-8") as handle:
+        entries = json.load(handle)["tables"]
+    return {entry["name"]: table_from_catalog(entry) for entry in entries}
+
+
+def table_html(catalog: Mapping[str, Any], name: str, collapsed: bool = False, max_rows: int | None = None) -> str:
+    """A catalog table as escaped HTML; collapsed inside <details>; `max_rows` shows the first rows and says so."""
+    from k2trial.tables import DisplayTable, to_html_fragment
+
+    table = catalog[name]
+    note = ""
+    if max_rows is not None and len(table.frame) > max_rows:
+        note = paragraph(
+            f"First {max_rows} of {len(table.frame)} rows; the full table is results/tables/{name}.html.", "note"
+        )
+        table = DisplayTable(table.name, table.title, table.frame.head(max_rows), table.notes)
+    fragment = to_html_fragment(table) + note
+    return details_html(f"{table.title} ({len(catalog[name].frame)} rows)", fragment) if collapsed else fragment
+
+
+def figure_file_html(path: str | Path, caption: str) -> str:
+    """`figure_html` of a PNG file."""
+    return figure_html(Path(path).read_bytes(), caption)
+
+
+def p_text(p: Any, decimals: int = 3) -> str:
+    """ "p < 0.001" or "p = 0.012" (rounded half up), "p not estimable" when missing."""
+    from k2trial.tables import MISSING, format_p_value
+
+    text = format_p_value(p, decimals)
+    if text == MISSING:
+        return "p not estimable"
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
+
+
+def version_info(code_files: Mapping[str, bytes], config: Mapping[str, Any], package_version: str) -> dict[str, str]:
+    """code_version (library version and a hash of the code files outside config/) and analysis_version (the
+    hash results/MANIFEST.json names: config, every code file's sha256 and the lock, k2trial.provenance).
+
+    code_files: repository-relative path -> content of the workflow's code files (common.smk CODE_FILES).
+    """
+    from k2trial.provenance import analysis_version
+
+    code_only = {name: data for name, data in code_files.items() if not name.startswith("config/")}
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(code_files.items())}
+    lock = next((data for name, data in code_files.items() if name.endswith("requirements.lock")), None)
+    lock_sha = hashlib.sha256(lock).hexdigest() if lock is not None else ""
+    return {
+        "code_version": code_version(code_only, package_version),
+        "analysis_version": analysis_version(config, hashes, lock_sha),
+    }

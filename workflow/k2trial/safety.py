@@ -1,0 +1,288 @@
+"""Safety analysis: the clinical conclusion per lab param and the whole set of safety tables in one call.
+
+`analyse_safety` runs every safety table from the analysis datasets (labs.csv, subjects.csv) and the clean
+adverse-event table; `safety_conclusion` states, per param, whether a clinically significant abnormality
+emerged on treatment, with the rule text, for the published-claims check. Laboratory details:
+k2trial.labsafety; adverse events: k2trial.adverse_events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from k2trial import adverse_events as ae
+from k2trial import labsafety as ls
+
+#: Output tables of `analyse_safety`, in the order they are written (file = name + ".csv").
+SAFETY_TABLES = (
+    "lab_flags",
+    "lab_descriptives",
+    "lab_shifts",
+    "lab_categories",
+    "ctcae_grades",
+    "ctcae_worst",
+    "hys_law",
+    "edish",
+    "lab_paired_tests",
+    "ae_summary",
+    "ae_by_term",
+    "ae_listing",
+    "safety_conclusion",
+)
+CONCLUSION_COLUMNS = [
+    "scope",
+    "param",
+    "name",
+    "panel",
+    "unit",
+    "n_subjects",
+    "worst_grade",
+    "n_new_grade",
+    "n_significant_shift",
+    "n_significant",
+    "significant",
+    "subjects",
+    "rule",
+]
+#: How many subject IDs the conclusion lists as evidence.
+EVIDENCE_SUBJECTS = 10
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    """Choices of config.yaml `safety` and `b12_status` (see the schema for meanings)."""
+
+    hys_law_window_days: int
+    significant_grade: int
+    related_levels: tuple[str, ...]
+    withdrawal_actions: tuple[str, ...]
+    paired_visits: tuple[str, str]
+    confidence: float
+    exact_max_n: int
+    b12_deficient_below: float
+    b12_adequate_from: float
+
+    @classmethod
+    def from_config(cls, safety: Mapping[str, Any], b12_status: Mapping[str, Any]) -> SafetySettings:
+        visits = tuple(safety["paired_visits"])
+        return cls(
+            hys_law_window_days=int(safety["hys_law_window_days"]),
+            significant_grade=int(safety["significant_grade"]),
+            related_levels=tuple(safety["related_levels"]),
+            withdrawal_actions=tuple(safety["withdrawal_actions"]),
+            paired_visits=(str(visits[0]), str(visits[1])),
+            confidence=float(safety["confidence"]),
+            exact_max_n=int(safety["exact_max_n"]),
+            b12_deficient_below=float(b12_status["deficient_below"]),
+            b12_adequate_from=float(b12_status["adequate_from"]),
+        )
+
+
+def _shift_rule_text(test: ls.LabTest) -> str:
+    high = f"> ULN x {1 + test.shift_margin:g}"
+    low = f"< LLN x {1 - test.shift_margin:g}"
+    beyond = {"high": high, "low": low, "both": f"{low} or {high}"}[test.direction]
+    return f"a shift from NORMAL at baseline to a value {beyond}"
+
+
+def _subject_list(ids: np.ndarray, chosen: np.ndarray) -> str:
+    picked = ids[np.flatnonzero(chosen)]
+    text = " ".join(picked[:EVIDENCE_SUBJECTS])
+    return text + (f" (+{len(picked) - EVIDENCE_SUBJECTS} more)" if len(picked) > EVIDENCE_SUBJECTS else "")
+
+
+def safety_conclusion(
+    annotated: pd.DataFrame,
+    grades: pd.DataFrame,
+    hys_law: pd.DataFrame,
+    subjects: pd.DataFrame,
+    standards: ls.LabStandards,
+    *,
+    significant_grade: int,
+    hys_law_window_days: int = 0,
+) -> pd.DataFrame:
+    """Whether a clinically significant abnormality emerged on treatment: CONCLUSION_COLUMNS.
+
+    Per lab param (scope "lab", lab order; PT and INR have their own rows, panel coagulation) a subject counts
+    when, after baseline, (a) a CTCAE grade >= significant_grade is reached that is higher than the baseline
+    grade (no baseline value = grade 0), or (b) the baseline flag was NORMAL and a value lies beyond the crossed
+    limit by more than the test's margin, in a direction that matters for the test. Then a row for the Hy's
+    law screen (scope "hys_law") and an overall row (scope "overall", param "ALL": any of the above).
+    n_subjects: safety-set subjects with an on-treatment value; `subjects` lists the first IDs counted.
+    """
+    arr = ls.LabArrays(annotated, standards, subjects)
+    ids = np.array(arr.subject_ids, dtype=object)
+    params = list(standards.all_params)
+    baseline_grade, worst_grade = ls.subject_term_grades(grades, arr.n_subjects, len(standards.terms))
+    baseline_flag = np.full(arr.size, -1, dtype=np.int64)
+    at_bl = arr.is_baseline & (arr.flag >= 0)
+    baseline_flag[arr.key[at_bl]] = arr.flag[at_bl]
+    normal_at_baseline = baseline_flag[arr.key] == ls.FLAGS.index("NORMAL")
+    any_significant = np.zeros(arr.n_subjects, bool)
+    any_value = np.zeros(arr.n_subjects, bool)
+    rows = []
+    for index, test in enumerate(standards.tests):
+        on_treatment = arr.post & (arr.p == index) & ~np.isnan(arr.aval)
+        has_value = np.zeros(arr.n_subjects, bool)
+        has_value[arr.s[on_treatment]] = True
+        any_value |= has_value
+        term_indices = [i for i, t in enumerate(standards.terms) if t.param == test.code]
+        new_grade = np.zeros(arr.n_subjects, bool)
+        worst = -1
+        for i in term_indices:
+            new_grade |= (worst_grade[i] >= significant_grade) & (worst_grade[i] > np.maximum(baseline_grade[i], 0))
+            worst = max(worst, int(worst_grade[i].max(initial=-1)))
+        beyond = np.zeros(len(arr.aval), bool)
+        if test.direction in ("high", "both"):
+            beyond |= ls.compare_at_precision(arr.aval, arr.high * (1 + test.shift_margin), ">", arr.decimals)
+        if test.direction in ("low", "both"):
+            beyond |= ls.compare_at_precision(arr.aval, arr.low * (1 - test.shift_margin), "<", arr.decimals)
+        shifted_rows = on_treatment & normal_at_baseline & beyond
+        shifted = np.zeros(arr.n_subjects, bool)
+        shifted[arr.s[shifted_rows]] = True
+        significant = new_grade | shifted
+        any_significant |= significant
+        terms = "; ".join(standards.terms[i].term for i in term_indices)
+        grade_rule = (
+            f"a CTCAE v{standards.ctcae_version} grade >= {significant_grade} above the baseline grade ({terms})"
+            if term_indices
+            else f"(no CTCAE v{standards.ctcae_version} laboratory term)"
+        )
+        joiner = " or " if term_indices else " "
+        rows.append(
+            {
+                "scope": "lab",
+                "param": test.code,
+                "name": test.name,
+                "panel": test.panel,
+                "unit": test.unit,
+                "n_subjects": int(has_value.sum()),
+                "worst_grade": worst if worst >= 0 else None,
+                "n_new_grade": int(new_grade.sum()),
+                "n_significant_shift": int(shifted.sum()),
+                "n_significant": int(significant.sum()),
+                "significant": bool(significant.any()),
+                "subjects": _subject_list(ids, significant),
+                "rule": f"On treatment: {grade_rule}{joiner}{_shift_rule_text(test)}",
+            }
+        )
+    hys = np.isin(ids, hys_law["subject_id"].to_numpy(dtype=object))
+    rule = standards.hys_law
+    liver = [params.index(c) for c in (*rule.aminotransferases, rule.bilirubin)]
+    liver_rows = arr.post & np.isin(arr.p, liver) & ~np.isnan(arr.aval)
+    liver_value = np.zeros(arr.n_subjects, bool)
+    liver_value[arr.s[liver_rows]] = True
+    window = "the same visit" if hys_law_window_days == 0 else f"{hys_law_window_days} days"
+    rows.append(
+        {
+            "scope": "hys_law",
+            "param": "HYS_LAW",
+            "name": "Potential Hy's law case",
+            "panel": standards.test(rule.bilirubin).panel,
+            "unit": "x ULN",
+            "n_subjects": int(liver_value.sum()),
+            "worst_grade": None,
+            "n_new_grade": 0,
+            "n_significant_shift": 0,
+            "n_significant": int(hys.sum()),
+            "significant": bool(hys.any()),
+            "subjects": _subject_list(ids, hys),
+            "rule": f"On treatment: {rule.describe()}, within {window} (FDA 2009)",
+        }
+    )
+    any_significant |= hys
+    rows.append(
+        {
+            "scope": "overall",
+            "param": "ALL",
+            "name": "Any laboratory parameter or Hy's law",
+            "panel": "all",
+            "unit": "",
+            "n_subjects": int(any_value.sum()),
+            "worst_grade": max((r["worst_grade"] for r in rows if r["worst_grade"] is not None), default=None),
+            "n_new_grade": 0,
+            "n_significant_shift": 0,
+            "n_significant": int(any_significant.sum()),
+            "significant": bool(any_significant.any()),
+            "subjects": _subject_list(ids, any_significant),
+            "rule": "Any of the rows above",
+        }
+    )
+    out = pd.DataFrame(rows, columns=CONCLUSION_COLUMNS)
+    out["worst_grade"] = out["worst_grade"].astype("Int64")
+    overall = out["scope"].eq("overall")
+    out.loc[overall, "n_new_grade"] = int(out.loc[out["scope"].eq("lab"), "n_new_grade"].sum())
+    out.loc[overall, "n_significant_shift"] = int(out.loc[out["scope"].eq("lab"), "n_significant_shift"].sum())
+    return out
+
+
+def analyse_safety(
+    labs: pd.DataFrame,
+    subjects: pd.DataFrame,
+    adverse_events: pd.DataFrame,
+    standards: ls.LabStandards,
+    settings: SafetySettings,
+) -> dict[str, pd.DataFrame]:
+    """Every safety table (SAFETY_TABLES) from labs.csv, subjects.csv and the clean adverse_events.csv.
+
+    The overall row's n_new_grade and n_significant_shift are sums over params (a subject may count twice);
+    its n_significant counts subjects once.
+    """
+    prepared = ls.prepare_subjects(subjects)
+    n_safety = int(prepared["saffl"].sum())
+    annotated = ls.annotate_labs(
+        labs,
+        prepared,
+        standards,
+        b12_deficient_below=settings.b12_deficient_below,
+        b12_adequate_from=settings.b12_adequate_from,
+    )
+    grades = ls.ctcae_grades(annotated, prepared, standards)
+    hys = ls.hys_law_cases(annotated, prepared, standards, window_days=settings.hys_law_window_days)
+    listing = ae.adverse_event_listing(
+        adverse_events,
+        prepared,
+        related_levels=settings.related_levels,
+        withdrawal_actions=settings.withdrawal_actions,
+    )
+    tables = {
+        "lab_flags": annotated[ls.LAB_FLAG_COLUMNS],
+        "lab_descriptives": ls.lab_descriptives(annotated, standards),
+        "lab_shifts": ls.lab_shifts(annotated, prepared, standards),
+        "lab_categories": ls.lab_category_counts(annotated, standards),
+        "ctcae_grades": grades,
+        "ctcae_worst": ls.ctcae_worst(grades, standards),
+        "hys_law": hys,
+        "edish": ls.edish(annotated, prepared, standards),
+        "lab_paired_tests": ls.lab_paired_tests(
+            annotated,
+            standards,
+            visit_from=settings.paired_visits[0],
+            visit_to=settings.paired_visits[1],
+            confidence=settings.confidence,
+            exact_max_n=settings.exact_max_n,
+        ),
+        "ae_summary": ae.ae_summary(
+            listing,
+            n_safety,
+            related_levels=settings.related_levels,
+            withdrawal_actions=settings.withdrawal_actions,
+        ),
+        "ae_by_term": ae.ae_by_term(listing, n_safety),
+        "ae_listing": listing,
+        "safety_conclusion": safety_conclusion(
+            annotated,
+            grades,
+            hys,
+            prepared,
+            standards,
+            significant_grade=settings.significant_grade,
+            hys_law_window_days=settings.hys_law_window_days,
+        ),
+    }
+    return {name: tables[name] for name in SAFETY_TABLES}

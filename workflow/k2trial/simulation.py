@@ -1,0 +1,1184 @@
+"""Seeded generator of the simulated study dataset: raw files, their clean truth and the injected mess.
+
+The publication (Kulkarni et al. 2013) reports no patient-level data, so the repository ships a simulated
+dataset calibrated to the published facts (STUDY.md, "Calibration targets"; the numbers live in config
+`simulation`). From (n_subjects, seed, params) the generator produces:
+
+- `raw`: the five raw CSV tables of data/raw/README.md as text, exactly as written, carrying the mess of a
+  real CRF export (MESS_KINDS) in spellings the contract accepts (data/raw/codebook.yaml,
+  config/lab_units.yaml), so a correct cleaning step repairs all of it and validation finds no error;
+- `truth`: what a perfect cleaning produces (workflow/DATASETS.md, results/clean/ without `raw_row`);
+- `mess`: one row per injected deviation (kind, file, raw_row, column, raw_value, clean_value).
+
+Units: VAS in cm (0.0-10.0, one decimal); lab values are generated in the standard units of lab_units.yaml
+and reported in each site's unit (SITE-B: SI units) at that unit's reporting precision; dates are days.
+Everything is vectorised over subjects (no Python loop per subject or row); loops run over tests, visits,
+mess kinds, mess instances and distinct values only. The same (n_subjects, seed, params) gives byte-identical
+files: every random draw comes from a numpy Generator seeded by SHA-256 of (seed, "simulation", part).
+
+Command line (writes one dataset, optionally with its truth tables and mess list):
+    python -m k2trial.simulation --n-subjects 30 --seed 20131001 --out data/raw [--truth-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from k2trial.errors import ConfigError
+
+#: Version of the generator's output: bump it whenever the same (n, seed, params) gives other files.
+GENERATOR_VERSION = "1.0"
+
+RAW_FILES = ("subjects.csv", "symptom_diary.csv", "labs.csv", "adverse_events.csv", "dosing.csv")
+#: Contract columns of each raw file, in contract order (data/raw/codebook.yaml).
+RAW_COLUMNS: dict[str, list[str]] = {
+    "subjects.csv": [
+        "subject_id",
+        "site",
+        "sex",
+        "age_years",
+        "weight_kg",
+        "height_cm",
+        "etiology",
+        "diabetes_duration_years",
+        "metformin",
+        "prior_b12_therapy",
+        "anticoagulant",
+        "consent_date",
+        "first_dose_date",
+        "last_dose_date",
+        "status",
+        "withdrawal_reason",
+    ],
+    "symptom_diary.csv": ["subject_id", "visit", "assessment_date", "symptom", "vas_cm", "comment"],
+    "labs.csv": ["subject_id", "visit", "sample_date", "test_code", "result", "unit", "ref_low", "ref_high"],
+    "adverse_events.csv": [
+        "subject_id",
+        "term",
+        "onset_date",
+        "end_date",
+        "severity",
+        "serious",
+        "related",
+        "action",
+        "outcome",
+    ],
+    "dosing.csv": ["subject_id", "visit", "capsules_dispensed", "capsules_returned"],
+}
+#: Clean (truth) columns holding numbers (float64, NaN = missing) or counts (int64); the rest are text
+#: (pandas str, NaN = missing).
+TRUTH_FLOAT_COLUMNS = {
+    "subjects.csv": ["age_years", "weight_kg", "height_cm", "diabetes_duration_years"],
+    "symptom_diary.csv": ["vas_cm"],
+    "labs.csv": ["ref_low", "ref_high"],
+}
+TRUTH_INT_COLUMNS = {"dosing.csv": ["capsules_dispensed", "capsules_returned"]}
+
+SYMPTOMS = ("tingling", "numbness", "weakness", "fatigue", "cramps")
+ETIOLOGIES = ("b12_deficiency", "diabetes", "both")
+DIARY_WEEKS = tuple(range(9))
+DIARY_VISITS = ("Baseline", *(f"Week {week}" for week in range(1, 9)))
+CLINIC_WEEKS = (0, 4, 8)
+CLINIC_VISITS = ("Baseline", "Week 4", "Week 8")
+DOSING_WEEKS = (4, 8)
+DOSING_VISITS = ("Week 4", "Week 8")
+SUBJECT_ID_PAD = 3
+
+#: Every kind of mess the generator injects, with what it looks like. Each instance is a row of `mess`;
+#: raw_value is the cell text as written, clean_value its canonical text after cleaning ("" = missing).
+MESS_KINDS: dict[str, str] = {
+    "subject_id_spelling": "subject ID spelled K2_007, k2-7, K2 007 or K2007 instead of K2-007",
+    "visit_label_variant": "visit label spelled BL, baseline, Wk 4, week4, W8, Week 04 or wk-8",
+    "symptom_label_variant": "symptom in other case, with a space or as a codebook synonym (' Tingling', 'NUMBNESS', "
+    "'cramp', 'tiredness', 'pins and needles')",
+    "decimal_comma": "decimal comma in a VAS value or lab result ('7,5', quoted in the CSV)",
+    "unit_spelling": "lab unit in an accepted non-canonical spelling (g/dl, umol/l, µmol/L, IU/L, sec)",
+    "si_unit": "SITE-B reports TBIL and CREAT in umol/L, GLUCF in mmol/L, HGB in g/L and B12 in pmol/L; the "
+    "cleaning keeps the reported unit (clean_value = canonical unit), derivation converts",
+    "day_first_date": "SITE-B writes every date day-first (DD/MM/YYYY)",
+    "stray_whitespace": "spaces around a subject ID, visit or unit",
+    "yes_no_variant": "yes/no written Y, y, Yes, No, N or n",
+    "sex_variant": "sex written female, f, male or m",
+    "test_code_alias": "lab test under an accepted alias (SGPT for ALT, SGOT for AST)",
+    "duplicate_row": "a diary record exported twice (column '*', raw_value = the repeated CSV record, "
+    "raw_row = the second copy); cleaning removes it",
+    "below_quantification": "lab result below the limit of quantification ('<0.2' mg/dL bilirubin at SITE-A); "
+    "kept as '<0.2' in the clean data",
+    "impossible_vas": "VAS outside 0-10 cm (typed in mm, '75', or with a stray leading digit, '12.5'); "
+    "missing in the clean data (and a data query)",
+}
+MESS_COLUMNS = ["kind", "file", "raw_row", "column", "raw_value", "clean_value"]
+
+# Accepted spellings used for the mess (each is listed in the codebook or in lab_units.yaml unit_aliases).
+_SUBJECT_ID_FORMATS = (("K2_", True), ("k2-", False), ("K2 ", True), ("K2", True))  # (prefix, zero-padded)
+_BASELINE_VARIANTS = ("BL", "baseline", "Base line", "BASELINE")
+_WEEK_VARIANTS = ("Wk {k}", "week{k}", "W{k}", "Week 0{k}", "wk-{k}")
+_SYMPTOM_VARIANTS = {
+    "tingling": (" Tingling", "TINGLING", "pins and needles", "Paraesthesia"),
+    "numbness": ("NUMBNESS", "Numb", "Numbness"),
+    "weakness": ("Weakness", "muscle weakness", "WEAKNESS"),
+    "fatigue": ("tiredness", "Fatigue", "Tiredness"),
+    "cramps": ("cramp", "Cramps", "muscle cramps"),
+}
+_UNIT_VARIANTS = {
+    "g/dL": ("g/dl", "G/DL"),
+    "g/L": ("g/l",),
+    "fL": ("fl",),
+    "10^9/L": ("x10^9/L", "10^9/l", "x10e9/L"),
+    "U/L": ("U/l", "IU/L", "iu/l"),
+    "mg/dL": ("mg/dl", "MG/DL"),
+    "umol/L": ("umol/l", "µmol/L", "μmol/L"),
+    "mmol/L": ("mmol/l",),
+    "s": ("sec", "seconds"),
+    "ratio": ("Ratio",),
+    "pg/mL": ("pg/ml",),
+    "pmol/L": ("pmol/l",),
+}
+_YES_NO_VARIANTS = {"yes": ("Y", "y", "Yes"), "no": ("No", "N", "n")}
+_SEX_VARIANTS = {"F": ("female", "f"), "M": ("male", "m")}
+_EPOCH = np.datetime64("1970-01-01", "D")
+
+
+@dataclass
+class SimulatedStudy:
+    """One simulated dataset.
+
+    raw: file name -> table of str exactly as written to CSV (contract columns in contract order; the
+        diary includes its duplicated record).
+    truth: file name -> clean table (workflow/DATASETS.md, without raw_row): canonical text, ISO dates,
+        numbers as float64 (counts int64), missing = NaN; lab results as canonical text in the reported
+        unit (no conversion); impossible VAS missing; the duplicated record once.
+    dataset_meta: content of dataset.yaml.
+    mess: one row per injected deviation, columns MESS_COLUMNS, sorted by file (RAW_FILES order), raw_row,
+        column (contract order) and kind (MESS_KINDS order).
+    """
+
+    raw: dict[str, pd.DataFrame]
+    truth: dict[str, pd.DataFrame]
+    dataset_meta: dict[str, Any]
+    mess: pd.DataFrame
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameters, seeds and counts
+
+
+def build_params(
+    config: Mapping[str, Any], lab_units: Mapping[str, Any], lab_standards: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Collect what the generator needs: config sections `simulation`, `treatment`, `visit_windows`, and
+    the parsed config/lab_units.yaml and config/lab_standards.yaml."""
+    return {
+        "simulation": dict(config["simulation"]),
+        "treatment": dict(config["treatment"]),
+        "visit_windows": dict(config["visit_windows"]),
+        "lab_units": dict(lab_units),
+        "lab_standards": dict(lab_standards),
+    }
+
+
+def params_digest(params: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the parameters in canonical JSON: changes whenever a calibration target changes."""
+    text = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def derive_rng(seed: int, *names: str) -> np.random.Generator:
+    """A numpy Generator seeded from SHA-256 of (seed, "simulation", *names); independent of PYTHONHASHSEED."""
+    key = "\x1f".join([str(int(seed)), "simulation", *names]).encode("utf-8")
+    entropy = int.from_bytes(hashlib.sha256(key).digest(), "big")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+
+
+def allocate_counts(total: int, weights: Sequence[float]) -> np.ndarray:
+    """Split `total` into integer counts proportional to `weights` (largest remainder; ties go to the
+    earlier weight). allocate_counts(30, [17, 7, 6]) == [17, 7, 6]; allocate_counts(2000, [17, 7, 6]) ==
+    [1133, 467, 400]. Raises ValueError for a negative total or weights that are negative or all zero."""
+    w = np.asarray(weights, dtype=float)
+    if total < 0 or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"cannot allocate {total} by weights {list(weights)}")
+    quota = total * w / w.sum()
+    counts = np.floor(quota + 1e-9).astype(np.int64)
+    order = np.argsort(-(quota - counts), kind="stable")
+    counts[order[: total - int(counts.sum())]] += 1
+    return counts
+
+
+def _shuffled_labels(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
+    """Codes 0..k-1 repeated `counts` times, in random order."""
+    return rng.permutation(np.repeat(np.arange(len(counts)), counts))
+
+
+def _exact_true(rng: np.random.Generator, eligible: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean array: exactly round(fraction x eligible count) randomly chosen eligible entries are True."""
+    out = np.zeros(len(eligible), dtype=bool)
+    idx = np.flatnonzero(eligible)
+    k = int(allocate_counts(len(idx), [fraction, 1.0 - fraction])[0]) if len(idx) else 0
+    out[rng.choice(idx, size=k, replace=False)] = True
+    return out
+
+
+def _days(iso: str) -> int:
+    return int((np.datetime64(iso, "D") - _EPOCH).astype(np.int64))
+
+
+def _tenths(value: float) -> int:
+    return int(np.floor(value * 10 + 0.5))
+
+
+def _check_params(params: Mapping[str, Any]) -> None:
+    sim = params["simulation"]
+    windows = params["visit_windows"]
+    if sim["diary_jitter_days"] > windows["diary_days"]:
+        raise ConfigError("simulation.diary_jitter_days exceeds visit_windows.diary_days")
+    if sim["clinic_jitter_days"] > windows["clinic_days"]:
+        raise ConfigError("simulation.clinic_jitter_days exceeds visit_windows.clinic_days")
+    unknown = set(sim["mess"]["rates"]) - set(MESS_KINDS)
+    if unknown:
+        raise ConfigError(f"simulation.mess.rates names unknown mess kinds: {sorted(unknown)}")
+    tests = params["lab_units"]["tests"]
+    missing_sites = [site for site in sim["site_counts"] if site not in sim["sites"]]
+    if missing_sites:
+        raise ConfigError(f"simulation.sites lacks {missing_sites} named in simulation.site_counts")
+    if sim["mess"]["below_quantification"]["test"] not in tests:
+        raise ConfigError("simulation.mess.below_quantification.test is not a test of lab_units.yaml")
+    for site, spec in sim["sites"].items():
+        for test, unit in spec["units"].items():
+            if test not in tests or unit not in tests[test]["units"]:
+                raise ConfigError(f"simulation.sites.{site}.units: {test} in {unit!r} is not in lab_units.yaml")
+            if test not in spec["unit_decimals"]:
+                raise ConfigError(f"simulation.sites.{site}.unit_decimals lacks {test}")
+    for test, alias in sim["mess"]["test_code_aliases"].items():
+        if alias not in tests.get(test, {}).get("aliases", []):
+            raise ConfigError(f"simulation.mess.test_code_aliases: {alias!r} is not an alias of {test}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Subjects, diary and labs as numbers
+
+
+@dataclass
+class _Cohort:
+    number: np.ndarray  # subject number 1..n
+    site: np.ndarray  # index into site names
+    female: np.ndarray
+    age: np.ndarray  # years
+    weight_tenths: np.ndarray  # kg x 10
+    height: np.ndarray  # cm
+    etiology: np.ndarray  # index into ETIOLOGIES
+    b12_deficient: np.ndarray
+    diabetic: np.ndarray
+    residual: np.ndarray  # B12-deficient with prior therapy and adequate B12
+    diabetes_years: np.ndarray  # -1 when not diabetic
+    metformin: np.ndarray
+    anticoagulant: np.ndarray
+    severe: np.ndarray  # simulated in the severe baseline band
+    consent: np.ndarray  # days since 1970-01-01
+    first_dose: np.ndarray
+    last_dose: np.ndarray
+
+
+def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any]) -> _Cohort:
+    sim = params["simulation"]
+    site = _shuffled_labels(rng, allocate_counts(n, list(sim["site_counts"].values())))
+    female = _exact_true(rng, np.ones(n, dtype=bool), sim["female_fraction"])
+    etiology = _shuffled_labels(rng, allocate_counts(n, [sim["etiology_counts"][e] for e in ETIOLOGIES]))
+    b12_deficient = etiology != ETIOLOGIES.index("diabetes")
+    diabetic = etiology != ETIOLOGIES.index("b12_deficiency")
+    n_deficient_at_target = sim["etiology_counts"]["b12_deficiency"] + sim["etiology_counts"]["both"]
+    residual_fraction = sim["residual_count"] / n_deficient_at_target if n_deficient_at_target else 0.0
+    residual = _exact_true(rng, b12_deficient, residual_fraction)
+    metformin = _exact_true(rng, diabetic, sim["metformin_fraction"])
+    anticoagulant = _exact_true(rng, np.ones(n, dtype=bool), sim["anticoagulant_fraction"])
+    severe = _exact_true(rng, np.ones(n, dtype=bool), sim["severe_fraction"])
+
+    age = rng.integers(sim["age_years"][0], sim["age_years"][1], size=n, endpoint=True)
+    weight_lo = np.where(female, _tenths(sim["weight_kg"]["F"][0]), _tenths(sim["weight_kg"]["M"][0]))
+    weight_hi = np.where(female, _tenths(sim["weight_kg"]["F"][1]), _tenths(sim["weight_kg"]["M"][1]))
+    weight_tenths = rng.integers(weight_lo, weight_hi, endpoint=True)
+    height_lo = np.where(female, sim["height_cm"]["F"][0], sim["height_cm"]["M"][0]).astype(np.int64)
+    height_hi = np.where(female, sim["height_cm"]["F"][1], sim["height_cm"]["M"][1]).astype(np.int64)
+    height = rng.integers(height_lo, height_hi, endpoint=True)
+    duration_hi = np.minimum(sim["diabetes_duration_years"][1], age - 18)
+    duration = rng.integers(sim["diabetes_duration_years"][0], duration_hi, endpoint=True)
+    diabetes_years = np.where(diabetic, duration, -1)
+
+    consent = rng.integers(_days(sim["consent_dates"][0]), _days(sim["consent_dates"][1]), size=n, endpoint=True)
+    delay = rng.integers(sim["first_dose_delay_days"][0], sim["first_dose_delay_days"][1], size=n, endpoint=True)
+    first_dose = consent + delay
+    last_dose = first_dose + 7 * params["treatment"]["duration_weeks"] - 1
+    return _Cohort(
+        number=np.arange(1, n + 1, dtype=np.int64),
+        site=site,
+        female=female,
+        age=age,
+        weight_tenths=weight_tenths,
+        height=height,
+        etiology=etiology,
+        b12_deficient=b12_deficient,
+        diabetic=diabetic,
+        residual=residual,
+        diabetes_years=diabetes_years,
+        metformin=metformin,
+        anticoagulant=anticoagulant,
+        severe=severe,
+        consent=consent,
+        first_dose=first_dose,
+        last_dose=last_dose,
+    )
+
+
+def simulate_vas_tenths(rng: np.random.Generator, severe: np.ndarray, vas: Mapping[str, Any]) -> np.ndarray:
+    """Diary VAS in tenths of a cm, shape (n, 9 weeks, 5 symptoms in SYMPTOMS order).
+
+    Baseline: the sum of the five symptoms is drawn so that the composite (sum / 5) lies in the subject's
+    band (moderate or severe), then split with tingling and numbness in their range and above the other
+    three (each in its range); the composite is therefore exactly in band. Week 8: each symptom uniform in
+    its week-8 range. Weeks 1-7: a smooth decline v8 + (v0 - v8) g(k), g(0) = 1, g(8) = 0, g(k) =
+    (a^(k/4) - a^2) / (1 - a^2) with a chosen per subject so the week-4 composite hits a target drawn from
+    its range (g(4) = a / (1 + a), clipped to 0.25-0.75), plus Gaussian noise (noise_sd cm), rounded to
+    0.1 cm and clipped to 0-10 cm.
+    Raises ConfigError when the baseline ranges cannot be combined (e.g. a severe band above 8.9 with
+    tingling and numbness at most 9.5 and the others at most 8.5).
+    """
+    n = len(severe)
+    tn_lo, tn_hi = (_tenths(v) for v in vas["baseline_symptom"]["tingling_numbness"])
+    ot_lo, ot_hi = (_tenths(v) for v in vas["baseline_symptom"]["other"])
+    band = np.array([vas["baseline_composite"]["moderate"], vas["baseline_composite"]["severe"]])
+    sum_lo = np.ceil(np.round(band[:, 0] * 50, 6)).astype(np.int64)[severe.astype(int)]
+    sum_hi = np.floor(np.round(band[:, 1] * 50, 6)).astype(np.int64)[severe.astype(int)]
+    total = rng.integers(sum_lo, sum_hi, endpoint=True)
+    # tingling + numbness: both in range, the others in range, and their mean above the others' mean
+    pair_lo = np.maximum.reduce([np.full(n, 2 * tn_lo), total - 3 * ot_hi, (2 * total) // 5 + 1])
+    pair_hi = np.minimum(2 * tn_hi, total - 3 * ot_lo)
+    if n and (pair_lo > pair_hi).any():
+        raise ConfigError("simulation.vas: baseline composite bands and symptom ranges are incompatible")
+    pair = rng.integers(pair_lo, pair_hi, endpoint=True)
+    t_lo = np.maximum.reduce([np.full(n, tn_lo), pair - tn_hi, -((-pair + 10) // 2)])
+    t_hi = np.minimum.reduce([np.full(n, tn_hi), pair - tn_lo, (pair + 10) // 2])
+    tingling = rng.integers(t_lo, t_hi, endpoint=True)
+    rest = total - pair
+    w_lo = np.maximum.reduce([np.full(n, ot_lo), rest - 2 * ot_hi, -((-rest + 24) // 3)])
+    w_hi = np.minimum.reduce([np.full(n, ot_hi), rest - 2 * ot_lo, (rest + 24) // 3])
+    weakness = rng.integers(w_lo, w_hi, endpoint=True)
+    rest2 = rest - weakness
+    f_lo = np.maximum.reduce([np.full(n, ot_lo), rest2 - ot_hi, -((-rest2 + 16) // 2)])
+    f_hi = np.minimum.reduce([np.full(n, ot_hi), rest2 - ot_lo, (rest2 + 16) // 2])
+    fatigue = rng.integers(f_lo, f_hi, endpoint=True)
+    baseline = np.stack([tingling, pair - tingling, weakness, fatigue, rest2 - fatigue], axis=1)
+
+    w8_tn = [_tenths(v) for v in vas["week8_symptom"]["tingling_numbness"]]
+    w8_ot = [_tenths(v) for v in vas["week8_symptom"]["other"]]
+    week8 = np.concatenate(
+        [
+            rng.integers(w8_tn[0], w8_tn[1], size=(n, 2), endpoint=True),
+            rng.integers(w8_ot[0], w8_ot[1], size=(n, 3), endpoint=True),
+        ],
+        axis=1,
+    )
+    c0 = baseline.sum(axis=1) / 50.0
+    c8 = week8.sum(axis=1) / 50.0
+    target4 = rng.uniform(vas["week4_composite"][0], vas["week4_composite"][1], size=n)
+    g4 = np.clip((target4 - c8) / np.maximum(c0 - c8, 1e-9), 0.25, 0.75)
+    a = g4 / (1.0 - g4)
+    weeks = np.arange(9, dtype=float)
+    near_linear = np.abs(a - 1.0) < 1e-6
+    a_safe = np.where(near_linear, 2.0, a)[:, None]
+    curved = (a_safe ** (weeks / 4.0) - a_safe**2) / (1.0 - a_safe**2)
+    shape = np.where(near_linear[:, None], 1.0 - weeks / 8.0, curved)  # (n, 9)
+    noise = rng.normal(0.0, vas["noise_sd"] * 10.0, size=(n, 9, 5))
+    noise[:, [0, 8], :] = 0.0
+    values = week8[:, None, :] + (baseline - week8)[:, None, :] * shape[:, :, None] + noise
+    out = np.clip(np.floor(values + 0.5), 0, 100).astype(np.int64)
+    out[:, 0, :] = baseline
+    out[:, 8, :] = week8
+    return out
+
+
+def _reference_range(standards: Mapping[str, Any], test: str, female: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    spec = standards["tests"][test]["range"]
+    if isinstance(spec, Mapping):
+        lo = np.where(female, spec["F"][0], spec["M"][0]).astype(float)
+        hi = np.where(female, spec["F"][1], spec["M"][1]).astype(float)
+    else:
+        lo = np.full(len(female), float(spec[0]))
+        hi = np.full(len(female), float(spec[1]))
+    return lo, hi
+
+
+def simulate_lab_values(rng: np.random.Generator, cohort: _Cohort, params: Mapping[str, Any]) -> np.ndarray:
+    """Lab values in standard units, shape (n, 3 clinic visits, tests in lab_units.yaml order), unrounded.
+
+    Default: a subject mean in the central part of the default reference range (by sex where it differs),
+    visit values mean + N(0, visit_noise x width), kept 5 % of the width inside the range. Exceptions:
+    B12-deficient without prior therapy have low Hb (below the sex-specific LLN), MCV > 100 fL and B12
+    80-190 pg/mL at baseline, improving on therapy; everyone else has adequate B12; diabetics have HbA1c
+    and fasting glucose in their diabetic ranges; INR = PT / mean normal PT.
+    """
+    labs = params["simulation"]["labs"]
+    standards = params["lab_standards"]
+    tests = list(params["lab_units"]["tests"])
+    n = len(cohort.number)
+    band, noise = labs["normal_band"], labs["visit_noise"]
+    values = np.empty((n, len(CLINIC_WEEKS), len(tests)))
+    for j, test in enumerate(tests):
+        lo, hi = _reference_range(standards, test, cohort.female)
+        width = hi - lo
+        mean = lo + width * (band + (1.0 - 2.0 * band) * rng.random(n))
+        visit = mean[:, None] + rng.normal(0.0, 1.0, size=(n, len(CLINIC_WEEKS))) * (noise * width)[:, None]
+        values[:, :, j] = np.clip(visit, (lo + 0.05 * width)[:, None], (hi - 0.05 * width)[:, None])
+
+    def stable_in(low: float, high: float) -> np.ndarray:
+        width = high - low
+        mean = low + width * (0.15 + 0.7 * rng.random(n))
+        visit = mean[:, None] + rng.normal(0.0, noise * width, size=(n, len(CLINIC_WEEKS)))
+        return np.clip(visit, low + 0.01 * width, high - 0.01 * width)
+
+    def uniform(bounds: Sequence[float], size: Any = None) -> np.ndarray:
+        return rng.uniform(bounds[0], bounds[1], size=n if size is None else size)
+
+    col = {test: j for j, test in enumerate(tests)}
+    untreated = cohort.b12_deficient & ~cohort.residual
+    # B12: adequate and stable unless deficient without prior therapy (then low, adequate on therapy)
+    b12 = stable_in(*labs["b12_adequate"])
+    b12[:, 0] = np.where(untreated, uniform(labs["b12_deficient"]), b12[:, 0])
+    on_therapy = uniform(labs["b12_adequate"], size=(n, 2))
+    b12[:, 1:] = np.where(untreated[:, None], on_therapy, b12[:, 1:])
+    values[:, :, col["B12"]] = b12
+    # haemoglobin and MCV recover from megaloblastic anaemia over the 8 weeks
+    lln, _ = _reference_range(standards, "HGB", cohort.female)
+    hb0 = lln - uniform(labs["anaemia_hb_below_lln"])
+    hb8 = lln + uniform(labs["recovered_hb_above_lln"])
+    step4 = uniform([0.4, 0.6])
+    anaemic = np.stack([hb0, hb0 + (hb8 - hb0) * step4, hb8], axis=1)
+    values[:, :, col["HGB"]] = np.where(untreated[:, None], anaemic, values[:, :, col["HGB"]])
+    mcv0, mcv8 = uniform(labs["macrocytic_mcv"]), uniform(labs["recovered_mcv"])
+    macrocytic = np.stack([mcv0, mcv0 + (mcv8 - mcv0) * step4, mcv8], axis=1)
+    values[:, :, col["MCV"]] = np.where(untreated[:, None], macrocytic, values[:, :, col["MCV"]])
+    # diabetics: raised, stable glycaemia
+    values[:, :, col["HBA1C"]] = np.where(
+        cohort.diabetic[:, None], stable_in(*labs["hba1c_diabetic"]), values[:, :, col["HBA1C"]]
+    )
+    values[:, :, col["GLUCF"]] = np.where(
+        cohort.diabetic[:, None], stable_in(*labs["glucose_diabetic"]), values[:, :, col["GLUCF"]]
+    )
+    # INR follows PT (ISI 1.0), so the coagulation panel is coherent
+    pt = np.floor(values[:, :, col["PT"]] * 10 + 0.5) / 10
+    values[:, :, col["INR"]] = pt / labs["mean_normal_pt"]
+    return values
+
+
+# --------------------------------------------------------------------------------------------------
+# Text formatting (over distinct values only)
+
+
+def _format_scaled(scaled: int, decimals: int, trim: bool) -> str:
+    text = str(abs(scaled)).rjust(decimals + 1, "0")
+    whole, frac = (text[:-decimals], text[-decimals:]) if decimals else (text, "")
+    if trim:
+        frac = frac.rstrip("0")
+    sign = "-" if scaled < 0 else ""
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+
+
+def format_numbers(values: np.ndarray, decimals: np.ndarray | int, trim: bool) -> np.ndarray:
+    """Round half up to `decimals` (per element or one for all) and format as text, object array.
+
+    trim=True gives the shortest text ("1.05", "1", "0.7": a lab report's number in canonical form);
+    trim=False keeps the decimals ("7.0"). NaN gives "". Formats each distinct value once.
+    """
+    values = np.asarray(values, dtype=float)
+    dec = np.broadcast_to(np.asarray(decimals, dtype=np.int64), values.shape)
+    missing = np.isnan(values)
+    scaled = np.floor(np.where(missing, 0.0, values) * 10.0**dec + 0.5).astype(np.int64)
+    key = scaled * 8 + dec  # decimals 0-7 fit in the low 3 bits
+    inverse, uniques = pd.factorize(key.ravel())
+    table = np.array([_format_scaled(int(k) >> 3, int(k) & 7, trim) for k in uniques] + [""], dtype=object)
+    inverse = np.where(missing.ravel(), len(uniques), inverse)
+    return table[inverse].reshape(values.shape)
+
+
+def format_dates(days: np.ndarray, day_first: np.ndarray | bool) -> np.ndarray:
+    """Days since 1970-01-01 as ISO YYYY-MM-DD, or DD/MM/YYYY where day_first; object array."""
+    days = np.asarray(days, dtype=np.int64)
+    inverse, uniques = pd.factorize(days.ravel())
+    iso = np.datetime_as_string(np.asarray(uniques).astype("datetime64[D]"), unit="D").astype(object)
+    dmy = np.array([f"{s[8:10]}/{s[5:7]}/{s[0:4]}" for s in iso], dtype=object)
+    first = np.broadcast_to(np.asarray(day_first, dtype=bool), days.shape).ravel()
+    # one table: ISO dates first, then the same dates day-first
+    table = np.concatenate([iso, dmy])
+    return table[inverse + len(iso) * first].reshape(days.shape)
+
+
+def subject_ids(numbers: np.ndarray) -> np.ndarray:
+    """Canonical subject IDs "K2-001" ... (zero-padded to at least three digits), object array."""
+    padded = np.strings.zfill(np.asarray(numbers, dtype=np.int64).astype(np.str_), SUBJECT_ID_PAD)
+    return np.strings.add("K2-", padded).astype(object)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables as text, with the mess
+
+
+class _Workbench:
+    """Raw text columns, their canonical text, and the record of every injected deviation."""
+
+    def __init__(self, rng: np.random.Generator, rates: Mapping[str, float]):
+        self.rng = rng
+        self.rates = rates
+        self.raw: dict[str, dict[str, np.ndarray]] = {}
+        self.canon: dict[str, dict[str, np.ndarray]] = {}
+        self.taken: dict[tuple[str, str], np.ndarray] = {}
+        self.records: list[tuple[str, str, str, np.ndarray]] = []
+
+    def add_table(self, file: str, columns: Mapping[str, np.ndarray]) -> None:
+        self.canon[file] = {c: np.asarray(v, dtype=object) for c, v in columns.items()}
+        # raw shares the canonical arrays until a column is first changed (copy on write: saves memory)
+        self.raw[file] = dict(self.canon[file])
+
+    def writable(self, file: str, column: str) -> np.ndarray:
+        if self.raw[file][column] is self.canon[file][column]:
+            self.raw[file][column] = self.canon[file][column].copy()
+        return self.raw[file][column]
+
+    def rows(self, file: str) -> int:
+        return len(next(iter(self.canon[file].values())))
+
+    def record(self, kind: str, file: str, column: str, idx: np.ndarray) -> None:
+        self.records.append((kind, file, column, np.asarray(idx, dtype=np.int64)))
+
+    def choose(self, kind: str, file: str, column: str, eligible: np.ndarray | None = None) -> np.ndarray:
+        """Distinct random cells for `kind` among the eligible cells no other kind has used: max(1,
+        round(rate x eligible)) of them (none when nothing is eligible), sorted."""
+        taken = self.taken.setdefault((file, column), np.zeros(self.rows(file), dtype=bool))
+        free = ~taken if eligible is None else (eligible & ~taken)
+        candidates = np.flatnonzero(free)
+        if not len(candidates):
+            return candidates
+        count = max(1, int(np.floor(self.rates[kind] * len(candidates) + 0.5)))
+        return np.sort(self.rng.choice(candidates, size=count, replace=False))
+
+    def put(self, kind: str, file: str, column: str, idx: np.ndarray, values: np.ndarray) -> None:
+        self.writable(file, column)[idx] = values
+        self.taken.setdefault((file, column), np.zeros(self.rows(file), dtype=bool))[idx] = True
+        self.record(kind, file, column, idx)
+
+    def pick(self, options: Sequence[Any], size: int) -> np.ndarray:
+        table = np.empty(len(options), dtype=object)
+        table[:] = list(options)
+        return table[self.rng.integers(0, len(options), size=size)]
+
+
+def _variant_lookup(wb: _Workbench, canonical: np.ndarray, variants: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """For each canonical value, a random one of its variants (loop over the distinct values only)."""
+    out = np.empty(len(canonical), dtype=object)
+    choice = wb.rng.integers(0, 1 << 30, size=len(canonical))
+    for value in pd.unique(canonical):
+        options = variants.get(value) or [value]
+        mask = canonical == value
+        out[mask] = np.asarray(options, dtype=object)[choice[mask] % len(options)]
+    return out
+
+
+def _visit_variants(labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for label in labels:
+        if label == "Baseline":
+            out[label] = _BASELINE_VARIANTS
+        else:
+            week = int(label.split()[1])
+            out[label] = tuple(v.format(k=week) for v in _WEEK_VARIANTS)
+    return out
+
+
+def _inject_subject_ids(wb: _Workbench, numbers: dict[str, np.ndarray]) -> None:
+    for file in ("subjects.csv", "symptom_diary.csv", "labs.csv", "dosing.csv"):
+        idx = wb.choose("subject_id_spelling", file, "subject_id")
+        number = numbers[file][idx].astype(np.str_)
+        fmt = wb.rng.integers(0, len(_SUBJECT_ID_FORMATS), size=len(idx))
+        values = np.empty(len(idx), dtype=object)
+        for k, (prefix, padded) in enumerate(_SUBJECT_ID_FORMATS):
+            digits = np.strings.zfill(number, SUBJECT_ID_PAD) if padded else number
+            values[fmt == k] = np.strings.add(prefix, digits)[fmt == k].astype(object)
+        wb.put("subject_id_spelling", file, "subject_id", idx, values)
+
+
+def _inject_cell_mess(wb: _Workbench, sim: Mapping[str, Any], lab_site: np.ndarray) -> None:
+    """Every random cell-level kind, in a fixed order; each cell gets at most one of them.
+    lab_site: the site of every labs.csv record."""
+    diary, labs = "symptom_diary.csv", "labs.csv"
+    # below the limit of quantification: part of the data, so the truth keeps "<limit" too
+    blq = sim["mess"]["below_quantification"]
+    eligible = (wb.canon[labs]["test_code"] == blq["test"]) & (lab_site == blq["site"])
+    idx = wb.choose("below_quantification", labs, "result", eligible)
+    limit = "<" + format_numbers(np.array([blq["limit"]]), 6, trim=True)[0]
+    wb.writable(labs, "result")
+    wb.canon[labs]["result"][idx] = limit
+    wb.put("below_quantification", labs, "result", idx, np.full(len(idx), limit, dtype=object))
+    # impossible VAS, away from the analysed visits (baseline, weeks 4 and 8) so populations are unchanged
+    week = wb.canon[diary]["_week"]
+    tenths = wb.canon[diary]["_tenths"]
+    eligible = (week != 0) & (week != 4) & (week != 8) & (tenths >= 11)
+    idx = wb.choose("impossible_vas", diary, "vas_cm", eligible)
+    in_mm = wb.rng.random(len(idx)) < 0.5
+    values = np.where(
+        in_mm, tenths[idx].astype(np.str_).astype(object), format_numbers((tenths[idx] + 100) / 10.0, 1, trim=False)
+    )
+    wb.writable(diary, "vas_cm")
+    wb.canon[diary]["vas_cm"][idx] = ""
+    wb.put("impossible_vas", diary, "vas_cm", idx, values)
+    # decimal commas
+    idx = wb.choose("decimal_comma", diary, "vas_cm")
+    wb.put(
+        "decimal_comma",
+        diary,
+        "vas_cm",
+        idx,
+        np.strings.replace(wb.raw[diary]["vas_cm"][idx].astype(np.str_), ".", ",").astype(object),
+    )
+    has_point = _map_distinct(wb.canon[labs]["result"], lambda s: "." in s and not s.startswith(("<", ">")))
+    idx = wb.choose("decimal_comma", labs, "result", has_point.astype(bool))
+    comma = np.strings.replace(wb.raw[labs]["result"][idx].astype(np.str_), ".", ",").astype(object)
+    wb.put("decimal_comma", labs, "result", idx, comma)
+    # labels
+    for file, labels in ((diary, DIARY_VISITS), (labs, CLINIC_VISITS), ("dosing.csv", DOSING_VISITS)):
+        idx = wb.choose("visit_label_variant", file, "visit")
+        values = _variant_lookup(wb, wb.canon[file]["visit"][idx], _visit_variants(labels))
+        wb.put("visit_label_variant", file, "visit", idx, values)
+    idx = wb.choose("symptom_label_variant", diary, "symptom")
+    wb.put(
+        "symptom_label_variant",
+        diary,
+        "symptom",
+        idx,
+        _variant_lookup(wb, wb.canon[diary]["symptom"][idx], _SYMPTOM_VARIANTS),
+    )
+    has_variant = pd.Series(wb.canon[labs]["unit"]).isin(list(_UNIT_VARIANTS)).to_numpy()
+    idx = wb.choose("unit_spelling", labs, "unit", has_variant)
+    wb.put("unit_spelling", labs, "unit", idx, _variant_lookup(wb, wb.canon[labs]["unit"][idx], _UNIT_VARIANTS))
+    for test, alias in sim["mess"]["test_code_aliases"].items():
+        idx = wb.choose("test_code_alias", labs, "test_code", wb.canon[labs]["test_code"] == test)
+        wb.put("test_code_alias", labs, "test_code", idx, np.full(len(idx), alias, dtype=object))
+    for column in ("metformin", "prior_b12_therapy", "anticoagulant"):
+        idx = wb.choose("yes_no_variant", "subjects.csv", column)
+        values = _variant_lookup(wb, wb.canon["subjects.csv"][column][idx], _YES_NO_VARIANTS)
+        wb.put("yes_no_variant", "subjects.csv", column, idx, values)
+    idx = wb.choose("sex_variant", "subjects.csv", "sex")
+    wb.put(
+        "sex_variant",
+        "subjects.csv",
+        "sex",
+        idx,
+        _variant_lookup(wb, wb.canon["subjects.csv"]["sex"][idx], _SEX_VARIANTS),
+    )
+    # stray whitespace last, on cells still clean
+    for file, column in ((diary, "subject_id"), (diary, "visit"), (labs, "subject_id"), (labs, "unit")):
+        idx = wb.choose("stray_whitespace", file, column)
+        pad = wb.pick((" {}", "{} ", "  {} "), len(idx))
+        values = np.array([p.format(v) for p, v in zip(pad, wb.raw[file][column][idx], strict=True)], dtype=object)
+        wb.put("stray_whitespace", file, column, idx, values)
+
+
+def _map_distinct(values: np.ndarray, func: Any) -> np.ndarray:
+    """func applied to each distinct value of an object array, spread back (object array)."""
+    codes, uniques = pd.factorize(values)
+    table = np.array([func(u) for u in uniques], dtype=object)
+    return table[codes]
+
+
+def _csv_line(values: Sequence[str]) -> str:
+    return ",".join(_quote(v) for v in values)
+
+
+def _quote(value: str) -> str:
+    if any(ch in value for ch in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def raw_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 500_000) -> Iterator[bytes]:
+    """The bytes of a raw table, in pieces of at most `chunk_rows` records (the header comes first).
+
+    UTF-8, header row, "\\n" line ends, RFC 4180 quoting only where a cell holds a comma, quote or line
+    break (so "7,5" is quoted); cells are written as they are: no formula escaping and no number
+    formatting, because raw tables are text already.
+    """
+    yield (_csv_line([str(c) for c in frame.columns]) + "\n").encode("utf-8")
+    for start in range(0, len(frame), chunk_rows):
+        columns = []
+        for name in frame.columns:
+            cells = frame[name].to_numpy(dtype=object)[start : start + chunk_rows]
+            codes, uniques = pd.factorize(cells)
+            columns.append(np.array([_quote(str(u)) for u in uniques], dtype=object)[codes])
+        yield ("\n".join(map(",".join, zip(*columns, strict=True))) + "\n").encode("utf-8")
+
+
+def raw_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The exact bytes `write_raw_dataset` writes for a raw table (see raw_csv_chunks)."""
+    return b"".join(raw_csv_chunks(frame))
+
+
+def _text_or_missing(values: np.ndarray) -> pd.Series:
+    """str Series with "" as missing (NaN)."""
+    values = np.asarray(values, dtype=object)
+    empty = values == ""
+    if empty.any():
+        values = np.where(empty, np.nan, values)
+    return pd.Series(values, dtype="str")
+
+
+def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> SimulatedStudy:
+    """Simulate the raw files of a study of `n_subjects` subjects (see the module docstring).
+
+    params: as built by `build_params` (config sections simulation, treatment, visit_windows, and the
+    parsed lab_units.yaml and lab_standards.yaml). Raises ConfigError for inconsistent parameters and
+    ValueError for n_subjects < 1.
+    """
+    if n_subjects < 1:
+        raise ValueError("n_subjects must be at least 1")
+    _check_params(params)
+    sim = params["simulation"]
+    n = int(n_subjects)
+    cohort = _simulate_cohort(n, derive_rng(seed, "cohort"), params)
+    vas = simulate_vas_tenths(derive_rng(seed, "vas"), cohort.severe, sim["vas"])
+    lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params)
+    diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim)
+    low, high = sim["dosing"]["capsules_returned"]
+    returned = derive_rng(seed, "dosing").integers(low, high, size=(n, len(DOSING_WEEKS)), endpoint=True)
+    dispensed = int(sim["dosing"]["capsules_dispensed"])
+
+    site_names = list(sim["site_counts"])
+    site = np.array(site_names, dtype=object)[cohort.site]
+    ids = subject_ids(cohort.number)
+    # record -> subject index, per file (records are ordered by subject, then visit, then symptom or test)
+    n_tests = len(params["lab_units"]["tests"])
+    subject_of = {
+        "subjects.csv": np.arange(n),
+        "symptom_diary.csv": np.repeat(np.arange(n), len(DIARY_WEEKS) * len(SYMPTOMS)),
+        "labs.csv": np.repeat(np.arange(n), len(CLINIC_WEEKS) * n_tests),
+        "dosing.csv": np.repeat(np.arange(n), len(DOSING_WEEKS)),
+    }
+    wb = _Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
+    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids))
+    wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days))
+    wb.canon["symptom_diary.csv"]["_week"] = np.tile(np.repeat(np.arange(len(DIARY_WEEKS)), len(SYMPTOMS)), n)
+    wb.canon["symptom_diary.csv"]["_tenths"] = vas.reshape(-1)
+    lab_columns, si_rows = _lab_columns(cohort, lab_values, ids, lab_days, params)
+    wb.add_table("labs.csv", lab_columns)
+    del lab_columns, lab_values
+    wb.add_table("dosing.csv", _dosing_columns(ids, returned, dispensed))
+    wb.add_table("adverse_events.csv", {c: np.empty(0, dtype=object) for c in RAW_COLUMNS["adverse_events.csv"]})
+
+    # systematic site conventions: day-first dates, SI units
+    day_first_site = np.array([bool(sim["sites"][name]["day_first"]) for name in site_names])[cohort.site]
+    for file, column, days in (
+        ("subjects.csv", "consent_date", cohort.consent),
+        ("subjects.csv", "first_dose_date", cohort.first_dose),
+        ("subjects.csv", "last_dose_date", cohort.last_dose),
+        ("symptom_diary.csv", "assessment_date", np.repeat(diary_days.reshape(-1), len(SYMPTOMS))),
+        ("labs.csv", "sample_date", np.repeat(lab_days.reshape(-1), n_tests)),
+    ):
+        idx = np.flatnonzero(day_first_site[subject_of[file]])
+        wb.writable(file, column)[idx] = format_dates(days[idx], True)
+        wb.record("day_first_date", file, column, idx)
+    wb.record("si_unit", "labs.csv", "unit", si_rows)
+
+    # random mess, then duplicated diary records (last, so each copy is exact)
+    _inject_subject_ids(wb, {file: cohort.number[rows] for file, rows in subject_of.items()})
+    _inject_cell_mess(wb, sim, site[subject_of["labs.csv"]])
+    del subject_of
+    impossible = wb.canon["symptom_diary.csv"]["vas_cm"] == ""
+    dup_candidates = np.flatnonzero(~impossible)
+    dup_count = max(1, int(np.floor(sim["mess"]["rates"]["duplicate_row"] * len(impossible) + 0.5)))
+    duplicated = np.sort(wb.rng.choice(dup_candidates, size=min(dup_count, len(dup_candidates)), replace=False))
+
+    # assembled in this order so each working array is released as soon as it is used
+    raw_rows = _raw_rows(wb, duplicated)
+    mess = _assemble_mess(wb, raw_rows, duplicated)
+    study_raw = _assemble_raw(wb, duplicated)
+    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible)
+    return SimulatedStudy(raw=study_raw, truth=truth, dataset_meta=dataset_meta(n, seed), mess=mess)
+
+
+def _simulate_visit_days(
+    rng: np.random.Generator, cohort: _Cohort, sim: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Diary days (n, 9) and clinic sample days (n, 3), days since 1970-01-01.
+
+    Diary: baseline on the first-dose day, week k at first dose + 7k +/- diary_jitter_days. Clinic: weeks 4
+    and 8 at first dose + 7 x week +/- clinic_jitter_days; the baseline sample up to clinic_jitter_days
+    before the first dose, never after it and never before consent.
+    """
+    n = len(cohort.first_dose)
+    jitter = sim["diary_jitter_days"]
+    shift = rng.integers(-jitter, jitter, size=(n, len(DIARY_WEEKS)), endpoint=True)
+    shift[:, 0] = 0
+    diary_days = cohort.first_dose[:, None] + 7 * np.asarray(DIARY_WEEKS)[None, :] + shift
+    jitter = sim["clinic_jitter_days"]
+    lab_shift = rng.integers(-jitter, jitter, size=(n, len(CLINIC_WEEKS)), endpoint=True)
+    lab_shift[:, 0] = -np.minimum(np.abs(lab_shift[:, 0]), cohort.first_dose - cohort.consent)
+    lab_days = cohort.first_dose[:, None] + 7 * np.asarray(CLINIC_WEEKS)[None, :] + lab_shift
+    return diary_days, lab_days
+
+
+def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """subjects.csv in canonical text (ISO dates)."""
+    n = len(ids)
+    yes_no = np.array(["no", "yes"], dtype=object)
+    return {
+        "subject_id": ids,
+        "site": site,
+        "sex": np.where(cohort.female, "F", "M").astype(object),
+        "age_years": cohort.age.astype(np.str_).astype(object),
+        "weight_kg": format_numbers(cohort.weight_tenths / 10.0, 1, trim=True),
+        "height_cm": cohort.height.astype(np.str_).astype(object),
+        "etiology": np.array(ETIOLOGIES, dtype=object)[cohort.etiology],
+        "diabetes_duration_years": np.where(
+            cohort.diabetes_years >= 0, cohort.diabetes_years.astype(np.str_), ""
+        ).astype(object),
+        "metformin": yes_no[cohort.metformin.astype(int)],
+        "prior_b12_therapy": yes_no[cohort.residual.astype(int)],
+        "anticoagulant": yes_no[cohort.anticoagulant.astype(int)],
+        "consent_date": format_dates(cohort.consent, False),
+        "first_dose_date": format_dates(cohort.first_dose, False),
+        "last_dose_date": format_dates(cohort.last_dose, False),
+        "status": np.full(n, "completed", dtype=object),
+        "withdrawal_reason": np.full(n, "", dtype=object),
+    }
+
+
+def _diary_columns(vas: np.ndarray, ids: np.ndarray, diary_days: np.ndarray) -> dict[str, np.ndarray]:
+    """symptom_diary.csv in canonical text: subject x week x symptom, VAS with one decimal."""
+    n, n_weeks, n_symptoms = vas.shape
+    rows = n * n_weeks * n_symptoms
+    return {
+        "subject_id": np.repeat(ids, n_weeks * n_symptoms),
+        "visit": np.tile(np.repeat(np.array(DIARY_VISITS, dtype=object), n_symptoms), n),
+        "assessment_date": format_dates(np.repeat(diary_days.reshape(-1), n_symptoms), False),
+        "symptom": np.tile(np.array(SYMPTOMS, dtype=object), n * n_weeks),
+        "vas_cm": format_numbers(vas.reshape(-1) / 10.0, 1, trim=False),
+        "comment": np.full(rows, "", dtype=object),
+    }
+
+
+def _lab_columns(
+    cohort: _Cohort, lab_values: np.ndarray, ids: np.ndarray, lab_days: np.ndarray, params: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """labs.csv in canonical text (subject x clinic visit x test, each site's unit and precision, the default
+    reference range by sex in that unit, blank where the site gives none), and the records reported in a
+    unit other than the standard one."""
+    sim = params["simulation"]
+    tests = params["lab_units"]["tests"]
+    codes = list(tests)
+    n, n_visits, n_tests = lab_values.shape
+    subject = np.repeat(np.arange(n), n_visits * n_tests)
+    test = np.tile(np.arange(n_tests), n * n_visits)
+    visit = np.tile(np.repeat(np.arange(n_visits), n_tests), n)
+    sites = list(sim["site_counts"])
+    unit_table = np.empty((len(sites), n_tests), dtype=object)
+    factor_table = np.ones((len(sites), n_tests))
+    decimals_table = np.zeros((len(sites), n_tests), dtype=np.int64)
+    no_range_table = np.zeros((len(sites), n_tests), dtype=bool)
+    for s, name in enumerate(sites):
+        spec = sim["sites"][name]
+        for j, code in enumerate(codes):
+            unit = spec["units"].get(code, tests[code]["unit"])
+            unit_table[s, j] = unit
+            factor_table[s, j] = float(tests[code]["units"][unit])
+            decimals_table[s, j] = int(spec["unit_decimals"].get(code, tests[code]["decimals"]))
+            no_range_table[s, j] = code in spec["tests_without_reference_range"]
+    site_of = cohort.site[subject]
+    factor = factor_table[site_of, test]
+    decimals = decimals_table[site_of, test]
+    no_range = no_range_table[site_of, test]
+    low = np.empty((n, n_tests))
+    high = np.empty((n, n_tests))
+    for j, code in enumerate(codes):
+        low[:, j], high[:, j] = _reference_range(params["lab_standards"], code, cohort.female)
+    by_subject_test = subject * n_tests + test
+    ref_low = np.where(no_range, np.nan, low.reshape(-1)[by_subject_test] / factor)
+    ref_high = np.where(no_range, np.nan, high.reshape(-1)[by_subject_test] / factor)
+    unit = unit_table[site_of, test]
+    standard_unit = np.array([tests[c]["unit"] for c in codes], dtype=object)
+    columns = {
+        "subject_id": ids[subject],
+        "visit": np.array(CLINIC_VISITS, dtype=object)[visit],
+        "sample_date": format_dates(np.repeat(lab_days.reshape(-1), n_tests), False),
+        "test_code": np.array(codes, dtype=object)[test],
+        "result": format_numbers(lab_values.reshape(-1) / factor, decimals, trim=True),
+        "unit": unit,
+        "ref_low": format_numbers(ref_low, decimals, trim=True),
+        "ref_high": format_numbers(ref_high, decimals, trim=True),
+    }
+    return columns, np.flatnonzero(unit != standard_unit[test])
+
+
+def _dosing_columns(ids: np.ndarray, returned: np.ndarray, dispensed: int) -> dict[str, np.ndarray]:
+    """dosing.csv in canonical text: capsules dispensed and returned at weeks 4 and 8."""
+    rows = returned.size
+    return {
+        "subject_id": np.repeat(ids, len(DOSING_WEEKS)),
+        "visit": np.tile(np.array(DOSING_VISITS, dtype=object), len(ids)),
+        "capsules_dispensed": np.full(rows, str(dispensed), dtype=object),
+        "capsules_returned": returned.reshape(-1).astype(np.str_).astype(object),
+    }
+
+
+def _raw_rows(wb: _Workbench, duplicated: np.ndarray) -> dict[str, np.ndarray]:
+    """Per file, the spreadsheet row (header = row 1) of every generated record; in the diary each
+    duplicated record is written right after its original, shifting the records below it."""
+    rows = {}
+    for file in RAW_FILES:
+        m = np.arange(wb.rows(file), dtype=np.int64)
+        shift = np.searchsorted(duplicated, m, side="left") if file == "symptom_diary.csv" else 0
+        rows[file] = m + 2 + shift
+    return rows
+
+
+def _assemble_raw(wb: _Workbench, duplicated: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Raw tables as str frames (diary with each duplicated record right after its original); releases
+    the workbench's raw columns."""
+    raw: dict[str, pd.DataFrame] = {}
+    for file in RAW_FILES:
+        columns = wb.raw.pop(file)
+        if file == "symptom_diary.csv":
+            copies = np.ones(wb.rows(file), dtype=np.int64)
+            copies[duplicated] = 2
+            order = np.repeat(np.arange(len(copies)), copies)
+        else:
+            order = None
+        frame = {}
+        for name in RAW_COLUMNS[file]:
+            values = columns.pop(name)
+            frame[name] = pd.Series(values if order is None else values[order], dtype="str")
+            del values
+        raw[file] = pd.DataFrame(frame, columns=RAW_COLUMNS[file], copy=False)
+    return raw
+
+
+def _assemble_truth(
+    wb: _Workbench,
+    cohort: _Cohort,
+    vas: np.ndarray,
+    returned: np.ndarray,
+    dispensed: int,
+    impossible: np.ndarray,
+) -> dict[str, pd.DataFrame]:
+    """Clean tables with typed columns; releases the workbench's canonical columns."""
+    numbers: dict[str, dict[str, np.ndarray]] = {
+        "subjects.csv": {
+            "age_years": cohort.age.astype(float),
+            "weight_kg": cohort.weight_tenths / 10.0,
+            "height_cm": cohort.height.astype(float),
+            "diabetes_duration_years": np.where(cohort.diabetes_years >= 0, cohort.diabetes_years, np.nan),
+        },
+        "symptom_diary.csv": {"vas_cm": np.where(impossible, np.nan, vas.reshape(-1) / 10.0)},
+        "labs.csv": {
+            column: _map_distinct(wb.canon["labs.csv"][column], lambda s: float(s) if s else np.nan).astype(float)
+            for column in ("ref_low", "ref_high")
+        },
+        "dosing.csv": {
+            "capsules_dispensed": np.full(wb.rows("dosing.csv"), dispensed, dtype=np.int64),
+            "capsules_returned": returned.reshape(-1).astype(np.int64),
+        },
+    }
+    truth: dict[str, pd.DataFrame] = {}
+    for file in RAW_FILES:
+        columns = wb.canon.pop(file)
+        typed = numbers.get(file, {})
+        frame: dict[str, Any] = {}
+        for name in RAW_COLUMNS[file]:
+            text = columns.pop(name)
+            frame[name] = typed[name] if name in typed else _text_or_missing(text)
+            del text
+        truth[file] = pd.DataFrame(frame, columns=RAW_COLUMNS[file], copy=False)
+    return truth
+
+
+def _assemble_mess(wb: _Workbench, raw_rows: dict[str, np.ndarray], duplicated: np.ndarray) -> pd.DataFrame:
+    """The mess table from the workbench's records (before its columns are released)."""
+    kinds = np.array(list(MESS_KINDS), dtype=object)
+    files = np.array(RAW_FILES, dtype=object)
+    # one code per (file, column): file x 32 + column position + 1; position 0 is the whole record ("*")
+    column_names = np.full(len(RAW_FILES) * 32, "*", dtype=object)
+    for f, file in enumerate(RAW_FILES):
+        for c, name in enumerate(RAW_COLUMNS[file]):
+            column_names[f * 32 + c + 1] = name
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("kind", "column", "row", "raw", "clean")}
+
+    def add(kind: str, file: str, position: int, rows: np.ndarray, raw: np.ndarray, clean: np.ndarray) -> None:
+        parts["kind"].append(np.full(len(rows), list(MESS_KINDS).index(kind), dtype=np.int64))
+        parts["column"].append(np.full(len(rows), RAW_FILES.index(file) * 32 + position, dtype=np.int64))
+        parts["row"].append(rows)
+        parts["raw"].append(raw)
+        parts["clean"].append(clean)
+
+    for kind, file, column, idx in wb.records:
+        if len(idx):
+            position = RAW_COLUMNS[file].index(column) + 1
+            add(kind, file, position, raw_rows[file][idx], wb.raw[file][column][idx], wb.canon[file][column][idx])
+    if len(duplicated):
+        diary = "symptom_diary.csv"
+        cells = zip(*(wb.raw[diary][c][duplicated] for c in RAW_COLUMNS[diary]), strict=True)
+        records = np.array([_csv_line(row) for row in cells], dtype=object)
+        add("duplicate_row", diary, 0, raw_rows[diary][duplicated] + 1, records, np.full(len(records), "", object))
+    kind = np.concatenate(parts.pop("kind"))
+    column = np.concatenate(parts.pop("column"))
+    row = np.concatenate(parts.pop("row"))
+    # file, raw_row, column, kind packed into one sortable integer (column code already leads with the file)
+    key = ((column // 32) << 58) | (row << 10) | ((column % 32) << 5) | kind
+    order = np.argsort(key, kind="stable")
+    del key
+    return pd.DataFrame(
+        {
+            "kind": pd.Series(kinds[kind[order]], dtype="str"),
+            "file": pd.Series(files[column[order] // 32], dtype="str"),
+            "raw_row": row[order],
+            "column": pd.Series(column_names[column[order]], dtype="str"),
+            "raw_value": pd.Series(np.concatenate(parts.pop("raw"))[order], dtype="str"),
+            "clean_value": pd.Series(np.concatenate(parts.pop("clean"))[order], dtype="str"),
+        },
+        columns=MESS_COLUMNS,
+        copy=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataset description and files
+
+
+def dataset_meta(n_subjects: int, seed: int) -> dict[str, Any]:
+    """Content of dataset.yaml: it says the data are simulated, what they are calibrated to and how to
+    regenerate them."""
+    return {
+        "name": "k2trial-simulated",
+        "version": GENERATOR_VERSION,
+        "simulated": True,
+        "description": (
+            f"SIMULATED data of {n_subjects} subjects, not patient data. Generated to mimic the open-label "
+            "single-arm pilot of vitamin K2-7 (menaquinone-7, 100 mcg twice daily for 8 weeks) in peripheral "
+            "neuropathy due to vitamin B12 deficiency and/or diabetes (Kulkarni et al., The Indian Practitioner "
+            "2013;66(10); CTRI/2012/08/002930), calibrated to the facts that paper reports (30 patients, 23 "
+            "B12-deficient of whom 10 with residual symptoms despite adequate B12, baseline composite VAS 6-9 "
+            "in a moderate and a severe group, both reduced to 1-2 by week 8 with tingling and numbness falling "
+            "most, no adverse events, organ-function tests normal) and to the assumptions in STUDY.md and "
+            "config `simulation`. The CRF-export mess in the files is deliberate (see README.md)."
+        ),
+        "generator": f"k2trial.simulation {GENERATOR_VERSION}",
+        "seed": int(seed),
+        "n_subjects": int(n_subjects),
+    }
+
+
+def dataset_yaml_text(meta: Mapping[str, Any]) -> str:
+    """dataset.yaml as text (keys in the order given, UTF-8, block style)."""
+    header = "# Simulated dataset written by k2trial.simulation: do not edit; regenerate it (data/raw/README.md).\n"
+    return header + yaml.safe_dump(dict(meta), sort_keys=False, allow_unicode=True, width=100)
+
+
+def sha256sums_text(files: Mapping[str, bytes]) -> str:
+    """sha256sum format: "<hex>  <name>" per file, sorted by name."""
+    return "".join(f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files))
+
+
+def dataset_file_bytes(study: SimulatedStudy) -> dict[str, bytes]:
+    """The bytes of every file of the dataset: the five CSVs, dataset.yaml and SHA256SUMS (in memory:
+    for small datasets and tests; write_raw_dataset streams)."""
+    files = {name: raw_csv_bytes(study.raw[name]) for name in RAW_FILES}
+    files["dataset.yaml"] = dataset_yaml_text(study.dataset_meta).encode("utf-8")
+    files["SHA256SUMS"] = sha256sums_text(files).encode("utf-8")
+    return files
+
+
+def _write_chunks_atomically(chunks: Iterable[bytes], path: Path) -> str:
+    """Write the chunks to a temporary file beside `path`, then rename it over `path` (a killed run never
+    leaves a half-written file under the final name). Returns the SHA-256 hex of the content."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                digest.update(chunk)
+                handle.write(chunk)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return digest.hexdigest()
+
+
+def write_raw_dataset(study: SimulatedStudy, out_dir: str | Path) -> dict[str, str]:
+    """Write the five CSVs, dataset.yaml and SHA256SUMS (sha256sum format, sorted by name, covering the
+    other six files) into out_dir, created if needed; other files there are left alone. Each file is
+    written atomically, the CSVs in chunks. Returns file name -> SHA-256 hex of what was written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    digests = {name: _write_chunks_atomically(raw_csv_chunks(study.raw[name]), out / name) for name in RAW_FILES}
+    meta = dataset_yaml_text(study.dataset_meta).encode("utf-8")
+    digests["dataset.yaml"] = _write_chunks_atomically([meta], out / "dataset.yaml")
+    sums = "".join(f"{digests[name]}  {name}\n" for name in sorted(digests)).encode("utf-8")
+    digests["SHA256SUMS"] = _write_chunks_atomically([sums], out / "SHA256SUMS")
+    return digests
+
+
+def write_truth_tables(study: SimulatedStudy, out_dir: str | Path) -> None:
+    """Write the truth tables (same file names as the raw files) and mess.csv with k2trial.tabular."""
+    from k2trial.tabular import write_csv
+
+    out = Path(out_dir)
+    for name in RAW_FILES:
+        write_csv(study.truth[name], out / name)
+    write_csv(study.mess, out / "mess.csv")
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _load_yaml(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def params_from_config_file(config_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config, params) from a config.yaml whose lab_units and lab_standards paths are relative to the
+    working directory (the repository root)."""
+    config = _load_yaml(config_path)
+    return config, build_params(config, _load_yaml(config["lab_units"]), _load_yaml(config["lab_standards"]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m k2trial.simulation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-subjects", type=int, default=None, help="default: config simulation.n_subjects")
+    parser.add_argument("--seed", type=int, default=None, help="default: config seed")
+    parser.add_argument("--out", required=True, help="folder for the raw files, dataset.yaml and SHA256SUMS")
+    parser.add_argument("--truth-dir", default=None, help="also write the clean truth tables and mess.csv here")
+    parser.add_argument("--config", default="config/config.yaml", help="config file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    config, params = params_from_config_file(args.config)
+    n = args.n_subjects if args.n_subjects is not None else int(config["simulation"]["n_subjects"])
+    seed = args.seed if args.seed is not None else int(config["seed"])
+    study = generate_study(n, seed, params)
+    write_raw_dataset(study, args.out)
+    if args.truth_dir:
+        write_truth_tables(study, args.truth_dir)
+    print(f"wrote {n} simulated subjects (seed {seed}) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+# Analysis datasets (workflow/DATASETS.md, results/analysis/): one rule per dataset, so that each reruns
+# alone when only its inputs or parameters change.
+
+
+rule derive_subjects:
+    input:
+        subjects=rules.clean_raw_data.output.subjects,
+        dosing=rules.clean_raw_data.output.dosing,
+        symptom_diary=rules.clean_raw_data.output.symptom_diary,
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
+    output:
+        subjects=f"{RESULTS}/analysis/subjects.csv",
+    log:
+        f"{RESULTS}/logs/derive_subjects.log",
+    conda:
+        CONDA_ENV
+    params:
+        treatment=config["treatment"],
+        composite=config["composite"],
+    script:
+        "../scripts/derive_subjects.py"
+
+
+rule derive_vas:
+    input:
+        symptom_diary=rules.clean_raw_data.output.symptom_diary,
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
+    output:
+        vas=f"{RESULTS}/analysis/vas.csv",
+    log:
+        f"{RESULTS}/logs/derive_vas.log",
+    conda:
+        CONDA_ENV
+    params:
+        composite=config["composite"],
+    script:
+        "../scripts/derive_vas.py"
+
+
+rule derive_labs:
+    input:
+        labs=rules.clean_raw_data.output.labs,
+        subjects=rules.clean_raw_data.output.subjects,
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
+    output:
+        labs=f"{RESULTS}/analysis/labs.csv",
+    log:
+        f"{RESULTS}/logs/derive_labs.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/derive_labs.py"

@@ -1,0 +1,27 @@
+# Efficacy: paired tests, Friedman, descriptives, responders, group comparisons, models and weekly
+# trajectories of the VAS diary, in one job (k2trial.efficacy; results/efficacy/).
+
+
+rule efficacy_analysis:
+    input:
+        assignment=rules.assign_groups.output.assignment,
+        vas=f"{RESULTS}/analysis/vas.csv",
+    output:
+        paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
+        friedman=f"{RESULTS}/efficacy/friedman.csv",
+        descriptives=f"{RESULTS}/efficacy/descriptives.csv",
+        responders=f"{RESULTS}/efficacy/responders.csv",
+        group_comparison=f"{RESULTS}/efficacy/group_comparison.csv",
+        models=f"{RESULTS}/efficacy/models.csv",
+        weekly=f"{RESULTS}/efficacy/weekly.csv",
+        analysis_choices=f"{RESULTS}/efficacy/analysis_choices.json",
+    log:
+        f"{RESULTS}/logs/efficacy_analysis.log",
+    conda:
+        CONDA_ENV
+    params:
+        efficacy=config["efficacy"],
+        groups=config["groups"],
+        b12_status=config["b12_status"],
+    script:
+        "../scripts/efficacy_analysis.py"

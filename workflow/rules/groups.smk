@@ -1,0 +1,21 @@
+# Severity groups and analysis populations (k2trial.groups; results/groups/).
+
+
+rule assign_groups:
+    input:
+        subjects=f"{RESULTS}/analysis/subjects.csv",
+        vas=f"{RESULTS}/analysis/vas.csv",
+        labs=f"{RESULTS}/analysis/labs.csv",
+    output:
+        assignment=f"{RESULTS}/groups/assignment.csv",
+        counts=f"{RESULTS}/groups/counts.csv",
+    log:
+        f"{RESULTS}/logs/assign_groups.log",
+    conda:
+        CONDA_ENV
+    params:
+        groups=config["groups"],
+        b12_status=config["b12_status"],
+        composite_decimals=config["efficacy"]["recording_decimals"]["composite"],
+    script:
+        "../scripts/assign_groups.py"

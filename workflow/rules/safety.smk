@@ -1,0 +1,35 @@
+# Safety: laboratory flags, CTCAE v5.0 grades, Hy's law and eDISH, lab paired tests, adverse-event tables and
+# the safety conclusion (results/safety/). config/lab_standards.yaml is an input of this rule only, so a change
+# of a reference range or CTCAE criterion reruns the safety analysis and what depends on it, nothing upstream.
+
+
+rule safety_analysis:
+    input:
+        labs=f"{RESULTS}/analysis/labs.csv",
+        subjects=f"{RESULTS}/analysis/subjects.csv",
+        adverse_events=f"{RESULTS}/clean/adverse_events.csv",
+        lab_units=config["lab_units"],
+        lab_standards=config["lab_standards"],
+    output:
+        lab_flags=f"{RESULTS}/safety/lab_flags.csv",
+        lab_descriptives=f"{RESULTS}/safety/lab_descriptives.csv",
+        lab_shifts=f"{RESULTS}/safety/lab_shifts.csv",
+        lab_categories=f"{RESULTS}/safety/lab_categories.csv",
+        ctcae_grades=f"{RESULTS}/safety/ctcae_grades.csv",
+        ctcae_worst=f"{RESULTS}/safety/ctcae_worst.csv",
+        hys_law=f"{RESULTS}/safety/hys_law.csv",
+        edish=f"{RESULTS}/safety/edish.csv",
+        lab_paired_tests=f"{RESULTS}/safety/lab_paired_tests.csv",
+        ae_summary=f"{RESULTS}/safety/ae_summary.csv",
+        ae_by_term=f"{RESULTS}/safety/ae_by_term.csv",
+        ae_listing=f"{RESULTS}/safety/ae_listing.csv",
+        safety_conclusion=f"{RESULTS}/safety/safety_conclusion.csv",
+    log:
+        f"{RESULTS}/logs/safety_analysis.log",
+    conda:
+        CONDA_ENV
+    params:
+        safety=config["safety"],
+        b12_status=config["b12_status"],
+    script:
+        "../scripts/safety_analysis.py"

@@ -1,0 +1,21 @@
+# Validation of the raw files against the contract (data/raw/README.md, codebook.yaml, lab_units.yaml).
+# The job succeeds whenever it wrote the report; errors stop the run in clean_raw_data (the gate).
+
+
+rule validate_raw_data:
+    input:
+        unpack(raw_inputs),
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
+    output:
+        report_json=f"{RESULTS}/validation/report.json",
+        report_md=f"{RESULTS}/validation/report.md",
+    log:
+        f"{RESULTS}/logs/validate_raw_data.log",
+    conda:
+        CONDA_ENV
+    params:
+        visit_windows=config["visit_windows"],
+        validation=config["validation"],
+    script:
+        "../scripts/validate_raw_data.py"

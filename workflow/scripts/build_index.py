@@ -1,0 +1,70 @@
+"""Write results/index.html: every notebook, figure and table with its producing rule and sha256."""
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+import k2trial
+from k2trial import notebooks, site
+from k2trial.provenance import sha256_file
+from k2trial.step import run_step
+from k2trial.tables import TABLE_NAMES
+from k2trial.tabular import write_text
+
+NOTEBOOK_ORDER = ("study_summary", "data_quality", "efficacy", "safety")
+
+
+def main(smk):
+    index_dir = os.path.dirname(smk.output.index) or "."
+    with open(smk.input.catalog, encoding="utf-8") as handle:
+        table_titles = {t["name"]: t["title"] for t in json.load(handle)["tables"]}
+    notebook_titles = {}
+    for path in smk.input:
+        if path.endswith(".parameters.yaml"):
+            with open(path, encoding="utf-8") as handle:
+                notebook_titles[site.item_name(path)] = yaml.safe_load(handle).get("title", site.item_name(path))
+    titles = {"Figures": site.FIGURE_TITLES, "Tables": table_titles, "Notebooks": notebook_titles}
+    artifacts = []
+    for rule, outputs in sorted(smk.params.producers.items()):
+        for path in outputs:
+            section = site.section_of(path)
+            if section is None:
+                continue  # catalog.json and other helpers are not reviewer artifacts
+            item = site.item_name(path)
+            artifacts.append(
+                site.Artifact(
+                    section=section,
+                    item=item,
+                    title=titles[section].get(item, item),
+                    path=Path(os.path.relpath(path, index_dir)).as_posix(),
+                    rule=rule,
+                    sha256=sha256_file(path),
+                    size=os.path.getsize(path),
+                )
+            )
+    with open(smk.input.dataset, encoding="utf-8") as handle:
+        dataset = yaml.safe_load(handle) or {}
+    with open(smk.input.validation_report, encoding="utf-8") as handle:
+        data_version = json.load(handle).get("data_version")
+    code_files = {Path(p).as_posix(): Path(p).read_bytes() for p in smk.input.code}
+    versions = notebooks.version_info(code_files, smk.config, k2trial.__version__)
+    study = smk.params.study
+    header = notebooks.header_html(
+        study["title"],
+        study["reference"],
+        study["registry"],
+        str(dataset.get("name", "unnamed dataset")),
+        str(dataset.get("version", "?")),
+        bool(dataset.get("simulated", False)),
+        data_version,
+        versions["code_version"],
+        versions["analysis_version"],
+    )
+    order = {"Notebooks": NOTEBOOK_ORDER, "Figures": tuple(site.FIGURE_TITLES), "Tables": TABLE_NAMES}
+    page = site.index_html(artifacts, header, f"{study['short_title']}: results", order)
+    write_text(page, smk.output.index)
+
+
+run_step(snakemake, main)

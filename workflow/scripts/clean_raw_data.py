@@ -1,0 +1,45 @@
+"""Clean the raw data: canonical tables, audit log, data queries and row accounting (results/clean/).
+
+First the gate: when validation failed, stop with the first errors and the report's path, before any
+output is written, so nothing downstream runs.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+from k2trial import cleaning, validation
+from k2trial.contract import read_contract
+from k2trial.errors import InputDataError
+from k2trial.step import run_step
+from k2trial.tabular import write_csv
+
+logger = logging.getLogger("k2trial.clean_raw_data")
+
+
+def main(smk):
+    report = json.loads(Path(smk.input.report_json).read_text(encoding="utf-8"))
+    validation.require_passed(report, report_path=smk.input.report_md)
+    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    paths = {name: getattr(smk.input, key, None) for name, key in validation.input_keys(contract).items()}
+    raw = validation.read_raw_dataset(paths, contract)
+    if raw.data_version != report["data_version"]:
+        raise InputDataError([validation.stale_report_problem(smk.input.report_json)], report_path=smk.input.report_md)
+    result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
+    if result.status != "passed":
+        raise InputDataError(result.errors(), report_path=smk.input.report_md)
+    clean = cleaning.clean_dataset(result, contract)
+    for name, table in clean.tables.items():
+        write_csv(table, getattr(smk.output, validation.input_keys(contract)[name]))
+    write_csv(clean.audit_log, smk.output.audit_log)
+    write_csv(clean.queries, smk.output.queries)
+    write_csv(clean.row_accounting, smk.output.row_accounting)
+    logger.info(
+        "clean tables written; %d audit row(s), %d query(ies)\n%s",
+        len(clean.audit_log),
+        len(clean.queries),
+        clean.row_accounting.to_string(index=False),
+    )
+
+
+run_step(snakemake, main)

@@ -1,0 +1,28 @@
+"""results/analysis/subjects.csv: one row per subject (characteristics, treatment, compliance, flags)."""
+
+from k2trial import derivation
+from k2trial.cleaning import read_clean_table
+from k2trial.contract import read_contract
+from k2trial.step import run_step
+from k2trial.tabular import write_csv
+
+
+def main(smk):
+    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    subjects = read_clean_table(smk.input.subjects, contract.tables["subjects.csv"])
+    dosing = read_clean_table(smk.input.dosing, contract.tables["dosing.csv"])
+    diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
+    composite = smk.params.composite
+    table = derivation.derive_subjects(
+        subjects,
+        dosing,
+        diary,
+        doses_per_day=smk.params.treatment["doses_per_day"],
+        symptoms=composite["symptoms"],
+        require_all=composite["require_all_symptoms"],
+        contract=contract,
+    )
+    write_csv(table, smk.output.subjects)
+
+
+run_step(snakemake, main)

@@ -1,0 +1,20 @@
+"""results/analysis/vas.csv: VAS in long format (5 symptoms + composite) with base, chg and pchg."""
+
+from k2trial import derivation
+from k2trial.cleaning import read_clean_table
+from k2trial.contract import read_contract
+from k2trial.step import run_step
+from k2trial.tabular import write_csv
+
+
+def main(smk):
+    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
+    composite = smk.params.composite
+    table = derivation.derive_vas(
+        diary, contract, symptoms=composite["symptoms"], require_all=composite["require_all_symptoms"]
+    )
+    write_csv(table, smk.output.vas)
+
+
+run_step(snakemake, main)

@@ -1,0 +1,36 @@
+"""Validate the raw files against the contract; write results/validation/report.json and report.md.
+
+The job succeeds whenever it could write the report, also when the data have errors: the report must
+survive (Snakemake deletes the outputs of failed jobs). The gate is the first step of clean_raw_data.
+"""
+
+import logging
+
+from k2trial import validation
+from k2trial.contract import read_contract
+from k2trial.step import run_step
+from k2trial.tabular import write_json, write_text
+
+logger = logging.getLogger("k2trial.validate_raw_data")
+
+
+def main(smk):
+    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    paths = {name: getattr(smk.input, key, None) for name, key in validation.input_keys(contract).items()}
+    raw = validation.read_raw_dataset(paths, contract)
+    result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
+    report = validation.build_report(result, limit_per_rule=smk.params.validation["report_limit_per_rule"])
+    write_json(report, smk.output.report_json)
+    write_text(validation.report_markdown(report, contract), smk.output.report_md)
+    counts = report["counts"]
+    logger.info(
+        "validation %s: %d error(s), %d fixable, %d warning(s); report %s",
+        report["status"],
+        counts["error"],
+        counts["fixable"],
+        counts["warning"],
+        smk.output.report_md,
+    )
+
+
+run_step(snakemake, main)
