@@ -321,28 +321,81 @@ def test_models_against_textbook_formulas():
     assert anova.loc["severity_group:visit", "statistic"] == pytest.approx(ss_inter / 2 / ms_error, rel=1e-9)
     assert anova.loc["visit", ["df1", "df2"]].tolist() == [2, 28]
 
-    lmm = table[table["model"] == "lmm_random_intercept"].set_index("term")
-    expected = {
-        "intercept": cell_means[0, 0],
-        "visit[week4]": cell_means[0, 1] - cell_means[0, 0],
-        "visit[week8]": cell_means[0, 2] - cell_means[0, 0],
-        "severity_group[severe]": cell_means[1, 0] - cell_means[0, 0],
-        "visit[week4]:severity_group[severe]": (cell_means[1, 1] - cell_means[1, 0])
-        - (cell_means[0, 1] - cell_means[0, 0]),
-        "visit[week8]:severity_group[severe]": (cell_means[1, 2] - cell_means[1, 0])
-        - (cell_means[0, 2] - cell_means[0, 0]),
-    }
-    for term, value in expected.items():
-        assert lmm.loc[term, "estimate"] == pytest.approx(value, abs=1e-6), term
-    # balanced design: REML variance components are the ANOVA (expected mean squares) estimators
-    assert lmm.loc["var(residual)", "estimate"] == pytest.approx(ms_error, rel=1e-4)
-    assert lmm.loc["var(subject intercept)", "estimate"] == pytest.approx((ms_subjects - ms_error) / b, rel=1e-3)
-    se = lmm.loc["visit[week4]", "se"]
-    assert se == pytest.approx(math.sqrt(2 * ms_error / n), rel=1e-4)
-    z = lmm.loc["visit[week4]", "statistic"]
-    assert lmm.loc["visit[week4]", "p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
-    assert lmm["caveat"].str.contains("variance component|no small-sample df").all()
-    assert anova["method"].str.contains("pingouin").all() and lmm["method"].str.contains("MixedLM").all()
+    for model, tolerance in (("lmm_random_intercept", 1e-9), ("lmm_random_intercept_statsmodels", 1e-4)):
+        lmm = table[table["model"] == model].set_index("term")
+        expected = {
+            "intercept": cell_means[0, 0],
+            "visit[week4]": cell_means[0, 1] - cell_means[0, 0],
+            "visit[week8]": cell_means[0, 2] - cell_means[0, 0],
+            "severity_group[severe]": cell_means[1, 0] - cell_means[0, 0],
+            "visit[week4]:severity_group[severe]": (cell_means[1, 1] - cell_means[1, 0])
+            - (cell_means[0, 1] - cell_means[0, 0]),
+            "visit[week8]:severity_group[severe]": (cell_means[1, 2] - cell_means[1, 0])
+            - (cell_means[0, 2] - cell_means[0, 0]),
+        }
+        for term, value in expected.items():
+            assert lmm.loc[term, "estimate"] == pytest.approx(value, abs=max(tolerance, 1e-7)), (model, term)
+        # balanced design: REML variance components are the ANOVA (expected mean squares) estimators and
+        # a within-subject contrast has SE sqrt(2 sigma2 / n)
+        assert lmm.loc["var(residual)", "estimate"] == pytest.approx(ms_error, rel=tolerance)
+        subject_variance = (ms_subjects - ms_error) / b
+        assert lmm.loc["var(subject intercept)", "estimate"] == pytest.approx(subject_variance, rel=10 * tolerance)
+        assert lmm.loc["visit[week4]", "se"] == pytest.approx(math.sqrt(2 * ms_error / n), rel=tolerance)
+        z = lmm.loc["visit[week4]", "statistic"]
+        assert lmm.loc["visit[week4]", "p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
+        assert lmm["caveat"].str.contains("variance component|no small-sample df").all()
+    assert anova["method"].str.contains("pingouin").all()
+
+
+def test_random_intercept_fit_against_dense_reml_and_statsmodels():
+    """Unbalanced data with missing visits: the vectorised fit against a dense-matrix REML maximised by
+    Nelder-Mead over (log tau2, log sigma2), and against statsmodels MixedLM."""
+    import statsmodels.api as sm
+    from scipy import optimize
+
+    rng = np.random.default_rng(9)
+    n = 40
+    subject = np.repeat(np.arange(n), 3)
+    visit = np.tile([0, 1, 2], n)
+    severe = np.repeat(rng.random(n) < 0.4, 3).astype(float)
+    y = 7 + np.array([0, -3, -5.5])[visit] + 1.2 * severe + np.repeat(rng.normal(0, 0.7, n), 3)
+    y = np.round(y + rng.normal(0, 0.5, 3 * n), 2)
+    keep = rng.random(3 * n) > 0.15
+    subject, visit, severe, y = subject[keep], visit[keep], severe[keep], y[keep]
+    x = np.column_stack([np.ones(len(y)), visit == 1, visit == 2, severe, (visit == 1) * severe, (visit == 2) * severe])
+    x = x.astype(float)
+    fit = efficacy.fit_random_intercept(y, x, subject, reml=True)
+
+    same = (subject[:, None] == subject[None, :]).astype(float)
+
+    def dense_negative_reml(theta):
+        tau2, sigma2 = np.exp(theta)
+        v = sigma2 * np.eye(len(y)) + tau2 * same
+        vinv = np.linalg.inv(v)
+        xvx = x.T @ vinv @ x
+        beta = np.linalg.solve(xvx, x.T @ vinv @ y)
+        r = y - x @ beta
+        return 0.5 * (np.linalg.slogdet(v)[1] + np.linalg.slogdet(xvx)[1] + r @ vinv @ r)
+
+    best = optimize.minimize(dense_negative_reml, np.log([1.0, 1.0]), method="Nelder-Mead",
+                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})  # fmt: skip
+    tau2, sigma2 = np.exp(best.x)
+    assert fit.subject_variance == pytest.approx(tau2, rel=1e-6)
+    assert fit.residual_variance == pytest.approx(sigma2, rel=1e-6)
+    v = sigma2 * np.eye(len(y)) + tau2 * same
+    vinv = np.linalg.inv(v)
+    cov = np.linalg.inv(x.T @ vinv @ x)
+    assert fit.params == pytest.approx(cov @ x.T @ vinv @ y, abs=1e-6)
+    assert np.sqrt(np.diag(fit.cov_params)) == pytest.approx(np.sqrt(np.diag(cov)), rel=1e-5)
+
+    reference = sm.MixedLM(y, x, groups=subject).fit(reml=True)
+    assert fit.params == pytest.approx(np.asarray(reference.fe_params), abs=1e-5)
+    assert fit.residual_variance == pytest.approx(reference.scale, rel=1e-4)
+    assert np.sqrt(np.diag(fit.cov_params)) == pytest.approx(np.asarray(reference.bse_fe), rel=1e-3)
+    ml = efficacy.fit_random_intercept(y, x, subject, reml=False)
+    reference_ml = sm.MixedLM(y, x, groups=subject).fit(reml=False)
+    assert ml.params == pytest.approx(np.asarray(reference_ml.fe_params), abs=1e-5)
+    assert ml.residual_variance == pytest.approx(reference_ml.scale, rel=1e-4)
 
 
 def test_models_not_estimable_with_one_group():

@@ -135,7 +135,7 @@ def test_events_of_subjects_outside_the_safety_set_are_listed_not_counted(subjec
 
 
 HOSTILE = {
-    '=HYPERLINK("http://evil.example","click")': "'=HYPERLINK(\"http://evil.example\",\"click\")",
+    '=HYPERLINK("http://evil.example","click")': '\'=HYPERLINK("http://evil.example","click")',
     "+SUM(1,2)": "'+SUM(1,2)",
     "-2+3": "'-2+3",
     "@cmd": "'@cmd",

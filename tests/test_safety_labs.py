@@ -88,9 +88,7 @@ def annotate(rows: list[dict], subjects: pd.DataFrame) -> tuple[pd.DataFrame, pd
 def grades_by(rows: list[dict], subjects: pd.DataFrame) -> dict[tuple[str, str, int, str], int]:
     annotated, prepared = annotate(rows, subjects)
     g = ls.ctcae_grades(annotated, prepared, STANDARDS)
-    return {
-        (r.subject_id, r.param, int(r.week), r.term): int(r.grade) for r in g.itertuples(index=False)
-    }
+    return {(r.subject_id, r.param, int(r.week), r.term): int(r.grade) for r in g.itertuples(index=False)}
 
 
 def term(name: str) -> ls.CtcaeTerm:
@@ -157,10 +155,7 @@ WORKED_CONVERSIONS = [
 
 def test_every_accepted_unit_has_a_reference_factor():
     accepted = {
-        (code, unit)
-        for code, spec in LAB_UNITS["tests"].items()
-        for unit in spec["units"]
-        if unit != spec["unit"]
+        (code, unit) for code, spec in LAB_UNITS["tests"].items() for unit in spec["units"] if unit != spec["unit"]
     }
     assert accepted == set(CLINICAL_FACTORS)
     for code, spec in LAB_UNITS["tests"].items():
@@ -249,9 +244,7 @@ def test_ast_uses_the_same_criteria():
 def test_alt_baseline_abnormal_grades_multiples_of_baseline():
     # baseline 60 U/L (ULN 40): G1 1.5-3 x BL (90 inclusive), G2 > 3-5 x BL, G3 > 5-20 x BL, G4 > 20 x BL
     values = [60, 89, 90, 180, 181, 300, 301, 1200, 1201]
-    grades = grade_values(
-        "Alanine aminotransferase increased", values, uln=40, base=60, baseline_abnormal=True
-    )
+    grades = grade_values("Alanine aminotransferase increased", values, uln=40, base=60, baseline_abnormal=True)
     assert grades == [0, 0, 1, 1, 2, 2, 3, 3, 4]
     # the same values with a normal baseline are graded against the ULN
     assert grade_values("Alanine aminotransferase increased", [89, 181, 201], uln=40, base=30) == [1, 2, 3]

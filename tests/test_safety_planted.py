@@ -56,9 +56,7 @@ def run_safety_step(inputs: Path, out: Path) -> dict[str, pd.DataFrame]:
         rule="safety_analysis",
     )
     runpy.run_path(str(SCRIPT), init_globals={"snakemake": smk}, run_name="__main__")
-    return {
-        name: pd.read_csv(out / f"{name}.csv", keep_default_na=False, na_values=[""]) for name in SAFETY_TABLES
-    }
+    return {name: pd.read_csv(out / f"{name}.csv", keep_default_na=False, na_values=[""]) for name in SAFETY_TABLES}
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +136,9 @@ def test_conclusion_names_each_planted_abnormality(planted):
     assert conclusion.loc["HGB", "worst_grade"] == 3
     assert conclusion.loc["ALL", "n_significant"] == 4
     assert not conclusion.loc["B12", "significant"]  # deficient -> adequate is an improvement
-    assert re.search(r"CTCAE v5\.0 grade >= 2 above the baseline grade \(INR increased\)", conclusion.loc["INR", "rule"])
+    assert re.search(
+        r"CTCAE v5\.0 grade >= 2 above the baseline grade \(INR increased\)", conclusion.loc["INR", "rule"]
+    )
 
 
 def test_censored_bilirubin_is_kept_out_of_the_paired_test_and_counted(planted):
@@ -184,3 +184,19 @@ def test_lab_standards_is_an_input_of_the_safety_rules_only():
         if path.exists():
             assert "lab_standards" not in path.read_text(), name
     assert 'lab_standards=config["lab_standards"]' in (ROOT / "workflow" / "rules" / "safety.smk").read_text()
+
+
+def test_float_text_writes_the_same_bytes_as_floats(planted):
+    from k2trial.safety import floats_as_text
+    from k2trial.tabular import csv_bytes
+
+    frame = pd.DataFrame(
+        {
+            "x": [1.05, 3 * 1.15, float("nan"), -0.3, 120.0, 1 / 3, 1e-7, 123456789.123, 1.05],
+            "n": range(9),
+            "text": ["=A1", "b", "", "-2", "c", "d", "e", "f", "g"],
+        }
+    )
+    assert csv_bytes(floats_as_text(frame)) == csv_bytes(frame)
+    for name in ("lab_flags", "ctcae_grades", "lab_descriptives", "lab_paired_tests", "edish"):
+        assert csv_bytes(floats_as_text(planted[name])) == csv_bytes(planted[name]), name

@@ -106,27 +106,24 @@ def clean_table(table: NormalisedTable, contract: Contract, keep: np.ndarray | N
             values = normalised.row_text()
         data[column.name] = values[keep]
     frame = pd.DataFrame(data)
-    order = _sort_order(frame, spec, contract)
+    keys = [_sort_key(table.columns[c], spec.column(c).type, contract)[keep] for c in SORT_COLUMNS[spec.name]]
+    keys.append(frame["raw_row"].to_numpy())
+    order = np.lexsort(keys[::-1])  # np.lexsort sorts by the last key first
     return frame.iloc[order].reset_index(drop=True)
 
 
-def _sort_key(values: pd.Series, spec: TableSpec, column: str, contract: Contract) -> np.ndarray:
-    kind = spec.column(column).type
+def _sort_key(column: ct.NormalisedColumn, kind: str, contract: Contract) -> np.ndarray:
+    """Integer sort key per row: subject number, study week, contract order of symptoms and tests, else
+    the canonical text in code-point order (computed once per distinct value)."""
     if kind == "subject_id":
-        return ct.subject_numbers(values.to_numpy(dtype=object))
+        return column.map_rows(ct.subject_numbers)
     if kind.endswith("_visit"):
-        return ct.visit_weeks(values.to_numpy(dtype=object), contract)
+        return column.map_rows(lambda text: ct.visit_weeks(text, contract))
     if kind == "symptom":
-        return ct.category_order(values.to_numpy(dtype=object), contract.symptoms)
+        return column.map_rows(lambda text: ct.category_order(text, contract.symptoms))
     if kind == "test_code":
-        return ct.category_order(values.to_numpy(dtype=object), list(contract.lab_tests))
-    return pd.factorize(values.fillna(""), sort=True)[0]
-
-
-def _sort_order(frame: pd.DataFrame, spec: TableSpec, contract: Contract) -> np.ndarray:
-    keys = [_sort_key(frame[c], spec, c, contract) for c in SORT_COLUMNS[spec.name]]
-    keys.append(frame["raw_row"].to_numpy())
-    return np.lexsort(keys[::-1])  # np.lexsort sorts by the last key first
+        return column.map_rows(lambda text: ct.category_order(text, list(contract.lab_tests)))
+    return column.map_rows(lambda text: pd.factorize(pd.Series(text, dtype=object).fillna(""), sort=True)[0])
 
 
 def _csv_records(table: NormalisedTable, rows: np.ndarray) -> np.ndarray:

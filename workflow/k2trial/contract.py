@@ -352,6 +352,10 @@ class NormalisedColumn:
         """Boolean mask of the rows whose status is one of `statuses`."""
         return np.isin(self.status, statuses)[self.codes]
 
+    def map_rows(self, func: Any) -> np.ndarray:
+        """func(canonical text of the distinct values), spread to the rows: work per distinct value."""
+        return np.asarray(func(self.text))[self.codes]
+
     def usable(self) -> np.ndarray:
         """Mask of rows with a readable, non-missing value (out-of-range numbers count as readable)."""
         return ~self.rows_with(MISSING, INVALID)
@@ -359,11 +363,14 @@ class NormalisedColumn:
 
 def _distinct(values: Sequence[Any] | pd.Series | np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Row codes and the distinct values as str (NaN/None are read as "")."""
-    series = pd.Series(values, copy=False)
-    if series.hasnans:
-        series = series.fillna("")
-    codes, uniques = pd.factorize(series, sort=False)
-    return codes.astype(np.int64, copy=False), [str(u) for u in uniques]
+    codes, uniques = pd.factorize(pd.Series(values, copy=False), sort=False)
+    codes = codes.astype(np.int64, copy=False)
+    distinct = [str(u) for u in uniques]
+    missing = codes < 0
+    if missing.any():  # NaN/None: one more distinct value, ""
+        codes[missing] = len(distinct)
+        distinct.append("")
+    return codes, distinct
 
 
 #: One distinct raw value read: (status, typed value, canonical text, detail).

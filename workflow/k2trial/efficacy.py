@@ -144,6 +144,7 @@ class EfficacySettings:
     model_param: str = "composite"
     model_visits: tuple[str, ...] = ("baseline", "week4", "week8")
     model_reml: bool = True
+    model_statsmodels_max_subjects: int = 5000
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -173,6 +174,7 @@ class EfficacySettings:
             model_param=str(model.get("param", "composite")),
             model_visits=tuple(model.get("visits", cls.model_visits)),
             model_reml=bool(model.get("reml", True)),
+            model_statsmodels_max_subjects=int(model.get("statsmodels_max_subjects", 5000)),
         )
 
     def decimals(self, param: str) -> int:
@@ -252,7 +254,7 @@ def build_vas_cube(vas: pd.DataFrame, subject_ids: Sequence[str], *, file_label:
             file_label, int(i) + 2, "subject_id", vas["subject_id"].iloc[i],
             "subject not in subjects.csv / groups assignment", "known_subject",
         )  # fmt: skip
-    params = _codes(vas["param"], np.asarray(PARAMS, dtype=object))
+    params = _codes(vas["param"], np.asarray(PARAMS, dtype=object)).astype(np.int32)
     bad = np.flatnonzero(params < 0)
     if len(bad):
         i = bad[0]
@@ -262,14 +264,25 @@ def build_vas_cube(vas: pd.DataFrame, subject_ids: Sequence[str], *, file_label:
     if len(bad):
         i = bad[0]
         raise _problem(file_label, int(i) + 2, "week", vas["week"].iloc[i], "week must be 0, 1, 2, ...", "week")
-    weeks = weeks.astype(np.int64)
-    pairs = pd.DataFrame({"visit": vas["visit"].to_numpy(), "week": weeks}).drop_duplicates()
-    for visit, week in zip(pairs["visit"].astype(str), pairs["week"], strict=True):
+    weeks = weeks.astype(np.int32)
+    # Each distinct (visit, week) pair once: the visit code must be the week's (baseline = 0, weekN = N).
+    visit_codes, visit_labels = pd.factorize(vas["visit"])
+    span = int(weeks.max(initial=0)) + 1
+    for key in np.unique(visit_codes.astype(np.int32) * span + weeks):
+        code, week = divmod(int(key), span)
+        visit = str(visit_labels[code]) if code >= 0 else ""
         if not re.fullmatch(r"baseline|week\d+", visit) or visit_week(visit) != week:
-            row = int(np.flatnonzero((vas["visit"].astype(str) == visit).to_numpy() & (weeks == week))[0]) + 2
+            row = int(np.flatnonzero((visit_codes == code) & (weeks == week))[0]) + 2
             raise _problem(file_label, row, "visit", visit, f"visit code does not match week {week}", "visit_week")
-    n_weeks = int(weeks.max()) + 1 if len(weeks) else 1
-    key = (subjects * len(PARAMS) + params) * n_weeks + weeks
+    del visit_codes
+    n_weeks = span if len(weeks) else 1
+    # One flat cell index per record (int64: 100,000 subjects x 6 params x 9 weeks fits easily); the
+    # intermediates are freed as soon as possible because vas.csv has millions of rows.
+    key = subjects * (len(PARAMS) * n_weeks)
+    del subjects
+    key += params * n_weeks
+    key += weeks
+    del params, weeks
     counts = np.bincount(key, minlength=len(subject_ids) * len(PARAMS) * n_weeks)
     if counts.max(initial=0) > 1:
         dup_key = int(np.flatnonzero(counts > 1)[0])
@@ -278,8 +291,9 @@ def build_vas_cube(vas: pd.DataFrame, subject_ids: Sequence[str], *, file_label:
             file_label, int(rows[1]) + 2, "subject_id", vas["subject_id"].iloc[rows[1]],
             f"duplicate record of (subject, param, week) (first at row {int(rows[0]) + 2})", "unique_key",
         )  # fmt: skip
+    del counts
     cube = np.full((len(subject_ids), len(PARAMS), n_weeks), np.nan)
-    cube[subjects, params, weeks] = pd.to_numeric(vas["aval"], errors="coerce").to_numpy(dtype=float)
+    cube.reshape(-1)[key] = pd.to_numeric(vas["aval"], errors="coerce").to_numpy(dtype=float)
     return VasCube(subject_ids, PARAMS, cube)
 
 
@@ -669,20 +683,86 @@ def mixed_anova_rows(data: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def random_intercept_rows(data: pd.DataFrame, *, reml: bool, confidence: float) -> list[dict]:
-    """Linear mixed model aval ~ visit * severity_group + (1 | subject) with statsmodels MixedLM.
+@dataclass(frozen=True)
+class RandomInterceptFit:
+    """A fitted random-intercept linear mixed model (see `fit_random_intercept`)."""
 
-    Treatment coding with references baseline and moderate; all observed visits are used (valid under
-    missing at random). Wald z tests and normal CIs: statsmodels has no small-sample df.
+    params: np.ndarray  # fixed effects, in the order of the design columns
+    cov_params: np.ndarray  # model-based covariance of the fixed effects, sigma2 (X' W X)^-1
+    subject_variance: float  # tau2, variance of the subject intercepts
+    residual_variance: float  # sigma2
+    loglik: float  # maximised (restricted) log-likelihood, up to the constant -(N - p) log(2 pi) / 2
+
+
+def fit_random_intercept(
+    y: np.ndarray, exog: np.ndarray, groups: np.ndarray, *, reml: bool = True
+) -> RandomInterceptFit:
+    """Fit y = X beta + b_subject + e, b ~ N(0, tau2), e ~ N(0, sigma2), by REML (or ML), vectorised.
+
+    Per subject V_i = sigma2 (I + gamma J) has the closed-form inverse (I - c_i J) / sigma2 with
+    c_i = gamma / (1 + n_i gamma), gamma = tau2 / sigma2. Profiling beta (GLS) and sigma2 out leaves a
+    likelihood in gamma alone, evaluated in O(N p^2) with per-subject sums; its maximum is the root of the
+    analytic score, solved to machine precision (tau2 = 0 when the likelihood falls from the boundary).
+    Fixed-effects covariance: sigma2 (X' W X)^-1, the model-based GLS covariance that R (nlme, lme4) and
+    SAS PROC MIXED report; statsmodels' observed-information SEs differ in the 4th-5th digit.
+    groups: integer codes 0..G-1 (subjects). Raises ValueError when X is rank deficient.
     """
-    import statsmodels.api as sm  # heavy import: only here
+    from scipy import optimize
 
+    y = np.asarray(y, dtype=float)
+    exog = np.asarray(exog, dtype=float)
+    n_obs, p = exog.shape
+    if np.linalg.matrix_rank(exog) < p:
+        raise ValueError("design matrix is rank deficient")
+    codes = np.asarray(groups, dtype=np.int64)
+    n_groups = int(codes.max()) + 1
+    sizes = np.bincount(codes, minlength=n_groups).astype(float)
+    sums_x = np.zeros((n_groups, p))
+    for j in range(p):
+        sums_x[:, j] = np.bincount(codes, weights=exog[:, j], minlength=n_groups)
+    sums_y = np.bincount(codes, weights=y, minlength=n_groups)
+    xtx, xty = exog.T @ exog, exog.T @ y
+    dof = n_obs - p if reml else n_obs
+
+    def profile(gamma: float) -> tuple[np.ndarray, np.ndarray, float]:
+        c = gamma / (1.0 + sizes * gamma)
+        xwx = xtx - (sums_x * c[:, None]).T @ sums_x
+        beta = np.linalg.solve(xwx, xty - sums_x.T @ (c * sums_y))
+        residual = y - exog @ beta
+        per_subject = np.bincount(codes, weights=residual, minlength=n_groups)
+        return xwx, beta, float(residual @ residual - np.sum(c * per_subject**2))
+
+    def negative_loglik(gamma: float) -> float:
+        xwx, _, quad = profile(gamma)
+        value = dof * math.log(quad / dof) + float(np.sum(np.log1p(sizes * gamma))) + dof
+        if reml:
+            value += np.linalg.slogdet(xwx)[1]
+        return 0.5 * value
+
+    def score(gamma: float) -> float:
+        """d loglik / d gamma (envelope theorem for beta; analytic in gamma)."""
+        xwx, beta, quad = profile(gamma)
+        dc = 1.0 / (1.0 + sizes * gamma) ** 2
+        per_subject = np.bincount(codes, weights=y - exog @ beta, minlength=n_groups)
+        value = dof * float(np.sum(dc * per_subject**2)) / quad - float(np.sum(sizes / (1.0 + sizes * gamma)))
+        if reml:
+            value += float(np.trace(np.linalg.solve(xwx, (sums_x * dc[:, None]).T @ sums_x)))
+        return 0.5 * value
+
+    gamma = 0.0
+    if score(0.0) > 0:  # the likelihood rises from tau2 = 0: bracket the root of the score and solve it
+        high = 1.0
+        while score(high) > 0 and high < 1e12:
+            high *= 4.0
+        gamma = optimize.brentq(score, 0.0, high, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    xwx, beta, quad = profile(gamma)
+    sigma2 = quad / dof
+    return RandomInterceptFit(beta, sigma2 * np.linalg.inv(xwx), gamma * sigma2, sigma2, -negative_loglik(gamma))
+
+
+def _lmm_design(data: pd.DataFrame) -> pd.DataFrame:
+    """Treatment-coded design: intercept, visits (reference: first visit), severe, visit x severe."""
     visits = list(data["visit"].cat.categories)
-    method = f"statsmodels MixedLM, random intercept per subject, {'REML' if reml else 'ML'}; treatment coding"
-    caveat = (
-        "Wald z tests and normal CIs, no small-sample df (no Kenward-Roger/Satterthwaite); "
-        "uses all observed visits (valid under MAR)"
-    )
     columns = {"intercept": np.ones(len(data))}
     severe = (data["severity_group"] == "severe").to_numpy(dtype=float)
     for visit in visits[1:]:
@@ -690,48 +770,101 @@ def random_intercept_rows(data: pd.DataFrame, *, reml: bool, confidence: float) 
     columns["severity_group[severe]"] = severe
     for visit in visits[1:]:
         columns[f"visit[{visit}]:severity_group[severe]"] = columns[f"visit[{visit}]"] * severe
-    exog = pd.DataFrame(columns)
-    n_subjects = data["subject_id"].nunique()
-    groups = data.groupby("severity_group", observed=True)["subject_id"].nunique()
-    if len(groups) < 2 or n_subjects < 3 or np.linalg.matrix_rank(exog.to_numpy()) < exog.shape[1]:
-        return [
-            _model_row(model="lmm_random_intercept", term=t, n_subjects=n_subjects, n_obs=len(data), method=method,
-                       caveat="not estimable: both severity groups and all visits are needed")
-            for t in exog.columns
-        ]  # fmt: skip
-    model = sm.MixedLM(data["aval"].to_numpy(dtype=float), exog, groups=data["subject_id"].astype(str).to_numpy())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = model.fit(reml=reml)
-    notes = sorted({type(w.message).__name__ for w in caught if "Convergence" in type(w.message).__name__})
-    if not fit.converged or notes:
-        caveat += "; optimiser reported " + (", ".join(notes) or "no convergence")
+    return pd.DataFrame(columns)
+
+
+def _lmm_rows(model: str, method: str, caveat: str, terms, beta, se, variances, counts, confidence) -> list[dict]:
     z = stats.norm.isf((1 - confidence) / 2)
     rows = []
-    for term in exog.columns:
-        estimate, se = float(fit.fe_params[term]), float(fit.bse_fe[term])
-        statistic = estimate / se
+    for term, estimate, error in zip(terms, beta, se, strict=True):
+        statistic = estimate / error
         rows.append(
             _model_row(
-                model="lmm_random_intercept", term=term, estimate=estimate, se=se, statistic_name="z (Wald)",
-                statistic=statistic, p_value=float(2 * stats.norm.sf(abs(statistic))), ci_low=estimate - z * se,
-                ci_high=estimate + z * se, n_subjects=n_subjects, n_obs=len(data), method=method, caveat=caveat,
+                model=model, term=term, estimate=float(estimate), se=float(error), statistic_name="z (Wald)",
+                statistic=float(statistic), p_value=float(2 * stats.norm.sf(abs(statistic))),
+                ci_low=float(estimate - z * error), ci_high=float(estimate + z * error), n_subjects=counts[0],
+                n_obs=counts[1], method=method, caveat=caveat,
             )
         )  # fmt: skip
-    for term, value in (("var(subject intercept)", float(fit.cov_re.iloc[0, 0])), ("var(residual)", float(fit.scale))):
+    for term, value in zip(("var(subject intercept)", "var(residual)"), variances, strict=True):
         rows.append(
-            _model_row(model="lmm_random_intercept", term=term, estimate=value, n_subjects=n_subjects,
-                       n_obs=len(data), method=method, caveat="variance component")
+            _model_row(model=model, term=term, estimate=float(value), n_subjects=counts[0], n_obs=counts[1],
+                       method=method, caveat="variance component")
         )  # fmt: skip
     return rows
 
 
+LMM_CAVEAT = (
+    "Wald z tests and normal CIs, no small-sample df (no Kenward-Roger/Satterthwaite); "
+    "uses all observed visits (valid under MAR)"
+)
+
+
+def random_intercept_rows(
+    data: pd.DataFrame, *, reml: bool, confidence: float, statsmodels_max_subjects: int
+) -> list[dict]:
+    """aval ~ visit * severity_group + (1 | subject): the vectorised fit (`fit_random_intercept`, any size)
+    and, up to `statsmodels_max_subjects` subjects, the same model with statsmodels MixedLM as a second,
+    independent implementation (statsmodels loops over subjects in Python: minutes at 100,000).
+
+    Treatment coding with references baseline and moderate. Rows: fixed effects with Wald z, p and normal
+    CI, then the two variance components.
+    """
+    exog = _lmm_design(data)
+    n_subjects = int(data["subject_id"].nunique())
+    counts = (n_subjects, len(data))
+    kind = "REML" if reml else "ML"
+    methods = {
+        "lmm_random_intercept": f"random-intercept LMM, {kind} by profile likelihood (k2trial); treatment coding; "
+        "model-based SEs sigma2 (X'WX)^-1 as R nlme/lme4 and SAS PROC MIXED",
+        "lmm_random_intercept_statsmodels": f"statsmodels MixedLM, random intercept, {kind}; treatment coding; "
+        "observed-information SEs",
+    }
+    groups = data.groupby("severity_group", observed=True)["subject_id"].nunique()
+    if len(groups) < 2 or n_subjects < 3 or np.linalg.matrix_rank(exog.to_numpy()) < exog.shape[1]:
+        caveat = "not estimable: both severity groups and all visits are needed"
+        return [
+            _model_row(model=model, term=t, n_subjects=n_subjects, n_obs=len(data), method=method, caveat=caveat)
+            for model, method in methods.items()
+            for t in exog.columns
+        ]
+    codes = pd.factorize(data["subject_id"], sort=True)[0]
+    y = data["aval"].to_numpy(dtype=float)
+    fit = fit_random_intercept(y, exog.to_numpy(), codes, reml=reml)
+    model = "lmm_random_intercept"
+    rows = _lmm_rows(
+        model, methods[model], LMM_CAVEAT, exog.columns, fit.params, np.sqrt(np.diag(fit.cov_params)),
+        (fit.subject_variance, fit.residual_variance), counts, confidence,
+    )  # fmt: skip
+    model = "lmm_random_intercept_statsmodels"
+    if n_subjects > statsmodels_max_subjects:
+        caveat = f"not run: {n_subjects} subjects > statsmodels_max_subjects = {statsmodels_max_subjects} (time)"
+        return [*rows, _model_row(model=model, term="", n_subjects=n_subjects, n_obs=len(data),
+                                  method=methods[model], caveat=caveat)]  # fmt: skip
+    import statsmodels.api as sm  # heavy import: only here
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sm.MixedLM(y, exog, groups=codes).fit(reml=reml)
+    caveat = LMM_CAVEAT
+    notes = sorted({type(w.message).__name__ for w in caught if "Convergence" in type(w.message).__name__})
+    if not result.converged or notes:
+        caveat += "; optimiser reported " + (", ".join(notes) or "no convergence")
+    variances = (float(np.asarray(result.cov_re)[0, 0]), float(result.scale))
+    se = np.asarray(result.bse_fe, dtype=float)
+    params = np.asarray(result.fe_params, dtype=float)
+    return rows + _lmm_rows(model, methods[model], caveat, exog.columns, params, se, variances, counts, confidence)
+
+
 def models_table(cube: VasCube, members: Mapping[str, np.ndarray], settings: EfficacySettings) -> pd.DataFrame:
-    """Sensitivity models on the configured param: mixed ANOVA (pingouin) and random-intercept LMM
-    (statsmodels), one row per term, each labelled with its method and caveats (MODEL_COLUMNS)."""
+    """Sensitivity models on the configured param: mixed ANOVA (pingouin) and the random-intercept LMM
+    (vectorised REML and statsmodels MixedLM), one row per term with its method and caveats (MODEL_COLUMNS)."""
     data = model_data(cube, members, settings)
     rows = mixed_anova_rows(data) + random_intercept_rows(
-        data, reml=settings.model_reml, confidence=settings.confidence
+        data,
+        reml=settings.model_reml,
+        confidence=settings.confidence,
+        statsmodels_max_subjects=settings.model_statsmodels_max_subjects,
     )
     out = pd.DataFrame(rows, columns=MODEL_COLUMNS)
     out.insert(1, "param", settings.model_param)
@@ -801,7 +934,9 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
             "param": settings.model_param,
             "visits": list(settings.model_visits),
             "mixed_anova": "pingouin 0.7 mixed_anova, complete cases, Greenhouse-Geisser p reported",
-            "lmm": f"statsmodels MixedLM random intercept, {'REML' if settings.model_reml else 'ML'}, Wald z",
+            "lmm": f"random intercept, {'REML' if settings.model_reml else 'ML'}, Wald z; vectorised profile "
+            "likelihood (model-based SEs as R/SAS) and, up to "
+            f"{settings.model_statsmodels_max_subjects} subjects, statsmodels MixedLM",
         },
         "caveat": "single-arm, open-label: within-patient change is not a treatment effect "
         "(regression to the mean, placebo response)",

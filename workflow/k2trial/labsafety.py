@@ -41,6 +41,8 @@ CONDITIONS = ("always", "baseline_normal", "baseline_abnormal", "anticoagulated"
 OPERATORS = (">", ">=", "<", "<=")
 GRADES = (0, 1, 2, 3, 4)
 B12_STATUSES = ("deficient", "borderline", "adequate")
+#: Week numbers are below this (sort keys of subject x param x week).
+_WEEK_SPAN = 10_000
 #: Digits kept beyond the recording precision when rounding thresholds (removes float noise only).
 GUARD_DIGITS = 4
 MISSING = "missing"
@@ -58,7 +60,24 @@ CKD_EPI_2021_FEMALE_FACTOR = 1.012
 LABS_REQUIRED = ("subject_id", "visit", "week", "param", "aval", "unit", "ref_low", "ref_high", "censored", "base")
 SUBJECTS_REQUIRED = ("subject_id", "sex", "age_years", "anticoagulant", "saffl", "first_dose_date")
 
+#: Columns of lab_flags.csv (flagged_values): the value with what the safety step adds to labs.csv.
 LAB_FLAG_COLUMNS = [
+    "subject_id",
+    "param",
+    "visit",
+    "week",
+    "aval",
+    "unit",
+    "censored",
+    "ref_low",
+    "ref_high",
+    "range_source",
+    "flag",
+    "baseline_flag",
+    "category",
+]
+#: Every column of the annotated table returned by annotate_labs.
+ANNOTATED_COLUMNS = [
     "subject_id",
     "param",
     "visit",
@@ -456,6 +475,10 @@ def as_bool(values: Any) -> np.ndarray:
     series = pd.Series(values)
     if series.dtype == bool:
         return series.to_numpy()
+    if isinstance(series.dtype, pd.CategoricalDtype):  # decide once per distinct value
+        truth = as_bool(pd.Series(series.cat.categories.astype("str")))
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes >= 0, truth[codes] if len(truth) else False, False)
     text = series.astype("str").str.strip().str.lower()
     return text.isin(["true", "yes", "y", "1", "1.0"]).to_numpy()
 
@@ -536,8 +559,9 @@ def annotate_labs(
     """Per-visit lab table of the safety set with reference ranges, flags, baseline flags, eGFR and categories.
 
     labs: results/analysis/labs.csv (DATASETS.md). subjects: output of `prepare_subjects`.
-    Returns LAB_FLAG_COLUMNS: `ref_low`/`ref_high` are the limits used (the lab's, else the default by sex;
-    `range_source` lab | default | lab+default | none); `flag` LOW/NORMAL/HIGH ("" without a value);
+    Returns ANNOTATED_COLUMNS (see `flagged_values` for lab_flags.csv): `ref_low`/`ref_high` are the limits
+    used (the lab's, else the default by sex; `range_source` lab | default | lab+default | none); `flag`
+    LOW/NORMAL/HIGH (missing without a value);
     `baseline_flag` the flag at the baseline visit; `category` the B12 status (B12 rows) or the KDIGO category
     (eGFR rows, param = standards.egfr.param, computed from creatinine, sex and age, `censored` when the
     creatinine is). Rows of subjects outside the safety set are dropped. Sorted by subject, param, week.
@@ -606,16 +630,18 @@ def annotate_labs(
 
     s = subject_code[keep]
     p = param_code[keep]
-    week = week_all[keep]
-    order = np.lexsort((week, p, s))
-    rows = keep[order]
-    s, p, week = s[order], p[order], week[order]
+    week = np.nan_to_num(week_all[keep], nan=-1.0)
+    sort_key = (s * (n_lab_params + 1) + p) * _WEEK_SPAN + (week.astype(np.int64) + 1)
+    if len(sort_key) and not np.all(sort_key[1:] >= sort_key[:-1]):  # labs.csv is usually sorted already
+        order = np.argsort(sort_key, kind="stable")
+        keep, s, p, week = keep[order], s[order], p[order], week[order]
+    rows = keep
     visit = visit_code_all[rows]
     aval = pd.to_numeric(labs["aval"], errors="coerce").to_numpy(dtype=float)[rows]
     base = pd.to_numeric(labs["base"], errors="coerce").to_numpy(dtype=float)[rows]
     ref_low = pd.to_numeric(labs["ref_low"], errors="coerce").to_numpy(dtype=float)[rows]
     ref_high = pd.to_numeric(labs["ref_high"], errors="coerce").to_numpy(dtype=float)[rows]
-    censored = as_bool(_as_category(labs["censored"]).iloc[rows].to_numpy())
+    censored = as_bool(_as_category(labs["censored"]))[rows]
     if "sample_date" in labs.columns:
         dates = _as_category(labs["sample_date"])
         date_names = list(dates.cat.categories)
@@ -641,51 +667,65 @@ def annotate_labs(
     baseline_flag = _broadcast_baseline(key, baseline, flag, n_subjects * n_params, fill=-1)
     chg = aval - base
 
-    category = np.full(len(rows), "", dtype=object)
-    b12 = p == params.index("B12") if "B12" in params else np.zeros(len(rows), bool)
-    category[b12] = b12_status(aval[b12], b12_deficient_below, b12_adequate_from, standards.test("B12").decimals)
+    kdigo_names = [k for k, _ in standards.egfr.kdigo]
+    category_names = [*B12_STATUSES, *kdigo_names]
+    category = np.full(len(rows), -1, dtype=np.int64)
+    if "B12" in params:
+        b12 = np.flatnonzero(p == params.index("B12"))
+        status = b12_status(aval[b12], b12_deficient_below, b12_adequate_from, standards.test("B12").decimals)
+        category[b12] = pd.Index(category_names).get_indexer(status)
 
-    # eGFR rows derived from the creatinine rows
+    # eGFR rows derived from the creatinine rows, placed after the subject's lab rows (eGFR is the last param)
     egfr_spec = standards.egfr
     creat = np.flatnonzero(p == params.index(egfr_spec.creatinine))
     age = safety["age_years"].to_numpy(dtype=float)[s[creat]]
     egfr = round_half_up(ckd_epi_2021(aval[creat], female[creat], age), egfr_spec.decimals)
     egfr_base = round_half_up(ckd_epi_2021(base[creat], female[creat], age), egfr_spec.decimals)
+    egfr_category = pd.Index(category_names).get_indexer(kdigo_category(egfr, egfr_spec.kdigo, egfr_spec.decimals))
+    n_lab_rows, n_egfr = len(rows), len(creat)
+    lab_position = np.arange(n_lab_rows) + np.searchsorted(s[creat], s, side="left")
+    egfr_position = np.searchsorted(s, s[creat], side="right") + np.arange(n_egfr)
 
-    def stack(lab_part: np.ndarray, egfr_part: np.ndarray) -> np.ndarray:
-        return np.concatenate([lab_part, egfr_part])
+    def merged(lab_part: np.ndarray, egfr_part: Any) -> np.ndarray:
+        lab_part = np.asarray(lab_part)
+        out = np.empty(n_lab_rows + n_egfr, dtype=np.result_type(lab_part, np.asarray(egfr_part)))
+        out[lab_position] = lab_part
+        out[egfr_position] = egfr_part
+        return out
 
-    all_s = stack(s, s[creat])
-    all_p = stack(p, np.full(len(creat), n_lab_params))
-    all_week = stack(week, week[creat])
-    final = np.lexsort((all_week, all_p, all_s))
-    nan_egfr = np.full(len(creat), np.nan)
-    none_egfr = np.full(len(creat), -1)
+    all_p = merged(p, n_lab_params)
     columns = {
-        "subject_id": pd.Categorical.from_codes(all_s[final], categories=safety_ids),
-        "param": pd.Categorical.from_codes(all_p[final], categories=list(standards.all_params)),
-        "visit": pd.Categorical.from_codes(stack(visit, visit[creat])[final], categories=visit_names),
-        "week": all_week[final].astype(np.int64),
-        "sample_date": pd.Categorical.from_codes(stack(date_code, date_code[creat])[final], categories=date_names),
-        "aval": stack(aval, egfr)[final],
-        "unit": _unit_column(all_p[final], standards),
-        "censored": stack(censored, censored[creat])[final],
-        "ref_low": stack(low, nan_egfr)[final],
-        "ref_high": stack(high, nan_egfr)[final],
-        "range_source": pd.Categorical.from_codes(
-            stack(range_source, np.full(len(creat), 3))[final], categories=list(RANGE_SOURCES)
-        ),
-        "flag": pd.Categorical.from_codes(stack(flag, none_egfr)[final], categories=list(FLAGS)),
-        "base": stack(base, egfr_base)[final],
-        "chg": stack(round_half_up(chg, decimals), round_half_up(egfr - egfr_base, egfr_spec.decimals))[final],
-        "baseline_flag": pd.Categorical.from_codes(stack(baseline_flag, none_egfr)[final], categories=list(FLAGS)),
-        "category": stack(category, kdigo_category(egfr, egfr_spec.kdigo, egfr_spec.decimals))[final],
+        "subject_id": pd.Categorical.from_codes(merged(s, s[creat]), categories=safety_ids),
+        "param": pd.Categorical.from_codes(all_p, categories=list(standards.all_params)),
+        "visit": pd.Categorical.from_codes(merged(visit, visit[creat]), categories=visit_names),
+        "week": merged(week, week[creat]).astype(np.int64),
+        "sample_date": pd.Categorical.from_codes(merged(date_code, date_code[creat]), categories=date_names),
+        "aval": merged(aval, egfr),
+        "unit": _unit_column(all_p, standards),
+        "censored": merged(censored, censored[creat]),
+        "ref_low": merged(low, np.nan),
+        "ref_high": merged(high, np.nan),
+        "range_source": pd.Categorical.from_codes(merged(range_source, 3), categories=list(RANGE_SOURCES)),
+        "flag": pd.Categorical.from_codes(merged(flag, -1), categories=list(FLAGS)),
+        "base": merged(base, egfr_base),
+        "chg": merged(round_half_up(chg, decimals), round_half_up(egfr - egfr_base, egfr_spec.decimals)),
+        "baseline_flag": pd.Categorical.from_codes(merged(baseline_flag, -1), categories=list(FLAGS)),
+        "category": pd.Categorical.from_codes(merged(category, egfr_category), categories=category_names),
     }
     out = pd.DataFrame(columns)
-    categories = [c for c in (*B12_STATUSES, *(k for k, _ in egfr_spec.kdigo))]
-    out["category"] = pd.Categorical(out["category"].replace("", np.nan), categories=categories)
     out.attrs["visit_weeks"] = dict(zip(visit_names, visit_weeks, strict=True))
     return out
+
+
+def flagged_values(annotated: pd.DataFrame, standards: LabStandards) -> pd.DataFrame:
+    """lab_flags.csv: every value flagged LOW or HIGH against its range, and every B12 and eGFR value (with its
+    B12 status or KDIGO category), in LAB_FLAG_COLUMNS and the annotated order. Values within range are left
+    out: they are in labs.csv, and at 100,000 subjects a full copy would cost more to write than the analysis.
+    """
+    flag = annotated["flag"].cat.codes.to_numpy()
+    categorised = annotated["param"].isin(["B12", standards.egfr.param]).to_numpy()
+    keep = (flag == FLAGS.index("LOW")) | (flag == FLAGS.index("HIGH")) | categorised
+    return annotated.loc[keep, LAB_FLAG_COLUMNS].reset_index(drop=True)
 
 
 def _unit_column(param_codes: np.ndarray, standards: LabStandards) -> pd.Categorical:
@@ -750,7 +790,26 @@ class LabArrays:
         if safety["subject_id"].tolist() != self.subject_ids:
             raise ValueError("annotated labs and subjects disagree on the safety set")
         self.anticoagulant = safety["anticoagulant"].to_numpy(dtype=bool)
-        self.first_dose = pd.to_datetime(safety["first_dose_date"], errors="coerce")
+        # rows of each param (in table order) without scanning the whole table once per param
+        order = np.argsort(self.p.astype(np.int16), kind="stable")
+        bounds = np.searchsorted(self.p[order], np.arange(self.n_params + 1))
+        self._rows_by_param = [order[bounds[i] : bounds[i + 1]] for i in range(self.n_params)]
+        self._sample_date = annotated["sample_date"]
+
+    def rows_of(self, param: str | int, standards: LabStandards | None = None) -> np.ndarray:
+        """Row positions of one param (code or index into standards.all_params), in table order."""
+        index = param if isinstance(param, (int, np.integer)) else list(standards.all_params).index(param)
+        return self._rows_by_param[index]
+
+    def sample_dates(self) -> np.ndarray:
+        """Sample dates as datetime64 (NaT when missing), parsed once per distinct date."""
+        dates = _as_category(self._sample_date)
+        parsed = pd.to_datetime(pd.Series(dates.cat.categories.astype("str")), errors="coerce").to_numpy()
+        codes = dates.cat.codes.to_numpy()
+        out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[ns]")
+        valid = codes >= 0
+        out[valid] = parsed[codes[valid]]
+        return out
 
     def per_key_at_baseline(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Array over keys (subject x param) holding `values` of the baseline row."""
@@ -817,6 +876,7 @@ def _baseline_abnormal(arr: LabArrays, rows: np.ndarray, direction: str) -> np.n
     limit = arr.high if direction == "high" else arr.low
     op = ">" if direction == "high" else "<"
     bl_limit = arr.per_key_at_baseline(limit)[arr.key[rows]]
+    bl_limit = np.where(np.isnan(bl_limit), limit[rows], bl_limit)  # no baseline-visit row: the value's own range
     bl_value = arr.base[rows]
     beyond = compare_at_precision(bl_value, bl_limit, op, arr.decimals[rows])
     return np.where(np.isnan(bl_value) | np.isnan(bl_limit), -1, beyond.astype(np.int64))
@@ -834,7 +894,8 @@ def ctcae_grades(annotated: pd.DataFrame, subjects: pd.DataFrame, standards: Lab
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("rows", "term", "grade", "criterion", "abnormal")}
     criterion_names: list[str] = [""]
     for term_index, term in enumerate(standards.terms):
-        rows = np.flatnonzero((arr.p == params.index(term.param)) & ~np.isnan(arr.aval))
+        rows = arr.rows_of(term.param, standards)
+        rows = rows[~np.isnan(arr.aval[rows])]
         abnormal = _baseline_abnormal(arr, rows, term.direction)
         grade, deciding = grade_term(
             term,
@@ -856,7 +917,8 @@ def ctcae_grades(annotated: pd.DataFrame, subjects: pd.DataFrame, standards: Lab
         parts["abnormal"].append(abnormal)
     joined = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
     rows = joined["rows"]
-    order = np.lexsort((joined["term"], arr.week[rows], arr.p[rows], arr.s[rows]))
+    # the annotated table is sorted by subject, param, week: row position, then term, is the required order
+    order = np.argsort(rows * len(standards.terms) + joined["term"], kind="stable")
     rows = rows[order]
     abnormal = joined["abnormal"][order]
     unique_names = list(dict.fromkeys(criterion_names))
@@ -1115,13 +1177,28 @@ def lab_category_counts(annotated: pd.DataFrame, standards: LabStandards) -> pd.
 # ----------------------------------------------------------------------------------------------------------------
 # Hy's law and eDISH
 # ----------------------------------------------------------------------------------------------------------------
-def _per_subject_visit(arr: LabArrays, param_index: int, values: np.ndarray, fill: Any) -> np.ndarray:
-    """(n_subjects x n_visits) array holding `values` of the post-baseline rows of one param."""
+def _on_treatment_rows(arr: LabArrays, param: str, standards: LabStandards) -> np.ndarray:
+    """Rows of one param after baseline that have a value."""
+    rows = arr.rows_of(param, standards)
+    return rows[arr.post[rows] & ~np.isnan(arr.aval[rows])]
+
+
+def _per_subject_visit(arr: LabArrays, rows: np.ndarray, values: np.ndarray, fill: Any) -> np.ndarray:
+    """Flat (subject x visit) array holding `values` (aligned with `rows`) of those rows; `fill` elsewhere."""
     n_visits = len(arr.visits)
     out = np.full(arr.n_subjects * n_visits, fill, dtype=np.asarray(values).dtype)
-    rows = (arr.p == param_index) & arr.post & ~np.isnan(arr.aval)
-    out[arr.s[rows] * n_visits + arr.v[rows]] = values[rows]
+    out[arr.s[rows] * n_visits + arr.v[rows]] = values
     return out
+
+
+def _xuln(arr: LabArrays, rows: np.ndarray) -> np.ndarray:
+    """value / ULN of the rows (NaN without a positive ULN)."""
+    high = arr.high[rows]
+    return np.divide(arr.aval[rows], high, out=np.full(len(rows), np.nan), where=high > 0)
+
+
+def _at_least_xuln(arr: LabArrays, rows: np.ndarray, factor: float) -> np.ndarray:
+    return compare_at_precision(arr.aval[rows], factor * arr.high[rows], ">=", arr.decimals[rows])
 
 
 def hys_law_cases(
@@ -1138,32 +1215,25 @@ def hys_law_cases(
     """
     arr = LabArrays(annotated, standards, subjects)
     rule = standards.hys_law
-    params = list(standards.all_params)
-    ratio = np.divide(arr.aval, arr.high, out=np.full(len(arr.aval), np.nan), where=arr.high > 0)
-    n_visits = len(arr.visits)
+    dates = arr.sample_dates()
+    amin_rows = np.concatenate(
+        [
+            rows[_at_least_xuln(arr, rows, rule.aminotransferase_min_xuln)]
+            for rows in (_on_treatment_rows(arr, code, standards) for code in rule.aminotransferases)
+        ]
+    )
+    tbil_all = _on_treatment_rows(arr, rule.bilirubin, standards)
+    tbil_rows = tbil_all[_at_least_xuln(arr, tbil_all, rule.bilirubin_min_xuln)]
 
-    def hits(param: str, factor: float, op: str) -> np.ndarray:
-        return (
-            compare_at_precision(arr.aval, factor * arr.high, op, arr.decimals)
-            & arr.post
-            & (arr.p == params.index(param))
-        )
-
-    amin_hit = np.zeros(len(arr.aval), bool)
-    for code in rule.aminotransferases:
-        amin_hit |= hits(code, rule.aminotransferase_min_xuln, ">=")
-    tbil_hit = hits(rule.bilirubin, rule.bilirubin_min_xuln, ">=")
-    dates = pd.to_datetime(annotated["sample_date"].astype("str"), errors="coerce").to_numpy()
-
-    anchor = pd.DataFrame({"s": arr.s[amin_hit], "v": arr.v[amin_hit], "date": dates[amin_hit]})
+    anchor = pd.DataFrame({"s": arr.s[amin_rows], "v": arr.v[amin_rows], "date": dates[amin_rows]})
     anchor = anchor.groupby(["s", "v"], as_index=False).agg(date=("date", "min"))
     bili = pd.DataFrame(
         {
-            "s": arr.s[tbil_hit],
-            "tbil_v": arr.v[tbil_hit],
-            "tbil_date": dates[tbil_hit],
-            "tbil_xuln": ratio[tbil_hit],
-            "tbil": arr.aval[tbil_hit],
+            "s": arr.s[tbil_rows],
+            "tbil_v": arr.v[tbil_rows],
+            "tbil_date": dates[tbil_rows],
+            "tbil_xuln": _xuln(arr, tbil_rows),
+            "tbil": arr.aval[tbil_rows],
         }
     )
     if window_days == 0:
@@ -1175,31 +1245,35 @@ def hys_law_cases(
     pairs = pairs.sort_values(["s", "v", "tbil_xuln", "tbil_v"], ascending=[True, True, False, True], kind="mergesort")
     pairs = pairs.drop_duplicates(["s", "v"], keep="first")
 
-    sv = pairs["s"].to_numpy() * n_visits + pairs["v"].to_numpy()
+    sv = pairs["s"].to_numpy(dtype=np.int64) * len(arr.visits) + pairs["v"].to_numpy(dtype=np.int64)
     columns: dict[str, np.ndarray] = {}
     for code, name in ((rule.aminotransferases[0], "alt"), (rule.aminotransferases[-1], "ast"), (rule.alp, "alp")):
-        index = params.index(code)
-        columns[name] = _per_subject_visit(arr, index, arr.aval, np.nan)[sv]
-        columns[f"{name}_xuln"] = _per_subject_visit(arr, index, ratio, np.nan)[sv]
-    alp_ok_all = compare_at_precision(arr.aval, rule.alp_below_xuln * arr.high, "<", arr.decimals)
-    alp_ok = _per_subject_visit(arr, params.index(rule.alp), alp_ok_all.astype(float), np.nan)[sv]
+        rows = _on_treatment_rows(arr, code, standards)
+        columns[name] = _per_subject_visit(arr, rows, arr.aval[rows], np.nan)[sv]
+        columns[f"{name}_xuln"] = _per_subject_visit(arr, rows, _xuln(arr, rows), np.nan)[sv]
+    alp_rows = _on_treatment_rows(arr, rule.alp, standards)
+    alp_below = compare_at_precision(
+        arr.aval[alp_rows], rule.alp_below_xuln * arr.high[alp_rows], "<", arr.decimals[alp_rows]
+    )
+    alp_ok = _per_subject_visit(arr, alp_rows, alp_below.astype(float), np.nan)[sv]
     keep = np.isnan(alp_ok) | (alp_ok == 1.0)
-    date_text = pd.Series(pairs["date"].to_numpy()).dt.strftime("%Y-%m-%d").fillna("").to_numpy()
+    visit_names = np.array(arr.visits, dtype=object)
+    visit_weeks = annotated.attrs.get("visit_weeks", {})
     out = pd.DataFrame(
         {
-            "subject_id": np.array(arr.subject_ids, dtype=object)[pairs["s"].to_numpy()] if len(pairs) else [],
-            "visit": np.array(arr.visits, dtype=object)[pairs["v"].to_numpy()] if len(pairs) else [],
+            "subject_id": np.array(arr.subject_ids, dtype=object)[pairs["s"].to_numpy(dtype=np.int64)],
+            "visit": visit_names[pairs["v"].to_numpy(dtype=np.int64)],
             "week": np.array(
-                [annotated.attrs.get("visit_weeks", {}).get(arr.visits[v], -1) for v in pairs["v"]], dtype=np.int64
+                [visit_weeks.get(v, -1) for v in visit_names[pairs["v"].to_numpy(dtype=np.int64)]], dtype=np.int64
             ),
-            "sample_date": date_text,
+            "sample_date": pd.Series(pairs["date"].to_numpy()).dt.strftime("%Y-%m-%d").fillna("").to_numpy(),
             "alt": columns["alt"],
             "alt_xuln": columns["alt_xuln"],
             "ast": columns["ast"],
             "ast_xuln": columns["ast_xuln"],
-            "tbil": pairs["tbil"].to_numpy(),
-            "tbil_xuln": pairs["tbil_xuln"].to_numpy(),
-            "tbil_visit": np.array(arr.visits, dtype=object)[pairs["tbil_v"].to_numpy()] if len(pairs) else [],
+            "tbil": pairs["tbil"].to_numpy(dtype=float),
+            "tbil_xuln": pairs["tbil_xuln"].to_numpy(dtype=float),
+            "tbil_visit": visit_names[pairs["tbil_v"].to_numpy(dtype=np.int64)],
             "alp": columns["alp"],
             "alp_xuln": columns["alp_xuln"],
             "note": np.where(np.isnan(alp_ok), f"{rule.alp} not measured: cholestasis not excluded", ""),
@@ -1217,20 +1291,19 @@ def edish(annotated: pd.DataFrame, subjects: pd.DataFrame, standards: LabStandar
     """
     arr = LabArrays(annotated, standards, subjects)
     rule = standards.hys_law
-    params = list(standards.all_params)
-    ratio = np.divide(arr.aval, arr.high, out=np.full(len(arr.aval), np.nan), where=arr.high > 0)
     peaks: dict[str, np.ndarray] = {}
     reached: dict[str, np.ndarray] = {}
     for code, threshold in (
         *((c, rule.aminotransferase_min_xuln) for c in rule.aminotransferases),
         (rule.bilirubin, rule.bilirubin_min_xuln),
     ):
-        rows = arr.post & (arr.p == params.index(code)) & ~np.isnan(ratio)
+        rows = _on_treatment_rows(arr, code, standards)
+        ratio = _xuln(arr, rows)
+        rows, ratio = rows[~np.isnan(ratio)], ratio[~np.isnan(ratio)]
         peak = np.full(arr.n_subjects, np.nan)
-        np.fmax.at(peak, arr.s[rows], ratio[rows])
+        np.fmax.at(peak, arr.s[rows], ratio)
         hit = np.zeros(arr.n_subjects, bool)
-        over = rows & compare_at_precision(arr.aval, threshold * arr.high, ">=", arr.decimals)
-        hit[arr.s[over]] = True
+        hit[arr.s[rows[_at_least_xuln(arr, rows, threshold)]]] = True
         peaks[code], reached[code] = peak, hit
     amin_codes = rule.aminotransferases
     amin_peak = np.fmax.reduce(np.stack([peaks[c] for c in amin_codes]), axis=0)
@@ -1285,14 +1358,17 @@ def lab_paired_tests(
     censored = annotated["censored"].to_numpy(dtype=bool)
     n_subjects = len(annotated["subject_id"].cat.categories)
     decimals = standards.decimals()
+    by_param = np.argsort(p.astype(np.int16), kind="stable")
+    bounds = np.searchsorted(p[by_param], np.arange(len(params) + 1))
     frames = []
     for index, param in enumerate(params):
+        param_rows = by_param[bounds[index] : bounds[index + 1]]
         pair = []
         for visit in (visit_from, visit_to):
             value = np.full(n_subjects, np.nan)
             flag = np.zeros(n_subjects, bool)
             if visit in visits:
-                rows = (p == index) & (v == visits.index(visit)) & ~np.isnan(aval)
+                rows = param_rows[(v[param_rows] == visits.index(visit)) & ~np.isnan(aval[param_rows])]
                 value[s[rows]] = aval[rows]
                 flag[s[rows]] = censored[rows]
             pair.append((value, flag))

@@ -111,7 +111,7 @@ a.anchor-link{display:none}
 font-size:1.15rem;margin:.5rem 0 1rem 0;letter-spacing:.02em}
 .k2-header{border:1px solid #ccc;background:#f7f7f7;padding:.6rem 1rem;margin:.5rem 0 1rem 0;font-size:.92rem}
 .k2-header dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:0}
-.k2-header dt{font-weight:600}.k2-header dd{margin:0;word-break:break-all}
+.k2-header dt{font-weight:600}.k2-header dd{margin:0;overflow-wrap:anywhere}
 .narrative{font-size:1rem;max-width:70rem}
 .caveat{border-left:4px solid #8a6d00;background:#fffbea;padding:.4rem .8rem;margin:.8rem 0}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -226,12 +226,34 @@ def paragraph(text: str, css: str = "narrative") -> str:
     return f'<p class="{html.escape(css, quote=True)}">{html.escape(text)}</p>'
 
 
+def png_display_width(png: bytes) -> int | None:
+    """CSS width (px at 96 per inch) at which a PNG shows at its intended size: pixel width from IHDR
+    divided by the resolution of its pHYs chunk. None when the PNG carries no resolution."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    width = int.from_bytes(png[16:20], "big")
+    position = 8
+    while position + 8 <= len(png):
+        length = int.from_bytes(png[position : position + 4], "big")
+        kind = png[position + 4 : position + 8]
+        if kind == b"pHYs" and png[position + 16] == 1:  # unit: metre
+            per_metre = int.from_bytes(png[position + 8 : position + 12], "big")
+            return round(width * 96 / (per_metre * 0.0254)) if per_metre else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        position += 12 + length
+    return None
+
+
 def figure_html(png: bytes, caption: str, alt: str | None = None) -> str:
-    """A PNG as an inline data-URI <figure> with an escaped caption (no file reference in the page)."""
+    """A PNG as an inline data-URI <figure> with an escaped caption (no file reference in the page),
+    shown at its intended size (`png_display_width`) or narrower on small screens."""
     data = base64.b64encode(png).decode("ascii")
     alt_text = html.escape(alt or caption, quote=True)
+    width = png_display_width(png)
+    size = f' width="{width}"' if width else ""
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{alt_text}">'
+        f'<figure><img src="data:image/png;base64,{data}" alt="{alt_text}"{size}>'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
 

@@ -269,7 +269,9 @@ table.k2t td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:
 p.note{font-size:.85rem;color:#333;margin:.2rem 0}
 """.strip()
 
-_NUMERIC_CELL = re.compile(r"^[<\u2265\u2264]?-?\d[\d.,]*( \(.*\))?%?$")
+#: A cell that reads as a number (right-aligned): "12", "-0.35", "<0.001", "12 (40.0%)", "1.2 (0.3 to 2.0)",
+#: "3.1 to 9.5", "12 / 30 (40.0%)".
+_NUMERIC_CELL = re.compile(r"^[<\u2265\u2264]?-?\d[\d.,]*%?( \(.*\)| to -?\d[\d.,]*| / \d+( \(.*\))?)?$")
 
 
 def to_html_fragment(table: DisplayTable, table_id: str | None = None) -> str:

@@ -138,6 +138,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

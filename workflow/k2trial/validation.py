@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -366,7 +367,11 @@ def _column_problems(table: NormalisedTable, spec: ct.ColumnSpec, subjects: np.n
 def _row_problems(
     table: NormalisedTable, mask: np.ndarray, column: str, rule: str, detail: Any = "", value: Any = None
 ) -> pd.DataFrame:
-    """Problems for the rows in `mask` (value: the raw text of `column` unless given)."""
+    """Problems for the rows in `mask` (value: the raw text of `column` unless given).
+
+    detail: a string, an array over all rows, or a function of the flagged row positions (so that
+    per-row text is only built for the rows that have the problem).
+    """
     idx = np.flatnonzero(mask)
     if len(idx) == 0:
         return _empty_problems()
@@ -374,7 +379,9 @@ def _row_problems(
         value = table.columns[column].row_raw()[idx] if column in table.columns else None
     elif isinstance(value, np.ndarray):
         value = value[idx]
-    if isinstance(detail, np.ndarray):
+    if callable(detail):
+        detail = detail(idx)
+    elif isinstance(detail, np.ndarray):
         detail = detail[idx]
     return _problem_frame(
         table.spec.name, table.rows[idx], column, value, rule, subject_id=table.subject_text()[idx], detail=detail
@@ -396,9 +403,9 @@ def _duplicate_problems(table: NormalisedTable) -> tuple[pd.DataFrame, np.ndarra
     n = len(table)
     if n == 0 or not names:
         return _empty_problems(), np.zeros(n, dtype=bool)
-    ids = pd.DataFrame({name: _identity_codes(table.columns[name]) for name in names})
-    group = ids.groupby(names, sort=False).ngroup().to_numpy()
-    first_position = pd.Series(np.arange(n)).groupby(group).transform("min").to_numpy()
+    ids = {name: _identity_codes(table.columns[name]) for name in names}
+    group = _group_ids([ids[name] for name in names])
+    first_position = _first_positions(group)
     duplicate = first_position != np.arange(n)
     pieces = []
     if duplicate.any():
@@ -411,13 +418,13 @@ def _duplicate_problems(table: NormalisedTable) -> tuple[pd.DataFrame, np.ndarra
         for k in key:
             usable &= table.columns[k].usable()
         candidates = np.flatnonzero(usable)
-        key_group = ids.iloc[candidates].groupby(key, sort=False).ngroup().to_numpy()
-        first = pd.Series(candidates).groupby(key_group).transform("min").to_numpy()
+        key_group = _group_ids([ids[k][candidates] for k in key])
+        first = candidates[_first_positions(key_group)]
         conflict = first != candidates
         if conflict.any():
             rows_at, first_at = candidates[conflict], first[conflict]
             others = [c for c in names if c not in key]
-            matrix = ids[others].to_numpy()
+            matrix = np.column_stack([ids[c] for c in others])
             differs = matrix[rows_at] != matrix[first_at]
             which = np.argmax(differs, axis=1)
             column_names = np.asarray(others, dtype=object)[which]
@@ -450,6 +457,25 @@ def _duplicate_problems(table: NormalisedTable) -> tuple[pd.DataFrame, np.ndarra
                 )
             )
     return (pd.concat(pieces, ignore_index=True) if pieces else _empty_problems()), duplicate
+
+
+def _group_ids(columns: list[np.ndarray]) -> np.ndarray:
+    """Dense group number per row for the combination of integer code columns (0 <= code < rows).
+
+    Pairs are re-densified after each column, so the combined key never exceeds rows x distinct codes.
+    """
+    group = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    for codes in columns:
+        width = int(codes.max()) + 1 if len(codes) else 1
+        group, _ = pd.factorize(group * width + codes, sort=False)
+        group = group.astype(np.int64, copy=False)
+    return group
+
+
+def _first_positions(group: np.ndarray) -> np.ndarray:
+    """For each row, the position of the first row of its group."""
+    _, first = np.unique(group, return_index=True)
+    return first[group]
 
 
 def _as_text(numbers: np.ndarray) -> np.ndarray:
@@ -718,7 +744,13 @@ def _check_dates(
         date = table.columns[date_column].row_values()
         consent = subjects.take(subjects.consent, position)
         pieces.append(
-            _row_problems(table, date < consent, date_column, "date_before_consent", detail=_consent_detail(consent))
+            _row_problems(
+                table,
+                date < consent,
+                date_column,
+                "date_before_consent",
+                detail=partial(_dated, "consent", consent),
+            )
         )
         if name == "adverse_events.csv":
             if "end_date" in table.columns:
@@ -727,10 +759,12 @@ def _check_dates(
             continue
         if "visit" not in table.columns:
             continue
-        week = ct.visit_weeks(table.columns["visit"].row_text(), contract)
+        week = table.columns["visit"].map_rows(lambda t: ct.visit_weeks(t, contract))
         first = subjects.take(subjects.first_dose, position)
         early = (week > 0) & (date < first)
-        pieces.append(_row_problems(table, early, date_column, "before_first_dose", detail=_first_dose_detail(first)))
+        pieces.append(
+            _row_problems(table, early, date_column, "before_first_dose", detail=partial(_dated, "first dose", first))
+        )
         target = first + (np.maximum(week, 0) * 7).astype("timedelta64[D]")
         tolerance = _days(window_days[name])
         post = (week > 0) & (np.abs(date - target) > tolerance) & ~early
@@ -747,18 +781,9 @@ def _check_dates(
     return pd.concat(pieces, ignore_index=True) if pieces else _empty_problems()
 
 
-def _consent_detail(consent: np.ndarray) -> np.ndarray:
-    detail = np.full(len(consent), "", dtype=object)
-    known = ~np.isnat(consent)
-    detail[known] = "consent on " + _iso(consent[known])
-    return detail
-
-
-def _first_dose_detail(first: np.ndarray) -> np.ndarray:
-    detail = np.full(len(first), "", dtype=object)
-    known = ~np.isnat(first)
-    detail[known] = "first dose on " + _iso(first[known])
-    return detail
+def _dated(event: str, dates: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """ "<event> on YYYY-MM-DD" for the dates at `rows` (never NaT where a date comparison flagged a row)."""
+    return f"{event} on " + _iso(dates[rows])
 
 
 def _check_baselines(tables: Mapping[str, NormalisedTable], subjects: SubjectIndex, contract: Contract) -> pd.DataFrame:
@@ -770,8 +795,8 @@ def _check_baselines(tables: Mapping[str, NormalisedTable], subjects: SubjectInd
     if diary is not None and {"subject_id", "visit", "symptom", "vas_cm"} <= set(diary.columns):
         symptoms = list(contract.symptoms)
         position = subjects.locate(diary.columns["subject_id"])
-        symptom = ct.category_order(diary.columns["symptom"].row_text(), symptoms)
-        week = ct.visit_weeks(diary.columns["visit"].row_text(), contract)
+        symptom = diary.columns["symptom"].map_rows(lambda t: ct.category_order(t, symptoms))
+        week = diary.columns["visit"].map_rows(lambda t: ct.visit_weeks(t, contract))
         vas = diary.columns["vas_cm"]
         has_value = ~vas.rows_with(ct.MISSING, ct.INVALID, ct.OUT_OF_RANGE)
         ok = (position >= 0) & (symptom < len(symptoms)) & (week == 0) & has_value
@@ -797,8 +822,8 @@ def _check_baselines(tables: Mapping[str, NormalisedTable], subjects: SubjectInd
     if labs is not None and {"subject_id", "visit", "test_code", "result"} <= set(labs.columns):
         codes = list(contract.lab_tests)
         position = subjects.locate(labs.columns["subject_id"])
-        test = ct.category_order(labs.columns["test_code"].row_text(), codes)
-        week = ct.visit_weeks(labs.columns["visit"].row_text(), contract)
+        test = labs.columns["test_code"].map_rows(lambda t: ct.category_order(t, codes))
+        week = labs.columns["visit"].map_rows(lambda t: ct.visit_weeks(t, contract))
         has_value = labs.columns["result"].usable()
         ok = (position >= 0) & (test < len(codes)) & has_value
         cell = position * len(codes) + test

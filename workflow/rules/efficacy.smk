@@ -5,7 +5,7 @@
 rule efficacy_analysis:
     input:
         assignment=rules.assign_groups.output.assignment,
-        vas=f"{RESULTS}/analysis/vas.csv",
+        vas=rules.derive_vas.output.vas,
     output:
         paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
         friedman=f"{RESULTS}/efficacy/friedman.csv",

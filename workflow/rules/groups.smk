@@ -3,9 +3,9 @@
 
 rule assign_groups:
     input:
-        subjects=f"{RESULTS}/analysis/subjects.csv",
-        vas=f"{RESULTS}/analysis/vas.csv",
-        labs=f"{RESULTS}/analysis/labs.csv",
+        subjects=rules.derive_subjects.output.subjects,
+        vas=rules.derive_vas.output.vas,
+        labs=rules.derive_labs.output.labs,
     output:
         assignment=f"{RESULTS}/groups/assignment.csv",
         counts=f"{RESULTS}/groups/counts.csv",

@@ -5,9 +5,9 @@
 
 rule safety_analysis:
     input:
-        labs=f"{RESULTS}/analysis/labs.csv",
-        subjects=f"{RESULTS}/analysis/subjects.csv",
-        adverse_events=f"{RESULTS}/clean/adverse_events.csv",
+        labs=rules.derive_labs.output.labs,
+        subjects=rules.derive_subjects.output.subjects,
+        adverse_events=rules.clean_raw_data.output.adverse_events,
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
     output:

@@ -7,12 +7,9 @@ rule build_index:
         validation_report=rules.validate_raw_data.output.report_json,
         catalog=rules.make_tables.output.catalog,
         code=CODE_FILES,
-        figures=rules.make_figures.output,
-        tables=rules.make_tables.output,
-        study_summary=rules.render_study_summary_notebook.output,
-        data_quality=rules.render_data_quality_notebook.output,
-        efficacy=rules.render_efficacy_notebook.output,
-        safety=rules.render_safety_notebook.output,
+        figures=list(rules.make_figures.output),
+        tables=list(rules.make_tables.output),
+        notebooks=list(rules.render_notebooks.output),
     output:
         index=report(
             f"{RESULTS}/index.html",
@@ -26,16 +23,9 @@ rule build_index:
     params:
         study=config["study"],
         producers={
-            "make_figures": [str(path) for path in rules.make_figures.output],
-            "make_tables": [str(path) for path in rules.make_tables.output],
-            "render_study_summary_notebook": list(
-                rules.render_study_summary_notebook.output
-            ),
-            "render_data_quality_notebook": list(
-                rules.render_data_quality_notebook.output
-            ),
-            "render_efficacy_notebook": [str(path) for path in rules.render_efficacy_notebook.output],
-            "render_safety_notebook": [str(path) for path in rules.render_safety_notebook.output],
+            "make_figures": [str(p) for p in rules.make_figures.output],
+            "make_tables": [str(p) for p in rules.make_tables.output],
+            "render_notebooks": [str(p) for p in rules.render_notebooks.output],
         },
     script:
         "../scripts/build_index.py"
