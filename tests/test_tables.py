@@ -78,7 +78,7 @@ def test_criterion_labels():
 
 
 # ------------------------------------------------------------------------------------------- escaping
-HOSTILE = '<script>alert("x")</script> & =cmd|\' /C calc\'!A0 \\ $x_1$ 50% #{}~^'
+HOSTILE = "<script>alert(\"x\")</script> & =cmd|' /C calc'!A0 \\ $x_1$ 50% #{}~^"
 
 
 def hostile_table() -> kt.DisplayTable:
@@ -327,7 +327,9 @@ def test_shift_table_drops_empty_baseline_rows_and_unused_missing_column():
     for to, n in (("LOW", 1), ("NORMAL", 27), ("HIGH", 2), ("MISSING", 0)):
         rows.append({"param": "ALT", "comparison": "week8", "from": "NORMAL", "to": to, "n": n})
         rows.append({"param": "ALT", "comparison": "week8", "from": "LOW", "to": to, "n": 0})
-        rows.append({"param": "ALT", "comparison": "week4", "from": "NORMAL", "to": to, "n": 30 if to == "NORMAL" else 0})
+        rows.append(
+            {"param": "ALT", "comparison": "week4", "from": "NORMAL", "to": to, "n": 30 if to == "NORMAL" else 0}
+        )
     tests = {"ALT": kt.LabTest("ALT", "Alanine aminotransferase", "U/L", 0)}
     table = kt.lab_shift_table(pd.DataFrame(rows), tests)
     assert list(table.frame.columns) == ["Test (unit)", "Timepoint", "Baseline flag", "LOW", "NORMAL", "HIGH", "Total"]

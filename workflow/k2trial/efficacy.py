@@ -895,7 +895,9 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
             },
             "estimate": "Hodges-Lehmann: median of Walsh averages of the non-zero differences (as R)",
             "ci": "order statistics of the Walsh averages at the signed-rank critical value (exact or normal "
-            "approximation as R's conf.int; R finds the normal-approximation limits by root finding, tol 1e-4)",
+            "approximation as R's conf.int; R finds the normal-approximation limits by root finding, tol 1e-4); "
+            "where the sample is too small for the requested level, ci_level gives the level attained (R lowers "
+            "it the same way); no interval (NaN) with one non-zero difference",
             "effect_size": "matched-pairs rank-biserial (T+ - T-)/(T+ + T-), CI tanh(atanh(r) +/- z SE)",
         },
         "paired_t": {

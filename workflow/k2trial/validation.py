@@ -460,22 +460,28 @@ def _duplicate_problems(table: NormalisedTable) -> tuple[pd.DataFrame, np.ndarra
 
 
 def _group_ids(columns: list[np.ndarray]) -> np.ndarray:
-    """Dense group number per row for the combination of integer code columns (0 <= code < rows).
+    """One int64 per row that is equal exactly for equal combinations of the integer code columns.
 
-    Pairs are re-densified after each column, so the combined key never exceeds rows x distinct codes.
+    Codes are packed positionally (key x width + code); the key is re-densified only when the next
+    column would overflow int64, which for contract tables happens at most once or twice.
     """
-    group = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    n = len(columns[0]) if columns else 0
+    group = np.zeros(n, dtype=np.int64)
+    span = 1  # group < span
     for codes in columns:
-        width = int(codes.max()) + 1 if len(codes) else 1
-        group, _ = pd.factorize(group * width + codes, sort=False)
-        group = group.astype(np.int64, copy=False)
+        width = int(codes.max()) + 1 if n else 1
+        if span * width >= 2**62:
+            group, distinct = pd.factorize(group, sort=False)
+            group, span = group.astype(np.int64, copy=False), max(len(distinct), 1)
+        group = group * width + codes
+        span *= width
     return group
 
 
 def _first_positions(group: np.ndarray) -> np.ndarray:
-    """For each row, the position of the first row of its group."""
-    _, first = np.unique(group, return_index=True)
-    return first[group]
+    """For each row, the position of the first row with the same group key."""
+    _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    return first[inverse.reshape(-1)]
 
 
 def _as_text(numbers: np.ndarray) -> np.ndarray:
@@ -860,30 +866,48 @@ def file_order(contract: Contract) -> list[str]:
     return [contract.dataset_file.name, *contract.table_names, contract.checksums_file]
 
 
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Codes and distinct values (None for missing) of a column, with codes in sorted text order."""
+    codes, distinct = pd.factorize(values, sort=False, use_na_sentinel=False)
+    names = [None if (isinstance(d, float) and np.isnan(d)) or d is None else str(d) for d in distinct]
+    order = sorted(range(len(names)), key=lambda i: "" if names[i] is None else names[i])
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return rank[codes], [names[i] for i in order]
+
+
 def _finalise(problems: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """Add severities and sort by file (contract order), row, column (contract order), rule."""
-    unknown = set(problems["rule"].unique()) - set(RULES)
+    """Add severities and sort by file (contract order), row, column (contract order), rule.
+
+    Each text column is factorized once; ranks come from lookups on the few distinct values.
+    """
+    rule_code, rules = _sorted_codes(problems["rule"])
+    unknown = set(rules) - set(RULES)
     if unknown:
         raise KeyError(f"validation rules without a severity: {sorted(unknown)}")
-    severity = {rule: spec.severity for rule, spec in RULES.items()}
-    problems = problems.assign(severity=problems["rule"].map(severity).astype(object))
-    files = file_order(contract)
-    file_rank = ct.category_order(problems["file"].to_numpy(dtype=object), files)
-    column_rank = np.full(len(problems), -1, dtype=np.int64)
-    for name, spec in contract.tables.items():  # loop over files, not rows
-        in_file = (problems["file"] == name).to_numpy()
-        if in_file.any():
-            order = ["*", *spec.column_names]
-            rank = ct.category_order(problems["column"].to_numpy(dtype=object)[in_file], order)
-            column_rank[in_file] = rank
-    has_column = problems["column"].notna().to_numpy()
-    column_rank = np.where(has_column, column_rank, -1)
-    rule_rank = pd.factorize(problems["rule"], sort=True)[0]
-    column_text = pd.factorize(problems["column"].fillna(""), sort=True)[0]
-    file_text = pd.factorize(problems["file"], sort=True)[0]
-    # np.lexsort: the last key is the primary one.
-    order = np.lexsort((rule_rank, column_text, column_rank, problems["row"].to_numpy(), file_text, file_rank))
+    severities = np.array([RULES[r].severity for r in rules], dtype=object)
+    file_code, files = _sorted_codes(problems["file"])
+    column_code, columns = _sorted_codes(problems["column"])
+    order_of_files = file_order(contract)
+    file_rank = np.array([order_of_files.index(f) if f in order_of_files else len(order_of_files) for f in files])
+    # column rank within its file: contract order ("*" first); file-level problems (no column) before all
+    column_rank = np.full((len(files), len(columns)), len(columns) + 1, dtype=np.int64)
+    for i, file in enumerate(files):
+        spec = contract.tables.get(file)
+        order = ["*", *(spec.column_names if spec else ())]
+        for j, column in enumerate(columns):
+            column_rank[i, j] = -1 if column is None else (order.index(column) if column in order else len(order))
+    keys = (
+        rule_code,
+        column_code,
+        column_rank[file_code, column_code],
+        problems["row"].to_numpy(),
+        file_code,
+        file_rank[file_code],
+    )
+    order = np.lexsort(keys)  # the last key is the primary one
     problems = problems.iloc[order].reset_index(drop=True)
+    problems["severity"] = severities[rule_code[order]]
     problems["row"] = problems["row"].astype("Int64").mask(problems["row"] < 0)
     return problems[PROBLEM_COLUMNS]
 

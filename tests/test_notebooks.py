@@ -1,0 +1,223 @@
+"""Notebooks: normalisation for byte-identical reruns, offline HTML, header and banner, escaping, versions,
+and a real papermill run of a small template executed twice."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from k2trial import notebooks as nbk
+from k2trial import provenance
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def executed_like_papermill() -> dict:
+    """A notebook with the volatile metadata papermill and nbclient write."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["papermill"] = {
+        "parameters": {"x": 2},
+        "default_parameters": {"x": 1},
+        "start_time": "2026-01-01T10:00:00.1",
+        "end_time": "2026-01-01T10:00:03.2",
+        "duration": 3.1,
+        "input_path": "/home/someone/workflow/notebooks/t.ipynb",
+        "output_path": None,
+        "environment_variables": {},
+        "version": "2.7.0",
+        "exception": None,
+    }
+    nb.metadata["widgets"] = {"state": {}}
+    cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("print(x)")]
+    cells[0].id = "a8f3c0d2"
+    cells[1].id = "77e1b2aa"
+    cells[1].metadata["papermill"] = {"start_time": "2026", "end_time": "2026", "duration": 0.1, "status": "completed"}
+    cells[1].metadata["execution"] = {"iopub.execute_input": "2026-01-01T10:00:01"}
+    cells[1].metadata["tags"] = ["keep-me"]
+    cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+    nb.cells = cells
+    return nb
+
+
+def test_normalise_drops_timings_keeps_parameters_and_numbers_cells():
+    nb = nbk.normalise_notebook(executed_like_papermill())
+    assert nb.metadata["papermill"] == {"parameters": {"x": 2}, "default_parameters": {"x": 1}}
+    assert "widgets" not in nb.metadata
+    assert [c.id for c in nb.cells] == ["cell-000", "cell-001"]
+    assert nb.cells[1].metadata == {"tags": ["keep-me"]}
+    assert nb.cells[1].outputs[0]["text"] == "2\n"
+    text = nbk.notebook_bytes(nb).decode()
+    assert "2026" not in text and "/home/someone" not in text
+    nbformat.validate(nbformat.reads(text, 4))
+
+
+def test_normalising_twice_changes_nothing_and_is_deterministic():
+    once = nbk.notebook_bytes(nbk.normalise_notebook(executed_like_papermill()))
+    twice = nbk.notebook_bytes(nbk.normalise_notebook(nbformat.reads(once.decode(), 4)))
+    assert once == twice
+    assert once == nbk.notebook_bytes(nbk.normalise_notebook(executed_like_papermill()))
+
+
+def test_html_export_is_offline_and_deterministic():
+    nb = nbk.normalise_notebook(executed_like_papermill())
+    png = tiny_png()
+    nb.cells.append(nbformat.v4.new_code_cell("show()"))
+    nb.cells[-1].outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": nbk.figure_html(png, "A <figure>")})
+    ]
+    nb = nbk.normalise_notebook(nb)
+    first = nbk.notebook_html(nb, "Title & co")
+    assert first == nbk.notebook_html(nb, "Title & co")
+    lowered = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:", first).lower()
+    for forbidden in ("<script", "<link", "http://", "https://", "mathjax", "require.js", "@import", "cdnjs"):
+        assert forbidden not in lowered, forbidden
+    assert "data:image/png;base64," in first
+    assert "A &lt;figure&gt;" in first and "<title>Title &amp; co</title>" in first
+    assert 'id="cell-id=cell-002"' in first or "cell-002" in first  # DOM ids come from the numbered cell ids
+    assert "print(x)" not in first  # inputs hidden: reviewers read outputs
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '<script src="https://cdn.example/x.js"></script>',
+        "<img src='http://example.org/a.png'>",
+        '<img src="//example.org/a.png">',
+        '<link rel="stylesheet" href="x.css">',
+        "<style>@import url(x.css);</style>",
+        "<div style=\"background:url('https://x/y.png')\"></div>",
+        "<script>var x = 1;</script>",
+    ],
+)
+def test_assert_offline_rejects_network_and_scripts(page):
+    with pytest.raises(nbk.OnlineReferenceError):
+        nbk.assert_offline(page)
+
+
+def test_assert_offline_accepts_local_links_and_data_uris():
+    nbk.assert_offline('<a href="efficacy.html">x</a><img src="data:image/png;base64,AAAA"><a href="#top">t</a>')
+
+
+def test_header_banner_only_when_simulated_and_values_escaped():
+    simulated = nbk.header_html("T <x>", "Ref", "CTRI/1", "ds & co", "1.0", True, "abc", "k2trial 0.1.0, code 1")
+    real = nbk.header_html("T", "Ref", "CTRI/1", "ds", "1.0", False, None, "v")
+    assert "SIMULATED DATA" in simulated and "banner-simulated" in simulated
+    assert "SIMULATED DATA" not in real and "banner-simulated" not in real
+    assert "T &lt;x&gt;" in simulated and "ds &amp; co, version 1.0 (simulated)" in simulated
+    assert "unknown (no validation report)" in real
+
+
+def tiny_png() -> bytes:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 2))
+    fig.add_subplot().plot([0, 1], [0, 1])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def test_png_display_width_from_resolution():
+    assert nbk.png_display_width(tiny_png()) == 384  # 4 inches at 96 CSS px per inch
+    assert nbk.png_display_width(b"not a png") is None
+
+
+def test_claims_table_escapes_and_links_evidence():
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["C1"],
+            "source": ["Kulkarni 2013"],
+            "statement": ["VAS <b>fell</b> to 1-2"],
+            "statistic": ["median"],
+            "expected": ["[1, 2]"],
+            "observed": ["1.53"],
+            "status": ["reproduced"],
+            "evidence": ["efficacy/descriptives.csv row 12"],
+        }
+    )
+    page = nbk.claims_table_html(claims)
+    assert "VAS &lt;b&gt;fell&lt;/b&gt; to 1-2" in page
+    assert '<a href="../efficacy/descriptives.csv">efficacy/descriptives.csv</a> row 12' in page
+    assert 'class="verdict-reproduced"' in page
+    nbk.assert_offline(page)
+
+
+def test_links_must_be_relative():
+    assert 'href="efficacy.html"' in nbk.links_html([("efficacy.html", "Efficacy")])
+    with pytest.raises(nbk.OnlineReferenceError):
+        nbk.links_html([("https://example.org", "x")])
+
+
+def test_lookup_one_value_or_none_or_error():
+    frame = pd.DataFrame({"a": ["x", "y", "y"], "b": [1, 2, 3]})
+    assert nbk.lookup(frame, "b", a="x") == 1
+    assert nbk.lookup(frame, "b", a="z") is None
+    with pytest.raises(ValueError, match="2 rows"):
+        nbk.lookup(frame, "b", a="y")
+
+
+def test_p_text_and_names():
+    assert nbk.p_text(0.0004) == "p < 0.001" and nbk.p_text(0.0125) == "p = 0.013"
+    assert nbk.p_text(float("nan")) == "p not estimable"
+    assert nbk.join_names(["a", "b", "c"]) == "a, b and c" and nbk.join_names(["a"]) == "a"
+
+
+def test_versions_follow_code_and_config():
+    files = {
+        "workflow/k2trial/a.py": b"x = 1\n",
+        "config/config.yaml": b"seed: 1\n",
+        "envs/requirements.lock": b"pandas==3.1.1\n",
+    }
+    config = {"seed": 1}
+    first = nbk.version_info(files, config, "0.1.0")
+    assert first == nbk.version_info(dict(reversed(list(files.items()))), config, "0.1.0")
+    # config files do not change the code version but do change the analysis version
+    changed_config = nbk.version_info({**files, "config/config.yaml": b"seed: 2\n"}, config, "0.1.0")
+    assert changed_config["code_version"] == first["code_version"]
+    assert changed_config["analysis_version"] != first["analysis_version"]
+    changed_code = nbk.version_info({**files, "workflow/k2trial/a.py": b"x = 2\n"}, config, "0.1.0")
+    assert changed_code["code_version"] != first["code_version"]
+    # the analysis version is the one results/MANIFEST.json names (k2trial.provenance)
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    lock = hashlib.sha256(files["envs/requirements.lock"]).hexdigest()
+    assert first["analysis_version"] == provenance.analysis_version(config, hashes, lock)
+    assert first["code_version"].startswith("k2trial 0.1.0, code ")
+
+
+def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
+    template = nbformat.v4.new_notebook()
+    template.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell('title = "default"\nvalues = []')
+    parameters.metadata["tags"] = ["parameters"]
+    template.cells = [
+        nbformat.v4.new_markdown_cell("# Template"),
+        parameters,
+        nbformat.v4.new_code_cell(
+            "from IPython.display import HTML, display\n"
+            "from k2trial import notebooks as nbk\n"
+            "display(HTML(nbk.paragraph(f'{title}: {sum(values)}')))"
+        ),
+    ]
+    path = tmp_path / "template.ipynb"
+    nbformat.write(template, path)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")])
+    runs = []
+    for _ in range(2):
+        executed = nbk.execute_notebook(path, {"title": "Sum <b>", "values": [1, 2, 3]}, cwd=tmp_path)
+        normalised = nbk.normalise_notebook(executed)
+        runs.append((nbk.notebook_bytes(normalised), nbk.notebook_html(normalised, "Run")))
+    assert runs[0] == runs[1]
+    notebook = json.loads(runs[0][0])
+    assert notebook["metadata"]["papermill"]["parameters"] == {"title": "Sum <b>", "values": [1, 2, 3]}
+    assert [c["id"] for c in notebook["cells"]] == ["cell-000", "cell-001", "cell-002", "cell-003"]
+    assert "injected-parameters" in notebook["cells"][2]["metadata"]["tags"]
+    assert "Sum &lt;b&gt;: 6" in runs[0][1]
