@@ -3,6 +3,7 @@ and a real papermill run of a small template executed twice."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -211,13 +212,33 @@ def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
     nbformat.write(template, path)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")])
     runs = []
-    for _ in range(2):
-        executed = nbk.execute_notebook(path, {"title": "Sum <b>", "values": [1, 2, 3]}, cwd=tmp_path)
-        normalised = nbk.normalise_notebook(executed)
-        runs.append((nbk.notebook_bytes(normalised), nbk.notebook_html(normalised, "Run")))
-    assert runs[0] == runs[1]
+    for _ in range(2):  # three kernels side by side, twice: every copy must give the same bytes
+        names = ["a", "b", "c"]
+        parameters = {name: {"title": "Sum <b>", "values": [1, 2, 3]} for name in names}
+        executed = nbk.execute_notebooks(dict.fromkeys(names, path), parameters, cwd=tmp_path)
+        for name in names:
+            normalised = nbk.normalise_notebook(executed[name])
+            runs.append((nbk.notebook_bytes(normalised), nbk.notebook_html(normalised, "Run")))
+    assert all(run == runs[0] for run in runs)
     notebook = json.loads(runs[0][0])
     assert notebook["metadata"]["papermill"]["parameters"] == {"title": "Sum <b>", "values": [1, 2, 3]}
     assert [c["id"] for c in notebook["cells"]] == ["cell-000", "cell-001", "cell-002", "cell-003"]
     assert "injected-parameters" in notebook["cells"][2]["metadata"]["tags"]
     assert "Sum &lt;b&gt;: 6" in runs[0][1]
+
+
+def test_figure_placeholders_are_embedded_after_execution():
+    png = tiny_png()
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("show_figure()")
+    placeholder = nbk.figure_placeholder_html("results/figures/a&b.png", "Caption <i>")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": ["<div>", placeholder, "</div>"]})]
+    nb.cells = [cell]
+    assert nbk.figure_placeholders(nb) == ["results/figures/a&b.png"]
+    embedded = nbk.embed_figures(nb, {"results/figures/a&b.png": png})
+    text = embedded.cells[0].outputs[0]["data"]["text/html"]
+    assert nbk.FIGURE_PLACEHOLDER not in text and 'width="384"' in text and "Caption &lt;i&gt;" in text
+    assert base64.b64decode(re.search(r"base64,([^\"]+)", text).group(1)) == png
+    assert nbk.FIGURE_PLACEHOLDER in nb.cells[0].outputs[0]["data"]["text/html"][1]  # the input is not modified
+    with pytest.raises(KeyError, match="a&b.png"):
+        nbk.embed_figures(nb, {})

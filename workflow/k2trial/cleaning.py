@@ -56,12 +56,18 @@ def clean_dataset(result: ValidationResult, contract: Contract) -> CleanDataset:
     if result.status != "passed":
         raise InputDataError(result.errors())
     problems = result.problems
-    tables, accounting, removed = {}, [], {}
+    # Compare integer codes, not millions of strings.
+    file_code, files = pd.factorize(problems["file"])
+    files = pd.Index(files)
+    rows = problems["row"].to_numpy(dtype=np.int64, na_value=-1)
+    is_duplicate = (problems["rule"] == "duplicate_row").to_numpy()
+    tables, accounting = {}, []
+    on_removed_row = np.zeros(len(problems), dtype=bool)
     for name in contract.table_names:
         table = result.tables[name]
-        duplicate_rows = problems.loc[(problems["file"] == name) & (problems["rule"] == "duplicate_row"), "row"]
-        drop = np.isin(table.rows, duplicate_rows.to_numpy(dtype=np.int64))
-        removed[name] = table.rows[drop]
+        in_file = file_code == (files.get_loc(name) if name in files else -2)
+        drop = np.isin(table.rows, rows[in_file & is_duplicate])
+        on_removed_row |= in_file & np.isin(rows, table.rows[drop])
         tables[name] = clean_table(table, contract, keep=~drop)
         n_removed = int(drop.sum())
         accounting.append(
@@ -75,11 +81,8 @@ def clean_dataset(result: ValidationResult, contract: Contract) -> CleanDataset:
         )
         if accounting[-1]["rows_in"] != accounting[-1]["rows_out"] + n_removed:  # cannot happen; guards refactors
             raise AssertionError(f"row accounting does not hold for {name}")
-    on_removed_row = np.zeros(len(problems), dtype=bool)
-    for name, rows in removed.items():
-        on_removed_row |= ((problems["file"] == name) & problems["row"].isin(rows)).to_numpy()
     # Problems on a removed duplicate are not repaired separately: the row is gone as a whole.
-    kept = problems[~on_removed_row | (problems["rule"] == "duplicate_row").to_numpy()]
+    kept = problems[~on_removed_row | is_duplicate]
     return CleanDataset(
         tables=tables,
         audit_log=audit_log(kept, result.tables),
@@ -151,10 +154,12 @@ def audit_log(problems: pd.DataFrame, tables: Mapping[str, NormalisedTable]) -> 
     fixes = problems[problems["severity"] == FIXABLE]
     removed = (fixes["rule"] == "duplicate_row").to_numpy()
     old = fixes["value"].to_numpy(dtype=object).copy()
-    for name, table in tables.items():  # loop over files, not rows
-        hit = removed & (fixes["file"] == name).to_numpy()
-        if hit.any():
-            old[hit] = _csv_records(table, fixes["row"].to_numpy(dtype=np.int64)[hit])
+    if removed.any():
+        files = fixes["file"].to_numpy(dtype=object)
+        for name, table in tables.items():  # loop over files, not rows
+            hit = removed & (files == name)
+            if hit.any():
+                old[hit] = _csv_records(table, fixes["row"].to_numpy(dtype=np.int64)[hit])
     new = fixes["new"].to_numpy(dtype=object).copy()
     new[(fixes["rule"] == ct.OUT_OF_RANGE).to_numpy() | removed] = ""
     return pd.DataFrame(

@@ -201,14 +201,15 @@ def participant_flow_figure(flow: pd.DataFrame) -> Figure:
         if i:
             ax.annotate("", xy=(3.3, y + 0.3), xytext=(3.3, y + 0.72), arrowprops={"arrowstyle": "-|>", "lw": 1.2})
             lost = int(flow["n"].iloc[i - 1]) - int(n)
-            if lost:
-                ax.annotate(
-                    "",
-                    xy=(6.3, y + 0.5),
-                    xytext=(3.3, y + 0.5),
-                    arrowprops={"arrowstyle": "-|>", "lw": 0.8, "color": GREY},
-                )
-                ax.text(6.4, y + 0.5, f"Not continuing: {lost:,}", ha="left", va="center", fontsize=8, color="#333333")
+            # drawn even when zero: a reader should see that nobody was lost, not guess it
+            ax.annotate(
+                "",
+                xy=(6.3, y + 0.5),
+                xytext=(3.3, y + 0.5),
+                arrowprops={"arrowstyle": "-|>", "lw": 0.8, "color": GREY},
+            )
+            side = f"Not continuing: {lost:,}" if lost >= 0 else f"Back at this stage: {-lost:,}"
+            ax.text(6.4, y + 0.5, side, ha="left", va="center", fontsize=8, color="#333333")
     ax.set_title("Participant flow", loc="left")
     return fig
 

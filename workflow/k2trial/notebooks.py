@@ -60,6 +60,34 @@ def execute_notebook(
     )
 
 
+def execute_notebooks(
+    templates: Mapping[str, str | Path],
+    parameters: Mapping[str, Mapping[str, Any]],
+    cwd: str | Path,
+    kernel_name: str = "python3",
+) -> dict[str, Any]:
+    """Run several templates side by side (one kernel each, in threads) and return the executed notebooks by name.
+
+    Kernel start-up and each cell's round trip are mostly waiting, so the kernels overlap well. Every module
+    papermill imports lazily while injecting parameters (black formats the injected cell) is imported here
+    first: a module imported by two threads at once can be seen half-initialised, which would make the
+    injected cell's formatting, and so the notebook's bytes, depend on thread timing.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import papermill  # noqa: F401
+    from papermill.translators import PythonTranslator
+
+    PythonTranslator.codify({"warm_up": 1})  # imports black (when installed) once, in this thread
+
+    def run(name: str) -> Any:
+        return execute_notebook(templates[name], parameters[name], cwd, kernel_name)
+
+    names = list(templates)
+    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        return dict(zip(names, pool.map(run, names), strict=True))
+
+
 def normalise_notebook(notebook: Any) -> Any:
     """A copy without volatile metadata: papermill timings, paths and versions, per-cell execution times;
     cell ids renumbered in order; parameters kept in metadata.papermill.parameters.
@@ -372,6 +400,58 @@ def table_html(catalog: Mapping[str, Any], name: str, collapsed: bool = False, m
 def figure_file_html(path: str | Path, caption: str) -> str:
     """`figure_html` of a PNG file."""
     return figure_html(Path(path).read_bytes(), caption)
+
+
+#: Attribute of the <img> a notebook emits for a figure; `embed_figures` replaces it with the PNG as a data URI.
+#: Notebooks run before the figures exist (in parallel with drawing them) and get them embedded afterwards.
+FIGURE_PLACEHOLDER = "data-k2-figure"
+_PLACEHOLDER = re.compile(rf'<img {FIGURE_PLACEHOLDER}="([^"]*)"')
+
+
+def figure_placeholder_html(path: str, caption: str, alt: str | None = None) -> str:
+    """A <figure> whose image is the PNG at `path`, embedded later by `embed_figures`."""
+    alt_text = html.escape(alt or caption, quote=True)
+    return (
+        f'<figure><img {FIGURE_PLACEHOLDER}="{html.escape(path, quote=True)}" alt="{alt_text}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def embed_figures(notebook: Any, pngs: Mapping[str, bytes]) -> Any:
+    """A copy of the notebook whose figure placeholders carry their PNG as a data URI (with its display width).
+
+    pngs: placeholder path -> PNG bytes. Raises KeyError naming a placeholder without a PNG.
+    """
+    nb = copy.deepcopy(notebook)
+
+    def replace(match: re.Match[str]) -> str:
+        path = html.unescape(match.group(1))
+        if path not in pngs:
+            raise KeyError(f"notebook shows figure {path!r}, which is not among the figures given")
+        png = pngs[path]
+        width = png_display_width(png)
+        size = f' width="{width}"' if width else ""
+        return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"{size}'
+
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/html" in data:
+                text = data["text/html"]
+                text = "".join(text) if isinstance(text, list) else text
+                data["text/html"] = _PLACEHOLDER.sub(replace, text)
+    return nb
+
+
+def figure_placeholders(notebook: Any) -> list[str]:
+    """Paths of the figures a notebook shows through placeholders, in order of appearance."""
+    found = []
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/html", "")
+            text = "".join(text) if isinstance(text, list) else text
+            found += [html.unescape(m) for m in _PLACEHOLDER.findall(text)]
+    return found
 
 
 def p_text(p: Any, decimals: int = 3) -> str:

@@ -426,19 +426,20 @@ def format_column(name: str, values: pd.Series, decimals: Decimals) -> list[str]
         return ["yes" if v else "no" for v in values]
     if not pd.api.types.is_numeric_dtype(values):
         return [MISSING if _is_missing(v) else str(v) for v in values]
-    if pd.api.types.is_integer_dtype(values):
-        return [format_integer(v) for v in values]
+    # By name first: a CSV float column whose values happen to be whole (chi2 = 60, W = 1) reads as integers.
     if _P_NAMES.match(lower) and lower not in _P_TEXT_NAMES:
         return [format_p_value(v, decimals.p_value) for v in values]
-    whole = values.dropna()
-    if _INTEGER_NAMES.match(lower) and (len(whole) == 0 or bool(np.all(np.mod(whole, 1) == 0))):
-        return [format_integer(v) for v in values]
+    if lower in ("effect_size", "es_ci_low", "es_ci_high", "kendall_w", "rank_biserial", "epsilon_gg"):
+        return [format_number(v, decimals.effect_size) for v in values]
+    if lower in ("statistic", "chi2", "u", "w", "t", "z", "f", "se"):
+        return [format_number(v, decimals.statistic) for v in values]
     if "percent" in lower or lower.endswith("_pct") or lower == "pct":
         return [format_number(v, decimals.percent) for v in values]
-    if lower in ("effect_size", "es_ci_low", "es_ci_high", "kendall_w", "rank_biserial"):
-        return [format_number(v, decimals.effect_size) for v in values]
-    if lower in ("statistic", "chi2", "u", "w", "t", "z", "f"):
-        return [format_number(v, decimals.statistic) for v in values]
+    whole = values.dropna()
+    if pd.api.types.is_integer_dtype(values) or (
+        _INTEGER_NAMES.match(lower) and (len(whole) == 0 or bool(np.all(np.mod(whole, 1) == 0)))
+    ):
+        return [format_integer(v) for v in values]
     return [format_number(v, decimals.summary) for v in values]
 
 

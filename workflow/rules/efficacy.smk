@@ -7,6 +7,7 @@ rule efficacy_analysis:
         assignment=rules.assign_groups.output.assignment,
         vas=rules.derive_vas.output.vas,
     output:
+        provenance=f"{RESULTS}/provenance/efficacy_analysis.json",
         paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
         friedman=f"{RESULTS}/efficacy/friedman.csv",
         descriptives=f"{RESULTS}/efficacy/descriptives.csv",

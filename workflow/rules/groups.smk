@@ -7,6 +7,7 @@ rule assign_groups:
         vas=rules.derive_vas.output.vas,
         labs=rules.derive_labs.output.labs,
     output:
+        provenance=f"{RESULTS}/provenance/assign_groups.json",
         assignment=f"{RESULTS}/groups/assignment.csv",
         counts=f"{RESULTS}/groups/counts.csv",
     log:

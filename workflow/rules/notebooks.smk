@@ -1,13 +1,14 @@
-# Reviewer notebooks: papermill templates (workflow/notebooks/) executed with parameters from a YAML file
-# (results/notebooks/<name>.parameters.yaml), normalised (no timings, numbered cell ids) and exported to offline
-# HTML (k2trial.notebooks). They display precomputed tables (results/tables/catalog.json), figures and analysis
-# tables and never recompute. One job runs the four kernels side by side: kernel start-up is mostly waiting, and
-# one process imports papermill and nbconvert once. Inputs include CODE_FILES: each header states the code version.
+# Reviewer notebooks (k2trial.notebooks): papermill templates in workflow/notebooks/, parameters passed through
+# results/notebooks/<name>.parameters.yaml. They display precomputed tables (results/tables/catalog.json), figures
+# and analysis tables and never recompute. Two steps so that executing overlaps with drawing the figures:
+# execute_notebooks runs the four kernels side by side (figures are placeholders), export_notebooks embeds the
+# PNGs as data URIs and writes the normalised .ipynb and the offline .html. The header of each notebook states
+# the code version, so CODE_FILES are inputs.
 
 NOTEBOOK_FIGURES = [path for path in rules.make_figures.output if path.endswith(".png")]
 
 
-rule render_notebooks:
+rule execute_notebooks:
     input:
         study_summary_template="workflow/notebooks/study_summary.ipynb",
         data_quality_template="workflow/notebooks/data_quality.ipynb",
@@ -16,7 +17,6 @@ rule render_notebooks:
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
         catalog=rules.make_tables.output.catalog,
-        figures=NOTEBOOK_FIGURES,
         code=CODE_FILES,
         row_accounting=rules.clean_raw_data.output.row_accounting,
         audit_log=rules.clean_raw_data.output.audit_log,
@@ -31,35 +31,15 @@ rule render_notebooks:
         # claims=rules.check_claims.output.claims,
     output:
         study_summary_parameters=f"{RESULTS}/notebooks/study_summary.parameters.yaml",
-        study_summary_ipynb=f"{RESULTS}/notebooks/study_summary.ipynb",
-        study_summary_html=report(
-            f"{RESULTS}/notebooks/study_summary.html",
-            caption="../report/notebook_study_summary.rst",
-            category="Notebooks",
-        ),
+        study_summary_executed=temp(f"{RESULTS}/notebooks/executed/study_summary.ipynb"),
         data_quality_parameters=f"{RESULTS}/notebooks/data_quality.parameters.yaml",
-        data_quality_ipynb=f"{RESULTS}/notebooks/data_quality.ipynb",
-        data_quality_html=report(
-            f"{RESULTS}/notebooks/data_quality.html",
-            caption="../report/notebook_data_quality.rst",
-            category="Notebooks",
-        ),
+        data_quality_executed=temp(f"{RESULTS}/notebooks/executed/data_quality.ipynb"),
         efficacy_parameters=f"{RESULTS}/notebooks/efficacy.parameters.yaml",
-        efficacy_ipynb=f"{RESULTS}/notebooks/efficacy.ipynb",
-        efficacy_html=report(
-            f"{RESULTS}/notebooks/efficacy.html",
-            caption="../report/notebook_efficacy.rst",
-            category="Notebooks",
-        ),
+        efficacy_executed=temp(f"{RESULTS}/notebooks/executed/efficacy.ipynb"),
         safety_parameters=f"{RESULTS}/notebooks/safety.parameters.yaml",
-        safety_ipynb=f"{RESULTS}/notebooks/safety.ipynb",
-        safety_html=report(
-            f"{RESULTS}/notebooks/safety.html",
-            caption="../report/notebook_safety.rst",
-            category="Notebooks",
-        ),
+        safety_executed=temp(f"{RESULTS}/notebooks/executed/safety.ipynb"),
     log:
-        f"{RESULTS}/logs/render_notebooks.log",
+        f"{RESULTS}/logs/execute_notebooks.log",
     conda:
         CONDA_ENV
     params:
@@ -69,16 +49,64 @@ rule render_notebooks:
             "efficacy": "Efficacy: symptom VAS over eight weeks",
             "safety": "Safety: laboratory tests and adverse events",
         },
+        figures=[str(path) for path in NOTEBOOK_FIGURES],
         study=config["study"],
         treatment=config["treatment"],
         reporting=config["reporting"],
         severe_threshold=config["groups"]["severe_threshold"],
-        links={
-            "Study summary": "study_summary.html",
-            "Data quality": "data_quality.html",
-            "Efficacy": "efficacy.html",
-            "Safety": "safety.html",
-            "Index of every result (figures, tables, notebooks)": "../index.html",
+        links=[
+            ["Study summary", "study_summary.html"],
+            ["Data quality", "data_quality.html"],
+            ["Efficacy", "efficacy.html"],
+            ["Safety", "safety.html"],
+            ["Index of every result (figures, tables, notebooks)", "../index.html"],
+        ],
+    script:
+        "../scripts/render_notebook.py"
+
+
+rule export_notebooks:
+    input:
+        study_summary_executed=rules.execute_notebooks.output.study_summary_executed,
+        data_quality_executed=rules.execute_notebooks.output.data_quality_executed,
+        efficacy_executed=rules.execute_notebooks.output.efficacy_executed,
+        safety_executed=rules.execute_notebooks.output.safety_executed,
+        figures=NOTEBOOK_FIGURES,
+    output:
+        study_summary_ipynb=f"{RESULTS}/notebooks/study_summary.ipynb",
+        study_summary_html=report(
+            f"{RESULTS}/notebooks/study_summary.html",
+            caption="../report/notebook_study_summary.rst",
+            category="Notebooks",
+        ),
+        data_quality_ipynb=f"{RESULTS}/notebooks/data_quality.ipynb",
+        data_quality_html=report(
+            f"{RESULTS}/notebooks/data_quality.html",
+            caption="../report/notebook_data_quality.rst",
+            category="Notebooks",
+        ),
+        efficacy_ipynb=f"{RESULTS}/notebooks/efficacy.ipynb",
+        efficacy_html=report(
+            f"{RESULTS}/notebooks/efficacy.html",
+            caption="../report/notebook_efficacy.rst",
+            category="Notebooks",
+        ),
+        safety_ipynb=f"{RESULTS}/notebooks/safety.ipynb",
+        safety_html=report(
+            f"{RESULTS}/notebooks/safety.html",
+            caption="../report/notebook_safety.rst",
+            category="Notebooks",
+        ),
+    log:
+        f"{RESULTS}/logs/export_notebooks.log",
+    conda:
+        CONDA_ENV
+    params:
+        titles={
+            "study_summary": "Study summary",
+            "data_quality": "Data quality: validation and cleaning",
+            "efficacy": "Efficacy: symptom VAS over eight weeks",
+            "safety": "Safety: laboratory tests and adverse events",
         },
     script:
         "../scripts/render_notebook.py"

@@ -11,6 +11,7 @@ rule safety_analysis:
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
     output:
+        provenance=f"{RESULTS}/provenance/safety_analysis.json",
         lab_flags=f"{RESULTS}/safety/lab_flags.csv",
         lab_descriptives=f"{RESULTS}/safety/lab_descriptives.csv",
         lab_shifts=f"{RESULTS}/safety/lab_shifts.csv",

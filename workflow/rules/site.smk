@@ -9,7 +9,8 @@ rule build_index:
         code=CODE_FILES,
         figures=list(rules.make_figures.output),
         tables=list(rules.make_tables.output),
-        notebooks=list(rules.render_notebooks.output),
+        notebooks=list(rules.export_notebooks.output),
+        parameters=[p for p in rules.execute_notebooks.output if p.endswith(".yaml")],
     output:
         index=report(
             f"{RESULTS}/index.html",
@@ -25,7 +26,10 @@ rule build_index:
         producers={
             "make_figures": [str(p) for p in rules.make_figures.output],
             "make_tables": [str(p) for p in rules.make_tables.output],
-            "render_notebooks": [str(p) for p in rules.render_notebooks.output],
+            "execute_notebooks": [
+                str(p) for p in rules.execute_notebooks.output if p.endswith(".yaml")
+            ],
+            "export_notebooks": [str(p) for p in rules.export_notebooks.output],
         },
     script:
         "../scripts/build_index.py"

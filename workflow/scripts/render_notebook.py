@@ -1,14 +1,15 @@
-"""Execute the notebook templates with papermill, normalise them and export offline HTML.
+"""Notebooks in two steps, so that executing them overlaps with drawing the figures.
 
-Each notebook's parameters go through a YAML file (an output, so what a notebook was given is on disk).
-The kernels run side by side in threads: most of a kernel's start-up and of each cell's round trip is waiting.
+rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill (kernels side
+by side), normalise, and keep the executed notebooks (figures are placeholders at this point).
+rule export_notebooks: embed the PNG figures as data URIs, write the final .ipynb and the offline .html.
 """
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import yaml
 
 import k2trial
@@ -17,15 +18,15 @@ from k2trial.step import run_step
 from k2trial.tabular import _atomic_write_bytes as write_bytes
 from k2trial.tabular import write_text
 
-#: Inputs that are not analysis tables handed to the notebooks.
-NOT_DATA = {"dataset", "catalog", "code", "figures"}
+#: Inputs of execute_notebooks that are not analysis tables handed to the notebooks.
+NOT_DATA = {"dataset", "catalog", "code"}
 
 
 def posix(path):
     return Path(path).as_posix()
 
 
-def main(smk):
+def execute(smk):
     names = list(smk.params.titles)
     with open(smk.input.dataset, encoding="utf-8") as handle:
         dataset = yaml.safe_load(handle) or {}
@@ -46,9 +47,9 @@ def main(smk):
         "decimals": dict(smk.params.reporting["decimals"]),
         "severe_threshold": float(smk.params.severe_threshold),
         "inputs": inputs,
-        "figures": {Path(p).stem: posix(p) for p in smk.input.figures},
+        "figures": {Path(p).stem: posix(p) for p in smk.params.figures},
         "tables_catalog": posix(smk.input.catalog),
-        "links": dict(smk.params.links),
+        "links": [list(pair) for pair in smk.params.links],
     }
     parameters = {}
     for name in names:
@@ -56,16 +57,20 @@ def main(smk):
         write_text(yaml.safe_dump({**common, "title": smk.params.titles[name]}, sort_keys=True), path)
         with open(path, encoding="utf-8") as handle:
             parameters[name] = yaml.safe_load(handle)
-
-    def execute(name):
-        return notebooks.execute_notebook(smk.input[f"{name}_template"], parameters[name], cwd=os.getcwd())
-
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        executed = dict(zip(names, pool.map(execute, names), strict=True))
+    templates = {name: smk.input[f"{name}_template"] for name in names}
+    executed = notebooks.execute_notebooks(templates, parameters, cwd=os.getcwd())
     for name in names:
         normalised = notebooks.normalise_notebook(executed[name])
-        write_bytes(Path(smk.output[f"{name}_ipynb"]), notebooks.notebook_bytes(normalised))
-        write_text(notebooks.notebook_html(normalised, smk.params.titles[name]), smk.output[f"{name}_html"])
+        write_bytes(Path(smk.output[f"{name}_executed"]), notebooks.notebook_bytes(normalised))
 
 
-run_step(snakemake, main)
+def export(smk):
+    pngs = {posix(p): Path(p).read_bytes() for p in smk.input.figures}
+    for name, title in smk.params.titles.items():
+        executed = nbformat.read(smk.input[f"{name}_executed"], as_version=4)
+        final = notebooks.embed_figures(executed, pngs)
+        write_bytes(Path(smk.output[f"{name}_ipynb"]), notebooks.notebook_bytes(final))
+        write_text(notebooks.notebook_html(final, title), smk.output[f"{name}_html"])
+
+
+run_step(snakemake, {"execute_notebooks": execute, "export_notebooks": export}[snakemake.rule])
