@@ -20,14 +20,29 @@ include: "workflow/rules/derive.smk"
 include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
+include: "workflow/rules/claims.smk"
+
+
+# The jobs of the default target; each writes a provenance record that the manifest collects.
+PIPELINE_RULES = [
+    rules.validate_raw_data,
+    rules.clean_raw_data,
+    rules.derive_subjects,
+    rules.derive_vas,
+    rules.derive_labs,
+    rules.assign_groups,
+    rules.efficacy_analysis,
+    rules.safety_analysis,
+    rules.check_claims,
+]
+PROVENANCE_RECORDS = [r.output.provenance for r in PIPELINE_RULES]
+
+
+include: "workflow/rules/provenance.smk"
 
 
 rule all:
     input:
-        rules.derive_subjects.output,
-        rules.derive_vas.output,
-        rules.derive_labs.output,
-        rules.assign_groups.output,
-        rules.efficacy_analysis.output,
-        rules.safety_analysis.output,
+        [r.output for r in PIPELINE_RULES],
+        rules.manifest.output,
     default_target: True

@@ -160,10 +160,10 @@ def test_edish_draws_every_subject_and_rasterises_large_clouds():
     rng = np.random.default_rng(2)
     edish = pd.DataFrame({"peak_alt_xuln": rng.uniform(0.2, 5, 3000), "peak_tbil_xuln": rng.uniform(0.1, 3, 3000)})
     fig = kf.edish_figure(edish, "peak_alt_xuln", "peak_tbil_xuln", STYLE, rasterize_above=1000)
-    scatter = fig.axes[0].collections[0]
-    assert len(scatter.get_offsets()) == 3000 and scatter.get_rasterized()
+    points = fig.axes[0].lines[0]
+    assert len(points.get_xdata()) == 3000 and points.get_rasterized()
     small = kf.edish_figure(edish.head(30), "peak_alt_xuln", "peak_tbil_xuln", STYLE, rasterize_above=1000)
-    assert not small.axes[0].collections[0].get_rasterized()
+    assert not small.axes[0].lines[0].get_rasterized()
     assert "Peak ALT" in fig.axes[0].get_xlabel() and "ULN" in fig.axes[0].get_ylabel()
 
 

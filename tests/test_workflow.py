@@ -36,11 +36,11 @@ def _downstream_outputs(workflow_dir: Path) -> list[str]:
 
 def test_minimal_dataset_builds_analysis_datasets_and_second_run_is_noop(workflow_dir):
     raw = _raw_copy(workflow_dir)
-    first = run_snakemake(workflow_dir, "--config", f"raw_dir={raw.name}", *ANALYSIS)
+    first = run_snakemake(workflow_dir, *ANALYSIS, "--config", f"raw_dir={raw.name}")
     assert first.returncode == 0, first.stderr[-3000:]
     for path in ANALYSIS + ["results/validation/report.json", "results/clean/audit_log.csv"]:
         assert (workflow_dir / path).stat().st_size > 0, path
-    again = run_snakemake(workflow_dir, "--config", f"raw_dir={raw.name}", "-n", *ANALYSIS)
+    again = run_snakemake(workflow_dir, "-n", *ANALYSIS, "--config", f"raw_dir={raw.name}")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -112,7 +112,7 @@ ERROR_CASES = [
 def test_malformed_input_stops_with_a_message_naming_file_and_column(workflow_dir, case):
     raw = _raw_copy(workflow_dir)
     file_name, column = _break(raw, case)
-    result = run_snakemake(workflow_dir, "--config", f"raw_dir={raw.name}", *ANALYSIS)
+    result = run_snakemake(workflow_dir, *ANALYSIS, "--config", f"raw_dir={raw.name}")
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-2000:]
     assert file_name in output, output[-2000:]

@@ -77,9 +77,9 @@ INVALID_RULES = {
     "lab_result": "lab_result_invalid",
     "test_code": "test_code_unknown",
     "lab_unit": "unit_unknown",
-    "text": "text_invalid",
 }
-COLUMN_TYPES = tuple(INVALID_RULES)
+#: Free text is never invalid (only stripped), so it has no rule above.
+COLUMN_TYPES = (*INVALID_RULES, "text")
 
 _NUMBER = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)"
 _NUMBER_RE = f"^{_NUMBER}$"

@@ -73,7 +73,11 @@ def round_half_up(values: np.ndarray | pd.Series, decimals: np.ndarray | int) ->
 
 
 def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+    """ISO dates to datetime64 (missing -> NaT), parsing each distinct date once."""
+    codes, distinct = pd.factorize(values)
+    parsed = pd.to_datetime(pd.Series(distinct, dtype=object), format="%Y-%m-%d", errors="coerce")
+    parsed = np.append(parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))  # code -1: missing
+    return pd.Series(parsed[codes], index=values.index)
 
 
 def _subject_order(frame: pd.DataFrame, *keys: np.ndarray) -> pd.DataFrame:

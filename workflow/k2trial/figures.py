@@ -377,7 +377,7 @@ def waterfall_figure(change: pd.DataFrame, style: Style, note: str = "") -> Figu
             hatch=HATCHES[i],
             edgecolor="white" if len(data) < 400 else style.colour(i),
             linewidth=0.3,
-            label=f"{ETIOLOGY_LABELS[etiology]} (n = {int(mask.sum()):,})",
+            label=f"{ETIOLOGY_LABELS[etiology]} (n = {int(mask.sum()):,}{' in the sample' if note else ''})",
         )
     for level, ls in ((-30, "--"), (-50, ":")):
         ax.axhline(level, color="black", lw=0.9, ls=ls)
@@ -654,14 +654,17 @@ def edish_figure(edish: pd.DataFrame, alt_column: str, tbil_column: str, style: 
     ax = fig.add_subplot()
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.scatter(
+    # A marker-only line rather than a scatter collection: Agg stamps identical markers far faster, which
+    # matters with 100,000 subjects.
+    ax.plot(
         data[alt_column],
         data[tbil_column],
-        s=14,
+        linestyle="none",
         marker="o",
-        facecolor="none",
-        edgecolor=style.colour(0),
-        linewidths=0.9,
+        markersize=3.8,
+        markerfacecolor="none",
+        markeredgecolor=style.colour(0),
+        markeredgewidth=0.9,
         rasterized=len(data) > rasterize_above,
     )
     xmax = max(10.0, float(data[alt_column].max()) * 1.5) if len(data) else 10.0

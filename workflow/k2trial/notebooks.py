@@ -20,6 +20,7 @@ import base64
 import copy
 import hashlib
 import html
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,21 +44,29 @@ def execute_notebook(
 ) -> Any:
     """Run a papermill template with `parameters` in `cwd` and return the executed notebook (not written).
 
+    The kernel talks over Unix sockets in a private temporary folder rather than TCP ports: kernels started
+    at the same moment cannot pick the same port, and nothing listens on the network.
     Raises papermill's PapermillExecutionError, naming the failing cell, when a cell fails.
     """
-    import papermill
+    import tempfile
 
-    return papermill.execute_notebook(
-        str(template),
-        None,
-        parameters=dict(parameters),
-        cwd=str(cwd),
-        kernel_name=kernel_name,
-        language="python",
-        progress_bar=False,
-        log_output=False,
-        request_save_on_cell_execute=False,
-    )
+    import papermill
+    from jupyter_client.manager import AsyncKernelManager
+
+    with tempfile.TemporaryDirectory(prefix="k2k-") as sockets:
+        manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
+        return papermill.execute_notebook(
+            str(template),
+            None,
+            parameters=dict(parameters),
+            cwd=str(cwd),
+            kernel_name=kernel_name,
+            language="python",
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=False,
+            km=manager,
+        )
 
 
 def execute_notebooks(

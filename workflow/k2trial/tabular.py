@@ -103,15 +103,16 @@ def _record_shape(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     RFC 4180 quoting is honoured: commas and line breaks inside double quotes do not count.
     """
     buf = np.frombuffer(raw, dtype=np.uint8)
-    inside_quotes = (np.cumsum(buf == ord('"')) % 2).astype(bool)
-    line_ends = np.flatnonzero((buf == ord("\n")) & ~inside_quotes)
-    if len(buf) and buf[-1] != ord("\n"):
-        line_ends = np.append(line_ends, len(buf))
-    starts = np.concatenate(([0], line_ends[:-1] + 1))
-    commas = np.concatenate(([0], np.cumsum((buf == ord(",")) & ~inside_quotes)))
-    fields = commas[line_ends] - commas[starts] + 1
-    visible = np.concatenate(([0], np.cumsum(~np.isin(buf, (9, 10, 13, 32)))))
-    nonblank = (visible[line_ends] - visible[starts]) > 0
+    quotes = np.flatnonzero(buf == ord('"'))
+    newlines = np.flatnonzero(buf == ord("\n"))
+    commas = np.flatnonzero(buf == ord(","))
+    if len(quotes):  # a separator is inside quotes when an odd number of quotes precede it
+        newlines = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+        commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
+    line_ends = newlines if (not len(buf) or buf[-1] == ord("\n")) else np.append(newlines, len(buf))
+    starts = np.concatenate(([0], line_ends[:-1] + 1)).astype(np.int64)
+    fields = np.searchsorted(commas, line_ends) - np.searchsorted(commas, starts) + 1
+    nonblank = np.maximum.reduceat(buf, starts) > 32  # a line of only whitespace/control bytes is blank
     rows = np.arange(1, len(line_ends) + 1)
     return fields[nonblank], rows[nonblank]
 

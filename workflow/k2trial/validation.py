@@ -86,7 +86,6 @@ RULES: dict[str, Rule] = {
     "test_code_unknown": Rule(ERROR, "unknown test code"),
     "unit_unknown": Rule(ERROR, "unknown unit"),
     "unit_not_allowed": Rule(ERROR, "the unit is not accepted for this test (no conversion factor)"),
-    "text_invalid": Rule(ERROR, "unreadable text"),
     ct.FIX_WHITESPACE: Rule(FIXABLE, "surrounding whitespace; cleaning removes it"),
     ct.FIX_SUBJECT_ID: Rule(FIXABLE, "subject ID spelling; cleaning writes the canonical ID"),
     ct.FIX_CATEGORY: Rule(FIXABLE, "label variant; cleaning writes the canonical level"),
@@ -339,7 +338,9 @@ def _rule_for_status(column: NormalisedColumn, spec: ct.ColumnSpec) -> np.ndarra
     fix = np.isin(column.status, ct.FIX_RULES)
     rule[fix] = column.status[fix]
     rule[column.status == ct.OUT_OF_RANGE] = ct.OUT_OF_RANGE
-    rule[column.status == ct.INVALID] = ct.INVALID_RULES[spec.type]
+    invalid = column.status == ct.INVALID
+    if invalid.any():
+        rule[invalid] = ct.INVALID_RULES[spec.type]
     if spec.required:
         rule[column.status == ct.MISSING] = "required_missing"
     return rule

@@ -10,6 +10,7 @@ rule clean_raw_data:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
+        provenance=f"{RESULTS}/provenance/clean_raw_data.json",
         subjects=f"{RESULTS}/clean/subjects.csv",
         symptom_diary=f"{RESULTS}/clean/symptom_diary.csv",
         labs=f"{RESULTS}/clean/labs.csv",

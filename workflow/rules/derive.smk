@@ -10,6 +10,7 @@ rule derive_subjects:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
+        provenance=f"{RESULTS}/provenance/derive_subjects.json",
         subjects=f"{RESULTS}/analysis/subjects.csv",
     log:
         f"{RESULTS}/logs/derive_subjects.log",
@@ -28,6 +29,7 @@ rule derive_vas:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
+        provenance=f"{RESULTS}/provenance/derive_vas.json",
         vas=f"{RESULTS}/analysis/vas.csv",
     log:
         f"{RESULTS}/logs/derive_vas.log",
@@ -46,6 +48,7 @@ rule derive_labs:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
+        provenance=f"{RESULTS}/provenance/derive_labs.json",
         labs=f"{RESULTS}/analysis/labs.csv",
     log:
         f"{RESULTS}/logs/derive_labs.log",

@@ -8,6 +8,7 @@ rule validate_raw_data:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
+        provenance=f"{RESULTS}/provenance/validate_raw_data.json",
         report_json=f"{RESULTS}/validation/report.json",
         report_md=f"{RESULTS}/validation/report.md",
     log:
