@@ -2,11 +2,13 @@
 # Full rebuild: snakemake --cores 4        Another dataset: snakemake --cores 4 --config raw_dir=DIR
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -21,6 +23,10 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/site.smk"
 
 
 # The jobs of the default target; each writes a provenance record that the manifest collects.
@@ -34,6 +40,11 @@ PIPELINE_RULES = [
     rules.efficacy_analysis,
     rules.safety_analysis,
     rules.check_claims,
+    rules.make_figures,
+    rules.make_tables,
+    rules.execute_notebooks,
+    rules.export_notebooks,
+    rules.build_index,
 ]
 PROVENANCE_RECORDS = [r.output.provenance for r in PIPELINE_RULES]
 
@@ -42,7 +53,8 @@ include: "workflow/rules/provenance.smk"
 
 
 rule all:
+    default_target: True
     input:
         [r.output for r in PIPELINE_RULES],
+        rules.build_index.output,
         rules.manifest.output,
-    default_target: True

@@ -189,5 +189,10 @@ def write_json(obj: Any, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), json_bytes(obj))
 
 
+def write_bytes(data: bytes, path: str | Path) -> None:
+    """Write bytes atomically (PNG, SVG, notebooks)."""
+    _atomic_write_bytes(Path(path), data)
+
+
 def write_text(text: str, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), text.encode("utf-8"))

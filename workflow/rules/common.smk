@@ -2,7 +2,6 @@
 import glob
 import os
 
-
 # Scripts and notebooks import the analysis library `k2trial` from workflow/.
 LIBRARY_DIR = os.path.join(workflow.basedir, "workflow")
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -22,6 +21,13 @@ RAW_TABLES = [
     "adverse_events.csv",
     "dosing.csv",
 ]
+
+
+def artifact_outputs(rule):
+    """A rule's outputs without its provenance record (what readers of results/ look at)."""
+    return [
+        str(p) for p in rule.output if not str(p).startswith(f"{RESULTS}/provenance/")
+    ]
 
 
 def raw_inputs(wildcards=None):

@@ -16,6 +16,7 @@ rule make_figures:
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
     output:
+        provenance=f"{RESULTS}/provenance/make_figures.json",
         participant_flow_png=report(
             f"{RESULTS}/figures/participant_flow.png",
             caption="../report/figure_participant_flow.rst",

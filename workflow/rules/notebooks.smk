@@ -27,9 +27,10 @@ rule execute_notebooks:
         lab_descriptives=rules.safety_analysis.output.lab_descriptives,
         hys_law=rules.safety_analysis.output.hys_law,
         safety_conclusion=rules.safety_analysis.output.safety_conclusion,
-        # The study summary shows the published-claims check when this input is given (issue 7):
-        # claims=rules.check_claims.output.claims,
+        claims=rules.check_claims.output.claims,
+        claims_summary=rules.check_claims.output.summary,
     output:
+        provenance=f"{RESULTS}/provenance/execute_notebooks.json",
         study_summary_parameters=f"{RESULTS}/notebooks/study_summary.parameters.yaml",
         study_summary_executed=temp(f"{RESULTS}/notebooks/executed/study_summary.ipynb"),
         data_quality_parameters=f"{RESULTS}/notebooks/data_quality.parameters.yaml",
@@ -73,6 +74,7 @@ rule export_notebooks:
         safety_executed=rules.execute_notebooks.output.safety_executed,
         figures=NOTEBOOK_FIGURES,
     output:
+        provenance=f"{RESULTS}/provenance/export_notebooks.json",
         study_summary_ipynb=f"{RESULTS}/notebooks/study_summary.ipynb",
         study_summary_html=report(
             f"{RESULTS}/notebooks/study_summary.html",

@@ -7,11 +7,12 @@ rule build_index:
         validation_report=rules.validate_raw_data.output.report_json,
         catalog=rules.make_tables.output.catalog,
         code=CODE_FILES,
-        figures=list(rules.make_figures.output),
-        tables=list(rules.make_tables.output),
-        notebooks=list(rules.export_notebooks.output),
+        figures=artifact_outputs(rules.make_figures),
+        tables=artifact_outputs(rules.make_tables),
+        notebooks=artifact_outputs(rules.export_notebooks),
         parameters=[p for p in rules.execute_notebooks.output if p.endswith(".yaml")],
     output:
+        provenance=f"{RESULTS}/provenance/build_index.json",
         index=report(
             f"{RESULTS}/index.html",
             caption="../report/index.rst",
@@ -24,12 +25,12 @@ rule build_index:
     params:
         study=config["study"],
         producers={
-            "make_figures": [str(p) for p in rules.make_figures.output],
-            "make_tables": [str(p) for p in rules.make_tables.output],
+            "make_figures": artifact_outputs(rules.make_figures),
+            "make_tables": artifact_outputs(rules.make_tables),
             "execute_notebooks": [
                 str(p) for p in rules.execute_notebooks.output if p.endswith(".yaml")
             ],
-            "export_notebooks": [str(p) for p in rules.export_notebooks.output],
+            "export_notebooks": artifact_outputs(rules.export_notebooks),
         },
     script:
         "../scripts/build_index.py"

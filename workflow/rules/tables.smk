@@ -25,6 +25,7 @@ rule make_tables:
         lab_units=config["lab_units"],
         dataset=f"{RAW_DIR}/dataset.yaml",
     output:
+        provenance=f"{RESULTS}/provenance/make_tables.json",
         participant_flow_csv=f"{RESULTS}/tables/participant_flow.csv",
         participant_flow_html=report(
             f"{RESULTS}/tables/participant_flow.html",

@@ -1,14 +1,12 @@
 """Draw every figure (PNG and SVG) in one process: interpreter start and imports dominate a small study."""
 
-from pathlib import Path
-
 import pandas as pd
 import yaml
 
 from k2trial import figures
 from k2trial.step import run_step
 from k2trial.tables import lab_tests_from_units
-from k2trial.tabular import _atomic_write_bytes as write_bytes
+from k2trial.tabular import write_bytes
 
 # Columns each figure needs; reading only these keeps 100,000-subject inputs (5.4 million rows) cheap.
 VAS_COLUMNS = ["subject_id", "param", "visit", "week", "aval", "pchg"]
@@ -55,7 +53,7 @@ def main(smk):
     }
     for name, fig in figures.draw_all(data, settings):
         for fmt, content in figures.render_figure(fig, style.dpi, ("png", "svg")).items():
-            write_bytes(Path(smk.output[f"{name}_{fmt}"]), content)
+            write_bytes(content, smk.output[f"{name}_{fmt}"])
 
 
 run_step(snakemake, main)

@@ -7,7 +7,7 @@ import yaml
 
 from k2trial import provenance
 from k2trial.step import run_step
-from k2trial.tabular import json_bytes
+from k2trial.tabular import json_bytes, write_bytes
 
 
 def main(smk):
@@ -40,7 +40,7 @@ def main(smk):
     out_dir = Path(smk.output.archive_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     provenance.write_deterministic_tar(members, out_dir / f"{name}.tar.gz", root=name)
-    (out_dir / "ro-crate-metadata.json").write_bytes(json_bytes(crate))
+    write_bytes(json_bytes(crate), out_dir / "ro-crate-metadata.json")
 
 
 run_step(snakemake, main)

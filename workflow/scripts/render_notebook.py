@@ -15,8 +15,7 @@ import yaml
 import k2trial
 from k2trial import notebooks
 from k2trial.step import run_step
-from k2trial.tabular import _atomic_write_bytes as write_bytes
-from k2trial.tabular import write_text
+from k2trial.tabular import write_bytes, write_text
 
 #: Inputs of execute_notebooks that are not analysis tables handed to the notebooks.
 NOT_DATA = {"dataset", "catalog", "code"}
@@ -61,7 +60,7 @@ def execute(smk):
     executed = notebooks.execute_notebooks(templates, parameters, cwd=os.getcwd())
     for name in names:
         normalised = notebooks.normalise_notebook(executed[name])
-        write_bytes(Path(smk.output[f"{name}_executed"]), notebooks.notebook_bytes(normalised))
+        write_bytes(notebooks.notebook_bytes(normalised), smk.output[f"{name}_executed"])
 
 
 def export(smk):
@@ -69,7 +68,7 @@ def export(smk):
     for name, title in smk.params.titles.items():
         executed = nbformat.read(smk.input[f"{name}_executed"], as_version=4)
         final = notebooks.embed_figures(executed, pngs)
-        write_bytes(Path(smk.output[f"{name}_ipynb"]), notebooks.notebook_bytes(final))
+        write_bytes(notebooks.notebook_bytes(final), smk.output[f"{name}_ipynb"])
         write_text(notebooks.notebook_html(final, title), smk.output[f"{name}_html"])
 
 
