@@ -1,14 +1,17 @@
-# Helpers shared by all rule files: paths, the library on PYTHONPATH, the conda environment.
+# Helpers shared by all stages: paths, the library on PYTHONPATH, the conda environment.
 import glob
 import os
 
-# Scripts and notebooks import the analysis library `k2trial` from workflow/.
+# Set for every job this workflow starts (not read from the user's environment): scripts and notebooks
+# import the analysis library `k2trial` from workflow/, and iteration order is deterministic
+# (ENGINEERING.md, determinism).
 LIBRARY_DIR = os.path.join(workflow.basedir, "workflow")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (LIBRARY_DIR, os.environ.get("PYTHONPATH", "")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (LIBRARY_DIR, os.getenv("PYTHONPATH", "")) if p
+    ),
+    PYTHONHASHSEED="0",
 )
-# Deterministic iteration order in every job (see ENGINEERING.md, determinism).
-os.environ["PYTHONHASHSEED"] = "0"
 
 RAW_DIR = config["raw_dir"].rstrip("/")
 RESULTS = "results"
@@ -24,7 +27,7 @@ RAW_TABLES = [
 
 
 def artifact_outputs(rule):
-    """A rule's outputs without its provenance record (what readers of results/ look at)."""
+    """The outputs of a job without its provenance record (what readers of results/ look at)."""
     return [
         str(p) for p in rule.output if not str(p).startswith(f"{RESULTS}/provenance/")
     ]
