@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = ROOT / "tests" / "snapshots" / "artifacts.json"
 
@@ -32,17 +34,41 @@ IGNORED = {
 }
 
 
+#: The code version and analysis version (hashes of the code) stamped into notebook headers and the index.
+#: They are masked before hashing, so that a refactor that changes no result leaves the snapshot valid,
+#: while any change of a number, a figure or a text still shows.
+VERSION_SOURCE = "results/notebooks/study_summary.parameters.yaml"
+VERSION_MASK = b"<code-version>"
+
+
+def version_stamps(workdir: Path) -> list[bytes]:
+    """The code-dependent version strings of a build (longest first), from the notebooks' parameters."""
+    source = workdir / VERSION_SOURCE
+    if not source.exists():
+        return []
+    params = yaml.safe_load(source.read_text())
+    stamps = [str(params.get("analysis_version") or ""), str(params.get("code_version") or "").rsplit(" ", 1)[-1]]
+    return sorted({s.encode() for s in stamps if len(s) >= 8}, key=len, reverse=True)
+
+
 def is_ignored(path: str) -> bool:
     return any(fnmatch.fnmatch(path, pattern) for pattern in IGNORED)
 
 
 def artifact_hashes(workdir: Path) -> dict[str, str | None]:
     """results/ path -> sha256 (None for ignored artifacts, which are listed by name only)."""
+    stamps = version_stamps(workdir)
     out: dict[str, str | None] = {}
     for file in sorted((workdir / "results").rglob("*")):
         if file.is_file():
             rel = file.relative_to(workdir).as_posix()
-            out[rel] = None if is_ignored(rel) else hashlib.sha256(file.read_bytes()).hexdigest()
+            if is_ignored(rel):
+                out[rel] = None
+                continue
+            data = file.read_bytes()
+            for stamp in stamps:
+                data = data.replace(stamp, VERSION_MASK)
+            out[rel] = hashlib.sha256(data).hexdigest()
     return out
 
 

@@ -24,6 +24,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[1]
 
+# In CI (CI=true) the browser is required: .ci/run installs it, so its absence is a failure, not a skip.
+if os.environ.get("CI") == "true" and not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    raise RuntimeError("CI: /usr/bin/chromium and chromedriver are missing; .ci/run should have installed them")
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
     reason="needs /usr/bin/chromium and chromedriver (Debian: apt-get install chromium chromium-driver)",
