@@ -58,17 +58,19 @@ def is_ignored(path: str) -> bool:
 def artifact_hashes(workdir: Path) -> dict[str, str | None]:
     """results/ path -> sha256 (None for ignored artifacts, which are listed by name only)."""
     stamps = version_stamps(workdir)
-    out: dict[str, str | None] = {}
-    for file in sorted((workdir / "results").rglob("*")):
-        if file.is_file():
-            rel = file.relative_to(workdir).as_posix()
-            if is_ignored(rel):
-                out[rel] = None
-                continue
-            data = file.read_bytes()
-            for stamp in stamps:
-                data = data.replace(stamp, VERSION_MASK)
-            out[rel] = hashlib.sha256(data).hexdigest()
+    files = {f.relative_to(workdir).as_posix(): f for f in sorted((workdir / "results").rglob("*")) if f.is_file()}
+    contents = {rel: f.read_bytes() for rel, f in files.items() if not is_ignored(rel)}
+    # A file that carries a version stamp has a code-dependent sha256; where that hash is quoted (the index
+    # lists every artifact's sha256), it is masked too.
+    stamped_hashes = [
+        hashlib.sha256(data).hexdigest().encode() for data in contents.values() if any(s in data for s in stamps)
+    ]
+    out: dict[str, str | None] = {rel: None for rel in files if is_ignored(rel)}
+    for rel, data in contents.items():
+        for stamp in stamps + stamped_hashes:
+            data = data.replace(stamp, VERSION_MASK)
+        out[rel] = hashlib.sha256(data).hexdigest()
+    out = dict(sorted(out.items()))
     return out
 
 

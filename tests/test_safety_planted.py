@@ -187,8 +187,7 @@ def test_lab_standards_is_an_input_of_the_safety_rules_only():
 
 
 def test_float_text_writes_the_same_bytes_as_floats(planted):
-    from k2trial.safety import floats_as_text
-    from k2trial.tabular import csv_bytes
+    from k2trial.tabular import csv_bytes, floats_as_text
 
     frame = pd.DataFrame(
         {

@@ -17,7 +17,6 @@ import pandas as pd
 
 from k2trial import adverse_events as ae
 from k2trial import labsafety as ls
-from k2trial.tabular import FLOAT_FORMAT
 
 #: Output tables of `analyse_safety`, in the order they are written (file = name + ".csv").
 SAFETY_TABLES = (
@@ -82,26 +81,6 @@ class SafetySettings:
             b12_deficient_below=float(b12_status["deficient_below"]),
             b12_adequate_from=float(b12_status["adequate_from"]),
         )
-
-
-def floats_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose float columns hold their CSV text (k2trial.tabular.FLOAT_FORMAT) as categories.
-
-    k2trial.tabular.write_csv then writes the same bytes several times faster: a lab table of 100,000 subjects
-    repeats few distinct values at recording precision, so each distinct value is formatted once. Missing stays
-    an empty cell; -0.0 is written as 0.
-    """
-    out = frame.copy()
-    for column in out.columns:
-        if not pd.api.types.is_float_dtype(out[column].dtype):
-            continue
-        values = out[column].to_numpy(dtype=float) + 0.0  # -0.0 + 0.0 is 0.0
-        codes, distinct = pd.factorize(values, use_na_sentinel=True)
-        text = np.array([FLOAT_FORMAT % value for value in distinct], dtype=object)
-        text_codes, text_distinct = pd.factorize(text)  # two floats may print alike
-        merged = np.where(codes >= 0, text_codes[codes] if len(text_codes) else -1, -1)
-        out[column] = pd.Categorical.from_codes(merged, categories=pd.Index(text_distinct, dtype=object))
-    return out
 
 
 def _shift_rule_text(test: ls.LabTest) -> str:

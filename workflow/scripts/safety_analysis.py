@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from k2trial.labsafety import load_lab_standards
-from k2trial.safety import SAFETY_TABLES, SafetySettings, analyse_safety, floats_as_text
+from k2trial.safety import SAFETY_TABLES, SafetySettings, analyse_safety
 from k2trial.step import run_step
 from k2trial.tabular import write_csv
 
@@ -52,7 +52,7 @@ def main(smk):
     adverse_events = read_csv(smk.input.adverse_events, "str")
     tables = analyse_safety(labs, subjects, adverse_events, standards, settings)
     for name in SAFETY_TABLES:
-        write_csv(floats_as_text(tables[name]), getattr(smk.output, name))
+        write_csv(tables[name], getattr(smk.output, name))
     conclusion = tables["safety_conclusion"]
     logger.info(
         "%d lab rows, %d subjects in the safety set, %d adverse event(s), %d potential Hy's law row(s)\n%s",
