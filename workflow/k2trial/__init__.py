@@ -14,8 +14,17 @@ Modules:
     cleaning    deterministic fixes with an audit log and data queries
     derivation  analysis datasets (subjects, vas, labs)
     groups      severity groups and analysis populations
-    efficacy    paired tests, estimates and effect sizes for VAS
-    safety      laboratory flags, CTCAE grades, Hy's law, adverse events
+    pairedstats the paired-comparison engine (Wilcoxon signed-rank, Hodges-Lehmann, paired t, effect sizes, Holm)
+    efficacy    efficacy tables for VAS: paired tests, Friedman, descriptives, responders, models
+    labsafety   laboratory flags, shifts, CTCAE grades, Hy's law, eDISH, eGFR, B12 status
+    adverse_events  adverse-event summary, by-term table and listing
+    safety      the safety analysis as a whole and its conclusion per parameter
+    claims      the published claims checked against the results
+    figures     the figures (matplotlib, deterministic)
+    tables      display tables: rounding half up, p-value format, HTML and LaTeX
+    notebooks   papermill execution, normalisation and offline HTML of the notebooks
+    site        results/index.html
+    provenance  hashes, per-job provenance records, manifest, RO-Crate, deterministic archive
 """
 
 __version__ = "0.1.0"
