@@ -145,3 +145,38 @@ def test_two_runs_started_at_once_do_not_corrupt_results(built, tmp_path):
     assert final.returncode == 0
     assert _compared(work) == _compared(built)
     assert not any(is_ignored(p) for p in _compared(work))
+
+
+def test_archive_is_versioned_deterministic_and_described_by_a_workflow_run_crate(built, tmp_path):
+    import tarfile
+
+    work = tmp_path / "wf"
+    shutil.copytree(built, work, symlinks=True)
+    first = run_snakemake(work, "archive")
+    assert first.returncode == 0, first.stderr[-3000:]
+    manifest = json.loads((work / "results/MANIFEST.json").read_text())
+    name = f"k2trial-results-{manifest['analysis_version']}-{manifest['data_version'][:12]}"
+    archive = work / "results/archive" / f"{name}.tar.gz"
+    assert archive.exists(), sorted(p.name for p in (work / "results/archive").iterdir())
+    with tarfile.open(archive) as tar:
+        members = set(tar.getnames())
+        crate = json.loads(tar.extractfile(f"{name}/ro-crate-metadata.json").read())
+    for artifact in manifest["artifacts"]:
+        assert f"{name}/{artifact['path']}" in members
+    assert f"{name}/data/raw/subjects.csv" in members and f"{name}/Snakefile" in members
+    graph = {entity["@id"]: entity for entity in crate["@graph"]}
+    root = graph["./"]
+    assert {"@id": "https://w3id.org/ro/wfrun/workflow/0.5"} in root["conformsTo"]
+    assert root["mainEntity"] == {"@id": "Snakefile"}
+    run = graph["#run"]
+    assert run["@type"] == "CreateAction" and "SIMULATED" in run["name"]
+    assert {"@id": "data/raw/labs.csv"} in run["object"]
+    assert {"@id": "results/efficacy/paired_tests.csv"} in run["result"]
+    assert graph["results/efficacy/paired_tests.csv"]["sha256"] == next(
+        a["sha256"] for a in manifest["artifacts"] if a["path"] == "results/efficacy/paired_tests.csv"
+    )
+    digest = archive.read_bytes()
+    shutil.rmtree(work / "results/archive")
+    again = run_snakemake(work, "archive")
+    assert again.returncode == 0
+    assert archive.read_bytes() == digest

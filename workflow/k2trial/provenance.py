@@ -129,11 +129,16 @@ def record_name(rule: str, wildcards: Mapping[str, str]) -> str:
 def manifest(
     records: Iterable[Mapping[str, Any]], *, data_version_hash: str | None, analysis_version_hash: str
 ) -> dict[str, Any]:
-    """Every artifact named in the job records, with sha256, size and producing rule, sorted by path."""
+    """Every artifact named in the job records, with sha256, size and producing rule, sorted by path.
+
+    Temporary intermediates (Snakemake temp() outputs, deleted once consumed) stay in their job's record but
+    are not artifacts of the run, so only paths that still exist are listed.
+    """
     artifacts = {}
     for record in records:
         for entry in record["outputs"]:
-            artifacts[entry["path"]] = {**entry, "rule": record["rule"]}
+            if Path(entry["path"]).exists():
+                artifacts[entry["path"]] = {**entry, "rule": record["rule"]}
     return {
         "data_version": data_version_hash,
         "analysis_version": analysis_version_hash,
