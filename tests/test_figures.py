@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import tempfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -178,6 +181,72 @@ def test_every_figure_from_small_analysis_tables(tmp_path):
             if ax.get_visible() and ax.axison and ax.get_ylabel():
                 assert "(" in ax.get_ylabel(), f"{name}: y label without unit: {ax.get_ylabel()!r}"
     assert tuple(names) == kf.FIGURE_NAMES
+
+
+def _text_boxes(fig):
+    """(text, window bbox) of every visible, non-empty text artist of a drawn figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    found = []
+    for artist in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent")):
+        if artist.get_visible() and str(artist.get_text()).strip():
+            found.append((artist, artist.get_window_extent(renderer)))
+    return found
+
+
+def test_simulated_figures_carry_the_mark_where_it_covers_no_other_text(tmp_path):
+    data, settings = small_study()
+    settings = dataclasses.replace(settings, simulated=True)
+    for name, fig in kf.draw_all(data, settings):
+        rendered = kf.render_figure(fig, 100)
+        # the mark is text in the SVG: searchable and readable without rendering
+        assert rendered["svg"].count(b"SIMULATED DATA") == 1, name
+        boxes = _text_boxes(fig)
+        marks = [box for artist, box in boxes if artist.get_text() == kf.SIMULATED_MARK]
+        assert len(marks) == 1, name
+        mark = marks[0]
+        width, height = fig.bbox.width, fig.bbox.height
+        # inside the figure, in its top-right corner
+        assert mark.x1 <= width + 0.5 and mark.y1 <= height + 0.5 and mark.x0 > width / 2 and mark.y0 > height * 0.8
+        for artist, box in boxes:
+            if artist.get_text() != kf.SIMULATED_MARK:
+                assert not mark.overlaps(box), f"{name}: mark covers {artist.get_text()!r}"
+        for ax in fig.axes:
+            if ax.get_visible() and ax.axison:
+                assert not mark.overlaps(ax.bbox), f"{name}: mark covers a plot area"
+
+
+def test_figures_of_trial_data_carry_no_mark():
+    data, settings = small_study()
+    assert not settings.simulated
+    for name, fig in kf.draw_all(data, settings):
+        assert b"SIMULATED" not in kf.figure_bytes(fig, "svg", 100), name
+
+
+def test_two_processes_save_the_same_bytes_as_one():
+    assert sorted(kf.FIGURE_HALVES[0] + kf.FIGURE_HALVES[1]) == sorted(kf.FIGURE_NAMES)
+    data, settings = small_study()
+    saved = {1: {}, 2: {}}
+    for processes in saved:
+        # the child's save runs in another process: hand its bytes back through files
+        with tempfile.TemporaryDirectory() as folder:
+
+            def save(name, rendered, folder=folder):
+                for fmt, content in rendered.items():
+                    Path(folder, f"{name}.{fmt}").write_bytes(content)
+
+            kf.save_all(data, settings, save, processes=processes)
+            saved[processes] = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
+    assert len(saved[1]) == 2 * len(kf.FIGURE_NAMES)
+    assert saved[2] == saved[1]
+
+
+def test_a_failing_figure_process_is_an_error():
+    data, settings = small_study()
+    broken = {**data, "responders": data["responders"].drop(columns=["criterion"])}  # drawn by the child
+    with pytest.raises(RuntimeError, match="responder_rates"):
+        kf.save_all(broken, settings, lambda name, rendered: None, processes=2)
 
 
 def test_figure_names_match_the_index_titles():

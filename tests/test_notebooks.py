@@ -227,6 +227,25 @@ def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
     assert "Sum &lt;b&gt;: 6" in runs[0][1]
 
 
+def test_notebooks_sharing_a_kernel_see_nothing_of_each_other(tmp_path):
+    """A kernel runs several notebooks in turn: the second must start as in a fresh kernel (no names, In[1])."""
+    first, second = nbformat.v4.new_notebook(), nbformat.v4.new_notebook()
+    first.cells = [nbformat.v4.new_code_cell("secret = 42"), nbformat.v4.new_code_cell("secret + 1")]
+    second.cells = [nbformat.v4.new_code_cell("'secret' in globals(), len(In)")]
+    for notebook in (first, second):
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    paths = {"first": tmp_path / "first.ipynb", "second": tmp_path / "second.ipynb"}
+    nbformat.write(first, paths["first"])
+    nbformat.write(second, paths["second"])
+    executed = nbk.execute_notebooks(paths, {"first": {}, "second": {}}, cwd=tmp_path, kernels=1)
+    assert executed["first"].cells[1].outputs[0]["data"]["text/plain"] == "43"
+    assert [c.execution_count for c in executed["first"].cells] == [1, 2]
+    (cell,) = executed["second"].cells
+    assert cell.execution_count == 1
+    # In holds an empty entry 0 and this cell: the first notebook's history is gone too
+    assert cell.outputs[0]["data"]["text/plain"] == "(False, 2)"
+
+
 def test_figure_placeholders_are_embedded_after_execution():
     png = tiny_png()
     nb = nbformat.v4.new_notebook()

@@ -122,6 +122,24 @@ def test_latex_table_escapes_cells_and_uses_booktabs_longtable():
     assert tex.count(r"\\") >= 4  # header twice, two rows
 
 
+def test_latex_of_simulated_data_says_so_in_caption_and_source():
+    plain = kt.to_latex(hostile_table())
+    simulated = kt.to_latex(hostile_table(), simulated=True)
+    assert "SIMULATED" not in plain
+    caption = next(line for line in simulated.splitlines() if line.startswith(r"\caption{"))
+    assert caption.startswith(r"\caption{\textbf{SIMULATED DATA.} ")
+    assert simulated.splitlines()[1] == "% SIMULATED DATA: not the trial's patient data."
+    # the mark adds a comment line and the caption prefix, nothing else
+    assert [line for line in simulated.splitlines() if not line.startswith("% SIMULATED")] == [
+        line.replace(r"\caption{", r"\caption{\textbf{SIMULATED DATA.} ") for line in plain.splitlines()
+    ]
+
+
+def test_catalog_entry_records_simulated_data_per_table():
+    assert kt.catalog_entry(hostile_table(), simulated=True)["simulated"] is True
+    assert kt.catalog_entry(hostile_table())["simulated"] is False
+
+
 def test_numeric_cells_are_right_aligned_text_cells_not():
     frame = pd.DataFrame({"a": ["12 (40.0%)", "Female", "3.1 to 9.5", "<0.001", "K2-001"]})
     html_text = kt.to_html_fragment(kt.DisplayTable("t", "t", frame))

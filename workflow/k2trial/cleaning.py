@@ -51,8 +51,11 @@ class CleanDataset:
     row_accounting: pd.DataFrame
 
 
-def clean_dataset(result: ValidationResult, contract: Contract) -> CleanDataset:
-    """Apply the fixes of a passed validation. Raises InputDataError when the result has errors."""
+def clean_dataset(result: ValidationResult, contract: Contract, text_as_categorical: bool = False) -> CleanDataset:
+    """Apply the fixes of a passed validation. Raises InputDataError when the result has errors.
+
+    text_as_categorical: text columns of the clean tables as Categoricals (same values; see `clean_table`).
+    """
     if result.status != "passed":
         raise InputDataError(result.errors())
     problems = result.problems
@@ -68,7 +71,7 @@ def clean_dataset(result: ValidationResult, contract: Contract) -> CleanDataset:
         in_file = file_code == (files.get_loc(name) if name in files else -2)
         drop = np.isin(table.rows, rows[in_file & is_duplicate])
         on_removed_row |= in_file & np.isin(rows, table.rows[drop])
-        tables[name] = clean_table(table, contract, keep=~drop)
+        tables[name] = clean_table(table, contract, keep=~drop, text_as_categorical=text_as_categorical)
         n_removed = int(drop.sum())
         accounting.append(
             {
@@ -91,11 +94,14 @@ def clean_dataset(result: ValidationResult, contract: Contract) -> CleanDataset:
     )
 
 
-def clean_table(table: NormalisedTable, contract: Contract, keep: np.ndarray | None = None) -> pd.DataFrame:
+def clean_table(
+    table: NormalisedTable, contract: Contract, keep: np.ndarray | None = None, text_as_categorical: bool = False
+) -> pd.DataFrame:
     """The clean version of one normalised table: canonical values, impossible values missing, sorted.
 
     keep: rows to keep (default all). Numbers are float64 (missing NaN); everything else canonical text
-    (missing None).
+    (missing None). text_as_categorical: text columns as Categoricals of the same text (missing NaN), built
+    from the normalised codes without a string per row: the same CSV, written several times faster.
     """
     spec = table.spec
     keep = np.ones(len(table), dtype=bool) if keep is None else keep
@@ -105,6 +111,12 @@ def clean_table(table: NormalisedTable, contract: Contract, keep: np.ndarray | N
         if column.type in ("number", "integer"):
             values = normalised.row_values().astype(float)
             values[normalised.rows_with(ct.OUT_OF_RANGE)] = np.nan
+        elif text_as_categorical:
+            text_codes, texts = pd.factorize(pd.Series(normalised.text, dtype=object), use_na_sentinel=True)
+            categories = pd.Index(np.asarray(texts, dtype=object), dtype=object)
+            values = pd.Categorical.from_codes(text_codes[normalised.codes][keep], categories=categories)
+            data[column.name] = values
+            continue
         else:
             values = normalised.row_text()
         data[column.name] = values[keep]

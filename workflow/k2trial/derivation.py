@@ -86,6 +86,12 @@ def _subject_order(frame: pd.DataFrame, *keys: np.ndarray) -> pd.DataFrame:
     return frame.iloc[order].reset_index(drop=True)
 
 
+def _per_code(codes: np.ndarray, per_distinct: list, dtype: object) -> np.ndarray:
+    """Per row, the value of its distinct value (codes from pd.factorize; -1, missing, gives NaN)."""
+    table = np.asarray([*per_distinct, np.nan], dtype=object)
+    return table[codes].astype(dtype) if dtype is not object else table[codes]
+
+
 # --------------------------------------------------------------------------------------------------
 # VAS
 # --------------------------------------------------------------------------------------------------
@@ -212,38 +218,56 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     """
     tests = contract.lab_tests
     code = labs["test_code"].to_numpy(dtype=object)
+    # Work on integer codes of the few distinct tests, units, visits and subjects, not on millions of strings.
+    test_codes, test_names = pd.factorize(code)
+    tests_cat = pd.Categorical.from_codes(test_codes, categories=pd.Index(test_names, dtype=object))
+    units = labs["unit"].to_numpy(dtype=object)
+    unit_codes, unit_names = pd.factorize(units)
+    units_cat = pd.Categorical.from_codes(unit_codes, categories=pd.Index(unit_names, dtype=object))
     value, censored = ct.parse_lab_results(labs["result"].to_numpy(dtype=object))
-    factor = ct.lab_factors(code, labs["unit"].to_numpy(dtype=object), contract)
+    factor = ct.lab_factors(tests_cat, units_cat, contract)
     if np.isnan(factor).any():
         bad = labs.loc[np.isnan(factor), ["test_code", "unit"]].drop_duplicates().to_numpy().tolist()
         raise ValueError(f"clean labs hold units without a conversion factor: {bad}")
-    decimals = pd.Series(code).map({c: t.decimals for c, t in tests.items()}).to_numpy(dtype=np.int64)
+    decimals = _per_code(test_codes, [tests[c].decimals for c in test_names], np.int64)
     labels = labs["visit"].to_numpy(dtype=object)
+    visit_codes, visit_names = pd.factorize(labels)
+    visits_cat = pd.Categorical.from_codes(visit_codes, categories=pd.Index(visit_names, dtype=object))
     out = pd.DataFrame(
         {
             "subject_id": labs["subject_id"].to_numpy(dtype=object),
-            "visit": ct.visit_codes(labels, contract),
-            "week": ct.visit_weeks(labels, contract),
+            "visit": ct.visit_codes(visits_cat, contract),
+            "week": ct.visit_weeks(visits_cat, contract),
             "sample_date": labs["sample_date"].to_numpy(dtype=object),
             "param": code,
             "aval": round_half_up(value * factor, decimals),
-            "unit": pd.Series(code).map({c: t.unit for c, t in tests.items()}).to_numpy(dtype=object),
+            "unit": _per_code(test_codes, [tests[c].unit for c in test_names], object),
             "ref_low": round_half_up(labs["ref_low"].to_numpy(dtype=float) * factor, decimals),
             "ref_high": round_half_up(labs["ref_high"].to_numpy(dtype=float) * factor, decimals),
             "censored": censored,
         }
     )
-    first_dose = subjects.set_index("subject_id")["first_dose_date"]
-    sample = _dates(out["sample_date"])
-    dosed = _dates(out["subject_id"].map(first_dose))
-    eligible = out["aval"].notna() & ((sample <= dosed) | (dosed.isna() & (out["week"] == 0)))
-    candidates = out.loc[eligible, ["subject_id", "param", "aval"]].assign(sample=sample[eligible], week=out["week"])
-    candidates = candidates.sort_values(["subject_id", "param", "sample", "week"], kind="mergesort")
-    base = candidates.drop_duplicates(["subject_id", "param"], keep="last")[["subject_id", "param", "aval"]]
-    out = out.merge(base.rename(columns={"aval": "base"}), on=["subject_id", "param"], how="left", sort=False)
-    decimals = out["param"].map({c: t.decimals for c, t in tests.items()}).to_numpy(dtype=np.int64)
+    subject_codes, subject_names = pd.factorize(out["subject_id"].to_numpy(dtype=object), use_na_sentinel=False)
+    subject_position = pd.Index(subjects["subject_id"].to_numpy(dtype=object)).get_indexer(subject_names)
+    first_dose = _dates(subjects["first_dose_date"]).to_numpy(dtype="datetime64[ns]")
+    first_dose = np.append(first_dose, np.datetime64("NaT", "ns"))  # position -1: subject not in subjects
+    sample = _dates(out["sample_date"]).to_numpy(dtype="datetime64[ns]")
+    dosed = first_dose[subject_position][subject_codes]
+    week = out["week"].to_numpy()
+    aval = out["aval"].to_numpy(dtype=float)
+    eligible = ~np.isnan(aval) & ((sample <= dosed) | (np.isnat(dosed) & (week == 0)))
+    # base per (subject, test): the last eligible row by sample date (missing dates last), then week, then row
+    # order; equal to a stable sort on those keys within each (subject, test) and keeping the last row.
+    n_tests = len(test_names) + 1
+    key = subject_codes.astype(np.int64) * n_tests + np.where(test_codes < 0, len(test_names), test_codes)
+    rows = np.flatnonzero(eligible)
+    sample_key = sample[rows].view(np.int64).copy()
+    sample_key[np.isnat(sample[rows])] = np.iinfo(np.int64).max
+    order = rows[np.lexsort((week[rows], sample_key, key[rows]))]
+    last = order[np.append(key[order][1:] != key[order][:-1], True)] if len(order) else order
+    base_of_key = np.full(len(subject_names) * n_tests, np.nan)
+    base_of_key[key[last]] = aval[last]
+    out["base"] = base_of_key[key]
     out["chg"] = round_half_up(out["aval"] - out["base"], decimals)
-    out = _subject_order(
-        out, ct.category_order(out["param"].to_numpy(dtype=object), list(tests)), out["week"].to_numpy()
-    )
+    out = _subject_order(out, ct.category_order(tests_cat, list(tests)), week)
     return out[LAB_COLUMNS]

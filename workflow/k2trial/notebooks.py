@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import html
 import os
@@ -69,32 +70,91 @@ def execute_notebook(
         )
 
 
+#: Run in the shared kernel before every notebook but the first: a fresh user namespace, history and
+#: execution counter (In[1] again), as a new kernel would give; imported modules stay loaded, which is the point.
+RESET_KERNEL_CODE = "get_ipython().reset(new_session=True, aggressive=False)"
+
+
 def execute_notebooks(
     templates: Mapping[str, str | Path],
     parameters: Mapping[str, Mapping[str, Any]],
     cwd: str | Path,
     kernel_name: str = "python3",
+    kernels: int = 2,
 ) -> dict[str, Any]:
-    """Run several templates side by side (one kernel each, in threads) and return the executed notebooks by name.
+    """Run several templates on `kernels` kernels side by side (notebooks dealt round-robin, each kernel running
+    its share one after the other) and return the executed notebooks by name, in the order of `templates`.
 
-    Kernel start-up and each cell's round trip are mostly waiting, so the kernels overlap well. Every module
-    papermill imports lazily while injecting parameters (black formats the injected cell) is imported here
-    first: a module imported by two threads at once can be seen half-initialised, which would make the
-    injected cell's formatting, and so the notebook's bytes, depend on thread timing.
+    A kernel costs an interpreter start plus IPython and pandas imports (about a second of CPU); the cells of
+    these view-only notebooks cost far less. One kernel per notebook wastes that CPU, one kernel for all of
+    them waits on each round trip in turn: two kernels side by side, each reused, are quickest on a small
+    machine. Before each notebook but the first on a kernel, its namespace, history and execution counter
+    are reset (RESET_KERNEL_CODE, sent silently so that it leaves no trace), so every executed notebook is
+    what a fresh kernel would give: nothing a notebook defines is visible to the next, and execution counts
+    start at 1. Module state survives a reset, so templates must not change process-wide settings (pandas
+    options, the working directory).
+
+    Kernels talk over Unix sockets in private temporary folders rather than TCP ports: kernels started at the
+    same moment cannot pick the same port, and nothing listens on the network. Every module papermill imports
+    lazily while injecting parameters (black formats the injected cell) is imported here first: a module
+    imported by two threads at once can be seen half-initialised, which would make the injected cell's
+    formatting, and so the notebook's bytes, depend on thread timing.
+    Raises papermill's PapermillExecutionError, naming the failing cell, when a cell fails.
     """
+    import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
-    import papermill  # noqa: F401
+    import papermill
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
     from papermill.translators import PythonTranslator
 
     PythonTranslator.codify({"warm_up": 1})  # imports black (when installed) once, in this thread
 
-    def run(name: str) -> Any:
-        return execute_notebook(templates[name], parameters[name], cwd, kernel_name)
+    async def reset(manager: AsyncKernelManager) -> None:
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive(
+                RESET_KERNEL_CODE, silent=True, store_history=False, timeout=60, output_hook=lambda msg: None
+            )
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"resetting the notebook kernel failed: {reply['content']}")
+        finally:
+            client.stop_channels()
+
+    def run_on_one_kernel(names: Sequence[str]) -> dict[str, Any]:
+        executed = {}
+        with tempfile.TemporaryDirectory(prefix="k2k-") as sockets:
+            manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
+            run_sync(manager.start_kernel)(cwd=str(cwd))
+            try:
+                for index, name in enumerate(names):
+                    if index:
+                        run_sync(reset)(manager)
+                    executed[name] = papermill.execute_notebook(
+                        str(templates[name]),
+                        None,
+                        parameters=dict(parameters[name]),
+                        cwd=str(cwd),
+                        kernel_name=kernel_name,
+                        language="python",
+                        progress_bar=False,
+                        log_output=False,
+                        request_save_on_cell_execute=False,
+                        km=manager,
+                    )
+            finally:
+                run_sync(manager.shutdown_kernel)(now=True)
+        return executed
 
     names = list(templates)
-    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
-        return dict(zip(names, pool.map(run, names), strict=True))
+    shares = [share for share in (names[k :: max(kernels, 1)] for k in range(max(kernels, 1))) if share]
+    with ThreadPoolExecutor(max_workers=max(len(shares), 1)) as pool:
+        results = list(pool.map(run_on_one_kernel, shares))
+    merged = {name: notebook for result in results for name, notebook in result.items()}
+    return {name: merged[name] for name in names}
 
 
 def normalise_notebook(notebook: Any) -> Any:
@@ -187,24 +247,31 @@ def assert_offline(page: str, where: str = "page") -> None:
         )
 
 
-def notebook_html(notebook: Any, title: str) -> str:
-    """Offline HTML of an executed notebook: outputs only (inputs hidden), inline CSS, no scripts.
-
-    The page works from file:// without a network and is byte-identical for identical notebooks.
-    """
-    import nbformat
+@functools.cache
+def _html_exporter() -> Any:
+    """One nbconvert exporter per process: it compiles its Jinja templates on first use and keeps them, which
+    is most of the cost of exporting a small notebook."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
+    return HTMLExporter(
         template_name="basic",
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
         anchor_link_text="",
     )
+
+
+def notebook_html(notebook: Any, title: str) -> str:
+    """Offline HTML of an executed notebook: outputs only (inputs hidden), inline CSS, no scripts.
+
+    The page works from file:// without a network and is byte-identical for identical notebooks.
+    """
+    import nbformat
+
     node = nbformat.from_dict(notebook)
     node.get("metadata", {}).pop("widgets", None)
-    body, _ = exporter.from_notebook_node(node)
+    body, _ = _html_exporter().from_notebook_node(node)
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

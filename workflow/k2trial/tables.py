@@ -343,8 +343,15 @@ def latex_escape(text: Any) -> str:
     return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
 
 
-def to_latex(table: DisplayTable) -> str:
-    """A booktabs longtable (needs \\usepackage{booktabs,longtable}); every cell escaped."""
+#: What a LaTeX table of simulated data says in its caption and its first comment line.
+LATEX_SIMULATED_MARK = "SIMULATED DATA"
+
+
+def to_latex(table: DisplayTable, *, simulated: bool = False) -> str:
+    """A booktabs longtable (needs \\usepackage{booktabs,longtable}); every cell escaped.
+
+    simulated: the caption starts with a bold "SIMULATED DATA." and a comment line says so, so that the
+    mark survives both compiling the table and reading its source."""
     columns = list(table.frame.columns)
     spec = "".join("r" if _mostly_numeric(table.frame[c]) else "l" for c in columns)
     header = " & ".join(latex_escape(c) for c in columns) + r" \\"
@@ -353,12 +360,14 @@ def to_latex(table: DisplayTable) -> str:
         f"\n\\multicolumn{{{len(columns)}}}{{p{{0.95\\linewidth}}}}{{\\footnotesize {latex_escape(n)}}} \\\\"
         for n in table.notes
     )
+    mark = f"\\textbf{{{LATEX_SIMULATED_MARK}.}} " if simulated else ""
     lines = [
         f"% {latex_escape(table.title)}",
+        *([f"% {LATEX_SIMULATED_MARK}: not the trial's patient data."] if simulated else []),
         "% Requires \\usepackage{booktabs,longtable}. Generated; do not edit.",
         "{\\small",
         f"\\begin{{longtable}}{{{spec}}}",
-        f"\\caption{{{latex_escape(table.title)}}}\\label{{tab:{latex_escape(table.name)}}} \\\\",
+        f"\\caption{{{mark}{latex_escape(table.title)}}}\\label{{tab:{latex_escape(table.name)}}} \\\\",
         "\\toprule",
         header,
         "\\midrule",
@@ -1074,6 +1083,14 @@ TABLE_NAMES = (
 )
 
 
+#: Display names of the sensitivity models (results/efficacy/models.csv `model` codes).
+MODEL_LABELS = {
+    "mixed_anova": "Mixed ANOVA (group x visit)",
+    "lmm_random_intercept": "Linear mixed model (random intercept)",
+    "lmm_random_intercept_statsmodels": "Linear mixed model (random intercept), statsmodels cross-check",
+}
+
+
 def build_all_tables(data: Mapping[str, pd.DataFrame], settings: TableSettings) -> list[DisplayTable]:
     """Every display table of TABLE_NAMES, in that order, from the analysis tables.
 
@@ -1108,6 +1125,8 @@ def build_all_tables(data: Mapping[str, pd.DataFrame], settings: TableSettings) 
     )
     friedman = data["friedman"]
     models = data["models"]
+    if "model" in models:
+        models = models.assign(model=models["model"].map(MODEL_LABELS).fillna(models["model"]))
     hys_columns = ["subject_id", "visit", "alt_xuln", "ast_xuln", "tbil_xuln", "alp_xuln", "note"]
     tables = [
         participant_flow_table(participant_flow(data["subjects"], data["vas"])),
@@ -1144,7 +1163,12 @@ def build_all_tables(data: Mapping[str, pd.DataFrame], settings: TableSettings) 
             "Sensitivity models of the composite VAS: mixed ANOVA and linear mixed model",
             d,
             notes=_notes_from(models, "method", "caveat"),
-            labels={"se": "SE", "statistic_name": "Statistic name", "p_value_gg": "p (Greenhouse-Geisser)"},
+            labels={
+                "model": "Model",
+                "se": "SE",
+                "statistic_name": "Statistic name",
+                "p_value_gg": "p (Greenhouse-Geisser)",
+            },
         ),
         lab_summary_table(data["lab_descriptives"], tests),
         lab_shift_table(data["lab_shifts"], tests),
@@ -1241,10 +1265,14 @@ SAFETY_CONCLUSION_LABELS = {
 }
 
 
-def catalog_entry(table: DisplayTable) -> dict[str, Any]:
-    """A table as JSON-able data (title, notes, columns, rows of text) for notebooks and the index."""
+def catalog_entry(table: DisplayTable, *, simulated: bool = False) -> dict[str, Any]:
+    """A table as JSON-able data (title, notes, columns, rows of text) for notebooks and the index.
+
+    simulated: recorded per table, because the CSV file itself carries no mark (a marker row would break
+    readers of the CSV)."""
     return {
         "name": table.name,
+        "simulated": bool(simulated),
         "title": table.title,
         "notes": list(table.notes),
         "columns": [str(c) for c in table.frame.columns],

@@ -166,11 +166,16 @@ class RawDataset:
     data_version: str | None = None
 
 
-def read_raw_dataset(paths: Mapping[str, str | Path | None], contract: Contract) -> RawDataset:
+def read_raw_dataset(
+    paths: Mapping[str, str | Path | None], contract: Contract, categorical: bool = False
+) -> RawDataset:
     """Read the raw files named in `paths` (file name -> path or None when absent).
 
     A missing, empty, non-UTF-8 or non-rectangular CSV file and an unreadable dataset.yaml become
     problems; reading goes on with the other files. SHA256SUMS is optional.
+    categorical: hold the CSV columns as Categoricals of the same text (k2trial.tabular.read_raw_csv):
+    validation gives the same result, several times faster and in a fraction of the memory on large
+    files; the default (plain text) is for callers that edit the tables.
     """
     raw = RawDataset()
     present: list[Path] = []
@@ -181,7 +186,7 @@ def read_raw_dataset(paths: Mapping[str, str | Path | None], contract: Contract)
         try:
             if path is None:
                 raise InputDataError([Problem(name, None, None, None, "file_present", ERROR, "file not found")])
-            raw.tables[name] = read_raw_csv(path, file_label=name)
+            raw.tables[name] = read_raw_csv(path, file_label=name, categorical=categorical)
         except InputDataError as exc:
             raw.read_problems.extend(exc.problems)
     dataset_name = contract.dataset_file.name

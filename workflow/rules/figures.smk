@@ -1,5 +1,6 @@
 # Reviewer figures (k2trial.figures): one job draws every figure, PNG for reading and SVG for print.
-# Interpreter start and imports dominate a small study, so one process beats one job per figure.
+# Interpreter start and imports dominate a small study, so one job (forking once to use its two threads)
+# beats one job per figure.
 
 
 rule make_figures:
@@ -15,6 +16,7 @@ rule make_figures:
         edish=rules.safety_analysis.output.edish,
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
+        dataset=f"{RAW_DIR}/dataset.yaml",
     output:
         provenance=f"{RESULTS}/provenance/make_figures.json",
         participant_flow_png=report(
@@ -91,6 +93,7 @@ rule make_figures:
         f"{RESULTS}/logs/make_figures.log",
     conda:
         CONDA_ENV
+    threads: 2
     params:
         reporting=config["reporting"],
         seed=config["seed"],

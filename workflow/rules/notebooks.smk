@@ -1,7 +1,7 @@
 # Reviewer notebooks (k2trial.notebooks): papermill templates in workflow/notebooks/, parameters passed through
 # results/notebooks/<name>.parameters.yaml. They display precomputed tables (results/tables/catalog.json), figures
 # and analysis tables and never recompute. Two steps so that executing overlaps with drawing the figures:
-# execute_notebooks runs the four kernels side by side (figures are placeholders), export_notebooks embeds the
+# execute_notebooks runs them on two kernels side by side (figures are placeholders), export_notebooks embeds the
 # PNGs as data URIs and writes the normalised .ipynb and the offline .html. The header of each notebook states
 # the code version, so CODE_FILES are inputs.
 

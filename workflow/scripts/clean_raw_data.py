@@ -22,13 +22,13 @@ def main(smk):
     validation.require_passed(report, report_path=smk.input.report_md)
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
     paths = {name: getattr(smk.input, key, None) for name, key in validation.input_keys(contract).items()}
-    raw = validation.read_raw_dataset(paths, contract)
+    raw = validation.read_raw_dataset(paths, contract, categorical=True)
     if raw.data_version != report["data_version"]:
         raise InputDataError([validation.stale_report_problem(smk.input.report_json)], report_path=smk.input.report_md)
     result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
     if result.status != "passed":
         raise InputDataError(result.errors(), report_path=smk.input.report_md)
-    clean = cleaning.clean_dataset(result, contract)
+    clean = cleaning.clean_dataset(result, contract, text_as_categorical=True)
     for name, table in clean.tables.items():
         write_csv(table, getattr(smk.output, validation.input_keys(contract)[name]))
     write_csv(clean.audit_log, smk.output.audit_log)

@@ -31,6 +31,8 @@ def main(smk):
         tests = lab_tests_from_units(yaml.safe_load(handle))
     with open(smk.input.lab_standards, encoding="utf-8") as handle:
         standards = yaml.safe_load(handle)["tests"]
+    with open(smk.input.dataset, encoding="utf-8") as handle:
+        dataset = yaml.safe_load(handle) or {}
     settings = figures.FigureSettings(
         style=style,
         seed=figures.step_seed(int(smk.params.seed), smk.rule),
@@ -39,6 +41,7 @@ def main(smk):
         b12_adequate_from=float(smk.params.b12_status["adequate_from"]),
         tests=tests,
         standards=standards,
+        simulated=bool(dataset.get("simulated", False)),
     )
     data = {
         "subjects": read(smk.input.subjects, usecols=["subject_id", "etiology", "saffl", "efffl"]),
@@ -51,9 +54,12 @@ def main(smk):
         "lab_descriptives": read(smk.input.lab_descriptives),
         "edish": read(smk.input.edish),
     }
-    for name, fig in figures.draw_all(data, settings):
-        for fmt, content in figures.render_figure(fig, style.dpi, ("png", "svg")).items():
+
+    def save(name, rendered):
+        for fmt, content in rendered.items():
             write_bytes(content, smk.output[f"{name}_{fmt}"])
+
+    figures.save_all(data, settings, save, processes=int(smk.threads))
 
 
 run_step(snakemake, main)

@@ -55,8 +55,8 @@ def main(smk):
         write_text(
             tables.to_html_document(table, simulated=simulated, subtitle=subtitle), smk.output[f"{table.name}_html"]
         )
-        write_text(tables.to_latex(table), smk.output[f"{table.name}_tex"])
-        catalog.append(tables.catalog_entry(table))
+        write_text(tables.to_latex(table, simulated=simulated), smk.output[f"{table.name}_tex"])
+        catalog.append(tables.catalog_entry(table, simulated=simulated))
     write_json({"simulated": simulated, "tables": catalog}, smk.output.catalog)
 
 

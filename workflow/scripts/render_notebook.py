@@ -1,7 +1,7 @@
 """Notebooks in two steps, so that executing them overlaps with drawing the figures.
 
-rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill (kernels side
-by side), normalise, and keep the executed notebooks (figures are placeholders at this point).
+rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill (two reused
+kernels side by side), normalise, and keep the executed notebooks (figures are placeholders at this point).
 rule export_notebooks: embed the PNG figures as data URIs, write the final .ipynb and the offline .html.
 """
 

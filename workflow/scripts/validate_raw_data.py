@@ -17,7 +17,7 @@ logger = logging.getLogger("k2trial.validate_raw_data")
 def main(smk):
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
     paths = {name: getattr(smk.input, key, None) for name, key in validation.input_keys(contract).items()}
-    raw = validation.read_raw_dataset(paths, contract)
+    raw = validation.read_raw_dataset(paths, contract, categorical=True)
     result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
     report = validation.build_report(result, limit_per_rule=smk.params.validation["report_limit_per_rule"])
     write_json(report, smk.output.report_json)
