@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from k2trial import tabular
 from k2trial.errors import InputDataError
-from k2trial.tabular import FLOAT_FORMAT, csv_bytes, json_bytes, read_raw_csv, write_csv
+from k2trial.tabular import (
+    FLOAT_FORMAT,
+    csv_bytes,
+    escape_formulas,
+    floats_as_text,
+    json_bytes,
+    read_raw_csv,
+    write_csv,
+)
 
 
 def _write(tmp_path, content: str | bytes, name: str = "t.csv"):
@@ -69,11 +79,21 @@ def test_floats_are_written_as_pandas_would_with_the_fixed_format():
 
 
 def test_text_cells_cannot_run_as_spreadsheet_formulas_but_numbers_stay_numbers():
-    terms = ['=HYPERLINK("http://x")', "+1+2", "@SUM(A1)", "-cmd", "-1.5", "ok"]
-    frame = pd.DataFrame({"term": terms, "n": range(6)})
+    terms = ['=HYPERLINK("http://x")', "+A1+2", "@SUM(A1)", "-cmd", "-2+3+cmd|' /C calc'!A0", "-1.5", "ok"]
+    frame = pd.DataFrame({"term": terms, "n": range(7)})
     lines = csv_bytes(frame).decode().splitlines()
     assert lines[1].startswith("\"'=HYPERLINK(")
-    assert lines[2:6] == ["'+1+2,1", "'@SUM(A1),2", "'-cmd,3", "-1.5,4"]
+    assert lines[2:5] == ["'+A1+2,1", "'@SUM(A1),2", "'-cmd,3"]
+    assert lines[5].startswith("'-2+3+cmd|")
+    assert lines[6:8] == ["-1.5,5", "ok,6"]
+
+
+def test_numbers_as_tables_display_them_are_not_escaped():
+    shown = ["-4.51 (0.79)", "-6.20 (-6.84, -5.58)", "-8.2 to -5.1", "-12.5%", "+3", "-", "-1e-05"]
+    assert csv_bytes(pd.DataFrame({"cell": ["-2+3", "-1.5-2"], "n": [0, 1]})) == b"cell,n\n'-2+3,0\n'-1.5-2,1\n"
+    frame = pd.DataFrame({"cell": shown, "n": range(len(shown))})
+    cells = [line.rsplit(",", 1)[0].strip('"') for line in csv_bytes(frame).decode().splitlines()[1:]]
+    assert cells == shown
 
 
 def test_writes_are_atomic_and_readable(tmp_path):
@@ -86,3 +106,72 @@ def test_writes_are_atomic_and_readable(tmp_path):
 
 def test_json_is_canonical():
     assert json_bytes({"b": float("nan"), "a": np.int64(2)}) == b'{\n  "a": 2,\n  "b": null\n}\n'
+
+
+def _reference_csv(frame: pd.DataFrame) -> bytes:
+    """pandas' own writer on the escaped, float-formatted frame: what the fast writer must reproduce."""
+    buffer = io.StringIO()
+    floats_as_text(escape_formulas(frame)).to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def test_fast_csv_writer_gives_the_bytes_of_pandas_across_chunks(monkeypatch):
+    rng = np.random.default_rng(11)
+    n = 53
+    texts = np.array(["plain", "with,comma", 'say "hi"', "two\nlines", "=cmd", "-1.5", "", "é ü"], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "text": texts[rng.integers(0, len(texts), n)],
+            "category": pd.Categorical(texts[rng.integers(0, 4, n)]),
+            "float": np.where(
+                rng.random(n) < 0.2, np.nan, np.round(rng.normal(size=n) * 10.0 ** rng.integers(-3, 4, n), 2)
+            ),
+            "int": rng.integers(-5, 10_000, n),
+            "nullable": pd.array(np.where(rng.random(n) < 0.3, None, rng.integers(0, 9, n)), dtype="Int64"),
+            "flag": rng.random(n) < 0.5,
+        }
+    )
+    frame.loc[3, "float"] = -0.0
+    assert tabular._fast_csv_columns(frame) is not None, "the frame should take the fast path"
+    expected = _reference_csv(frame)
+    assert csv_bytes(frame) == expected
+    monkeypatch.setattr(tabular, "CSV_CHUNK_ROWS", 7)  # many chunks: rows must join across boundaries
+    assert csv_bytes(frame) == expected
+    assert csv_bytes(frame.iloc[:0]) == _reference_csv(frame.iloc[:0])
+
+
+def _fields_by_csv_module(text: str) -> list[int]:
+    return [len(record) for record in csv.reader(io.StringIO(text, newline="")) if record]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_record_shape_agrees_with_the_csv_module(seed):
+    rng = np.random.default_rng(seed)
+    pieces = ["a", "1,5", 'q"q', "x\ny", " ", "", "z" * int(rng.integers(200, 400)) if seed % 2 else "zz"]
+    lines = []
+    for _ in range(40):
+        n_fields = int(rng.integers(1, 6))
+        fields = ["id"] + [pieces[int(i)] for i in rng.integers(0, len(pieces), n_fields)]
+        lines.append(",".join('"' + f.replace('"', '""') + '"' if set(f) & set(',"\n') else f for f in fields))
+    text = "\n".join(lines) + ("\n" if seed % 3 else "")
+    fields, _ = tabular._record_shape(text.encode("utf-8"))
+    assert fields.tolist() == _fields_by_csv_module(text)
+
+
+def test_validation_reads_the_same_with_categorical_columns():
+    from pathlib import Path
+
+    from k2trial import validation
+    from k2trial.contract import read_contract
+
+    root = Path(__file__).resolve().parents[1]
+    contract = read_contract(root / "data/raw/codebook.yaml", root / "config/lab_units.yaml")
+    fixture = root / "tests/fixtures/minimal"
+    paths = {name: fixture / name for name in validation.input_keys(contract)}
+    windows = {"diary_days": 3, "clinic_days": 7, "baseline_days_before_first_dose": 28}
+    plain = validation.validate_dataset(validation.read_raw_dataset(paths, contract), contract, windows)
+    coded = validation.validate_dataset(
+        validation.read_raw_dataset(paths, contract, categorical=True), contract, windows
+    )
+    assert csv_bytes(plain.problems) == csv_bytes(coded.problems)
+    assert len(plain.problems) > 0

@@ -31,7 +31,11 @@ FIRST_DATA_ROW = 2
 FLOAT_FORMAT = "%.12g"
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# Numbers as displayed in tables ("-1.5", "-12.5%", "-4.51 (0.79)", "-6.20 (-6.84, -5.58)", "-8.2 to -5.1") start
+# with a sign but are no formula a spreadsheet can run (no operator between two operands, no name, no
+# reference), so they are written as they are. Anything else that starts like a formula ("-2+3", "-cmd") is escaped.
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?"
+_NUMERIC_TEXT = re.compile(rf"^{_NUMBER}(?:\s*\({_NUMBER}(?:,\s*{_NUMBER})?\))?$|^{_NUMBER}\s+to\s+{_NUMBER}$|^-$")
 
 
 def read_raw_csv(path: str | Path, file_label: str | None = None, categorical: bool = False) -> pd.DataFrame:
@@ -158,7 +162,7 @@ def _commas_per_line(buf: np.ndarray, quotes: np.ndarray, starts: np.ndarray, li
 
 def _escape_formula(value: Any) -> Any:
     """Neutralise a text cell a spreadsheet would run as a formula (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMERIC_TEXT.match(value):
         return "'" + value
     return value
 
