@@ -180,3 +180,17 @@ def test_archive_is_versioned_deterministic_and_described_by_a_workflow_run_crat
     again = run_snakemake(work, "archive")
     assert again.returncode == 0
     assert archive.read_bytes() == digest
+
+
+def test_snakemake_report_is_built_with_a_caption_for_every_reported_output(built, tmp_path):
+    work = tmp_path / "wf"
+    shutil.copytree(built, work, symlinks=True)
+    result = run_snakemake(work, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (work / "results/report.html").read_text(errors="ignore")
+    assert "SIMULATED DATA" in report
+    captions = sorted(p.stem for p in (work / "workflow/report").glob("*.rst") if p.stem != "workflow")
+    rules_text = "".join(p.read_text() for p in (work / "workflow/rules").glob("*.smk"))
+    for caption in captions:  # every caption file is attached to a reported output
+        assert f"../report/{caption}.rst" in rules_text, caption
+    assert rules_text.count("report(") == len(captions)
