@@ -509,3 +509,14 @@ def test_inconsistent_parameters_are_config_errors(params):
         sim.generate_study(10, 1, alias)
     with pytest.raises(ValueError):
         sim.generate_study(0, 1, params)
+
+
+def test_generator_columns_are_the_contract_columns():
+    # simulation.RAW_COLUMNS restates data/raw/codebook.yaml so the generator stays a pure library; this ties
+    # the two together, in order.
+    from k2trial.contract import read_contract
+
+    contract = read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml")
+    assert list(sim.RAW_COLUMNS) == list(contract.table_names)
+    for name in contract.table_names:
+        assert sim.RAW_COLUMNS[name] == list(contract.tables[name].column_names), name

@@ -42,7 +42,7 @@ from k2trial.errors import ConfigError
 GENERATOR_VERSION = "1.0"
 
 RAW_FILES = ("subjects.csv", "symptom_diary.csv", "labs.csv", "adverse_events.csv", "dosing.csv")
-#: Contract columns of each raw file, in contract order (data/raw/codebook.yaml).
+#: Contract columns of each raw file, in contract order (data/raw/codebook.yaml; a test keeps them equal).
 RAW_COLUMNS: dict[str, list[str]] = {
     "subjects.csv": [
         "subject_id",
