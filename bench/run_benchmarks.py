@@ -161,7 +161,7 @@ def main() -> int:
         for n in args.sizes:
             raw = tmp / f"raw-{n}"
             subprocess.run(
-                [python, "-m", "k2trial.simulation", "--n-subjects", str(n), "--seed", "1", "--out", str(raw)],
+                [python, "-m", "k2trial.data.simulation", "--n-subjects", str(n), "--seed", "1", "--out", str(raw)],
                 cwd=work,
                 env=dict(os.environ, PYTHONPATH=str(ROOT / "workflow")),
                 check=True,

@@ -127,10 +127,10 @@ def library_pages(tmp_path_factory) -> Path:
     import nbformat
     import pandas as pd
 
-    from k2trial import figures as kf
-    from k2trial import notebooks as nbk
-    from k2trial import site
-    from k2trial import tables as kt
+    from k2trial.report import figures as kf
+    from k2trial.report import notebooks as nbk
+    from k2trial.report import site
+    from k2trial.report import tables as kt
 
     root = tmp_path_factory.mktemp("site")
     style = kf.Style(dpi=100)

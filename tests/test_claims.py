@@ -1,4 +1,4 @@
-"""k2trial.claims: the published claims of config/claims.yaml against in-memory artifacts.
+"""k2trial.analysis.claims: the published claims of config/claims.yaml against in-memory artifacts.
 
 The "shipped" artifacts are small frames in the real column layout (the producers' column lists), holding the
 values of the shipped simulated run: per-subject baseline and week-8 composite VAS copied from
@@ -17,8 +17,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial import adverse_events, claims, derivation, efficacy, groups, labsafety, safety, tabular
-from k2trial.errors import ConfigError
+from k2trial.analysis.safety import adverse_events
+from k2trial.analysis import claims
+from k2trial.data import derivation
+from k2trial.analysis import efficacy
+from k2trial.analysis import groups
+from k2trial.analysis.safety import labs as labsafety
+from k2trial.analysis.safety import conclusion as safety
+from k2trial.core import io as tabular
+from k2trial.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = yaml.safe_load((ROOT / "config" / "claims.yaml").read_text(encoding="utf-8"))

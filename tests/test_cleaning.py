@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial import cleaning, validation
-from k2trial import contract as ct
-from k2trial.errors import InputDataError
-from k2trial.tabular import csv_bytes, write_csv
+from k2trial.data import cleaning
+from k2trial.data import validation
+from k2trial.data import contract as ct
+from k2trial.core.errors import InputDataError
+from k2trial.core.io import csv_bytes, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"

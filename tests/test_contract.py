@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from k2trial import contract as ct
+from k2trial.data import contract as ct
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial import contract as ct
-from k2trial import derivation
+from k2trial.data import contract as ct
+from k2trial.data import derivation
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMPTOMS = ["tingling", "numbness", "weakness", "fatigue", "cramps"]

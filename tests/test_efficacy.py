@@ -1,4 +1,4 @@
-"""k2trial.efficacy and the groups/efficacy scripts, on hand-made data and the tests/fixtures/efficacy files.
+"""k2trial.analysis.efficacy and the groups/efficacy scripts, on hand-made data and the tests/fixtures/efficacy files.
 
 Expected values come from hand calculation, from independent computations with pandas/scipy on the
 fixture CSVs, or from textbook formulas (balanced mixed ANOVA sums of squares; REML = ANOVA estimators
@@ -19,9 +19,10 @@ import pytest
 import yaml
 from scipy import stats
 
-from k2trial import efficacy, groups
-from k2trial.errors import InputDataError
-from k2trial.pairedstats import holm, paired_comparison_table, rank_sum_test
+from k2trial.analysis import efficacy
+from k2trial.analysis import groups
+from k2trial.core.errors import InputDataError
+from k2trial.stats.paired import holm, paired_comparison_table, rank_sum_test
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "efficacy"

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial import figures as kf
-from k2trial.notebooks import png_display_width
-from k2trial.tables import LabTest
+from k2trial.report import figures as kf
+from k2trial.report.notebooks import png_display_width
+from k2trial.report.tables import LabTest
 
 STYLE = kf.Style(dpi=100, max_subjects=50)
 kf.apply_style(STYLE)
@@ -250,7 +250,7 @@ def test_a_failing_figure_process_is_an_error():
 
 
 def test_figure_names_match_the_index_titles():
-    from k2trial.site import FIGURE_TITLES
+    from k2trial.report.site import FIGURE_TITLES
 
     assert tuple(FIGURE_TITLES) == kf.FIGURE_NAMES
 

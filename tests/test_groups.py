@@ -1,4 +1,4 @@
-"""k2trial.groups: severity groups, subgroup flags, populations and counts, by hand on small fixtures."""
+"""k2trial.analysis.groups: severity groups, subgroup flags, populations and counts, by hand on small fixtures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial import groups
-from k2trial.errors import InputDataError
+from k2trial.analysis import groups
+from k2trial.core.errors import InputDataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "efficacy"
 SETTINGS = {"severe_threshold": 8.0, "published_range": [6.0, 9.0], "adequate_b12_from": 300.0, "composite_decimals": 2}

@@ -15,8 +15,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from k2trial import notebooks as nbk
-from k2trial import provenance
+from k2trial.report import notebooks as nbk
+from k2trial.runtime import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,7 @@ def test_versions_follow_code_and_config():
     assert changed_config["analysis_version"] != first["analysis_version"]
     changed_code = nbk.version_info({**files, "workflow/k2trial/a.py": b"x = 2\n"}, config, "0.1.0")
     assert changed_code["code_version"] != first["code_version"]
-    # the analysis version is the one results/MANIFEST.json names (k2trial.provenance)
+    # the analysis version is the one results/MANIFEST.json names (k2trial.runtime.provenance)
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     lock = hashlib.sha256(files["envs/requirements.lock"]).hexdigest()
     assert first["analysis_version"] == provenance.analysis_version(config, hashes, lock)
@@ -204,13 +204,12 @@ def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
         parameters,
         nbformat.v4.new_code_cell(
             "from IPython.display import HTML, display\n"
-            "from k2trial import notebooks as nbk\n"
+            "from k2trial.report import notebooks as nbk\n"
             "display(HTML(nbk.paragraph(f'{title}: {sum(values)}')))"
         ),
     ]
     path = tmp_path / "template.ipynb"
     nbformat.write(template, path)
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "workflow"), os.environ.get("PYTHONPATH", "")])
     runs = []
     for _ in range(2):  # three kernels side by side, twice: every copy must give the same bytes
         names = ["a", "b", "c"]

@@ -1,4 +1,4 @@
-"""k2trial.pairedstats against published R results, hand-worked examples and independent brute force.
+"""k2trial.stats.paired against published R results, hand-worked examples and independent brute force.
 
 The brute-force reference implementations below share nothing with the library: they build every Walsh
 average and every pairwise difference, enumerate the exact null distributions, and emulate R's asymptotic
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from k2trial.pairedstats import (
+from k2trial.stats.paired import (
     PAIRED_TEST_COLUMNS,
     holm,
     kth_pairwise_sum,

@@ -1,4 +1,4 @@
-"""Adverse-event tables (k2trial.adverse_events) and the escaping of hostile text in their CSV files."""
+"""Adverse-event tables (k2trial.analysis.safety.adverse_events) and the escaping of hostile text in their CSV files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from k2trial import adverse_events as ae
-from k2trial.errors import InputDataError
-from k2trial.labsafety import prepare_subjects
-from k2trial.tabular import csv_bytes
+from k2trial.analysis.safety import adverse_events as ae
+from k2trial.core.errors import InputDataError
+from k2trial.analysis.safety.labs import prepare_subjects
+from k2trial.core.io import csv_bytes
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "safety" / "planted"
 RELATED = ("possible", "probable", "definite")

@@ -1,4 +1,4 @@
-"""Laboratory safety (k2trial.labsafety): unit conversions, standards, flags, CTCAE v5.0 grade boundaries, eGFR,
+"""Laboratory safety (k2trial.analysis.safety.labs): unit conversions, standards, flags, CTCAE v5.0 grade boundaries, eGFR,
 B12 status, shifts, descriptives with censored values, Hy's law and eDISH.
 
 Expected values are worked by hand from CLINICAL.md (safety section) and the CTCAE v5.0 tables; they are written
@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial import labsafety as ls
-from k2trial.errors import ConfigError, InputDataError
+from k2trial.analysis.safety import labs as ls
+from k2trial.core.errors import ConfigError, InputDataError
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_UNITS = yaml.safe_load((ROOT / "config/lab_units.yaml").read_text())

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial.safety import SAFETY_TABLES
+from k2trial.analysis.safety.conclusion import SAFETY_TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "safety" / "planted"
@@ -187,7 +187,7 @@ def test_lab_standards_is_an_input_of_the_safety_rules_only():
 
 
 def test_float_text_writes_the_same_bytes_as_floats(planted):
-    from k2trial.tabular import csv_bytes, floats_as_text
+    from k2trial.core.io import csv_bytes, floats_as_text
 
     frame = pd.DataFrame(
         {

@@ -1,4 +1,4 @@
-"""Tests of k2trial.simulation: calibration to STUDY.md, determinism, the injected mess, the shipped files."""
+"""Tests of k2trial.data.simulation: calibration to STUDY.md, determinism, the injected mess, the shipped files."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial import simulation as sim
-from k2trial.errors import ConfigError
-from k2trial.tabular import read_raw_csv
+from k2trial.data import simulation as sim
+from k2trial.core.errors import ConfigError
+from k2trial.core.io import read_raw_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_FILES = (*sim.RAW_FILES, "dataset.yaml", "SHA256SUMS")
@@ -484,9 +484,9 @@ def test_shipped_files_equal_a_fresh_generation(shipped):
 
 
 def test_command_line_is_independent_of_hash_seed(tmp_path, config, params):
-    env = dict(os.environ, PYTHONHASHSEED="123", PYTHONPATH=str(ROOT / "workflow"))
+    env = dict(os.environ, PYTHONHASHSEED="123")
     args = ["--n-subjects", "12", "--seed", "5", "--out", str(tmp_path / "raw"), "--truth-dir", str(tmp_path / "t")]
-    subprocess.run([sys.executable, "-m", "k2trial.simulation", *args], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "k2trial.data.simulation", *args], cwd=ROOT, env=env, check=True)
     expected = sim.dataset_file_bytes(sim.generate_study(12, 5, params))
     for name in DATASET_FILES:
         assert (tmp_path / "raw" / name).read_bytes() == expected[name], name
@@ -514,7 +514,7 @@ def test_inconsistent_parameters_are_config_errors(params):
 def test_generator_columns_are_the_contract_columns():
     # simulation.RAW_COLUMNS restates data/raw/codebook.yaml so the generator stays a pure library; this ties
     # the two together, in order.
-    from k2trial.contract import read_contract
+    from k2trial.data.contract import read_contract
 
     contract = read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml")
     assert list(sim.RAW_COLUMNS) == list(contract.table_names)

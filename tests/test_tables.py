@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial import tables as kt
+from k2trial.report import tables as kt
 
 D = kt.Decimals()
 
@@ -396,7 +396,7 @@ def test_renderers_are_deterministic():
     second = kt.baseline_characteristics_table(subjects_fixture(), assignment_fixture(), D, 8.0)
     assert kt.to_html_document(first, simulated=True) == kt.to_html_document(second, simulated=True)
     assert kt.to_latex(first) == kt.to_latex(second)
-    from k2trial.tabular import csv_bytes
+    from k2trial.core.io import csv_bytes
 
     assert csv_bytes(first.frame) == csv_bytes(second.frame)
 

@@ -1,4 +1,4 @@
-"""Raw CSV reading and deterministic artifact writing (k2trial.tabular)."""
+"""Raw CSV reading and deterministic artifact writing (k2trial.core.io)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial import tabular
-from k2trial.errors import InputDataError
-from k2trial.tabular import (
+from k2trial.core import io as tabular
+from k2trial.core.errors import InputDataError
+from k2trial.core.io import (
     FLOAT_FORMAT,
     csv_bytes,
     escape_formulas,
@@ -161,8 +161,8 @@ def test_record_shape_agrees_with_the_csv_module(seed):
 def test_validation_reads_the_same_with_categorical_columns():
     from pathlib import Path
 
-    from k2trial import validation
-    from k2trial.contract import read_contract
+    from k2trial.data import validation
+    from k2trial.data.contract import read_contract
 
     root = Path(__file__).resolve().parents[1]
     contract = read_contract(root / "data/raw/codebook.yaml", root / "config/lab_units.yaml")

@@ -1,4 +1,4 @@
-# Published-claims check (k2trial.claims; results/claims/): each claim of config/claims.yaml evaluated against the
+# Published-claims check (k2trial.analysis.claims; results/claims/): each claim of config/claims.yaml evaluated against the
 # analysis artifacts it names. The input names below are the artifact names the claims spec uses.
 
 

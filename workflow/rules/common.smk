@@ -1,17 +1,11 @@
-# Helpers shared by all stages: paths, the library on PYTHONPATH, the conda environment.
+# Helpers shared by all stages: paths and the conda environment. Scripts and notebooks import the analysis
+# library `k2trial`, installed into the environment by `make env` (pyproject.toml).
 import glob
 import os
 
-# Set for every job this workflow starts (not read from the user's environment): scripts and notebooks
-# import the analysis library `k2trial` from workflow/, and iteration order is deterministic
-# (ENGINEERING.md, determinism).
-LIBRARY_DIR = os.path.join(workflow.basedir, "workflow")
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        p for p in (LIBRARY_DIR, os.getenv("PYTHONPATH", "")) if p
-    ),
-    PYTHONHASHSEED="0",
-)
+# Set for every job this workflow starts (not read from the user's environment): iteration order is
+# deterministic (ENGINEERING.md, determinism).
+os.environ["PYTHONHASHSEED"] = "0"
 
 RAW_DIR = config["raw_dir"].rstrip("/")
 RESULTS = "results"
@@ -48,7 +42,7 @@ def raw_inputs(wildcards=None):
 def _repo_files(*patterns):
     found = []
     for pattern in patterns:
-        found += glob.glob(os.path.join(workflow.basedir, pattern))
+        found += glob.glob(os.path.join(workflow.basedir, pattern), recursive=True)
     return sorted(os.path.relpath(f, workflow.basedir) for f in found)
 
 
@@ -57,7 +51,7 @@ CODE_FILES = _repo_files(
     "Snakefile",
     "workflow/rules/*.smk",
     "workflow/scripts/*.py",
-    "workflow/k2trial/*.py",
+    "workflow/k2trial/**/*.py",
     "workflow/notebooks/*.ipynb",
     "workflow/schemas/*.yaml",
     "config/*.yaml",

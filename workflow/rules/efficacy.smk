@@ -1,5 +1,5 @@
 # Efficacy: paired tests, Friedman, descriptives, responders, group comparisons, models and weekly
-# trajectories of the VAS diary, in one job (k2trial.efficacy; results/efficacy/).
+# trajectories of the VAS diary, in one job (k2trial.analysis.efficacy; results/efficacy/).
 
 
 rule efficacy_analysis:

@@ -1,4 +1,4 @@
-# Reviewer figures (k2trial.figures): one job draws every figure, PNG for reading and SVG for print.
+# Reviewer figures (k2trial.report.figures): one job draws every figure, PNG for reading and SVG for print.
 # Interpreter start and imports dominate a small study, so one job (forking once to use its two threads)
 # beats one job per figure.
 

@@ -1,4 +1,4 @@
-# Severity groups and analysis populations (k2trial.groups; results/groups/).
+# Severity groups and analysis populations (k2trial.analysis.groups; results/groups/).
 
 
 rule assign_groups:

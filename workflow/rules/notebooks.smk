@@ -1,4 +1,4 @@
-# Reviewer notebooks (k2trial.notebooks): papermill templates in workflow/notebooks/, parameters passed through
+# Reviewer notebooks (k2trial.report.notebooks): papermill templates in workflow/notebooks/, parameters passed through
 # results/notebooks/<name>.parameters.yaml. They display precomputed tables (results/tables/catalog.json), figures
 # and analysis tables and never recompute. Two steps so that executing overlaps with drawing the figures:
 # execute_notebooks runs them on two kernels side by side (figures are placeholders), export_notebooks embeds the

@@ -1,4 +1,4 @@
-# Simulated datasets (k2trial.simulation), outside the default target; run a rule by name or by output:
+# Simulated datasets (k2trial.data.simulation), outside the default target; run a rule by name or by output:
 #   snakemake --cores 1 results/simulated/n2000-seed7      another size or seed (benchmarks, tests)
 #   snakemake --cores 1 regenerate_shipped_data            rewrite the shipped files in config raw_dir
 # The raw files in raw_dir are deliberately not the declared output of any rule: they are the workflow's

@@ -1,4 +1,4 @@
-# Reviewer tables (k2trial.tables): one job writes every table as CSV, self-contained HTML and LaTeX,
+# Reviewer tables (k2trial.report.tables): one job writes every table as CSV, self-contained HTML and LaTeX,
 # plus catalog.json (titles, notes and cells) that the notebooks display without recomputing anything.
 
 

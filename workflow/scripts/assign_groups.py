@@ -1,14 +1,14 @@
 """Severity groups and analysis-population flags (results/groups/assignment.csv and counts.csv).
 
 Reads results/analysis/{subjects,vas,labs}.csv (workflow/DATASETS.md); the baseline composite VAS comes from
-vas.csv, the baseline serum B12 (pg/mL) from labs.csv. Rules: k2trial.groups.
+vas.csv, the baseline serum B12 (pg/mL) from labs.csv. Rules: k2trial.analysis.groups.
 """
 
 import logging
 
-from k2trial import groups
-from k2trial.step import run_step
-from k2trial.tabular import write_csv
+from k2trial.analysis import groups
+from k2trial.runtime.step import run_step
+from k2trial.core.io import write_csv
 
 logger = logging.getLogger("k2trial.assign_groups")
 

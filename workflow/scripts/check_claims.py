@@ -2,7 +2,7 @@
 
 Reads the claims spec (config/claims.yaml), the raw dataset.yaml (is the dataset simulated?) and, of every other
 input, only the columns the claims use; the input names are the artifact names of the spec. Rules:
-k2trial.claims.
+k2trial.analysis.claims.
 """
 
 import logging
@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from k2trial import claims as claims_lib
-from k2trial.step import run_step
-from k2trial.tabular import write_csv, write_json
+from k2trial.analysis import claims as claims_lib
+from k2trial.runtime.step import run_step
+from k2trial.core.io import write_csv, write_json
 
 logger = logging.getLogger("k2trial.check_claims")
 #: Inputs that are not artifacts of the claims.

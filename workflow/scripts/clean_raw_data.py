@@ -8,11 +8,12 @@ import json
 import logging
 from pathlib import Path
 
-from k2trial import cleaning, validation
-from k2trial.contract import read_contract
-from k2trial.errors import InputDataError
-from k2trial.step import run_step
-from k2trial.tabular import write_csv
+from k2trial.data import cleaning
+from k2trial.data import validation
+from k2trial.data.contract import read_contract
+from k2trial.core.errors import InputDataError
+from k2trial.runtime.step import run_step
+from k2trial.core.io import write_csv
 
 logger = logging.getLogger("k2trial.clean_raw_data")
 

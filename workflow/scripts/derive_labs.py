@@ -1,10 +1,10 @@
 """results/analysis/labs.csv: lab results in the standard unit per test, lab ranges converted, baseline."""
 
-from k2trial import derivation
-from k2trial.cleaning import read_clean_table
-from k2trial.contract import read_contract
-from k2trial.step import run_step
-from k2trial.tabular import write_csv
+from k2trial.data import derivation
+from k2trial.data.cleaning import read_clean_table
+from k2trial.data.contract import read_contract
+from k2trial.runtime.step import run_step
+from k2trial.core.io import write_csv
 
 
 def main(smk):

@@ -1,14 +1,15 @@
 """Every efficacy table in one process (results/efficacy/*.csv and analysis_choices.json).
 
 One job on purpose: interpreter start and imports dominate a 30-subject study. Reads the groups assignment
-and results/analysis/vas.csv once into a [subject, param, week] array; the analyses are k2trial.efficacy.
+and results/analysis/vas.csv once into a [subject, param, week] array; the analyses are k2trial.analysis.efficacy.
 """
 
 import logging
 
-from k2trial import efficacy, groups
-from k2trial.step import run_step
-from k2trial.tabular import write_csv, write_json
+from k2trial.analysis import efficacy
+from k2trial.analysis import groups
+from k2trial.runtime.step import run_step
+from k2trial.core.io import write_csv, write_json
 
 logger = logging.getLogger("k2trial.efficacy_analysis")
 

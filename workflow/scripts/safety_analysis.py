@@ -1,4 +1,4 @@
-"""Safety analysis: every results/safety/*.csv table in one process (k2trial.safety.analyse_safety).
+"""Safety analysis: every results/safety/*.csv table in one process (k2trial.analysis.safety.conclusion.analyse_safety).
 
 Inputs: results/analysis/labs.csv and subjects.csv, results/clean/adverse_events.csv, config/lab_units.yaml and
 config/lab_standards.yaml. One process for all tables: interpreter start and imports dominate a small study.
@@ -9,10 +9,10 @@ import logging
 import pandas as pd
 import yaml
 
-from k2trial.labsafety import load_lab_standards
-from k2trial.safety import SAFETY_TABLES, SafetySettings, analyse_safety
-from k2trial.step import run_step
-from k2trial.tabular import write_csv
+from k2trial.analysis.safety.labs import load_lab_standards
+from k2trial.analysis.safety.conclusion import SAFETY_TABLES, SafetySettings, analyse_safety
+from k2trial.runtime.step import run_step
+from k2trial.core.io import write_csv
 
 logger = logging.getLogger("k2trial.safety_analysis")
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from k2trial.tabular import FLOAT_FORMAT
+from k2trial.core.io import FLOAT_FORMAT
 
 # Statuses of a distinct raw value (see module docstring).
 OK = "ok"
@@ -524,7 +524,7 @@ def normalise_text(values: Any) -> NormalisedColumn:
 
 
 def format_number(value: float) -> str:
-    """The text a number has in a clean CSV (k2trial.tabular float format)."""
+    """The text a number has in a clean CSV (k2trial.core.io float format)."""
     return FLOAT_FORMAT % value
 
 

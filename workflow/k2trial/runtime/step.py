@@ -1,6 +1,6 @@
 """The wrapper every workflow script runs its work through.
 
-    from k2trial.step import run_step
+    from k2trial.runtime.step import run_step
     def main(smk): ...
     run_step(snakemake, main)   # noqa: F821  (injected by Snakemake)
 
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from k2trial import provenance
-from k2trial.errors import K2TrialError
-from k2trial.tabular import write_json
+from k2trial.runtime import provenance
+from k2trial.core.errors import K2TrialError
+from k2trial.core.io import write_json
 
 logger = logging.getLogger("k2trial")
 

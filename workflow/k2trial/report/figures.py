@@ -34,7 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
-from k2trial.tables import (
+from k2trial.report.tables import (
     ETIOLOGY_LABELS,
     PARAM_LABELS,
     PARAMS,
@@ -803,8 +803,8 @@ def _figure_builders(
     data: Mapping[str, pd.DataFrame], settings: FigureSettings
 ) -> Iterator[tuple[str, Callable[[], Figure]]]:
     """(name, function drawing the figure) in FIGURE_NAMES order; shared inputs are prepared once."""
-    # Imported here so that `import k2trial.figures` stays light for callers that only save figures.
-    from k2trial.tables import as_bool, criterion_label, participant_flow
+    # Imported here so that `import k2trial.report.figures` stays light for callers that only save figures.
+    from k2trial.report.tables import as_bool, criterion_label, participant_flow
 
     style = settings.style
     subjects, vas, assignment = data["subjects"], data["vas"], data["assignment"]

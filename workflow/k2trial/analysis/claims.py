@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from k2trial.errors import ConfigError
+from k2trial.core.errors import ConfigError
 
 CLAIMS_COLUMNS = [
     "claim_id",

@@ -17,7 +17,7 @@ mess kinds, mess instances and distinct values only. The same (n_subjects, seed,
 files: every random draw comes from a numpy Generator seeded by SHA-256 of (seed, "simulation", part).
 
 Command line (writes one dataset, optionally with its truth tables and mess list):
-    python -m k2trial.simulation --n-subjects 30 --seed 20131001 --out data/raw [--truth-dir DIR]
+    python -m k2trial.data.simulation --n-subjects 30 --seed 20131001 --out data/raw [--truth-dir DIR]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from k2trial.errors import ConfigError
+from k2trial.core.errors import ConfigError
 
 #: Version of the generator's output: bump it whenever the same (n, seed, params) gives other files.
 GENERATOR_VERSION = "1.0"
@@ -1076,7 +1076,7 @@ def dataset_meta(n_subjects: int, seed: int) -> dict[str, Any]:
             "most, no adverse events, organ-function tests normal) and to the assumptions in STUDY.md and "
             "config `simulation`. The CRF-export mess in the files is deliberate (see README.md)."
         ),
-        "generator": f"k2trial.simulation {GENERATOR_VERSION}",
+        "generator": f"k2trial.simulation {GENERATOR_VERSION}",  # module name when the shipped data were made
         "seed": int(seed),
         "n_subjects": int(n_subjects),
     }
@@ -1136,8 +1136,8 @@ def write_raw_dataset(study: SimulatedStudy, out_dir: str | Path) -> dict[str, s
 
 
 def write_truth_tables(study: SimulatedStudy, out_dir: str | Path) -> None:
-    """Write the truth tables (same file names as the raw files) and mess.csv with k2trial.tabular."""
-    from k2trial.tabular import write_csv
+    """Write the truth tables (same file names as the raw files) and mess.csv with k2trial.core.io."""
+    from k2trial.core.io import write_csv
 
     out = Path(out_dir)
     for name in RAW_FILES:
@@ -1162,7 +1162,7 @@ def params_from_config_file(config_path: str | Path) -> tuple[dict[str, Any], di
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m k2trial.simulation", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m k2trial.data.simulation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-subjects", type=int, default=None, help="default: config simulation.n_subjects")
     parser.add_argument("--seed", type=int, default=None, help="default: config seed")
     parser.add_argument("--out", required=True, help="folder for the raw files, dataset.yaml and SHA256SUMS")

@@ -10,7 +10,7 @@ not a treatment effect (regression to the mean, placebo response).
 
 Data layout: `VasCube` holds aval as a dense array [subject, param, week] (NaN = missing), built once from
 vas.csv; every analysis slices it with boolean population masks, so nothing loops over subjects.
-Populations come from `k2trial.groups`.
+Populations come from `k2trial.analysis.groups`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from k2trial.errors import InputDataError, Problem
-from k2trial.groups import POPULATIONS
-from k2trial.pairedstats import (
+from k2trial.core.errors import InputDataError, Problem
+from k2trial.analysis.groups import POPULATIONS
+from k2trial.stats.paired import (
     PAIRED_DETAIL_COLUMNS,
     PAIRED_TEST_COLUMNS,
     holm,

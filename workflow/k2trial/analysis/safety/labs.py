@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from k2trial.errors import ConfigError, InputDataError, Problem
+from k2trial.core.errors import ConfigError, InputDataError, Problem
 
 FLAGS = ("LOW", "NORMAL", "HIGH")
 #: Shift-table categories: the flags plus no value.
@@ -1340,14 +1340,14 @@ def lab_paired_tests(
     confidence: float = 0.95,
     exact_max_n: int = 50,
 ) -> pd.DataFrame:
-    """Paired tests of every param (lab order, then eGFR) between two visits, with k2trial.pairedstats.
+    """Paired tests of every param (lab order, then eGFR) between two visits, with k2trial.stats.paired.
 
     Same columns as the efficacy paired tests (population "safety"), plus `unit` and `n_censored_excluded`:
     subjects whose value at either visit is censored are left out (the limit is only a bound), complete cases
     otherwise. Differences are rounded to the test's recording decimals by the engine. Holm adjustment across
     params, separately for each test (wilcoxon, paired_t); family "lab_params_<from>_<to>_<test>".
     """
-    from k2trial.pairedstats import PAIRED_TEST_COLUMNS, holm, paired_comparison
+    from k2trial.stats.paired import PAIRED_TEST_COLUMNS, holm, paired_comparison
 
     params = list(standards.all_params)
     s = annotated["subject_id"].cat.codes.to_numpy().astype(np.int64)

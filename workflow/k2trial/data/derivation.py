@@ -1,6 +1,6 @@
 """Analysis datasets derived from the clean tables: subjects, VAS (long format) and labs in standard units.
 
-Inputs are clean tables as `k2trial.cleaning.read_clean_table` returns them (canonical text, ISO dates,
+Inputs are clean tables as `k2trial.data.cleaning.read_clean_table` returns them (canonical text, ISO dates,
 numbers as float64, missing = NaN). Outputs follow workflow/DATASETS.md (results/analysis/); every
 function is vectorised over subjects (groupby/merge, no loop per subject or row).
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from k2trial import contract as ct
-from k2trial.contract import Contract
+from k2trial.data import contract as ct
+from k2trial.data.contract import Contract
 
 SUBJECT_COLUMNS = [
     "subject_id",

@@ -72,7 +72,8 @@ def code_hashes(files: Iterable[str | Path], root: str | Path) -> dict[str, str]
 
 
 def library_files(library_dir: str | Path) -> list[Path]:
-    return sorted(Path(library_dir).glob("*.py"))
+    """Every module of the library, subpackages included, in a stable order."""
+    return sorted(Path(library_dir).rglob("*.py"))
 
 
 def git_commit(repo_dir: str | Path) -> str | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from k2trial.errors import InputDataError, Problem
+from k2trial.core.errors import InputDataError, Problem
 
 POPULATIONS = ("all", "moderate", "severe", "b12_deficient", "diabetic", "residual_b12")
 SEVERITY_GROUPS = ("moderate", "severe")

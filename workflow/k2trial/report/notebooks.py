@@ -448,10 +448,10 @@ def join_names(names: Sequence[str]) -> str:
 
 
 def load_catalog(path: str | Path) -> dict[str, Any]:
-    """The display tables of results/tables/catalog.json by name (as k2trial.tables.DisplayTable)."""
+    """The display tables of results/tables/catalog.json by name (as k2trial.report.tables.DisplayTable)."""
     import json
 
-    from k2trial.tables import table_from_catalog
+    from k2trial.report.tables import table_from_catalog
 
     with open(path, encoding="utf-8") as handle:
         entries = json.load(handle)["tables"]
@@ -460,7 +460,7 @@ def load_catalog(path: str | Path) -> dict[str, Any]:
 
 def table_html(catalog: Mapping[str, Any], name: str, collapsed: bool = False, max_rows: int | None = None) -> str:
     """A catalog table as escaped HTML; collapsed inside <details>; `max_rows` shows the first rows and says so."""
-    from k2trial.tables import DisplayTable, to_html_fragment
+    from k2trial.report.tables import DisplayTable, to_html_fragment
 
     table = catalog[name]
     note = ""
@@ -532,7 +532,7 @@ def figure_placeholders(notebook: Any) -> list[str]:
 
 def p_text(p: Any, decimals: int = 3) -> str:
     """ "p < 0.001" or "p = 0.012" (rounded half up), "p not estimable" when missing."""
-    from k2trial.tables import MISSING, format_p_value
+    from k2trial.report.tables import MISSING, format_p_value
 
     text = format_p_value(p, decimals)
     if text == MISSING:
@@ -542,11 +542,11 @@ def p_text(p: Any, decimals: int = 3) -> str:
 
 def version_info(code_files: Mapping[str, bytes], config: Mapping[str, Any], package_version: str) -> dict[str, str]:
     """code_version (library version and a hash of the code files outside config/) and analysis_version (the
-    hash results/MANIFEST.json names: config, every code file's sha256 and the lock, k2trial.provenance).
+    hash results/MANIFEST.json names: config, every code file's sha256 and the lock, k2trial.runtime.provenance).
 
     code_files: repository-relative path -> content of the workflow's code files (common.smk CODE_FILES).
     """
-    from k2trial.provenance import analysis_version
+    from k2trial.runtime.provenance import analysis_version
 
     code_only = {name: data for name, data in code_files.items() if not name.startswith("config/")}
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(code_files.items())}

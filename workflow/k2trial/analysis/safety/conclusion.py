@@ -3,7 +3,7 @@
 `analyse_safety` runs every safety table from the analysis datasets (labs.csv, subjects.csv) and the clean
 adverse-event table; `safety_conclusion` states, per param, whether a clinically significant abnormality
 emerged on treatment, with the rule text, for the published-claims check. Laboratory details:
-k2trial.labsafety; adverse events: k2trial.adverse_events.
+k2trial.analysis.safety.labs; adverse events: k2trial.analysis.safety.adverse_events.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from k2trial import adverse_events as ae
-from k2trial import labsafety as ls
+from k2trial.analysis.safety import adverse_events as ae
+from k2trial.analysis.safety import labs as ls
 
 #: Output tables of `analyse_safety`, in the order they are written (file = name + ".csv").
 SAFETY_TABLES = (

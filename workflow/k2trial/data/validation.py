@@ -5,7 +5,7 @@ checked); `validate_dataset` checks them and returns a `ValidationResult`: the p
 normalised columns the cleaning step reuses. `build_report` and `report_markdown` make the report;
 `require_passed` is the gate the cleaning step runs first.
 
-Work is done on distinct values and integer codes (see k2trial.contract), never per row, so 100,000
+Work is done on distinct values and integer codes (see k2trial.data.contract), never per row, so 100,000
 subjects (4.5 million diary rows, 5.4 million lab rows) validate in seconds.
 
 Rows are spreadsheet rows (header = 1). Severity of each rule: `RULES`. The order of problems is fixed:
@@ -25,17 +25,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from k2trial import contract as ct
-from k2trial.contract import Contract, NormalisedColumn, TableSpec
-from k2trial.errors import InputDataError, Problem
-from k2trial.provenance import data_version, sha256_file
-from k2trial.tabular import read_raw_csv
+from k2trial.data import contract as ct
+from k2trial.data.contract import Contract, NormalisedColumn, TableSpec
+from k2trial.core.errors import InputDataError, Problem
+from k2trial.runtime.provenance import data_version, sha256_file
+from k2trial.core.io import read_raw_csv
 
 ERROR = "error"
 FIXABLE = "fixable"
 WARNING = "warning"
 SEVERITIES = (ERROR, FIXABLE, WARNING)
-#: The 7 fields of a problem in report.json (k2trial.errors.Problem).
+#: The 7 fields of a problem in report.json (k2trial.core.errors.Problem).
 PROBLEM_FIELDS = ["file", "row", "column", "value", "rule", "severity", "message"]
 #: The internal problem table: the report fields plus what cleaning needs (subject, clean value, detail).
 PROBLEM_COLUMNS = ["file", "row", "column", "value", "rule", "severity", "subject_id", "new", "detail"]
@@ -173,7 +173,7 @@ def read_raw_dataset(
 
     A missing, empty, non-UTF-8 or non-rectangular CSV file and an unreadable dataset.yaml become
     problems; reading goes on with the other files. SHA256SUMS is optional.
-    categorical: hold the CSV columns as Categoricals of the same text (k2trial.tabular.read_raw_csv):
+    categorical: hold the CSV columns as Categoricals of the same text (k2trial.core.io.read_raw_csv):
     validation gives the same result, several times faster and in a fraction of the memory on large
     files; the default (plain text) is for callers that edit the tables.
     """

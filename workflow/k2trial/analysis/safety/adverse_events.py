@@ -7,7 +7,7 @@ outside it are listed but not counted. "Related" and "leading to withdrawal" fol
 (config.yaml safety.related_levels, safety.withdrawal_actions); action text is compared ignoring case and
 spacing. Treatment-emergent: onset on or after the first dose.
 
-Text from the data (terms, actions, outcomes) is carried as data; k2trial.tabular.write_csv neutralises cells a
+Text from the data (terms, actions, outcomes) is carried as data; k2trial.core.io.write_csv neutralises cells a
 spreadsheet would run as formulas.
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from k2trial.errors import InputDataError, Problem
-from k2trial.labsafety import subject_numbers
+from k2trial.core.errors import InputDataError, Problem
+from k2trial.analysis.safety.labs import subject_numbers
 
 AE_REQUIRED = ("subject_id", "term", "onset_date", "severity", "serious", "related")
 SEVERITIES = ("mild", "moderate", "severe")
@@ -69,7 +69,7 @@ def adverse_event_listing(
 ) -> pd.DataFrame:
     """One row per reported event with derived flags: LISTING_COLUMNS.
 
-    subjects: output of k2trial.labsafety.prepare_subjects. study_day = onset - first dose + 1 on or after the
+    subjects: output of k2trial.analysis.safety.labs.prepare_subjects. study_day = onset - first dose + 1 on or after the
     first dose, onset - first dose before it (no day 0); empty without a first dose. Sorted by subject number,
     onset date, term, raw_row. Raises InputDataError for a subject not in subjects.csv or a severity outside
     mild/moderate/severe.

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from k2trial.notebooks import PAGE_CSS, assert_offline
+from k2trial.report.notebooks import PAGE_CSS, assert_offline
 
 SECTIONS = ("Notebooks", "Figures", "Tables")
-#: Titles of the figures of k2trial.figures.FIGURE_NAMES (kept here so the index does not import matplotlib).
+#: Titles of the figures of k2trial.report.figures.FIGURE_NAMES (kept here so the index does not import matplotlib).
 FIGURE_TITLES = {
     "participant_flow": "Participant flow",
     "composite_trajectories": "Composite VAS per subject by severity group",
@@ -98,7 +98,7 @@ def index_html(
     title: str,
     item_order: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """The index page. header_html is trusted markup (k2trial.notebooks.header_html escapes its values);
+    """The index page. header_html is trusted markup (k2trial.report.notebooks.header_html escapes its values);
     every artifact field is escaped here. Figures show a thumbnail loaded from the PNG beside the page."""
     rows = _ordered(artifacts, item_order or {})
     parts = [

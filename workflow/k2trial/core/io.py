@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from k2trial.errors import InputDataError, Problem
+from k2trial.core.errors import InputDataError, Problem
 
 #: Spreadsheet row of the first record (the header is row 1).
 FIRST_DATA_ROW = 2

@@ -1,6 +1,6 @@
 """Deterministic, documented fixes of the raw data: clean tables, audit log, data queries, row accounting.
 
-Cleaning applies exactly the fixable problems validation found (k2trial.validation), nothing else:
+Cleaning applies exactly the fixable problems validation found (k2trial.data.validation), nothing else:
 - every value is written in its canonical form (IDs K2-001, canonical labels, ISO dates, numbers as
   floats with a decimal point, lab results as canonical text such as "<0.2", canonical units);
 - an impossible value (outside the contract's plausible range) becomes missing and raises a query;
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from k2trial import contract as ct
-from k2trial.contract import Contract, TableSpec
-from k2trial.errors import InputDataError
-from k2trial.validation import FIXABLE, RULES, WARNING, NormalisedTable, ValidationResult
+from k2trial.data import contract as ct
+from k2trial.data.contract import Contract, TableSpec
+from k2trial.core.errors import InputDataError
+from k2trial.data.validation import FIXABLE, RULES, WARNING, NormalisedTable, ValidationResult
 
 #: Sort order of each clean table (then raw_row).
 SORT_COLUMNS: dict[str, tuple[str, ...]] = {
