@@ -47,3 +47,22 @@ def run_snakemake(workdir: Path, *args: str, cores: int = 4, timeout: int = 900)
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "wf")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The shipped configuration and vocabulary, for unit tests that need settings as the workflow builds them.
+# ---------------------------------------------------------------------------------------------------------------------
+def read_config() -> dict:
+    from k2trial.core.io import read_yaml
+
+    return read_yaml(ROOT / "config" / "config.yaml")
+
+
+def shipped_vocabulary():
+    """The vocabulary of the shipped codebook, lab units and config (k2trial.core.vocabulary)."""
+    from k2trial.core.io import read_yaml
+    from k2trial.core.vocabulary import load_vocabulary
+
+    return load_vocabulary(
+        read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), read_yaml(ROOT / "config" / "lab_units.yaml"), read_config()
+    )

@@ -17,14 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial.analysis.safety import adverse_events
-from k2trial.analysis import claims
-from k2trial.data import derivation
-from k2trial.analysis import efficacy
-from k2trial.analysis import groups
-from k2trial.analysis.safety import labs as labsafety
-from k2trial.analysis.safety import conclusion as safety
+from k2trial.analysis import claims, efficacy
 from k2trial.core import io as tabular
+from k2trial.core import schema
 from k2trial.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +97,7 @@ def _group(name: str) -> list[str]:
 def shipped_artifacts() -> dict[str, pd.DataFrame]:
     ids = list(SUBJECTS)
     subjects = _frame(
-        derivation.SUBJECT_COLUMNS,
+        schema.columns("analysis/subjects"),
         [{"subject_id": s, "etiology": SUBJECTS[s][2], "saffl": True, "efffl": True} for s in ids],
     )
     vas_rows = []
@@ -113,9 +108,9 @@ def shipped_artifacts() -> dict[str, pd.DataFrame]:
             {"subject_id": s, "param": "composite", "visit": "week8", "week": 8, "aval": week8, "base": base}
         )
         vas_rows[-1].update(chg=week8 - base, pchg=100 * (week8 - base) / base)
-    vas = _frame(derivation.VAS_COLUMNS, vas_rows)
+    vas = _frame(schema.columns("analysis/vas"), vas_rows)
     assignment = _frame(
-        groups.ASSIGNMENT_COLUMNS,
+        schema.columns("groups/assignment"),
         [
             {
                 "subject_id": s,
@@ -133,7 +128,7 @@ def shipped_artifacts() -> dict[str, pd.DataFrame]:
     n_b12 = sum(e != "diabetes" for _, _, e, _ in SUBJECTS.values())
     n_residual = sum(r for *_, r in SUBJECTS.values())
     counts = _frame(
-        groups.COUNT_COLUMNS,
+        schema.columns("groups/counts"),
         [
             {"group": "all", "n_enrolled": 30, "n_efficacy_set": 30},
             {"group": "moderate", "n_enrolled": 15, "n_efficacy_set": 15},
@@ -167,7 +162,7 @@ def shipped_artifacts() -> dict[str, pd.DataFrame]:
                     "max": max(values),
                 }
             )
-    descriptives = _frame(efficacy.DESCRIPTIVES_COLUMNS, descriptive_rows)
+    descriptives = _frame(schema.columns("efficacy/descriptives"), descriptive_rows)
     test_rows = []
     for param in ("tingling", "numbness", "weakness", "fatigue", "cramps"):
         common = {"population": "all", "param": param, "visit_from": "baseline", "visit_to": "week8", "n": 30}
@@ -179,9 +174,9 @@ def shipped_artifacts() -> dict[str, pd.DataFrame]:
     test_rows.append({**residual, "n": 10, "test": "wilcoxon", "estimate": -6.2, "ci_low": -6.84, "ci_high": -5.58})
     test_rows[-1]["ci_level"] = 0.95
     test_rows.append({**residual, "n": 10, "test": "paired_t", "estimate": -6.208, "ci_low": -6.806, "ci_high": -5.61})
-    paired_tests = _frame(efficacy.PAIRED_TESTS_COLUMNS, test_rows)
+    paired_tests = _frame(schema.columns("efficacy/paired_tests", p_holm=efficacy.HOLM_FAMILIES), test_rows)
     conclusion = _frame(
-        safety.CONCLUSION_COLUMNS,
+        schema.columns("safety/safety_conclusion"),
         [
             {
                 "scope": "lab",
@@ -210,10 +205,10 @@ def shipped_artifacts() -> dict[str, pd.DataFrame]:
             },
         ],
     )
-    hys_law = pd.DataFrame(columns=labsafety.HYS_LAW_COLUMNS)
+    hys_law = pd.DataFrame(columns=schema.columns("safety/hys_law"))
     categories = ("any", "treatment_emergent", "related", "severe", "serious", "leading_to_withdrawal")
     ae_summary = _frame(
-        adverse_events.SUMMARY_COLUMNS,
+        schema.columns("safety/ae_summary"),
         [{"category": c, "n_subjects": 0, "percent": 0.0, "n_events": 0, "denominator": 30} for c in categories],
     )
     return {
@@ -316,7 +311,7 @@ def test_spec_rejects_duplicate_ids_and_missing_primary_flag():
 
 def test_shipped_data_reproduce_every_primary_claim(shipped):
     table = evaluate(shipped)
-    assert list(table.columns) == claims.CLAIMS_COLUMNS
+    assert list(table.columns) == schema.columns("claims/claims")
     assert list(table["claim_id"]) == [c.claim_id for c in CLAIMS]
     primary = table[table["primary"]]
     assert dict(zip(primary["claim_id"], primary["status"], strict=True)) == dict.fromkeys(
@@ -460,8 +455,10 @@ def test_an_alt_rise_making_the_safety_conclusion_significant_is_not_reproduced(
 
 
 def test_a_hys_law_case_is_not_reproduced(shipped):
-    case = _row(labsafety.HYS_LAW_COLUMNS, subject_id="K2-007", visit="week4", week=4, alt_xuln=4.1, tbil_xuln=2.3)
-    shipped["hys_law"] = pd.DataFrame([case], columns=labsafety.HYS_LAW_COLUMNS)
+    case = _row(
+        schema.columns("safety/hys_law"), subject_id="K2-007", visit="week4", week=4, alt_xuln=4.1, tbil_xuln=2.3
+    )
+    shipped["hys_law"] = pd.DataFrame([case], columns=schema.columns("safety/hys_law"))
     row = evaluate(shipped).loc["P09_organ_function_safe"]
     assert row["status"] == "not_reproduced"
     assert row["observed"].endswith("Hy's law listing: 1 row")

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from k2trial.data import cleaning
-from k2trial.data import validation
-from k2trial.data import contract as ct
+from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 from k2trial.core.io import csv_bytes, write_csv
+from k2trial.core.values import subject_numbers
+from k2trial.data import cleaning, validation
+from k2trial.data import contract as ct
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"
@@ -95,7 +96,7 @@ def test_diary_fixes_removes_the_duplicate_and_sorts(clean, contract):
     assert by_row.loc[7, "comment"] == "slept badly"
     weeks = ct.visit_weeks(diary["visit"], contract)
     symptoms = ct.category_order(diary["symptom"], contract.symptoms)
-    numbers = ct.subject_numbers(diary["subject_id"])
+    numbers = subject_numbers(diary["subject_id"])
     keys = list(zip(numbers, weeks, symptoms, strict=True))
     assert keys == sorted(keys) and len(set(keys)) == len(keys) == 135
 
@@ -126,7 +127,7 @@ def test_clean_csv_bytes_are_exact(clean):
 
 def test_audit_log_has_one_row_per_change_and_per_removed_row(clean, contract):
     audit = clean.audit_log
-    assert list(audit.columns) == cleaning.AUDIT_COLUMNS
+    assert list(audit.columns) == schema.columns("clean/audit_log")
     records = audit.astype(object).where(audit.notna(), None).values.tolist()
     assert [
         "symptom_diary.csv",
@@ -160,7 +161,7 @@ def test_queries_list_impossible_values_and_warnings(contract):
     subjects = raw.tables["subjects.csv"]
     subjects.loc[subjects["_row"] == 4, "anticoagulant"] = "yes"
     queries = _clean(raw, contract).queries
-    assert list(queries.columns) == cleaning.QUERY_COLUMNS
+    assert list(queries.columns) == schema.columns("clean/queries")
     assert queries[["query_id", "file", "raw_row", "subject_id", "column", "value", "rule"]].values.tolist() == [
         ["Q0001", "subjects.csv", 4, "K2-003", "anticoagulant", "yes", "anticoagulant_use"],
         ["Q0002", "symptom_diary.csv", 111, "K2-003", "vas_cm", "35", "value_out_of_range"],

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from k2trial.core.values import subject_numbers
 from k2trial.data import contract as ct
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def test_test_codes_and_units(contract):
 
 
 def test_sort_helpers(contract):
-    assert ct.subject_numbers(["K2-010", "K2-002", "K2-100", None]).tolist() == [10, 2, 100, -1]
+    assert subject_numbers(["K2-010", "K2-002", "K2-100", None]).tolist() == [10, 2, 100, -1]
     assert ct.visit_weeks(["Baseline", "Week 4", "Week 8", "bogus"], contract).tolist() == [0, 4, 8, -1]
     assert list(ct.visit_codes(["Baseline", "Week 1"], contract)) == ["baseline", "week1"]
     assert ct.category_order(["cramps", "tingling", "other"], contract.symptoms).tolist() == [4, 0, 5]

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from k2trial.core import schema
+from k2trial.core.values import round_half_away
 from k2trial.data import contract as ct
 from k2trial.data import derivation
 
@@ -50,7 +52,7 @@ def _row(frame: pd.DataFrame, **where) -> pd.Series:
 
 
 def test_round_half_up():
-    values = derivation.round_half_up([2.675, 0.125, -1.25, 2.5, 1.005, NAN, 406.6141], [2, 2, 1, 0, 2, 1, 0])
+    values = round_half_away([2.675, 0.125, -1.25, 2.5, 1.005, NAN, 406.6141], [2, 2, 1, 0, 2, 1, 0])
     assert values[:5].tolist() == [2.68, 0.13, -1.3, 3.0, 1.01]
     assert np.isnan(values[5]) and values[6] == 407.0
 
@@ -68,7 +70,7 @@ def test_composite_is_the_mean_and_missing_when_a_symptom_is_missing():
 
 def test_vas_dataset_change_and_percent_change(contract):
     vas = derivation.derive_vas(DIARY, contract, SYMPTOMS, require_all=True)
-    assert list(vas.columns) == derivation.VAS_COLUMNS
+    assert list(vas.columns) == schema.columns("analysis/vas")
     composite = _row(vas, subject_id="K2-010", param="composite", visit="week8")
     assert composite["week"] == 8
     assert composite[["aval", "base", "chg", "pchg"]].tolist() == pytest.approx([1.2, 6.0, -4.8, -80.0])
@@ -118,7 +120,7 @@ DOSING = pd.DataFrame(
 
 def test_subjects_dataset_compliance_and_flags(contract):
     subjects = derivation.derive_subjects(SUBJECTS, DOSING, DIARY, 2, SYMPTOMS, True, contract)
-    assert list(subjects.columns) == derivation.SUBJECT_COLUMNS
+    assert list(subjects.columns) == schema.columns("analysis/subjects")
     assert subjects["subject_id"].tolist() == ["K2-002", "K2-003", "K2-010"]
     k10 = _row(subjects, subject_id="K2-010")
     assert k10["bmi"] == pytest.approx(80 / 1.6**2)  # 31.25 kg/m2
@@ -154,7 +156,7 @@ def test_labs_convert_to_standard_units_with_ranges_and_censoring(contract):
         ]
     )
     out = derivation.derive_labs(labs, SUBJECTS, contract)
-    assert list(out.columns) == derivation.LAB_COLUMNS
+    assert list(out.columns) == schema.columns("analysis/labs")
     assert out["param"].tolist() == ["HGB", "TBIL", "CREAT", "NA", "GLUCF", "B12"]  # lab_units order
     expected = {  # (aval, unit, ref_low, ref_high, censored)
         "HGB": (13.5, "g/dL", 12.0, 15.5, False),

@@ -17,25 +17,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import read_config, shipped_vocabulary
 from scipy import stats
 
-from k2trial.analysis import efficacy
-from k2trial.analysis import groups
+from k2trial.analysis import efficacy, groups, sensitivity_models
+from k2trial.analysis.vas_cube import VasCube, build_vas_cube
+from k2trial.core import schema
 from k2trial.core.errors import InputDataError
+from k2trial.stats import random_intercept, summaries
 from k2trial.stats.paired import holm, paired_comparison_table, rank_sum_test
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "efficacy"
-SETTINGS = efficacy.EfficacySettings()
+VOCABULARY = shipped_vocabulary()
+SETTINGS = efficacy.EfficacySettings.from_config(read_config()["efficacy"], VOCABULARY)
 
 
 @pytest.fixture(scope="module")
 def fixture_data():
-    subjects = groups.read_analysis_table(
-        FIXTURES / "subjects.csv", ["subject_id", "etiology", "prior_b12_therapy", "efffl"]
+    subjects = schema.read_artifact(
+        FIXTURES / "subjects.csv", "analysis/subjects", ["subject_id", "etiology", "prior_b12_therapy", "efffl"]
     )
-    vas = groups.read_analysis_table(FIXTURES / "vas.csv", ["subject_id", "param", "visit", "week", "aval"])
-    labs = groups.read_analysis_table(FIXTURES / "labs.csv", ["subject_id", "visit", "param", "aval"])
+    vas = schema.read_artifact(FIXTURES / "vas.csv", "analysis/vas", ["subject_id", "param", "visit", "week", "aval"])
+    labs = schema.read_artifact(FIXTURES / "labs.csv", "analysis/labs", ["subject_id", "visit", "param", "aval"])
     assignment = groups.assign_groups(
         subjects,
         groups.baseline_value(vas, "composite"),
@@ -45,8 +49,8 @@ def fixture_data():
         adequate_b12_from=300,
         composite_decimals=2,
     )
-    cube = efficacy.build_vas_cube(vas, assignment["subject_id"].to_numpy())
-    return assignment, groups.population_members(assignment), cube
+    cube = build_vas_cube(vas, assignment["subject_id"].to_numpy(), VOCABULARY)
+    return assignment, groups.population_members(assignment, VOCABULARY.populations), cube
 
 
 def wide(population_ids: set[str], param: str) -> pd.DataFrame:
@@ -89,7 +93,7 @@ def test_cube_rejects_bad_records_with_row_and_column(change, column, row):
         for key, value in change.items():
             vas.loc[0, key] = value
     with pytest.raises(InputDataError) as error:
-        efficacy.build_vas_cube(vas, ["K2-001"])
+        build_vas_cube(vas, ["K2-001"], VOCABULARY)
     assert f"row {row}" in str(error.value) and f"'{column}'" in str(error.value)
 
 
@@ -99,10 +103,10 @@ def test_cube_rejects_bad_records_with_row_and_column(change, column, row):
 def test_paired_tests_on_fixture(fixture_data):
     assignment, members, cube = fixture_data
     table = efficacy.paired_tests(cube, members, SETTINGS)
-    assert list(table.columns) == efficacy.PAIRED_TESTS_COLUMNS
+    assert list(table.columns) == schema.columns("efficacy/paired_tests", p_holm=efficacy.HOLM_FAMILIES)
     assert len(table) == 6 * 6 * 3 * 2
-    assert list(table["population"].unique()) == list(groups.POPULATIONS)
-    assert list(table["param"].unique()) == list(efficacy.PARAMS)
+    assert list(table["population"].unique()) == list(VOCABULARY.populations)
+    assert list(table["param"].unique()) == list(VOCABULARY.params)
     assert table.iloc[:6][["visit_from", "visit_to", "test"]].values.tolist() == [
         ["baseline", "week4", "wilcoxon"], ["baseline", "week4", "paired_t"],
         ["baseline", "week8", "wilcoxon"], ["baseline", "week8", "paired_t"],
@@ -128,7 +132,7 @@ def test_holm_families_on_fixture(fixture_data):
     assert one["p_holm_visit_contrasts"].tolist() == pytest.approx(holm(one["p_value"]).tolist(), abs=1e-15)
     week8 = table[
         (table["population"] == "moderate") & (table["test"] == "paired_t") & (table["visit_from"] == "baseline")
-        & (table["visit_to"] == "week8") & table["param"].isin(efficacy.SYMPTOMS)
+        & (table["visit_to"] == "week8") & table["param"].isin(VOCABULARY.symptoms)
     ]  # fmt: skip
     assert len(week8) == 5
     assert week8["p_holm_symptoms"].tolist() == pytest.approx(holm(week8["p_value"]).tolist(), abs=1e-15)
@@ -152,19 +156,19 @@ def test_empty_population_gives_nan_rows(fixture_data):
 
 def test_friedman_by_hand():
     # Two subjects ranked 1, 2, 3 alike: rank sums 2, 4, 6; chi2 = 12 * 8 / (2 * 3 * 4) = 4; W = 4 / (2 * 2) = 1.
-    n, chi2, df, p, w = efficacy.friedman_test(np.array([[9.0, 5.0, 1.0], [8.0, 4.5, 2.0]])[:, ::-1], 1)
+    n, chi2, df, p, w = summaries.friedman_test(np.array([[9.0, 5.0, 1.0], [8.0, 4.5, 2.0]])[:, ::-1], 1)
     assert (n, chi2, df, w) == (2, 4.0, 2.0, 1.0)
     assert p == pytest.approx(math.exp(-2.0), abs=1e-15)
     # a subject with a missing visit is dropped; all-tied rows give NaN
-    assert efficacy.friedman_test(np.array([[1.0, 2.0, np.nan]]), 1)[0] == 0
-    assert math.isnan(efficacy.friedman_test(np.array([[3.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), 1)[1])
+    assert summaries.friedman_test(np.array([[1.0, 2.0, np.nan]]), 1)[0] == 0
+    assert math.isnan(summaries.friedman_test(np.array([[3.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), 1)[1])
 
 
 def test_friedman_matches_scipy_with_ties():
     rng = np.random.default_rng(7)
     for _ in range(10):
         values = rng.integers(0, 4, size=(int(rng.integers(3, 30)), 3)).astype(float)
-        n, chi2, df, p, w = efficacy.friedman_test(values, 0)
+        n, chi2, df, p, w = summaries.friedman_test(values, 0)
         if math.isnan(chi2):
             continue
         expected = stats.friedmanchisquare(*values.T)
@@ -176,7 +180,7 @@ def test_friedman_matches_scipy_with_ties():
 def test_friedman_table_on_fixture(fixture_data):
     assignment, members, cube = fixture_data
     table = efficacy.friedman_table(cube, members, SETTINGS)
-    assert list(table.columns) == efficacy.FRIEDMAN_COLUMNS and len(table) == 36
+    assert list(table.columns) == schema.columns("efficacy/friedman") and len(table) == 36
     data = wide(set(assignment.loc[members["all"], "subject_id"]), "tingling")[["baseline", "week4", "week8"]]
     data = data.dropna()
     expected = stats.friedmanchisquare(*data.to_numpy().T)
@@ -191,7 +195,7 @@ def test_friedman_table_on_fixture(fixture_data):
 def test_descriptives_match_pandas(fixture_data):
     assignment, members, cube = fixture_data
     table = efficacy.descriptives_table(cube, members, SETTINGS)
-    assert list(table.columns) == efficacy.DESCRIPTIVES_COLUMNS
+    assert list(table.columns) == schema.columns("efficacy/descriptives")
     # per population and param: aval at 3 visits + chg at 2 visits
     assert len(table) == 6 * 6 * 5
     data = wide(set(assignment.loc[members["moderate"], "subject_id"]), "composite")
@@ -211,7 +215,7 @@ def test_descriptives_match_pandas(fixture_data):
 def test_weekly_trajectory(fixture_data):
     assignment, members, cube = fixture_data
     table = efficacy.weekly_table(cube, members)
-    assert list(table.columns) == efficacy.WEEKLY_COLUMNS and len(table) == 6 * 6 * 9
+    assert list(table.columns) == schema.columns("efficacy/weekly") and len(table) == 6 * 6 * 9
     data = wide(set(assignment.loc[members["severe"], "subject_id"]), "numbness")["week3"]
     got = table[(table["population"] == "severe") & (table["param"] == "numbness") & (table["week"] == 3)].iloc[0]
     assert got["visit"] == "week3"
@@ -236,17 +240,17 @@ def test_responder_boundaries_by_hand():
 
 def test_clopper_pearson_matches_scipy():
     for x, n in ((0, 10), (3, 10), (10, 10), (7, 23)):
-        low, high = efficacy.clopper_pearson([x], [n], 0.95)
+        low, high = summaries.clopper_pearson([x], [n], 0.95)
         ci = stats.binomtest(x, n).proportion_ci(confidence_level=0.95, method="exact")
         assert (low[0], high[0]) == pytest.approx((ci.low, ci.high), abs=1e-12)
-    low, high = efficacy.clopper_pearson([0], [0], 0.95)
+    low, high = summaries.clopper_pearson([0], [0], 0.95)
     assert math.isnan(low[0]) and math.isnan(high[0])
 
 
 def test_responders_table_on_fixture(fixture_data):
     _, members, cube = fixture_data
     table = efficacy.responders_table(cube, members, SETTINGS)
-    assert list(table.columns) == efficacy.RESPONDER_COLUMNS
+    assert list(table.columns) == schema.columns("efficacy/responders")
     assert len(table) == 6 * 6 * 3
     assert list(table["criterion"].unique()) == ["pct_reduction_ge_30", "pct_reduction_ge_50", "point_reduction_ge_2"]
     cramps = table[(table["population"] == "severe") & (table["param"] == "cramps")]
@@ -265,7 +269,7 @@ def test_responders_table_on_fixture(fixture_data):
 def test_group_comparison_on_fixture(fixture_data):
     assignment, members, cube = fixture_data
     table = efficacy.group_comparison_table(cube, members, SETTINGS)
-    assert list(table.columns) == efficacy.GROUP_COMPARISON_COLUMNS and len(table) == 12
+    assert list(table.columns) == schema.columns("efficacy/group_comparison") and len(table) == 12
     moderate = wide(set(assignment.loc[members["moderate"], "subject_id"]), "composite")
     severe = wide(set(assignment.loc[members["severe"], "subject_id"]), "composite")
     expected = rank_sum_test(moderate["week8"] - moderate["baseline"], severe["week8"] - severe["baseline"], decimals=2)
@@ -286,21 +290,21 @@ def balanced_cube(seed: int = 8, per_group: int = 8):
     """Composite VAS for 2 x per_group subjects, complete at baseline, week 4 and week 8."""
     rng = np.random.default_rng(seed)
     n = 2 * per_group
-    aval = np.full((n, len(efficacy.PARAMS), 9), np.nan)
+    aval = np.full((n, len(VOCABULARY.params), 9), np.nan)
     severe = np.arange(n) >= per_group
     means = np.where(severe[:, None], [8.5, 4.5, 1.8], [7.0, 4.0, 1.5])
     values = means + rng.normal(0, 0.6, (n, 1)) + rng.normal(0, 0.4, (n, 3))
-    aval[:, efficacy.PARAMS.index("composite"), [0, 4, 8]] = np.round(values, 2)
+    aval[:, VOCABULARY.params.index("composite"), [0, 4, 8]] = np.round(values, 2)
     ids = np.array([f"K2-{i + 1:03d}" for i in range(n)], dtype=object)
-    members = {name: np.zeros(n, dtype=bool) for name in groups.POPULATIONS}
+    members = {name: np.zeros(n, dtype=bool) for name in VOCABULARY.populations}
     members["all"] = np.ones(n, dtype=bool)
     members["moderate"], members["severe"] = ~severe, severe
-    return efficacy.VasCube(ids, efficacy.PARAMS, aval), members, np.round(values, 2), severe
+    return VasCube(ids, VOCABULARY.params, aval, VOCABULARY.visit_weeks), members, np.round(values, 2), severe
 
 
 def test_models_against_textbook_formulas():
     cube, members, y, severe = balanced_cube()
-    table = efficacy.models_table(cube, members, SETTINGS)
+    table = sensitivity_models.models_table(cube, members, SETTINGS)
     assert list(table.columns[:2]) == ["model", "param"] and set(table["param"]) == {"composite"}
     a, b, n = 2, 3, 8
     cells = np.stack([y[~severe], y[severe]])  # group x subject x visit
@@ -365,7 +369,7 @@ def test_random_intercept_fit_against_dense_reml_and_statsmodels():
     subject, visit, severe, y = subject[keep], visit[keep], severe[keep], y[keep]
     x = np.column_stack([np.ones(len(y)), visit == 1, visit == 2, severe, (visit == 1) * severe, (visit == 2) * severe])
     x = x.astype(float)
-    fit = efficacy.fit_random_intercept(y, x, subject, reml=True)
+    fit = random_intercept.fit_random_intercept(y, x, subject, reml=True)
 
     same = (subject[:, None] == subject[None, :]).astype(float)
 
@@ -393,7 +397,7 @@ def test_random_intercept_fit_against_dense_reml_and_statsmodels():
     assert fit.params == pytest.approx(np.asarray(reference.fe_params), abs=1e-5)
     assert fit.residual_variance == pytest.approx(reference.scale, rel=1e-4)
     assert np.sqrt(np.diag(fit.cov_params)) == pytest.approx(np.asarray(reference.bse_fe), rel=1e-3)
-    ml = efficacy.fit_random_intercept(y, x, subject, reml=False)
+    ml = random_intercept.fit_random_intercept(y, x, subject, reml=False)
     reference_ml = sm.MixedLM(y, x, groups=subject).fit(reml=False)
     assert ml.params == pytest.approx(np.asarray(reference_ml.fe_params), abs=1e-5)
     assert ml.residual_variance == pytest.approx(reference_ml.scale, rel=1e-4)
@@ -402,7 +406,7 @@ def test_random_intercept_fit_against_dense_reml_and_statsmodels():
 def test_models_not_estimable_with_one_group():
     cube, members, _, _ = balanced_cube()
     members = {**members, "severe": np.zeros_like(members["severe"])}
-    table = efficacy.models_table(cube, members, SETTINGS)
+    table = sensitivity_models.models_table(cube, members, SETTINGS)
     assert table["statistic"].isna().all() and table["caveat"].str.startswith("not estimable").all()
 
 
@@ -442,23 +446,36 @@ def restore_logging():
     root.setLevel(level)
 
 
+#: The vocabulary inputs and params every job that builds it gets (workflow/rules/common.smk VOCABULARY).
+VOCABULARY_INPUTS = {"codebook": str(ROOT / "data/raw/codebook.yaml"), "lab_units": str(ROOT / "config/lab_units.yaml")}
+GROUPS_OUTPUTS = ("assignment", "counts", "participant_flow", "baseline_characteristics")
+EFFICACY_OUTPUTS = ("paired_tests", "friedman", "descriptives", "responders", "group_comparison", "models", "weekly",
+                    "symptom_ranking")  # fmt: skip
+
+
 def run_scripts(out: Path, config: dict) -> None:
+    vocabulary = {"composite": config["composite"], "populations": config["populations"]}
     groups_job = _Job(
-        input=_Named(**{name: str(FIXTURES / f"{name}.csv") for name in ("subjects", "vas", "labs")}),
-        output=_Named(assignment=str(out / "groups/assignment.csv"), counts=str(out / "groups/counts.csv")),
-        params=_Named(groups=config["groups"], b12_status=config["b12_status"], composite_decimals=2),
+        input=_Named(
+            **{name: str(FIXTURES / f"{name}.csv") for name in ("subjects", "vas", "labs")}, **VOCABULARY_INPUTS
+        ),
+        output=_Named(**{name: str(out / f"groups/{name}.csv") for name in GROUPS_OUTPUTS}),
+        params=_Named(
+            groups=config["groups"], b12_status=config["b12_status"], composite_decimals=2, vocabulary=vocabulary
+        ),
         log=[str(out / "logs/assign_groups.log")],
         rule="assign_groups",
     )
     runpy.run_path(str(ROOT / "workflow/scripts/assign_groups.py"), init_globals={"snakemake": groups_job})
-    names = ["paired_tests", "friedman", "descriptives", "responders", "group_comparison", "models", "weekly"]
     efficacy_job = _Job(
-        input=_Named(assignment=str(out / "groups/assignment.csv"), vas=str(FIXTURES / "vas.csv")),
+        input=_Named(assignment=str(out / "groups/assignment.csv"), vas=str(FIXTURES / "vas.csv"), **VOCABULARY_INPUTS),
         output=_Named(
-            **{name: str(out / f"efficacy/{name}.csv") for name in names},
+            **{name: str(out / f"efficacy/{name}.csv") for name in EFFICACY_OUTPUTS},
             analysis_choices=str(out / "efficacy/analysis_choices.json"),
         ),
-        params=_Named(efficacy=config["efficacy"], groups=config["groups"], b12_status=config["b12_status"]),
+        params=_Named(
+            efficacy=config["efficacy"], groups=config["groups"], b12_status=config["b12_status"], vocabulary=vocabulary
+        ),
         log=[str(out / "logs/efficacy_analysis.log")],
         rule="efficacy_analysis",
     )
@@ -471,15 +488,15 @@ def test_scripts_write_every_table_deterministically(tmp_path, restore_logging):
     run_scripts(tmp_path / "b", config)
     produced = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*.*"))
     assert [p for p in produced if not p.startswith("logs/")] == sorted(
-        ["groups/assignment.csv", "groups/counts.csv", "efficacy/analysis_choices.json"]
-        + [f"efficacy/{n}.csv" for n in ("paired_tests", "friedman", "descriptives", "responders",
-                                         "group_comparison", "models", "weekly")]
-    )  # fmt: skip
+        ["efficacy/analysis_choices.json"]
+        + [f"groups/{n}.csv" for n in GROUPS_OUTPUTS]
+        + [f"efficacy/{n}.csv" for n in EFFICACY_OUTPUTS]
+    )
     for path in produced:
         if not path.startswith("logs/"):
             assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes(), path
     paired = pd.read_csv(tmp_path / "a/efficacy/paired_tests.csv")
-    assert list(paired.columns) == efficacy.PAIRED_TESTS_COLUMNS
+    assert list(paired.columns) == schema.columns("efficacy/paired_tests", p_holm=efficacy.HOLM_FAMILIES)
     assert set(paired["p_method"]) <= {"exact", "normal_cc", "t"}
     choices = json.loads((tmp_path / "a/efficacy/analysis_choices.json").read_text())
     assert choices["wilcoxon"]["zero_method"].startswith("wilcox")

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shipped_vocabulary
 
 from k2trial.analysis import groups
+from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "efficacy"
@@ -33,11 +35,11 @@ EXPECTED = {
 
 
 def fixture_assignment(**overrides) -> pd.DataFrame:
-    subjects = groups.read_analysis_table(
-        FIXTURES / "subjects.csv", ["subject_id", "etiology", "prior_b12_therapy", "efffl"]
+    subjects = schema.read_artifact(
+        FIXTURES / "subjects.csv", "analysis/subjects", ["subject_id", "etiology", "prior_b12_therapy", "efffl"]
     )
-    vas = groups.read_analysis_table(FIXTURES / "vas.csv", ["subject_id", "param", "visit", "aval"])
-    labs = groups.read_analysis_table(FIXTURES / "labs.csv", ["subject_id", "visit", "param", "aval"])
+    vas = schema.read_artifact(FIXTURES / "vas.csv", "analysis/vas", ["subject_id", "param", "visit", "aval"])
+    labs = schema.read_artifact(FIXTURES / "labs.csv", "analysis/labs", ["subject_id", "visit", "param", "aval"])
     options = {**SETTINGS, **overrides}
     return groups.assign_groups(
         subjects,
@@ -52,7 +54,7 @@ def fixture_assignment(**overrides) -> pd.DataFrame:
 
 def test_fixture_assignment_by_hand():
     assignment = fixture_assignment()
-    assert list(assignment.columns) == groups.ASSIGNMENT_COLUMNS
+    assert list(assignment.columns) == schema.columns("groups/assignment")
     assert list(assignment["subject_id"]) == list(EXPECTED)
     for _, r in assignment.iterrows():
         composite, group, outside, b12, diabetic, residual = EXPECTED[r["subject_id"]]
@@ -111,8 +113,8 @@ def test_residual_b12_needs_every_condition():
 
 def test_populations_and_counts():
     assignment = fixture_assignment()
-    members = groups.population_members(assignment)
-    assert list(members) == list(groups.POPULATIONS)
+    members = groups.population_members(assignment, shipped_vocabulary().populations)
+    assert list(members) == list(shipped_vocabulary().populations)
     ids = assignment["subject_id"].to_numpy()
     assert set(ids[members["all"]]) == set(EXPECTED) - {"K2-009"}
     assert set(ids[members["moderate"]]) == {"K2-001", "K2-004", "K2-006", "K2-008", "K2-012"}
@@ -133,14 +135,14 @@ def test_populations_and_counts():
 
 
 def test_sodium_code_is_not_read_as_missing():
-    labs = groups.read_analysis_table(FIXTURES / "labs.csv", ["subject_id", "param", "aval"])
+    labs = schema.read_artifact(FIXTURES / "labs.csv", "analysis/labs", ["subject_id", "param", "aval"])
     assert "NA" in set(labs["param"].astype(str))
     assert labs["param"].notna().all()
 
 
 def test_input_errors_name_file_row_and_column(tmp_path):
     with pytest.raises(InputDataError) as missing:
-        groups.read_analysis_table(FIXTURES / "vas.csv", ["subject_id", "no_such_column"], label="vas.csv")
+        schema.read_artifact(FIXTURES / "vas.csv", "analysis/vas", ["subject_id", "no_such_column"], label="vas.csv")
     assert "no_such_column" in str(missing.value) and "vas.csv" in str(missing.value)
     long = pd.DataFrame(
         {"subject_id": ["K2-001", "K2-001"], "param": ["composite"] * 2, "visit": ["baseline"] * 2, "aval": [7.0, 7.2]}

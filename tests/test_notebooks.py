@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import json
-import os
 import re
 from pathlib import Path
 

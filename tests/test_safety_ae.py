@@ -10,15 +10,19 @@ import pandas as pd
 import pytest
 
 from k2trial.analysis.safety import adverse_events as ae
+from k2trial.analysis.safety.lab_table import prepare_subjects
+from k2trial.core import schema
 from k2trial.core.errors import InputDataError
-from k2trial.analysis.safety.labs import prepare_subjects
 from k2trial.core.io import csv_bytes
+from k2trial.data.contract import read_contract
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "safety" / "planted"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "safety" / "planted"
 RELATED = ("possible", "probable", "definite")
 WITHDRAWAL = ("drug withdrawn", "drug discontinued")
-AE_COLUMNS = ["raw_row", "subject_id", "term", "onset_date", "end_date", "severity", "serious", "related", "action",
-              "outcome"]  # fmt: skip
+#: The clean adverse-event table of the contract (raw_row, then the codebook's columns).
+SPEC = read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml").tables["adverse_events.csv"]
+AE_COLUMNS = ["raw_row", *SPEC.column_names]
 
 
 def read(name: str) -> pd.DataFrame:
@@ -31,7 +35,7 @@ def subjects() -> pd.DataFrame:
 
 
 def listing_of(events: pd.DataFrame, subjects: pd.DataFrame) -> pd.DataFrame:
-    return ae.adverse_event_listing(events, subjects, related_levels=RELATED, withdrawal_actions=WITHDRAWAL)
+    return ae.adverse_event_listing(events, subjects, related_levels=RELATED, withdrawal_actions=WITHDRAWAL, spec=SPEC)
 
 
 def summary_of(listing: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -65,7 +69,7 @@ def test_tables_on_the_fixture_with_a_serious_event_and_a_withdrawal(subjects):
     )
 
     assert listing["subject_id"].tolist() == ["K2-002", "K2-003", "K2-003", "K2-005"]
-    assert list(listing.columns) == ae.LISTING_COLUMNS
+    assert list(listing.columns) == schema.columns("safety/ae_listing")
     epi = listing.iloc[0]
     # first dose 2013-01-14, onset 2013-03-08: day 54
     assert (epi.study_day, epi.related_to_treatment, epi.leading_to_withdrawal, epi.treatment_emergent) == (
@@ -79,7 +83,7 @@ def test_tables_on_the_fixture_with_a_serious_event_and_a_withdrawal(subjects):
 def test_no_adverse_events_gives_zero_counts_that_say_so(subjects):
     empty = pd.DataFrame(columns=AE_COLUMNS)
     listing = listing_of(empty, subjects)
-    assert listing.empty and list(listing.columns) == ae.LISTING_COLUMNS
+    assert listing.empty and list(listing.columns) == schema.columns("safety/ae_listing")
     summary = summary_of(listing, 6)
     assert (summary["n_subjects"] == 0).all() and (summary["n_events"] == 0).all()
     assert (summary["percent"] == 0.0).all() and (summary["denominator"] == 6).all()

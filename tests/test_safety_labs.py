@@ -1,4 +1,5 @@
-"""Laboratory safety (k2trial.analysis.safety.labs): unit conversions, standards, flags, CTCAE v5.0 grade boundaries, eGFR,
+"""Laboratory safety (k2trial.analysis.safety: standards, lab_table, kidney, toxicity_grades, hepatic,
+lab_summaries): unit conversions, standards, flags, CTCAE v5.0 grade boundaries, eGFR,
 B12 status, shifts, descriptives with censored values, Hy's law and eDISH.
 
 Expected values are worked by hand from CLINICAL.md (safety section) and the CTCAE v5.0 tables; they are written
@@ -15,13 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial.analysis.safety import labs as ls
+from k2trial.analysis.safety import hepatic, kidney, lab_summaries, lab_table, standards, toxicity_grades
+from k2trial.core import schema, values
 from k2trial.core.errors import ConfigError, InputDataError
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_UNITS = yaml.safe_load((ROOT / "config/lab_units.yaml").read_text())
 LAB_STANDARDS = yaml.safe_load((ROOT / "config/lab_standards.yaml").read_text())
-STANDARDS = ls.load_lab_standards(LAB_UNITS, LAB_STANDARDS)
+STANDARDS = standards.load_lab_standards(LAB_UNITS, LAB_STANDARDS)
 VISIT_OF_WEEK = {0: "baseline", 4: "week4", 8: "week8"}
 
 
@@ -78,20 +80,20 @@ def subjects_frame(spec: dict[str, tuple[str, int, bool]], never_dosed: tuple[st
 
 
 def annotate(rows: list[dict], subjects: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    prepared = ls.prepare_subjects(subjects)
-    annotated = ls.annotate_labs(
-        pd.DataFrame(rows), prepared, STANDARDS, b12_deficient_below=200, b12_adequate_from=300
+    prepared = lab_table.prepare_subjects(subjects)
+    annotated = lab_table.annotate_labs(
+        pd.DataFrame(rows), prepared, STANDARDS, b12_deficient_below=200, b12_adequate_from=300, b12_test="B12"
     )
     return annotated, prepared
 
 
 def grades_by(rows: list[dict], subjects: pd.DataFrame) -> dict[tuple[str, str, int, str], int]:
     annotated, prepared = annotate(rows, subjects)
-    g = ls.ctcae_grades(annotated, prepared, STANDARDS)
+    g = toxicity_grades.ctcae_grades(annotated, prepared, STANDARDS)
     return {(r.subject_id, r.param, int(r.week), r.term): int(r.grade) for r in g.itertuples(index=False)}
 
 
-def term(name: str) -> ls.CtcaeTerm:
+def term(name: str) -> standards.CtcaeTerm:
     return next(t for t in STANDARDS.terms if t.term == name)
 
 
@@ -108,7 +110,7 @@ def grade_values(
 ) -> list[int]:
     t = term(name)
     n = len(values)
-    grade, _ = ls.grade_term(
+    grade, _ = toxicity_grades.grade_term(
         t,
         np.array(values, float),
         np.full(n, lln),
@@ -207,7 +209,7 @@ def test_inconsistent_standards_are_config_errors(edit, message):
     broken = yaml.safe_load((ROOT / "config/lab_standards.yaml").read_text())
     edit(broken)
     with pytest.raises(ConfigError, match=message):
-        ls.load_lab_standards(LAB_UNITS, broken)
+        standards.load_lab_standards(LAB_UNITS, broken)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -216,16 +218,16 @@ def test_inconsistent_standards_are_config_errors(edit, message):
 def test_exactly_three_times_uln_is_not_above_it_despite_float_noise():
     # 1.15 x 3 is 3.4499999999999997 in binary floating point: a naive comparison calls 3.45 "> 3 x ULN"
     assert 3.45 > 3 * 1.15
-    assert not ls.compare_at_precision([3.45], [3 * 1.15], ">", 2)[0]
-    assert ls.compare_at_precision([3.46], [3 * 1.15], ">", 2)[0]
-    assert ls.compare_at_precision([3.45], [3 * 1.15], ">=", 2)[0]
+    assert not values.compare_at_precision([3.45], [3 * 1.15], ">", 2)[0]
+    assert values.compare_at_precision([3.46], [3 * 1.15], ">", 2)[0]
+    assert values.compare_at_precision([3.45], [3 * 1.15], ">=", 2)[0]
     # and a value carrying conversion noise is taken at its recording precision (2 decimals for TBIL)
-    assert not ls.compare_at_precision([3.4500000001], [3.45], ">", 2)[0]
-    assert not ls.compare_at_precision([np.nan], [1.0], "<", 2)[0]
+    assert not values.compare_at_precision([3.4500000001], [3.45], ">", 2)[0]
+    assert not values.compare_at_precision([np.nan], [1.0], "<", 2)[0]
 
 
 def test_round_half_up():
-    assert ls.round_half_up([0.5, 1.5, 2.5, 2.675], [0, 0, 0, 2]).tolist() == [1.0, 2.0, 3.0, 2.68]
+    assert values.round_half_away([0.5, 1.5, 2.5, 2.675], [0, 0, 0, 2]).tolist() == [1.0, 2.0, 3.0, 2.68]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -350,7 +352,7 @@ def test_pipeline_detects_abnormal_baseline_and_anticoagulant_from_the_data():
     assert grades[("K2-004", "INR", 4, inr)] == 2
     assert grades[("K2-005", "TBIL", 8, bili)] == 2  # 3 x ULN is "> 1.5-3 x ULN": grade 2, not 3
     annotated, prepared = annotate(rows, subjects)
-    table = ls.ctcae_grades(annotated, prepared, STANDARDS)
+    table = toxicity_grades.ctcae_grades(annotated, prepared, STANDARDS)
     first = table[(table.subject_id == "K2-001") & (table.week == 8)].iloc[0]
     assert bool(first.baseline_abnormal) is True
     assert first.criterion == ">= 1.5 x baseline (baseline abnormal)"
@@ -423,13 +425,13 @@ def ckd_epi_2021_by_hand(scr: float, female: bool, age: float) -> float:
 def test_ckd_epi_2021_worked_examples(scr, female, age, expected):
     by_hand = ckd_epi_2021_by_hand(scr, female, age)
     assert by_hand == pytest.approx(expected, abs=0.01)
-    assert ls.ckd_epi_2021([scr], [female], [age])[0] == pytest.approx(by_hand, rel=1e-12)
+    assert kidney.ckd_epi_2021([scr], [female], [age])[0] == pytest.approx(by_hand, rel=1e-12)
 
 
 def test_egfr_rows_and_kdigo_categories():
     spec = STANDARDS.egfr
     values = [120, 90, 89.5, 89.4, 60, 59, 45, 44, 30, 29, 15, 14, np.nan]
-    assert ls.kdigo_category(values, spec.kdigo, spec.decimals).tolist() == [
+    assert kidney.kdigo_category(values, spec.kdigo, spec.decimals).tolist() == [
         "G1", "G1", "G1", "G2", "G2", "G3a", "G3a", "G3b", "G3b", "G4", "G4", "G5", "",
     ]  # fmt: skip
     rows = case("K2-001", "CREAT", {0: 0.8, 8: 1.6}) + case("K2-002", "CREAT", {0: 1.2})
@@ -447,7 +449,7 @@ def test_egfr_rows_and_kdigo_categories():
 
 def test_b12_status_thresholds():
     values = [80, 199, 199.4, 200, 299, 300, 900, np.nan]
-    status = ls.b12_status(values, deficient_below=200, adequate_from=300)
+    status = lab_table.b12_status(values, deficient_below=200, adequate_from=300)
     assert status.tolist() == ["deficient", "deficient", "deficient", "borderline", "borderline", "adequate",
                                "adequate", ""]  # fmt: skip
 
@@ -455,7 +457,7 @@ def test_b12_status_thresholds():
 def test_b12_categories_cross_classified_by_baseline():
     rows = case("K2-001", "B12", {0: 150, 4: 250, 8: 420}) + case("K2-002", "B12", {0: 500, 4: 480, 8: 510})
     annotated, _ = annotate(rows, subjects_frame({"K2-001": ("F", 50, False), "K2-002": ("M", 60, False)}))
-    table = ls.lab_category_counts(annotated, STANDARDS)
+    table = lab_summaries.lab_category_counts(annotated, STANDARDS, "B12")
     b12 = table[(table.param == "B12") & (table.n > 0)]
     got = {(r.visit, r.baseline_category, r.category): (r.n, r.percent) for r in b12.itertuples()}
     assert got == {
@@ -479,7 +481,7 @@ def test_shift_table_counts_every_subject_once():
     )
     subjects = subjects_frame({f"K2-00{i}": ("F", 50, False) for i in (1, 2, 3, 4)})  # K2-004: no K at all
     annotated, prepared = annotate(rows, subjects)
-    shifts = ls.lab_shifts(annotated, prepared, STANDARDS)
+    shifts = lab_summaries.lab_shifts(annotated, prepared, STANDARDS)
     k = shifts[shifts.param == "K"]
     assert (k.groupby("comparison")["n"].sum() == 4).all()
     cells = {(r.comparison, r["from"], r.to): r.n for _, r in k[k.n > 0].iterrows()}
@@ -512,7 +514,7 @@ def test_descriptives_count_censored_values_at_their_limit():
         + case("K2-003", "TBIL", {0: 0.6, 8: 0.7})
     )
     annotated, _ = annotate(rows, subjects_frame({f"K2-00{i}": ("M", 50, False) for i in (1, 2, 3)}))
-    d = ls.lab_descriptives(annotated, STANDARDS).set_index(["param", "visit"])
+    d = lab_summaries.lab_descriptives(annotated, STANDARDS).set_index(["param", "visit"])
     week8 = d.loc[("TBIL", "week8")]
     assert week8["n"] == 3 and week8["n_censored"] == 1
     assert week8["mean"] == pytest.approx(0.6)  # (0.2 + 0.9 + 0.7) / 3, the limit taken as the value
@@ -545,8 +547,8 @@ def hys(rows: list[dict], n: int, window: int = 0) -> tuple[pd.DataFrame, pd.Dat
     subjects = subjects_frame({f"K2-{i:03d}": ("M", 50, False) for i in range(1, n + 1)})
     annotated, prepared = annotate(rows, subjects)
     return (
-        ls.hys_law_cases(annotated, prepared, STANDARDS, window_days=window),
-        ls.edish(annotated, prepared, STANDARDS),
+        hepatic.hys_law_cases(annotated, prepared, STANDARDS, window_days=window),
+        hepatic.edish(annotated, prepared, STANDARDS),
     )
 
 
@@ -597,4 +599,4 @@ def test_hys_law_window_across_visits():
 
 def test_hys_law_empty_table_keeps_its_columns():
     cases, _ = hys(liver("K2-001", {8: 30.0}, {8: 0.6}), 1)
-    assert cases.empty and list(cases.columns) == ls.HYS_LAW_COLUMNS
+    assert cases.empty and list(cases.columns) == schema.columns("safety/hys_law")

@@ -47,6 +47,7 @@ def run_safety_step(inputs: Path, out: Path) -> dict[str, pd.DataFrame]:
             labs=str(inputs / "labs.csv"),
             subjects=str(inputs / "subjects.csv"),
             adverse_events=str(inputs / "adverse_events.csv"),
+            codebook=str(ROOT / "data" / "raw" / "codebook.yaml"),
             lab_units=str(ROOT / "config" / "lab_units.yaml"),
             lab_standards=str(ROOT / "config" / "lab_standards.yaml"),
         ),

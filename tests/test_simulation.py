@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial.data import simulation as sim
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_raw_csv
+from k2trial.data import simulation as sim
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_FILES = (*sim.RAW_FILES, "dataset.yaml", "SHA256SUMS")

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from k2trial.data import cleaning
-from k2trial.data import simulation
-from k2trial.data import validation
-from k2trial.data.contract import read_contract
 from k2trial.core.io import csv_bytes
+from k2trial.data import cleaning, simulation, validation
+from k2trial.data.contract import read_contract
 
 ROOT = Path(__file__).resolve().parents[1]
 

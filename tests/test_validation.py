@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from k2trial.core.errors import InputDataError
 from k2trial.data import contract as ct
 from k2trial.data import validation
-from k2trial.core.errors import InputDataError
 from k2trial.runtime.provenance import data_version
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,6 +17,7 @@ rule clean_raw_data:
         adverse_events=f"{RESULTS}/clean/adverse_events.csv",
         dosing=f"{RESULTS}/clean/dosing.csv",
         audit_log=f"{RESULTS}/clean/audit_log.csv",
+        audit_summary=f"{RESULTS}/clean/audit_summary.csv",
         queries=f"{RESULTS}/clean/queries.csv",
         row_accounting=f"{RESULTS}/clean/row_accounting.csv",
     log:

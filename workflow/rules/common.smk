@@ -5,11 +5,15 @@ import os
 
 # Set for every job this workflow starts (not read from the user's environment): iteration order is
 # deterministic (ENGINEERING.md, determinism).
-os.environ["PYTHONHASHSEED"] = "0"
+os.environ.update(PYTHONHASHSEED="0")
 
 RAW_DIR = config["raw_dir"].rstrip("/")
 RESULTS = "results"
 CONDA_ENV = "../../envs/environment.yaml"
+
+# What k2trial.core.vocabulary reads from the config (with the codebook and lab_units inputs): scripts build the
+# vocabulary with k2trial.runtime.step.vocabulary.
+VOCABULARY = {"composite": config["composite"], "populations": config["populations"]}
 
 RAW_TABLES = [
     "subjects.csv",

@@ -6,6 +6,8 @@ rule efficacy_analysis:
     input:
         assignment=rules.assign_groups.output.assignment,
         vas=rules.derive_vas.output.vas,
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
     output:
         provenance=f"{RESULTS}/provenance/efficacy_analysis.json",
         paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
@@ -15,6 +17,7 @@ rule efficacy_analysis:
         group_comparison=f"{RESULTS}/efficacy/group_comparison.csv",
         models=f"{RESULTS}/efficacy/models.csv",
         weekly=f"{RESULTS}/efficacy/weekly.csv",
+        symptom_ranking=f"{RESULTS}/efficacy/symptom_ranking.csv",
         analysis_choices=f"{RESULTS}/efficacy/analysis_choices.json",
     log:
         f"{RESULTS}/logs/efficacy_analysis.log",
@@ -24,5 +27,6 @@ rule efficacy_analysis:
         efficacy=config["efficacy"],
         groups=config["groups"],
         b12_status=config["b12_status"],
+        vocabulary=VOCABULARY,
     script:
         "../scripts/efficacy_analysis.py"

@@ -8,6 +8,7 @@ rule safety_analysis:
         labs=rules.derive_labs.output.labs,
         subjects=rules.derive_subjects.output.subjects,
         adverse_events=rules.clean_raw_data.output.adverse_events,
+        codebook=config["codebook"],
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
     output:

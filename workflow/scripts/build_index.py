@@ -7,12 +7,11 @@ from pathlib import Path
 import yaml
 
 import k2trial
-from k2trial.report import notebooks
-from k2trial.report import site
+from k2trial.core.io import write_text
+from k2trial.report import notebooks, site
+from k2trial.report.tables import TABLE_NAMES
 from k2trial.runtime.provenance import sha256_file
 from k2trial.runtime.step import run_step
-from k2trial.report.tables import TABLE_NAMES
-from k2trial.core.io import write_text
 
 NOTEBOOK_ORDER = ("study_summary", "data_quality", "efficacy", "safety")
 

@@ -9,11 +9,11 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from k2trial.analysis import claims as claims_lib
+from k2trial.core import schema
+from k2trial.core.io import read_yaml, write_json
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv, write_json
 
 logger = logging.getLogger("k2trial.check_claims")
 #: Inputs that are not artifacts of the claims.
@@ -21,21 +21,21 @@ NON_ARTIFACT_INPUTS = ("claims", "dataset")
 
 
 def read_artifact(path: str, columns: list[str]) -> pd.DataFrame | None:
-    """The requested columns present in a CSV artifact ("" is the only missing value: "NA" is sodium).
+    """The requested columns present in an artifact (k2trial.core.schema dtypes).
 
-    Columns absent from the header are left out, so the claim reading them is reported not evaluable.
+    Columns absent from the file are left out, so the claim reading them is reported not evaluable.
     """
     if not Path(path).exists():
         return None
-    header = pd.read_csv(path, nrows=0).columns
+    header = schema.read_header(path)
     present = [c for c in columns if c in header]
-    return pd.read_csv(path, usecols=present, keep_default_na=False, na_values={c: [""] for c in present})
+    return schema.read_artifact(path, schema.artifact_name(path), present)
 
 
 def main(smk):
-    spec = yaml.safe_load(Path(smk.input.claims).read_text(encoding="utf-8"))
+    spec = read_yaml(smk.input.claims)
     claims = claims_lib.parse_claims(spec)
-    dataset = yaml.safe_load(Path(smk.input.dataset).read_text(encoding="utf-8")) or {}
+    dataset = read_yaml(smk.input.dataset) or {}
     data_simulated = claims_lib.dataset_is_simulated(dataset)
 
     inputs = {k: v for k, v in smk.input.items() if k not in NON_ARTIFACT_INPUTS}
@@ -56,7 +56,7 @@ def main(smk):
         data_simulated=data_simulated,
     )
     summary = claims_lib.claims_summary(table, data_simulated=data_simulated, dataset=dataset)
-    write_csv(table, smk.output.claims)
+    schema.write_artifact(table, smk.output.claims, "claims/claims")
     write_json(summary, smk.output.summary)
     logger.info(
         "%d claim(s): %s; all primary reproduced: %s; data simulated: %s\n%s",

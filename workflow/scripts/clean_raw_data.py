@@ -8,12 +8,12 @@ import json
 import logging
 from pathlib import Path
 
-from k2trial.data import cleaning
-from k2trial.data import validation
-from k2trial.data.contract import read_contract
+from k2trial.core import schema
 from k2trial.core.errors import InputDataError
-from k2trial.runtime.step import run_step
 from k2trial.core.io import write_csv
+from k2trial.data import cleaning, validation
+from k2trial.data.contract import read_contract
+from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.clean_raw_data")
 
@@ -32,9 +32,10 @@ def main(smk):
     clean = cleaning.clean_dataset(result, contract, text_as_categorical=True)
     for name, table in clean.tables.items():
         write_csv(table, getattr(smk.output, validation.input_keys(contract)[name]))
-    write_csv(clean.audit_log, smk.output.audit_log)
-    write_csv(clean.queries, smk.output.queries)
-    write_csv(clean.row_accounting, smk.output.row_accounting)
+    schema.write_artifact(clean.audit_log, smk.output.audit_log, "clean/audit_log")
+    schema.write_artifact(cleaning.audit_summary(clean.audit_log), smk.output.audit_summary, "clean/audit_summary")
+    schema.write_artifact(clean.queries, smk.output.queries, "clean/queries")
+    schema.write_artifact(clean.row_accounting, smk.output.row_accounting, "clean/row_accounting")
     logger.info(
         "clean tables written; %d audit row(s), %d query(ies)\n%s",
         len(clean.audit_log),

@@ -1,17 +1,17 @@
 """results/analysis/labs.csv: lab results in the standard unit per test, lab ranges converted, baseline."""
 
+from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv
 
 
 def main(smk):
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
     labs = read_clean_table(smk.input.labs, contract.tables["labs.csv"])
     subjects = read_clean_table(smk.input.subjects, contract.tables["subjects.csv"])
-    write_csv(derivation.derive_labs(labs, subjects, contract), smk.output.labs)
+    schema.write_artifact(derivation.derive_labs(labs, subjects, contract), smk.output.labs, "analysis/labs")
 
 
 run_step(snakemake, main)

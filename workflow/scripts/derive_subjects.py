@@ -1,10 +1,10 @@
 """results/analysis/subjects.csv: one row per subject (characteristics, treatment, compliance, flags)."""
 
+from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv
 
 
 def main(smk):
@@ -22,7 +22,7 @@ def main(smk):
         require_all=composite["require_all_symptoms"],
         contract=contract,
     )
-    write_csv(table, smk.output.subjects)
+    schema.write_artifact(table, smk.output.subjects, "analysis/subjects")
 
 
 run_step(snakemake, main)

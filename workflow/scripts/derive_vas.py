@@ -1,10 +1,10 @@
 """results/analysis/vas.csv: VAS in long format (5 symptoms + composite) with base, chg and pchg."""
 
+from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv
 
 
 def main(smk):
@@ -14,7 +14,7 @@ def main(smk):
     table = derivation.derive_vas(
         diary, contract, symptoms=composite["symptoms"], require_all=composite["require_all_symptoms"]
     )
-    write_csv(table, smk.output.vas)
+    schema.write_artifact(table, smk.output.vas, "analysis/vas")
 
 
 run_step(snakemake, main)

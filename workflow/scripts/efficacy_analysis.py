@@ -1,46 +1,53 @@
 """Every efficacy table in one process (results/efficacy/*.csv and analysis_choices.json).
 
 One job on purpose: interpreter start and imports dominate a 30-subject study. Reads the groups assignment
-and results/analysis/vas.csv once into a [subject, param, week] array; the analyses are k2trial.analysis.efficacy.
+and results/analysis/vas.csv once into a [subject, param, week] array (k2trial.analysis.vas_cube); the analyses
+are k2trial.analysis.efficacy and k2trial.analysis.sensitivity_models.
 """
 
 import logging
 
-from k2trial.analysis import efficacy
-from k2trial.analysis import groups
-from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv, write_json
+from k2trial.analysis import efficacy, groups, sensitivity_models
+from k2trial.analysis.vas_cube import VAS_INPUT_COLUMNS, build_vas_cube
+from k2trial.core import schema
+from k2trial.core.io import write_json
+from k2trial.runtime.step import run_step, vocabulary
 
 logger = logging.getLogger("k2trial.efficacy_analysis")
 
 
 def main(smk):
-    settings = efficacy.EfficacySettings.from_config(smk.params.efficacy)
-    assignment = groups.read_analysis_table(
-        smk.input.assignment,
-        ["subject_id", "efffl", "severity_group", "b12_deficient", "diabetic", "residual_b12"],
-        label="assignment.csv",
+    words = vocabulary(smk)
+    settings = efficacy.EfficacySettings.from_config(smk.params.efficacy, words)
+    assignment = schema.read_artifact(
+        smk.input.assignment, "groups/assignment", groups.MEMBER_COLUMNS, label="assignment.csv"
     )
-    members = groups.population_members(assignment)
-    vas = groups.read_analysis_table(smk.input.vas, ["subject_id", "param", "visit", "week", "aval"], label="vas.csv")
-    cube = efficacy.build_vas_cube(vas, assignment["subject_id"].astype(str).to_numpy(), file_label="vas.csv")
+    members = groups.population_members(assignment, settings.populations)
+    vas = schema.read_artifact(smk.input.vas, "analysis/vas", VAS_INPUT_COLUMNS, categorical=True, label="vas.csv")
+    cube = build_vas_cube(vas, assignment["subject_id"].astype(str).to_numpy(), words, file_label="vas.csv")
     del vas
     logger.info("population sizes: %s", {name: int(mask.sum()) for name, mask in members.items()})
 
-    write_csv(efficacy.paired_tests(cube, members, settings), smk.output.paired_tests)
-    write_csv(efficacy.friedman_table(cube, members, settings), smk.output.friedman)
-    write_csv(efficacy.descriptives_table(cube, members, settings), smk.output.descriptives)
-    write_csv(efficacy.responders_table(cube, members, settings), smk.output.responders)
-    write_csv(efficacy.group_comparison_table(cube, members, settings), smk.output.group_comparison)
-    write_csv(efficacy.weekly_table(cube, members), smk.output.weekly)
-    models = efficacy.models_table(cube, members, settings)
-    write_csv(models, smk.output.models)
+    paired = efficacy.paired_tests(cube, members, settings)
+    outputs = {
+        "paired_tests": paired,
+        "friedman": efficacy.friedman_table(cube, members, settings),
+        "descriptives": efficacy.descriptives_table(cube, members, settings),
+        "responders": efficacy.responders_table(cube, members, settings),
+        "group_comparison": efficacy.group_comparison_table(cube, members, settings),
+        "weekly": efficacy.weekly_table(cube, members),
+        "symptom_ranking": efficacy.symptom_ranking(paired, settings),
+        "models": sensitivity_models.models_table(cube, members, settings),
+    }
+    for name, table in outputs.items():
+        schema.write_artifact(table, getattr(smk.output, name), f"efficacy/{name}")
     choices = efficacy.analysis_choices(
         settings,
         severe_threshold=smk.params.groups["severe_threshold"],
         adequate_b12_from=smk.params.b12_status["adequate_from"],
     )
     write_json(choices, smk.output.analysis_choices)
+    models = outputs["models"]
     logger.info("efficacy tables written; models:\n%s", models[["model", "term", "estimate", "p_value"]].to_string())
 
 

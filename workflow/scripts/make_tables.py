@@ -3,9 +3,9 @@
 import pandas as pd
 import yaml
 
+from k2trial.core.io import write_csv, write_json, write_text
 from k2trial.report import tables
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv, write_json, write_text
 
 #: Analysis inputs read as tables (every one but subjects, vas and the YAML files).
 TABLE_INPUTS = (

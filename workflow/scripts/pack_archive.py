@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
+from k2trial.core.io import json_bytes, write_bytes
 from k2trial.runtime import provenance
 from k2trial.runtime.step import run_step
-from k2trial.core.io import json_bytes, write_bytes
 
 
 def main(smk):

@@ -13,9 +13,9 @@ import nbformat
 import yaml
 
 import k2trial
+from k2trial.core.io import write_bytes, write_text
 from k2trial.report import notebooks
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_bytes, write_text
 
 #: Inputs of execute_notebooks that are not analysis tables handed to the notebooks.
 NOT_DATA = {"dataset", "catalog", "code"}

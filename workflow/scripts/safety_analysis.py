@@ -1,58 +1,39 @@
 """Safety analysis: every results/safety/*.csv table in one process (k2trial.analysis.safety.conclusion.analyse_safety).
 
-Inputs: results/analysis/labs.csv and subjects.csv, results/clean/adverse_events.csv, config/lab_units.yaml and
-config/lab_standards.yaml. One process for all tables: interpreter start and imports dominate a small study.
+Inputs: results/analysis/labs.csv and subjects.csv, results/clean/adverse_events.csv, the contract (codebook.yaml,
+config/lab_units.yaml) and config/lab_standards.yaml. One process for all tables: interpreter start and imports
+dominate a small study.
 """
 
 import logging
 
-import pandas as pd
-import yaml
-
-from k2trial.analysis.safety.labs import load_lab_standards
+from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES, SafetySettings, analyse_safety
+from k2trial.analysis.safety.standards import load_lab_standards
+from k2trial.core import schema
+from k2trial.core.io import read_yaml
+from k2trial.data.cleaning import read_clean_table
+from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_csv
 
 logger = logging.getLogger("k2trial.safety_analysis")
-
-# "NA" is the sodium test code, so only an empty cell is missing. Repeated text columns are read as categories
-# (100,000 subjects give 5.4 million lab rows).
-LAB_DTYPES = {
-    "subject_id": "category",
-    "visit": "category",
-    "week": "int64",
-    "sample_date": "category",
-    "param": "category",
-    "aval": "float64",
-    "unit": "category",
-    "ref_low": "float64",
-    "ref_high": "float64",
-    "censored": "category",
-    "base": "float64",
-    "chg": "float64",
-}
-SUBJECT_TEXT = ["subject_id", "site", "sex", "etiology", "status", "withdrawal_reason", "first_dose_date"]
-
-
-def read_csv(path, dtype):
-    return pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""], engine="c")
-
-
-def load_yaml(path):
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+#: Repeated text of labs.csv read as categories (100,000 subjects give 5.4 million lab rows).
+LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit")
 
 
 def main(smk):
-    standards = load_lab_standards(load_yaml(smk.input.lab_units), load_yaml(smk.input.lab_standards))
+    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards))
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
-    labs = read_csv(smk.input.labs, LAB_DTYPES)
-    subjects = read_csv(smk.input.subjects, dict.fromkeys(SUBJECT_TEXT, "str"))
-    adverse_events = read_csv(smk.input.adverse_events, "str")
-    tables = analyse_safety(labs, subjects, adverse_events, standards, settings)
+    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    labs = schema.read_artifact(
+        smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS, categorical=LAB_CATEGORIES
+    )
+    subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
+    spec = contract.tables["adverse_events.csv"]
+    adverse_events = read_clean_table(smk.input.adverse_events, spec)
+    tables = analyse_safety(labs, subjects, adverse_events, standards, settings, spec)
     for name in SAFETY_TABLES:
-        write_csv(tables[name], getattr(smk.output, name))
+        schema.write_artifact(tables[name], getattr(smk.output, name), f"safety/{name}")
     conclusion = tables["safety_conclusion"]
     logger.info(
         "%d lab rows, %d subjects in the safety set, %d adverse event(s), %d potential Hy's law row(s)\n%s",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from k2trial.data import simulation
 from k2trial.core.errors import ConfigError
-from k2trial.runtime.step import logger, run_step
 from k2trial.core.io import write_json
+from k2trial.data import simulation
+from k2trial.runtime.step import logger, run_step
 
 
 def _load_yaml(path):

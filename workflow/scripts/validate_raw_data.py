@@ -6,10 +6,10 @@ survive (Snakemake deletes the outputs of failed jobs). The gate is the first st
 
 import logging
 
+from k2trial.core.io import write_json, write_text
 from k2trial.data import validation
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_json, write_text
 
 logger = logging.getLogger("k2trial.validate_raw_data")
 

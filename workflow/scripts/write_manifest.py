@@ -4,9 +4,9 @@ import json
 import platform
 from pathlib import Path
 
+from k2trial.core.io import write_json, write_text
 from k2trial.runtime import provenance
 from k2trial.runtime.step import run_step
-from k2trial.core.io import write_json, write_text
 
 
 def main(smk):

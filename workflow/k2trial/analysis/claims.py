@@ -22,26 +22,16 @@ import math
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from k2trial.core import schema
 from k2trial.core.errors import ConfigError
+from k2trial.core.values import boolean_cell, rounded_decimal
 
-CLAIMS_COLUMNS = [
-    "claim_id",
-    "source",
-    "statement",
-    "statistic",
-    "expected",
-    "observed",
-    "status",
-    "evidence",
-    "primary",
-    "data_simulated",
-]
 STATUSES = ("reproduced", "not_reproduced", "not_evaluable")
 AGGREGATES = ("value", "count", "min", "max", "mean", "median", "sum", "range", "ordering")
 EXPECTATIONS = ("equals", "between", "below", "above", "at_most", "at_least")
@@ -266,39 +256,13 @@ def required_columns(claims: Sequence[Claim]) -> dict[str, list[str]]:
 # Formatting
 
 
-def rounded_decimal(value: Any, decimals: int) -> Decimal | None:
-    """Round half up (away from zero) on the shortest decimal representation; None when missing or infinite.
-
-    rounded_decimal(2.675, 2) == Decimal("2.68") although the binary 2.675 lies just below the half.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    rounded = Decimal(repr(number)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return abs(rounded) if rounded.is_zero() else rounded  # never "-0.00"
-
-
 def format_value(value: Any, decimals: int) -> str:
     """A displayed number (rounded half up), true/false for booleans, NA when missing."""
-    flag = as_bool(value)
+    flag = boolean_cell(value)
     if flag is not None:
         return "true" if flag else "false"
     rounded = rounded_decimal(value, decimals)
     return MISSING_TEXT if rounded is None else f"{rounded:.{decimals}f}"
-
-
-def as_bool(value: Any) -> bool | None:
-    """A boolean cell (True/False, numpy bool or the text true/false in any case); None otherwise."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
 
 
 def _describe_expected_value(value: Any) -> str:
@@ -422,7 +386,7 @@ def _evaluate_value(check: Check, matched: pd.DataFrame, expected: str, evidence
         return _not_evaluable(check, f"{evidence}: {len(matched)} rows match, the spec must select one")
     row = matched.iloc[0]
     raw = row[check.column]
-    flag = as_bool(raw)
+    flag = boolean_cell(raw)
     observed: Decimal | bool | None = flag if flag is not None else rounded_decimal(raw, check.decimals)
     shown = f"{check.column} {format_value(raw, check.decimals)}"
     if check.context:
@@ -513,7 +477,7 @@ def evaluate_claims(
     definitions: Mapping[str, Any] | None = None,
     data_simulated: bool | None = None,
 ) -> pd.DataFrame:
-    """The claims table (CLAIMS_COLUMNS), one row per claim in spec order.
+    """The claims table (artifact claims/claims), one row per claim in spec order.
 
     artifacts: artifact name -> its table as read (None or absent: missing artifact, checks not evaluable).
     artifact_labels: artifact name -> the path shown in the evidence (default: the name).
@@ -542,7 +506,7 @@ def evaluate_claims(
                 "data_simulated": data_simulated,
             }
         )
-    return pd.DataFrame(rows, columns=CLAIMS_COLUMNS)
+    return pd.DataFrame(rows, columns=schema.columns("claims/claims"))
 
 
 def claims_summary(table: pd.DataFrame, *, data_simulated: bool | None, dataset: Mapping[str, Any]) -> dict:
@@ -575,4 +539,4 @@ def dataset_is_simulated(dataset: Mapping[str, Any] | None) -> bool | None:
     if not isinstance(dataset, Mapping):
         return None
     flag = dataset.get("simulated")
-    return flag if isinstance(flag, bool) else as_bool(flag)
+    return flag if isinstance(flag, bool) else boolean_cell(flag)

@@ -7,7 +7,8 @@ composite is compared at its recording precision (`composite_decimals`), so 7.99
 floating-point averaging counts as 8.00. Baseline composites outside the published range are flagged,
 never excluded.
 
-Analysis populations (POPULATIONS, in report order), all within the efficacy set (`efffl`):
+Analysis populations, all within the efficacy set (`efffl`); config `populations` chooses which are reported, in
+which order and under which label (k2trial.core.vocabulary); MEMBERSHIP says who belongs to each:
     all            the efficacy set
     moderate       baseline composite < threshold
     severe         baseline composite >= threshold
@@ -21,80 +22,23 @@ B12 value) has a missing flag and belongs to none of the populations that need i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from k2trial.core.errors import InputDataError, Problem
+from k2trial.core import schema
+from k2trial.core.errors import ConfigError, InputDataError, Problem
+from k2trial.core.values import sort_by_subject, to_boolean
 
-POPULATIONS = ("all", "moderate", "severe", "b12_deficient", "diabetic", "residual_b12")
+#: The population of every efficacy analysis: the efficacy set as a whole.
+EFFICACY_SET = "all"
 SEVERITY_GROUPS = ("moderate", "severe")
 B12_ETIOLOGIES = ("b12_deficiency", "both")
 DIABETIC_ETIOLOGIES = ("diabetes", "both")
-
-ASSIGNMENT_COLUMNS = [
-    "subject_id",
-    "efffl",
-    "baseline_composite",
-    "severity_group",
-    "severe_threshold",
-    "outside_published_range",
-    "etiology",
-    "b12_deficient",
-    "diabetic",
-    "prior_b12_therapy",
-    "baseline_b12",
-    "residual_b12",
-]
-COUNT_COLUMNS = ["group", "definition", "n_enrolled", "n_efficacy_set"]
-
-
-#: Text columns of the analysis tables read as categoricals: cheap at millions of rows.
-_CATEGORICAL_COLUMNS = {"subject_id", "param", "visit", "unit", "etiology", "severity_group", "sex", "site", "status"}
-
-
-def read_analysis_table(path: str | Path, columns: Sequence[str], *, label: str | None = None) -> pd.DataFrame:
-    """Read the named columns of an analysis table (workflow/DATASETS.md) with pandas.
-
-    Only "" is missing ("NA" is the sodium test code); text columns are categoricals, numbers floats,
-    booleans stay as read (True/False). A missing column raises InputDataError naming file and column.
-    """
-    label = label or Path(path).name
-    header = pd.read_csv(path, nrows=0).columns
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise InputDataError(
-            [
-                Problem(label, 1, c, None, "required_column", "error", "required column missing from the header")
-                for c in missing
-            ]
-        )
-    dtype = {c: "category" for c in columns if c in _CATEGORICAL_COLUMNS}
-    return pd.read_csv(
-        path, usecols=list(columns), dtype=dtype, keep_default_na=False, na_values={c: [""] for c in columns}
-    )
-
-
-def subject_number(subject_ids: pd.Series) -> pd.Series:
-    """The number in a canonical subject ID (K2-007 -> 7): the study's subject order."""
-    return subject_ids.astype(str).str.extract(r"(\d+)\s*$", expand=False).astype("int64")
-
-
-def sort_subjects(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows ordered by the number in subject_id (K2-002 before K2-010 before K2-100)."""
-    order = np.argsort(subject_number(frame["subject_id"]).to_numpy(), kind="stable")
-    return frame.iloc[order].reset_index(drop=True)
-
-
-def as_boolean(values: pd.Series) -> pd.Series:
-    """True/False/missing from booleans or their text forms ("True", "true", "yes", "1"); nullable."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("boolean")
-    text = values.astype("string").str.strip().str.lower()
-    mapped = text.map({"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False})
-    return mapped.astype("boolean")
+#: What the groups step reads of results/analysis/subjects.csv, and of the efficacy set's assignment.
+SUBJECT_INPUT_COLUMNS = ("subject_id", "etiology", "prior_b12_therapy", "efffl")
+MEMBER_COLUMNS = ("subject_id", "efffl", "severity_group", "b12_deficient", "diabetic", "residual_b12")
 
 
 def baseline_value(long: pd.DataFrame, param: str, visit: str = "baseline", *, label: str = "table") -> pd.Series:
@@ -134,10 +78,10 @@ def assign_groups(
     subjects: subject_id, etiology, prior_b12_therapy, efffl (booleans as bool or "True"/"False").
     baseline_composite: composite VAS (cm) at baseline by subject_id; baseline_b12: serum B12 at
     baseline (pg/mL) by subject_id. A censored B12 ("<x"/">x") counts at its limit, as labs.csv holds it.
-    Returns ASSIGNMENT_COLUMNS, one row per subject, sorted by subject number. Booleans are nullable:
+    Returns the columns of groups/assignment, one row per subject, sorted by subject number. Booleans are nullable:
     missing where the needed value is missing.
     """
-    out = sort_subjects(subjects[["subject_id", "etiology", "prior_b12_therapy", "efffl"]].copy())
+    out = sort_by_subject(subjects[list(SUBJECT_INPUT_COLUMNS)].copy())
     ids = out["subject_id"].astype(str)
     composite = ids.map(baseline_composite).astype(float).round(composite_decimals)
     low, high = float(published_range[0]), float(published_range[1])
@@ -153,7 +97,7 @@ def assign_groups(
     diabetic = etiology.isin(DIABETIC_ETIOLOGIES).astype("boolean")
     b12_deficient[etiology.isna()] = pd.NA
     diabetic[etiology.isna()] = pd.NA
-    prior = as_boolean(out["prior_b12_therapy"])
+    prior = to_boolean(out["prior_b12_therapy"])
     b12 = ids.map(baseline_b12).astype(float)
     adequate = (b12 >= adequate_b12_from).astype("boolean")
     adequate[b12.isna()] = pd.NA
@@ -163,7 +107,7 @@ def assign_groups(
     return pd.DataFrame(
         {
             "subject_id": ids,
-            "efffl": as_boolean(out["efffl"]),
+            "efffl": to_boolean(out["efffl"]),
             "baseline_composite": composite,
             "severity_group": severity,
             "severe_threshold": float(severe_threshold),
@@ -175,29 +119,42 @@ def assign_groups(
             "baseline_b12": b12,
             "residual_b12": residual,
         },
-        columns=ASSIGNMENT_COLUMNS,
+        columns=schema.columns("groups/assignment"),
     )
 
 
-def population_members(assignment: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Boolean membership per population (POPULATIONS order), aligned with the rows of `assignment`.
+def _flag(assignment: pd.DataFrame, column: str) -> np.ndarray:
+    """A nullable boolean column of the assignment as bool: a missing flag means "not a member"."""
+    return to_boolean(assignment[column]).fillna(False).to_numpy(dtype=bool)
 
-    Everything is within the efficacy set; a missing flag means "not a member".
+
+def _severity(assignment: pd.DataFrame, group: str) -> np.ndarray:
+    return (assignment["severity_group"].astype("string") == group).fillna(False).to_numpy(dtype=bool)
+
+
+#: Who belongs to each population, before the efficacy set is applied (see the module docstring).
+MEMBERSHIP: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    "all": lambda a: np.ones(len(a), dtype=bool),
+    "moderate": lambda a: _severity(a, "moderate"),
+    "severe": lambda a: _severity(a, "severe"),
+    "b12_deficient": lambda a: _flag(a, "b12_deficient"),
+    "diabetic": lambda a: _flag(a, "diabetic"),
+    "residual_b12": lambda a: _flag(a, "residual_b12"),
+}
+
+
+def population_members(assignment: pd.DataFrame, populations: Sequence[str]) -> dict[str, np.ndarray]:
+    """Boolean membership per population (in the order given), aligned with the rows of `assignment`.
+
+    Everything is within the efficacy set; a missing flag means "not a member". Raises ConfigError for a population
+    without a membership rule.
     """
-
-    def flag(column: str) -> np.ndarray:
-        return as_boolean(assignment[column]).fillna(False).to_numpy(dtype=bool)
-
-    efficacy = flag("efffl")
-    severity = assignment["severity_group"].astype("string")
-    return {
-        "all": efficacy,
-        "moderate": efficacy & (severity == "moderate").fillna(False).to_numpy(dtype=bool),
-        "severe": efficacy & (severity == "severe").fillna(False).to_numpy(dtype=bool),
-        "b12_deficient": efficacy & flag("b12_deficient"),
-        "diabetic": efficacy & flag("diabetic"),
-        "residual_b12": efficacy & flag("residual_b12"),
-    }
+    unknown = [p for p in populations if p not in MEMBERSHIP]
+    if unknown:
+        known = ", ".join(MEMBERSHIP)
+        raise ConfigError(f"config populations: no membership rule for {', '.join(unknown)} (known: {known})")
+    efficacy = _flag(assignment, "efffl")
+    return {population: efficacy & MEMBERSHIP[population](assignment) for population in populations}
 
 
 def group_counts(
@@ -207,12 +164,12 @@ def group_counts(
 
     Rows: the populations, then the subjects whose group could not be decided and the flagged ones.
     """
-    efficacy = as_boolean(assignment["efffl"]).fillna(False).to_numpy(dtype=bool)
+    efficacy = _flag(assignment, "efffl")
     severity = assignment["severity_group"].astype("string")
     every = np.ones(len(assignment), dtype=bool)
 
     def flag(column: str) -> np.ndarray:
-        return as_boolean(assignment[column]).fillna(False).to_numpy(dtype=bool)
+        return _flag(assignment, column)
 
     threshold = f"{severe_threshold:g}"
     rows = [
@@ -230,7 +187,7 @@ def group_counts(
         (
             "residual_b12_missing",
             "B12-deficient with prior B12 therapy but no baseline serum B12: residual status unknown",
-            as_boolean(assignment["residual_b12"]).isna().to_numpy(bool),
+            to_boolean(assignment["residual_b12"]).isna().to_numpy(bool),
         ),
         (
             "outside_published_range",
@@ -241,5 +198,5 @@ def group_counts(
     ]
     return pd.DataFrame(
         [(name, text, int(mask.sum()), int((mask & efficacy).sum())) for name, text, mask in rows],
-        columns=COUNT_COLUMNS,
+        columns=schema.columns("groups/counts"),
     )

@@ -45,17 +45,48 @@ class K2TrialError(Exception):
 class InputDataError(K2TrialError):
     """Raw input data break the contract; carries the problems found."""
 
+    #: First line of the message ({n}: the number of errors).
+    HEADLINE = "{n} error(s) in the raw data; the run stops before any analysis."
+
     def __init__(self, problems: list[Problem], report_path: str | None = None, shown: int = 5):
         self.problems = list(problems)
         self.report_path = report_path
         errors = [p for p in self.problems if p.severity == "error"] or self.problems
-        lines = [f"{len(errors)} error(s) in the raw data; the run stops before any analysis."]
+        lines = [self.HEADLINE.format(n=len(errors))]
         lines += [f"  - {p.describe()}" for p in errors[:shown]]
         if len(errors) > shown:
             lines.append(f"  ... and {len(errors) - shown} more")
         if report_path:
             lines.append(f"Full report: {report_path}")
         super().__init__("\n".join(lines))
+
+    @classmethod
+    def at(
+        cls,
+        file: str,
+        message: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        value: object = None,
+        rule: str = "input_data",
+    ) -> InputDataError:
+        """One error about one place of an input file (row: spreadsheet row, header = 1)."""
+        shown = None if value is None else str(value)
+        return cls([Problem(file, row, column, shown, rule, "error", message)])
+
+
+class ArtifactError(InputDataError):
+    """An artifact lacks a column its schema (k2trial.core.schema) declares, or has one the schema does not know:
+    names the artifact and the column. Raised by readers and writers of artifacts."""
+
+    HEADLINE = "{n} column problem(s) in an artifact; the step stops."
+
+    def __init__(self, artifact: str, path: str, columns: list[str], message: str):
+        self.artifact = artifact
+        self.columns = list(columns)
+        problems = [Problem(path, 1, c, None, "artifact_schema", "error", f"{artifact}: {message}") for c in columns]
+        super().__init__(problems)
 
 
 class ConfigError(K2TrialError):

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from k2trial.core.errors import InputDataError, Problem
 
@@ -36,6 +37,13 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # reference), so they are written as they are. Anything else that starts like a formula ("-2+3", "-cmd") is escaped.
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?"
 _NUMERIC_TEXT = re.compile(rf"^{_NUMBER}(?:\s*\({_NUMBER}(?:,\s*{_NUMBER})?\))?$|^{_NUMBER}\s+to\s+{_NUMBER}$|^-$")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file parsed safely (libyaml when available); an empty file is None."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader)
 
 
 def read_raw_csv(path: str | Path, file_label: str | None = None, categorical: bool = False) -> pd.DataFrame:

@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from k2trial.core import schema
+from k2trial.core.errors import ArtifactError, InputDataError
+from k2trial.core.values import subject_numbers
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract, TableSpec
-from k2trial.core.errors import InputDataError
 from k2trial.data.validation import FIXABLE, RULES, WARNING, NormalisedTable, ValidationResult
 
 #: Sort order of each clean table (then raw_row).
@@ -34,9 +36,6 @@ SORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "adverse_events.csv": ("subject_id", "onset_date", "term"),
     "dosing.csv": ("subject_id", "visit"),
 }
-AUDIT_COLUMNS = ["file", "raw_row", "subject_id", "column", "old", "new", "rule"]
-QUERY_COLUMNS = ["query_id", "file", "raw_row", "subject_id", "column", "value", "rule", "question"]
-ACCOUNTING_COLUMNS = ["file", "rows_in", "rows_out", "rows_removed", "removal_reasons"]
 #: Column written for a removed row in the audit log.
 WHOLE_ROW = "*"
 
@@ -90,7 +89,7 @@ def clean_dataset(result: ValidationResult, contract: Contract, text_as_categori
         tables=tables,
         audit_log=audit_log(kept, result.tables),
         queries=data_queries(kept),
-        row_accounting=pd.DataFrame(accounting, columns=ACCOUNTING_COLUMNS),
+        row_accounting=pd.DataFrame(accounting, columns=schema.columns("clean/row_accounting")),
     )
 
 
@@ -131,7 +130,7 @@ def _sort_key(column: ct.NormalisedColumn, kind: str, contract: Contract) -> np.
     """Integer sort key per row: subject number, study week, contract order of symptoms and tests, else
     the canonical text in code-point order (computed once per distinct value)."""
     if kind == "subject_id":
-        return column.map_rows(ct.subject_numbers)
+        return column.map_rows(subject_numbers)
     if kind.endswith("_visit"):
         return column.map_rows(lambda text: ct.visit_weeks(text, contract))
     if kind == "symptom":
@@ -184,7 +183,7 @@ def audit_log(problems: pd.DataFrame, tables: Mapping[str, NormalisedTable]) -> 
             "new": new,
             "rule": fixes["rule"].to_numpy(dtype=object),
         },
-        columns=AUDIT_COLUMNS,
+        columns=schema.columns("clean/audit_log"),
     ).astype({"raw_row": "Int64"})
 
 
@@ -207,8 +206,17 @@ def data_queries(problems: pd.DataFrame) -> pd.DataFrame:
             "rule": asked["rule"].to_numpy(dtype=object),
             "question": question.to_numpy(dtype=object),
         },
-        columns=QUERY_COLUMNS,
+        columns=schema.columns("clean/queries"),
     ).astype({"raw_row": "Int64"})
+
+
+def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
+    """Changes per file and rule of the audit log (artifact clean/audit_summary), sorted by file and rule."""
+    columns = schema.columns("clean/audit_summary")
+    if audit.empty:
+        return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "changes" else object) for c in columns})
+    counts = audit.groupby(["file", "rule"], as_index=False, sort=True).size()
+    return counts.rename(columns={"size": "changes"})[columns]
 
 
 def read_clean_table(path: str | Path, spec: TableSpec) -> pd.DataFrame:
@@ -220,5 +228,8 @@ def read_clean_table(path: str | Path, spec: TableSpec) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
     expected = ["raw_row", *spec.column_names]
     if list(frame.columns) != expected:
-        raise ValueError(f"{path}: columns {list(frame.columns)} are not the clean columns {expected}")
+        missing = [c for c in expected if c not in frame.columns] or list(frame.columns)
+        raise ArtifactError(
+            f"clean/{spec.name}", Path(path).as_posix(), missing, f"columns are not the clean columns {expected}"
+        )
     return frame

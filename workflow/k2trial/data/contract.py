@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from k2trial.core.io import FLOAT_FORMAT
+from k2trial.core.errors import ConfigError
+from k2trial.core.io import FLOAT_FORMAT, read_yaml
+from k2trial.core.vocabulary import LabTest, Visit, diary_visits, lab_tests
 
 # Statuses of a distinct raw value (see module docstring).
 OK = "ok"
@@ -136,27 +137,6 @@ class DatasetFileSpec:
 
 
 @dataclass(frozen=True)
-class Visit:
-    """A visit label as written in clean tables, its analysis code and its study week."""
-
-    label: str
-    code: str
-    week: int
-
-
-@dataclass(frozen=True)
-class LabTest:
-    """A laboratory test: standard `unit`, accepted `units` with factors (standard = reported x factor)."""
-
-    code: str
-    name: str
-    aliases: tuple[str, ...]
-    unit: str
-    units: Mapping[str, float]
-    decimals: int
-
-
-@dataclass(frozen=True)
 class Contract:
     """The whole raw-data contract (codebook.yaml + lab_units.yaml)."""
 
@@ -222,10 +202,6 @@ def _label_key(label: str) -> str:
 def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> Contract:
     """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings."""
     visits = codebook["visits"]
-    diary_visits = tuple(
-        Visit(label=str(label), code=str(spec["code"]), week=int(spec["week"]))
-        for label, spec in visits["diary"].items()
-    )
     tables: dict[str, TableSpec] = {}
     dataset_file = None
     for name, spec in codebook["files"].items():
@@ -239,7 +215,7 @@ def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> 
         columns = []
         for column, cspec in spec["columns"].items():
             if cspec["type"] not in COLUMN_TYPES:
-                raise ValueError(f"codebook: {name}.{column} has unknown type {cspec['type']!r}")
+                raise ConfigError(f"codebook: {name}.{column} has unknown type {cspec['type']!r}")
             columns.append(
                 ColumnSpec(
                     name=str(column),
@@ -259,21 +235,7 @@ def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> 
             may_be_empty=bool(spec.get("may_be_empty", False)),
         )
     if dataset_file is None:
-        raise ValueError("codebook: no file of kind yaml (dataset.yaml) is declared")
-    lab_tests = {
-        str(code): LabTest(
-            code=str(code),
-            name=str(spec["name"]),
-            aliases=_strings(spec.get("aliases")),
-            unit=str(spec["unit"]),
-            units={str(u): float(f) for u, f in spec["units"].items()},
-            decimals=int(spec["decimals"]),
-        )
-        for code, spec in lab_units["tests"].items()
-    }
-    for test in lab_tests.values():
-        if test.unit not in test.units:
-            raise ValueError(f"lab_units: the standard unit {test.unit!r} of {test.code} is not among its units")
+        raise ConfigError("codebook: no file of kind yaml (dataset.yaml) is declared")
     subject = codebook["subject_id"]
     symptoms = codebook["symptoms"]
     return Contract(
@@ -283,7 +245,7 @@ def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> 
         subject_pad_width=int(subject["pad_width"]),
         site_day_first={str(site): bool(spec.get("day_first", False)) for site, spec in codebook["sites"].items()},
         yes_no={str(k): _strings(v) for k, v in codebook["yes_no"].items()},
-        diary_visits=diary_visits,
+        diary_visits=diary_visits(codebook),
         clinic_visits=_strings(visits["clinic"]),
         dosing_visits=_strings(visits["dosing"]),
         baseline_aliases=_strings(visits["baseline_aliases"]),
@@ -297,15 +259,13 @@ def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> 
         dataset_file=dataset_file,
         checksums_file=str(codebook.get("checksums", "SHA256SUMS")),
         unit_aliases={_unit_key(str(k)): str(v) for k, v in (lab_units.get("unit_aliases") or {}).items()},
-        lab_tests=lab_tests,
+        lab_tests=lab_tests(lab_units),
     )
 
 
 def read_contract(codebook_path: str | Path, lab_units_path: str | Path) -> Contract:
     """Read codebook.yaml and lab_units.yaml and build the contract."""
-    codebook = yaml.safe_load(Path(codebook_path).read_text(encoding="utf-8"))
-    lab_units = yaml.safe_load(Path(lab_units_path).read_text(encoding="utf-8"))
-    return load_contract(codebook, lab_units)
+    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -658,20 +618,12 @@ def normalise_column(values: Any, spec: ColumnSpec, contract: Contract, day_firs
         return normalise_units(values, contract)
     if kind == "text":
         return normalise_text(values)
-    raise ValueError(f"unknown column type {kind!r}")
+    raise ConfigError(f"unknown column type {kind!r}")
 
 
 # --------------------------------------------------------------------------------------------------
 # Helpers on canonical values (used by validation, cleaning and derivation)
 # --------------------------------------------------------------------------------------------------
-def subject_numbers(subject_ids: Any) -> np.ndarray:
-    """The number inside canonical subject IDs ("K2-010" -> 10), for sorting; -1 where missing."""
-    codes, uniques = _distinct(subject_ids)
-    matches = [re.search(r"(\d+)$", u) for u in uniques]
-    numbers = np.array([int(m.group(1)) if m else -1 for m in matches], dtype=np.int64)
-    return numbers[codes] if len(numbers) else np.zeros(len(codes), dtype=np.int64)
-
-
 def visit_weeks(labels: Any, contract: Contract) -> np.ndarray:
     """Study week of canonical visit labels ("Week 4" -> 4, "Baseline" -> 0); -1 where unknown."""
     codes, uniques = _distinct(labels)

@@ -12,64 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from k2trial.core import schema
+from k2trial.core.errors import InputDataError
+from k2trial.core.values import round_half_away, sort_by_subject
+from k2trial.core.vocabulary import COMPOSITE
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract
-
-SUBJECT_COLUMNS = [
-    "subject_id",
-    "site",
-    "sex",
-    "age_years",
-    "weight_kg",
-    "height_cm",
-    "bmi",
-    "etiology",
-    "diabetes_duration_years",
-    "metformin",
-    "prior_b12_therapy",
-    "anticoagulant",
-    "consent_date",
-    "first_dose_date",
-    "last_dose_date",
-    "treatment_days",
-    "capsules_dispensed",
-    "capsules_returned",
-    "capsules_expected",
-    "compliance_pct",
-    "status",
-    "withdrawal_reason",
-    "completed",
-    "saffl",
-    "efffl",
-]
-VAS_COLUMNS = ["subject_id", "param", "visit", "week", "aval", "base", "chg", "pchg"]
-LAB_COLUMNS = [
-    "subject_id",
-    "visit",
-    "week",
-    "sample_date",
-    "param",
-    "aval",
-    "unit",
-    "ref_low",
-    "ref_high",
-    "censored",
-    "base",
-    "chg",
-]
-COMPOSITE = "composite"
-YES_NO_COLUMNS = ("metformin", "prior_b12_therapy", "anticoagulant")
-
-
-def round_half_up(values: np.ndarray | pd.Series, decimals: np.ndarray | int) -> np.ndarray:
-    """Round to `decimals` (per element or one for all), halves away from zero, as a person rounds.
-
-    Python's round() and numpy round halves to even, and binary floats put 2.675 just below the half;
-    the 1e-9 nudge (far below any recorded precision) makes decimal halves round up. NaN stays NaN.
-    """
-    x = np.asarray(values, dtype=float)
-    scale = np.power(10.0, np.asarray(decimals, dtype=float))
-    return np.sign(x) * np.floor(np.abs(x) * scale + 0.5 + 1e-9) / scale
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -78,12 +26,6 @@ def _dates(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(pd.Series(distinct, dtype=object), format="%Y-%m-%d", errors="coerce")
     parsed = np.append(parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))  # code -1: missing
     return pd.Series(parsed[codes], index=values.index)
-
-
-def _subject_order(frame: pd.DataFrame, *keys: np.ndarray) -> pd.DataFrame:
-    """Sort by subject number, then by the given integer keys."""
-    order = np.lexsort([*reversed(keys), ct.subject_numbers(frame["subject_id"].to_numpy(dtype=object))])
-    return frame.iloc[order].reset_index(drop=True)
 
 
 def _per_code(codes: np.ndarray, per_distinct: list, dtype: object) -> np.ndarray:
@@ -140,8 +82,8 @@ def derive_vas(diary: pd.DataFrame, contract: Contract, symptoms: Sequence[str],
     with np.errstate(divide="ignore", invalid="ignore"):
         vas["pchg"] = np.where(base != 0, 100.0 * vas["chg"].to_numpy(dtype=float) / base, np.nan)
     params = [*contract.symptoms, COMPOSITE]
-    vas = _subject_order(vas, ct.category_order(vas["param"].to_numpy(dtype=object), params), vas["week"].to_numpy())
-    return vas[VAS_COLUMNS]
+    vas = sort_by_subject(vas, ct.category_order(vas["param"].to_numpy(dtype=object), params), vas["week"].to_numpy())
+    return vas[schema.columns("analysis/vas")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,7 +124,7 @@ def derive_subjects(
     """
     out = subjects.drop(columns=["raw_row"], errors="ignore").copy()
     out["bmi"] = out["weight_kg"] / (out["height_cm"] / 100.0) ** 2
-    for column in YES_NO_COLUMNS:
+    for column in (c.name for c in contract.tables["subjects.csv"].columns if c.type == "yes_no"):
         out[column] = out[column].to_numpy(dtype=object) == "yes"
     first, last = _dates(out["first_dose_date"]), _dates(out["last_dose_date"])
     out["treatment_days"] = ((last - first).dt.days + 1).astype(float)
@@ -201,7 +143,7 @@ def derive_subjects(
     at_baseline = set(composite.loc[present & (weeks == 0), "subject_id"])
     at_end = set(composite.loc[present & (weeks == final_week), "subject_id"])
     out["efffl"] = out["subject_id"].isin(at_baseline & at_end).to_numpy()
-    return _subject_order(out)[SUBJECT_COLUMNS]
+    return sort_by_subject(out)[schema.columns("analysis/subjects")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,8 +169,15 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     value, censored = ct.parse_lab_results(labs["result"].to_numpy(dtype=object))
     factor = ct.lab_factors(tests_cat, units_cat, contract)
     if np.isnan(factor).any():
-        bad = labs.loc[np.isnan(factor), ["test_code", "unit"]].drop_duplicates().to_numpy().tolist()
-        raise ValueError(f"clean labs hold units without a conversion factor: {bad}")
+        first = int(np.flatnonzero(np.isnan(factor))[0])
+        raise InputDataError.at(
+            "labs.csv",
+            f"unit without a conversion factor for {labs['test_code'].iloc[first]} in config/lab_units.yaml",
+            row=int(labs["raw_row"].iloc[first]) if "raw_row" in labs else None,
+            column="unit",
+            value=labs["unit"].iloc[first],
+            rule="unit_not_allowed",
+        )
     decimals = _per_code(test_codes, [tests[c].decimals for c in test_names], np.int64)
     labels = labs["visit"].to_numpy(dtype=object)
     visit_codes, visit_names = pd.factorize(labels)
@@ -240,10 +189,10 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
             "week": ct.visit_weeks(visits_cat, contract),
             "sample_date": labs["sample_date"].to_numpy(dtype=object),
             "param": code,
-            "aval": round_half_up(value * factor, decimals),
+            "aval": round_half_away(value * factor, decimals),
             "unit": _per_code(test_codes, [tests[c].unit for c in test_names], object),
-            "ref_low": round_half_up(labs["ref_low"].to_numpy(dtype=float) * factor, decimals),
-            "ref_high": round_half_up(labs["ref_high"].to_numpy(dtype=float) * factor, decimals),
+            "ref_low": round_half_away(labs["ref_low"].to_numpy(dtype=float) * factor, decimals),
+            "ref_high": round_half_away(labs["ref_high"].to_numpy(dtype=float) * factor, decimals),
             "censored": censored,
         }
     )
@@ -268,6 +217,6 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     base_of_key = np.full(len(subject_names) * n_tests, np.nan)
     base_of_key[key[last]] = aval[last]
     out["base"] = base_of_key[key]
-    out["chg"] = round_half_up(out["aval"] - out["base"], decimals)
-    out = _subject_order(out, ct.category_order(tests_cat, list(tests)), week)
-    return out[LAB_COLUMNS]
+    out["chg"] = round_half_away(out["aval"] - out["base"], decimals)
+    out = sort_by_subject(out, ct.category_order(tests_cat, list(tests)), week)
+    return out[schema.columns("analysis/labs")]

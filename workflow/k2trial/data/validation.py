@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from k2trial.core.errors import InputDataError, Problem
+from k2trial.core.io import read_raw_csv
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract, NormalisedColumn, TableSpec
-from k2trial.core.errors import InputDataError, Problem
 from k2trial.runtime.provenance import data_version, sha256_file
-from k2trial.core.io import read_raw_csv
 
 ERROR = "error"
 FIXABLE = "fixable"

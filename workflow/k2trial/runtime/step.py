@@ -21,9 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from k2trial.runtime import provenance
 from k2trial.core.errors import K2TrialError
-from k2trial.core.io import write_json
+from k2trial.core.io import read_yaml, write_json
+from k2trial.core.vocabulary import Vocabulary, load_vocabulary
+from k2trial.runtime import provenance
 
 logger = logging.getLogger("k2trial")
 
@@ -59,6 +60,12 @@ def run_step(smk: Any, work: Callable[[Any], None]) -> None:
         logger.error("unexpected error\n%s", traceback.format_exc())
         print(f"\n[{rule}] unexpected {type(exc).__name__}: {exc}\nTraceback in {log_path}\n", file=sys.stderr)
         sys.exit(1)
+
+
+def vocabulary(smk: Any) -> Vocabulary:
+    """The job's vocabulary: inputs `codebook` and `lab_units`, params `vocabulary` (config composite and
+    populations; workflow/rules/common.smk VOCABULARY)."""
+    return load_vocabulary(read_yaml(smk.input.codebook), read_yaml(smk.input.lab_units), smk.params.vocabulary)
 
 
 def _original_script_name() -> str | None:

@@ -36,26 +36,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-PAIRED_TEST_COLUMNS = [
-    "n",
-    "test",
-    "statistic",
-    "statistic_name",
-    "p_value",
-    "p_method",
-    "estimate_type",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "effect_size_type",
-    "effect_size",
-    "es_ci_low",
-    "es_ci_high",
-]
-#: Extra columns of `paired_comparison_table`: t degrees of freedom, non-zero differences (the n of the
-#: signed-rank test), and the confidence level the CI attains (lower than requested only when the
-#: sample is too small for the requested level; NaN when no interval exists).
-PAIRED_DETAIL_COLUMNS = ["df", "n_nonzero", "ci_level"]
+from k2trial.core.schema import PAIRED_DETAIL, PAIRED_TEST
+
+#: Columns of `paired_comparison` and the extra ones of `paired_comparison_table` (t degrees of freedom, non-zero
+#: differences (the n of the signed-rank test), and the confidence level the CI attains: lower than requested only
+#: when the sample is too small for it; NaN when no interval exists). Stated once, in k2trial.core.schema.
+PAIRED_TEST_COLUMNS = [c.name for c in PAIRED_TEST]
+PAIRED_DETAIL_COLUMNS = [c.name for c in PAIRED_DETAIL]
 
 #: R's qsignrank/qwilcox fuzz: a quantile search accepts a cumulative probability this close below p.
 _QUANTILE_FUZZ = 10 * np.finfo(float).eps

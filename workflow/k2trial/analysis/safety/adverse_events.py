@@ -18,40 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from k2trial.core import schema
 from k2trial.core.errors import InputDataError, Problem
-from k2trial.analysis.safety.labs import subject_numbers
+from k2trial.core.values import as_bool, subject_numbers
+from k2trial.data.contract import TableSpec
 
-AE_REQUIRED = ("subject_id", "term", "onset_date", "severity", "serious", "related")
-SEVERITIES = ("mild", "moderate", "severe")
-LISTING_COLUMNS = [
-    "subject_id",
-    "raw_row",
-    "term",
-    "onset_date",
-    "end_date",
-    "study_day",
-    "severity",
-    "serious",
-    "related",
-    "related_to_treatment",
-    "action",
-    "leading_to_withdrawal",
-    "outcome",
-    "treatment_emergent",
-    "in_safety_set",
-]
-SUMMARY_COLUMNS = ["category", "description", "n_subjects", "percent", "n_events", "denominator", "note"]
-BY_TERM_COLUMNS = [
-    "term",
-    "n_subjects",
-    "percent",
-    "n_events",
-    "n_subjects_related",
-    "n_subjects_severe",
-    "n_subjects_serious",
-    "n_subjects_leading_to_withdrawal",
-    "denominator",
-]
 NO_EVENTS_TERM = "No adverse events reported"
 
 
@@ -65,47 +36,39 @@ def adverse_event_listing(
     *,
     related_levels: Sequence[str],
     withdrawal_actions: Sequence[str],
+    spec: TableSpec,
     label: str = "adverse_events.csv",
 ) -> pd.DataFrame:
-    """One row per reported event with derived flags: LISTING_COLUMNS.
+    """One row per reported event with derived flags (artifact safety/ae_listing).
 
-    subjects: output of k2trial.analysis.safety.labs.prepare_subjects. study_day = onset - first dose + 1 on or after the
-    first dose, onset - first dose before it (no day 0); empty without a first dose. Sorted by subject number,
-    onset date, term, raw_row. Raises InputDataError for a subject not in subjects.csv or a severity outside
-    mild/moderate/severe.
+    adverse_events: the clean table (k2trial.data.cleaning.read_clean_table; `spec` its contract table: columns,
+    required ones, severity levels). subjects: output of k2trial.analysis.safety.lab_table.prepare_subjects.
+    study_day = onset - first dose + 1 on or after the first dose, onset - first dose before it (no day 0); empty
+    without a first dose. Sorted by subject number, onset date, term, raw_row. Raises InputDataError for a missing
+    required column, a subject not in subjects.csv or a severity that is not a level of the contract.
     """
-    missing = [c for c in AE_REQUIRED if c not in adverse_events.columns]
+    missing = [c.name for c in spec.columns if c.required and c.name not in adverse_events.columns]
     if missing:
         raise InputDataError(
             [Problem(label, None, c, None, "required_column", "error", f"column '{c}' is missing") for c in missing]
         )
+    severities = spec.column("severity").levels
     ae = adverse_events.copy()
-    for column in ("end_date", "action", "outcome"):
+    for column in spec.column_names:
         if column not in ae.columns:
             ae[column] = ""
     if "raw_row" not in ae.columns:
         ae["raw_row"] = np.arange(len(ae)) + 2
-    text_columns = [
-        "subject_id",
-        "term",
-        "onset_date",
-        "end_date",
-        "severity",
-        "serious",
-        "related",
-        "action",
-        "outcome",
-    ]
-    for column in text_columns:
+    for column in spec.column_names:
         ae[column] = ae[column].fillna("").astype("str").str.strip()
     known = subjects.set_index("subject_id")
     unknown = ~ae["subject_id"].isin(known.index)
-    bad_severity = ~ae["severity"].isin(SEVERITIES)
+    bad_severity = ~ae["severity"].isin(severities)
     problems = [
         Problem(label, int(r), "subject_id", v, "known_subject", "error", "subject not in subjects.csv")
         for r, v in zip(ae.loc[unknown, "raw_row"], ae.loc[unknown, "subject_id"], strict=True)
     ] + [
-        Problem(label, int(r), "severity", v, "severity_levels", "error", f"severity must be one of {SEVERITIES}")
+        Problem(label, int(r), "severity", v, "severity_levels", "error", f"severity must be one of {severities}")
         for r, v in zip(ae.loc[bad_severity, "raw_row"], ae.loc[bad_severity, "severity"], strict=True)
     ]
     if problems:
@@ -135,7 +98,7 @@ def adverse_event_listing(
             "treatment_emergent": (onset >= first_dose).fillna(False).astype(bool),
             "in_safety_set": ae["subject_id"].map(known["saffl"]).fillna(False).astype(bool),
         },
-        columns=LISTING_COLUMNS,
+        columns=schema.columns("safety/ae_listing"),
     )
     listing["_number"] = subject_numbers(listing["subject_id"])
     listing = listing.sort_values(["_number", "onset_date", "term", "raw_row"], kind="mergesort")
@@ -143,7 +106,7 @@ def adverse_event_listing(
 
 
 def _is_serious(listing: pd.DataFrame) -> pd.Series:
-    return _normalise_text(listing["serious"]).isin(["yes", "y", "true", "1"])
+    return pd.Series(as_bool(listing["serious"]), index=listing.index)
 
 
 def ae_summary(
@@ -184,7 +147,7 @@ def ae_summary(
                 "note": note,
             }
         )
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(rows, columns=schema.columns("safety/ae_summary"))
 
 
 def ae_by_term(listing: pd.DataFrame, n_safety: int) -> pd.DataFrame:
@@ -194,10 +157,11 @@ def ae_by_term(listing: pd.DataFrame, n_safety: int) -> pd.DataFrame:
     "No adverse events reported" with zero counts.
     """
     events = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)].copy()
+    columns = schema.columns("safety/ae_by_term")
     if events.empty:
-        return pd.DataFrame(
-            [{"term": NO_EVENTS_TERM, **{c: 0 for c in BY_TERM_COLUMNS[1:]}}], columns=BY_TERM_COLUMNS
-        ).assign(percent=0.0 if n_safety else np.nan, denominator=int(n_safety))
+        return pd.DataFrame([{"term": NO_EVENTS_TERM, **{c: 0 for c in columns[1:]}}], columns=columns).assign(
+            percent=0.0 if n_safety else np.nan, denominator=int(n_safety)
+        )
     events["_key"] = _normalise_text(events["term"])
     events["_serious"] = _is_serious(events)
     events["_severe"] = events["severity"].eq("severe")
@@ -223,4 +187,4 @@ def ae_by_term(listing: pd.DataFrame, n_safety: int) -> pd.DataFrame:
     table["percent"] = 100.0 * table["n_subjects"] / n_safety if n_safety else np.nan
     table["denominator"] = int(n_safety)
     table = table.sort_values(["n_subjects", "n_events", "term"], ascending=[False, False, True], kind="mergesort")
-    return table.reset_index(drop=True)[BY_TERM_COLUMNS]
+    return table.reset_index(drop=True)[columns]

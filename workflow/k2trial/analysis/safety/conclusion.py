@@ -2,8 +2,9 @@
 
 `analyse_safety` runs every safety table from the analysis datasets (labs.csv, subjects.csv) and the clean
 adverse-event table; `safety_conclusion` states, per param, whether a clinically significant abnormality
-emerged on treatment, with the rule text, for the published-claims check. Laboratory details:
-k2trial.analysis.safety.labs; adverse events: k2trial.analysis.safety.adverse_events.
+emerged on treatment, with the rule text, for the published-claims check. Laboratory details: the annotated lab
+table (lab_table), its summaries (lab_summaries), CTCAE grades (toxicity_grades), liver screens (hepatic), paired
+tests (lab_tests); adverse events: adverse_events.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from k2trial.analysis.safety import adverse_events as ae
-from k2trial.analysis.safety import labs as ls
+from k2trial.analysis.safety import hepatic, lab_summaries, lab_table, lab_tests, toxicity_grades
+from k2trial.analysis.safety.lab_table import FLAGS, LabArrays
+from k2trial.analysis.safety.standards import LabStandard, LabStandards
+from k2trial.core import schema
+from k2trial.core.values import compare_at_precision
+from k2trial.data.contract import TableSpec
 
 #: Output tables of `analyse_safety`, in the order they are written (file = name + ".csv").
 SAFETY_TABLES = (
@@ -34,21 +40,6 @@ SAFETY_TABLES = (
     "ae_listing",
     "safety_conclusion",
 )
-CONCLUSION_COLUMNS = [
-    "scope",
-    "param",
-    "name",
-    "panel",
-    "unit",
-    "n_subjects",
-    "worst_grade",
-    "n_new_grade",
-    "n_significant_shift",
-    "n_significant",
-    "significant",
-    "subjects",
-    "rule",
-]
 #: How many subject IDs the conclusion lists as evidence.
 EVIDENCE_SUBJECTS = 10
 
@@ -64,6 +55,7 @@ class SafetySettings:
     paired_visits: tuple[str, str]
     confidence: float
     exact_max_n: int
+    b12_test: str
     b12_deficient_below: float
     b12_adequate_from: float
 
@@ -78,12 +70,13 @@ class SafetySettings:
             paired_visits=(str(visits[0]), str(visits[1])),
             confidence=float(safety["confidence"]),
             exact_max_n=int(safety["exact_max_n"]),
+            b12_test=str(b12_status["test"]),
             b12_deficient_below=float(b12_status["deficient_below"]),
             b12_adequate_from=float(b12_status["adequate_from"]),
         )
 
 
-def _shift_rule_text(test: ls.LabTest) -> str:
+def _shift_rule_text(test: LabStandard) -> str:
     high = f"> ULN x {1 + test.shift_margin:g}"
     low = f"< LLN x {1 - test.shift_margin:g}"
     beyond = {"high": high, "low": low, "both": f"{low} or {high}"}[test.direction]
@@ -101,12 +94,12 @@ def safety_conclusion(
     grades: pd.DataFrame,
     hys_law: pd.DataFrame,
     subjects: pd.DataFrame,
-    standards: ls.LabStandards,
+    standards: LabStandards,
     *,
     significant_grade: int,
     hys_law_window_days: int = 0,
 ) -> pd.DataFrame:
-    """Whether a clinically significant abnormality emerged on treatment: CONCLUSION_COLUMNS.
+    """Whether a clinically significant abnormality emerged on treatment (safety/safety_conclusion).
 
     Per lab param (scope "lab", lab order; PT and INR have their own rows, panel coagulation) a subject counts
     when, after baseline, (a) a CTCAE grade >= significant_grade is reached that is higher than the baseline
@@ -115,14 +108,14 @@ def safety_conclusion(
     law screen (scope "hys_law") and an overall row (scope "overall", param "ALL": any of the above).
     n_subjects: safety-set subjects with an on-treatment value; `subjects` lists the first IDs counted.
     """
-    arr = ls.LabArrays(annotated, standards, subjects)
+    arr = LabArrays(annotated, standards, subjects)
     ids = np.array(arr.subject_ids, dtype=object)
     params = list(standards.all_params)
-    baseline_grade, worst_grade = ls.subject_term_grades(grades, arr.n_subjects, len(standards.terms))
+    baseline_grade, worst_grade = toxicity_grades.subject_term_grades(grades, arr.n_subjects, len(standards.terms))
     baseline_flag = np.full(arr.size, -1, dtype=np.int64)
     at_bl = arr.is_baseline & (arr.flag >= 0)
     baseline_flag[arr.key[at_bl]] = arr.flag[at_bl]
-    normal = ls.FLAGS.index("NORMAL")
+    normal = FLAGS.index("NORMAL")
     any_significant = np.zeros(arr.n_subjects, bool)
     any_value = np.zeros(arr.n_subjects, bool)
     rows = []
@@ -141,9 +134,9 @@ def safety_conclusion(
         value, decimals = arr.aval[on_treatment], arr.decimals[on_treatment]
         beyond = np.zeros(len(on_treatment), bool)
         if test.direction in ("high", "both"):
-            beyond |= ls.compare_at_precision(value, arr.high[on_treatment] * (1 + test.shift_margin), ">", decimals)
+            beyond |= compare_at_precision(value, arr.high[on_treatment] * (1 + test.shift_margin), ">", decimals)
         if test.direction in ("low", "both"):
-            beyond |= ls.compare_at_precision(value, arr.low[on_treatment] * (1 - test.shift_margin), "<", decimals)
+            beyond |= compare_at_precision(value, arr.low[on_treatment] * (1 - test.shift_margin), "<", decimals)
         from_normal = baseline_flag[arr.key[on_treatment]] == normal
         shifted = np.zeros(arr.n_subjects, bool)
         shifted[arr.s[on_treatment[from_normal & beyond]]] = True
@@ -215,7 +208,7 @@ def safety_conclusion(
             "rule": "Any of the rows above",
         }
     )
-    out = pd.DataFrame(rows, columns=CONCLUSION_COLUMNS)
+    out = pd.DataFrame(rows, columns=schema.columns("safety/safety_conclusion"))
     out["worst_grade"] = out["worst_grade"].astype("Int64")
     overall = out["scope"].eq("overall")
     out.loc[overall, "n_new_grade"] = int(out.loc[out["scope"].eq("lab"), "n_new_grade"].sum())
@@ -227,41 +220,45 @@ def analyse_safety(
     labs: pd.DataFrame,
     subjects: pd.DataFrame,
     adverse_events: pd.DataFrame,
-    standards: ls.LabStandards,
+    standards: LabStandards,
     settings: SafetySettings,
+    adverse_events_spec: TableSpec,
 ) -> dict[str, pd.DataFrame]:
-    """Every safety table (SAFETY_TABLES) from labs.csv, subjects.csv and the clean adverse_events.csv.
+    """Every safety table (SAFETY_TABLES) from labs.csv, subjects.csv and the clean adverse_events.csv (whose
+    contract table is `adverse_events_spec`).
 
     The overall row's n_new_grade and n_significant_shift are sums over params (a subject may count twice);
     its n_significant counts subjects once.
     """
-    prepared = ls.prepare_subjects(subjects)
+    prepared = lab_table.prepare_subjects(subjects)
     n_safety = int(prepared["saffl"].sum())
-    annotated = ls.annotate_labs(
+    annotated = lab_table.annotate_labs(
         labs,
         prepared,
         standards,
         b12_deficient_below=settings.b12_deficient_below,
         b12_adequate_from=settings.b12_adequate_from,
+        b12_test=settings.b12_test,
     )
-    grades = ls.ctcae_grades(annotated, prepared, standards)
-    hys = ls.hys_law_cases(annotated, prepared, standards, window_days=settings.hys_law_window_days)
+    grades = toxicity_grades.ctcae_grades(annotated, prepared, standards)
+    hys = hepatic.hys_law_cases(annotated, prepared, standards, window_days=settings.hys_law_window_days)
     listing = ae.adverse_event_listing(
         adverse_events,
         prepared,
         related_levels=settings.related_levels,
         withdrawal_actions=settings.withdrawal_actions,
+        spec=adverse_events_spec,
     )
     tables = {
-        "lab_flags": ls.flagged_values(annotated, standards),
-        "lab_descriptives": ls.lab_descriptives(annotated, standards),
-        "lab_shifts": ls.lab_shifts(annotated, prepared, standards),
-        "lab_categories": ls.lab_category_counts(annotated, standards),
+        "lab_flags": lab_table.flagged_values(annotated, standards, settings.b12_test),
+        "lab_descriptives": lab_summaries.lab_descriptives(annotated, standards),
+        "lab_shifts": lab_summaries.lab_shifts(annotated, prepared, standards),
+        "lab_categories": lab_summaries.lab_category_counts(annotated, standards, settings.b12_test),
         "ctcae_grades": grades,
-        "ctcae_worst": ls.ctcae_worst(grades, standards),
+        "ctcae_worst": toxicity_grades.ctcae_worst(grades, standards),
         "hys_law": hys,
-        "edish": ls.edish(annotated, prepared, standards),
-        "lab_paired_tests": ls.lab_paired_tests(
+        "edish": hepatic.edish(annotated, prepared, standards),
+        "lab_paired_tests": lab_tests.lab_paired_tests(
             annotated,
             standards,
             visit_from=settings.paired_visits[0],

@@ -1,0 +1,393 @@
+"""The annotated laboratory table of the safety set: reference ranges in force, LOW/NORMAL/HIGH flags, baseline
+flags, B12 status and eGFR with its KDIGO category; and `LabArrays`, its integer view for vectorised work.
+
+Conventions (CLINICAL.md, safety section):
+- Values (`aval`) are in the standard unit of config/lab_units.yaml. A value reported as "<x" or ">x" is
+  *censored*: `aval` holds the limit x (never zero); flags and categories use the limit.
+- Reference range of a value: the reporting lab's limits when given (`ref_low`, `ref_high`), else the default
+  range of config/lab_standards.yaml for the subject's sex. Each limit is filled on its own.
+- Flags: LOW if value < lower limit, HIGH if value > upper limit, else NORMAL, compared at the test's recording
+  precision (k2trial.core.values.compare_at_precision).
+- Baseline: the baseline visit (study week 0); the baseline *value* is `base` of labs.csv (last value on or
+  before the first dose). Post-baseline (on treatment) = week > 0.
+- Population: the safety set (`saffl`). Ordering: subjects by the number in the ID, params in lab_units order
+  then eGFR, visits by study week.
+
+All functions work on whole columns (no loop over subjects or rows), so they scale to 100,000 subjects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from k2trial.analysis.safety.kidney import ckd_epi_2021, kdigo_category
+from k2trial.analysis.safety.standards import SEXES, LabStandards
+from k2trial.core import schema
+from k2trial.core.errors import InputDataError, Problem
+from k2trial.core.values import as_bool, compare_at_precision, round_half_away, subject_numbers
+
+FLAGS = ("LOW", "NORMAL", "HIGH")
+RANGE_SOURCES = ("lab", "default", "lab+default", "none")
+B12_STATUSES = ("deficient", "borderline", "adequate")
+#: Week numbers are below this (sort keys of subject x param x week).
+_WEEK_SPAN = 10_000
+#: What the safety analysis reads of results/analysis/labs.csv and subjects.csv (k2trial.core.schema).
+LAB_INPUT_COLUMNS = ("subject_id", "visit", "week", "sample_date", "param", "aval", "unit", "ref_low", "ref_high",
+                     "censored", "base")  # fmt: skip
+SUBJECT_INPUT_COLUMNS = ("subject_id", "sex", "age_years", "anticoagulant", "saffl", "first_dose_date")
+
+
+def b12_status(values: Any, deficient_below: float, adequate_from: float, decimals: int = 0) -> np.ndarray:
+    """B12 status of serum values in pg/mL: deficient (< deficient_below), borderline, adequate (>= adequate_from).
+
+    Compared at `decimals` (B12 is recorded in whole pg/mL); "" when missing. A censored "<x" value is graded at
+    its limit x, an upper bound: "<150" is deficient, "<250" would read borderline although it may be deficient.
+    """
+    values = np.asarray(values, dtype=float)
+    deficient = compare_at_precision(values, np.full(values.shape, deficient_below), "<", decimals)
+    adequate = compare_at_precision(values, np.full(values.shape, adequate_from), ">=", decimals)
+    status = np.where(deficient, B12_STATUSES[0], np.where(adequate, B12_STATUSES[2], B12_STATUSES[1]))
+    return np.where(np.isnan(values), "", status).astype(object)
+
+
+def prepare_subjects(subjects: pd.DataFrame, label: str = "subjects.csv") -> pd.DataFrame:
+    """Subjects sorted by subject number, with boolean `anticoagulant`, `saffl` and a `female` column.
+
+    Raises InputDataError when a required column is missing, a subject is listed twice or sex is not F/M.
+    """
+    schema.require(subjects, "analysis/subjects", SUBJECT_INPUT_COLUMNS, label)
+    out = subjects.copy()
+    out["subject_id"] = out["subject_id"].astype("str")
+    out["_number"] = subject_numbers(out["subject_id"])
+    out["_row"] = np.arange(len(out)) + 2
+    duplicated = out["subject_id"].duplicated()
+    bad_sex = ~out["sex"].astype("str").isin(SEXES)
+    problems = [
+        Problem(label, int(r), "subject_id", s, "unique_subject", "error", "subject listed twice")
+        for r, s in zip(out.loc[duplicated, "_row"], out.loc[duplicated, "subject_id"], strict=True)
+    ] + [
+        Problem(label, int(r), "sex", str(s), "sex_levels", "error", "sex must be F or M (eGFR, default ranges)")
+        for r, s in zip(out.loc[bad_sex, "_row"], out.loc[bad_sex, "sex"], strict=True)
+    ]
+    if problems:
+        raise InputDataError(problems)
+    out["anticoagulant"] = as_bool(out["anticoagulant"])
+    out["saffl"] = as_bool(out["saffl"])
+    out["female"] = out["sex"].astype("str").eq("F").to_numpy()
+    out["age_years"] = pd.to_numeric(out["age_years"], errors="coerce")
+    out = out.sort_values(["_number", "subject_id"], kind="mergesort").reset_index(drop=True)
+    return out.drop(columns=["_row"])
+
+
+def safety_set(subjects: pd.DataFrame) -> pd.DataFrame:
+    """The safety-set subjects of prepared subjects, in subject order (index 0..N-1 = subject code)."""
+    return subjects.loc[subjects["saffl"]].reset_index(drop=True)
+
+
+def _as_category(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    return values.astype("str").astype("category")
+
+
+def _codes_for(values: pd.Series, categories: Sequence[str]) -> np.ndarray:
+    """Codes of `values` in `categories` (-1 when absent), computed on the distinct values only."""
+    cat = _as_category(values)
+    cat = cat.cat.rename_categories([str(c) for c in cat.cat.categories]) if len(cat.cat.categories) else cat
+    lookup = pd.Index(list(categories)).get_indexer(list(cat.cat.categories))
+    codes = cat.cat.codes.to_numpy()
+    return np.where(codes >= 0, lookup[codes] if len(lookup) else -1, -1)
+
+
+def _first_rows_where(mask: np.ndarray, limit: int = 5) -> np.ndarray:
+    return np.flatnonzero(mask)[:limit]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Annotated lab table (lab_flags.csv)
+# ----------------------------------------------------------------------------------------------------------------
+def annotate_labs(
+    labs: pd.DataFrame,
+    subjects: pd.DataFrame,
+    standards: LabStandards,
+    *,
+    b12_deficient_below: float,
+    b12_adequate_from: float,
+    b12_test: str,
+    label: str = "labs.csv",
+) -> pd.DataFrame:
+    """Per-visit lab table of the safety set with reference ranges, flags, baseline flags, eGFR and categories.
+
+    labs: results/analysis/labs.csv (DATASETS.md). subjects: output of `prepare_subjects`.
+    Returns the columns of safety/lab_flags plus sample_date, base and chg: `ref_low`/`ref_high` are the limits
+    used (the lab's, else the default by sex; `range_source` lab | default | lab+default | none); `flag`
+    LOW/NORMAL/HIGH (missing without a value);
+    `baseline_flag` the flag at the baseline visit; `category` the B12 status (B12 rows) or the KDIGO category
+    (eGFR rows, param = standards.egfr.param, computed from creatinine, sex and age, `censored` when the
+    creatinine is). Rows of subjects outside the safety set are dropped. Sorted by subject, param, week.
+
+    Raises InputDataError for subjects missing from subjects.csv, unknown tests, or a unit that is not the
+    test's standard unit.
+    """
+    schema.require(labs, "analysis/labs", LAB_INPUT_COLUMNS, label)
+    params = standards.lab_params
+    n_lab_params = len(params)
+    all_subjects = subjects["subject_id"].tolist()
+    safety = safety_set(subjects)
+    safety_ids = safety["subject_id"].tolist()
+
+    subject_all = _codes_for(labs["subject_id"], all_subjects)
+    param_code = _codes_for(labs["param"], params)
+    problems = [
+        Problem(
+            label,
+            int(i) + 2,
+            "subject_id",
+            str(labs["subject_id"].iloc[i]),
+            "known_subject",
+            "error",
+            "subject not in subjects.csv",
+        )
+        for i in _first_rows_where(subject_all < 0)
+    ] + [
+        Problem(
+            label,
+            int(i) + 2,
+            "param",
+            str(labs["param"].iloc[i]),
+            "known_test",
+            "error",
+            "test code not in config/lab_units.yaml",
+        )
+        for i in _first_rows_where(param_code < 0)
+    ]
+    if not problems:
+        standard_units = standards.units()[:n_lab_params]
+        distinct_units = list(dict.fromkeys(standard_units))
+        expected_unit = np.array([distinct_units.index(u) for u in standard_units])
+        wrong_unit = _codes_for(labs["unit"], distinct_units) != expected_unit[param_code]
+        problems += [
+            Problem(
+                label,
+                int(i) + 2,
+                "unit",
+                str(labs["unit"].iloc[i]),
+                "standard_unit",
+                "error",
+                f"{labs['param'].iloc[i]} must be in its standard unit {standard_units[param_code[i]]}",
+            )
+            for i in _first_rows_where(wrong_unit)
+        ]
+    if problems:
+        raise InputDataError(problems)
+
+    subject_code = _codes_for(labs["subject_id"], safety_ids)
+    keep = np.flatnonzero(subject_code >= 0)
+    week_all = pd.to_numeric(labs["week"], errors="coerce").to_numpy(dtype=float)
+    visit_cat = _as_category(labs["visit"])
+    visit_names = _visit_order(visit_cat, week_all)
+    visit_code_all = _codes_for(visit_cat, visit_names)
+
+    s = subject_code[keep]
+    p = param_code[keep]
+    week = np.nan_to_num(week_all[keep], nan=-1.0)
+    sort_key = (s * (n_lab_params + 1) + p) * _WEEK_SPAN + (week.astype(np.int64) + 1)
+    if len(sort_key) and not np.all(sort_key[1:] >= sort_key[:-1]):  # labs.csv is usually sorted already
+        order = np.argsort(sort_key, kind="stable")
+        keep, s, p, week = keep[order], s[order], p[order], week[order]
+    rows = keep
+    visit = visit_code_all[rows]
+    aval = pd.to_numeric(labs["aval"], errors="coerce").to_numpy(dtype=float)[rows]
+    base = pd.to_numeric(labs["base"], errors="coerce").to_numpy(dtype=float)[rows]
+    ref_low = pd.to_numeric(labs["ref_low"], errors="coerce").to_numpy(dtype=float)[rows]
+    ref_high = pd.to_numeric(labs["ref_high"], errors="coerce").to_numpy(dtype=float)[rows]
+    censored = as_bool(_as_category(labs["censored"]))[rows]
+    if "sample_date" in labs.columns:
+        dates = _as_category(labs["sample_date"])
+        date_names = list(dates.cat.categories)
+        date_code = dates.cat.codes.to_numpy()[rows]
+    else:
+        date_names, date_code = [], np.full(len(rows), -1)
+
+    female = safety["female"].to_numpy()[s]
+    sex_index = np.where(female, 0, 1)
+    default_low = np.array([[t.ranges[sex][0] for sex in SEXES] for t in standards.tests])
+    default_high = np.array([[t.ranges[sex][1] for sex in SEXES] for t in standards.tests])
+    low = np.where(np.isnan(ref_low), default_low[p, sex_index], ref_low)
+    high = np.where(np.isnan(ref_high), default_high[p, sex_index], ref_high)
+    n_given = (~np.isnan(ref_low)).astype(int) + (~np.isnan(ref_high)).astype(int)
+    range_source = np.select([n_given == 2, n_given == 0], [0, 1], 2)
+    decimals = standards.decimals()[p]
+    flag = _flag_codes(aval, low, high, decimals)
+
+    n_subjects = len(safety_ids)
+    n_params = n_lab_params + 1
+    key = s * n_params + p
+    baseline = (week == 0) & ~np.isnan(aval)
+    baseline_flag = _broadcast_baseline(key, baseline, flag, n_subjects * n_params, fill=-1)
+    chg = aval - base
+
+    kdigo_names = [k for k, _ in standards.egfr.kdigo]
+    category_names = [*B12_STATUSES, *kdigo_names]
+    category = np.full(len(rows), -1, dtype=np.int64)
+    if b12_test in params:
+        b12 = np.flatnonzero(p == params.index(b12_test))
+        status = b12_status(aval[b12], b12_deficient_below, b12_adequate_from, standards.test(b12_test).decimals)
+        category[b12] = pd.Index(category_names).get_indexer(status)
+
+    # eGFR rows derived from the creatinine rows, placed after the subject's lab rows (eGFR is the last param)
+    egfr_spec = standards.egfr
+    creat = np.flatnonzero(p == params.index(egfr_spec.creatinine))
+    age = safety["age_years"].to_numpy(dtype=float)[s[creat]]
+    egfr = round_half_away(ckd_epi_2021(aval[creat], female[creat], age), egfr_spec.decimals)
+    egfr_base = round_half_away(ckd_epi_2021(base[creat], female[creat], age), egfr_spec.decimals)
+    egfr_category = pd.Index(category_names).get_indexer(kdigo_category(egfr, egfr_spec.kdigo, egfr_spec.decimals))
+    n_lab_rows, n_egfr = len(rows), len(creat)
+    lab_position = np.arange(n_lab_rows) + np.searchsorted(s[creat], s, side="left")
+    egfr_position = np.searchsorted(s, s[creat], side="right") + np.arange(n_egfr)
+
+    def merged(lab_part: np.ndarray, egfr_part: Any) -> np.ndarray:
+        lab_part = np.asarray(lab_part)
+        out = np.empty(n_lab_rows + n_egfr, dtype=np.result_type(lab_part, np.asarray(egfr_part)))
+        out[lab_position] = lab_part
+        out[egfr_position] = egfr_part
+        return out
+
+    all_p = merged(p, n_lab_params)
+    columns = {
+        "subject_id": pd.Categorical.from_codes(merged(s, s[creat]), categories=safety_ids),
+        "param": pd.Categorical.from_codes(all_p, categories=list(standards.all_params)),
+        "visit": pd.Categorical.from_codes(merged(visit, visit[creat]), categories=visit_names),
+        "week": merged(week, week[creat]).astype(np.int64),
+        "sample_date": pd.Categorical.from_codes(merged(date_code, date_code[creat]), categories=date_names),
+        "aval": merged(aval, egfr),
+        "unit": unit_column(all_p, standards),
+        "censored": merged(censored, censored[creat]),
+        "ref_low": merged(low, np.nan),
+        "ref_high": merged(high, np.nan),
+        "range_source": pd.Categorical.from_codes(merged(range_source, 3), categories=list(RANGE_SOURCES)),
+        "flag": pd.Categorical.from_codes(merged(flag, -1), categories=list(FLAGS)),
+        "base": merged(base, egfr_base),
+        "chg": merged(round_half_away(chg, decimals), round_half_away(egfr - egfr_base, egfr_spec.decimals)),
+        "baseline_flag": pd.Categorical.from_codes(merged(baseline_flag, -1), categories=list(FLAGS)),
+        "category": pd.Categorical.from_codes(merged(category, egfr_category), categories=category_names),
+    }
+    return pd.DataFrame(columns)
+
+
+def flagged_values(annotated: pd.DataFrame, standards: LabStandards, b12_test: str) -> pd.DataFrame:
+    """lab_flags.csv: every value flagged LOW or HIGH against its range, and every B12 and eGFR value (with its
+    B12 status or KDIGO category), in the columns of safety/lab_flags and the annotated order. Values within range
+    are left out: they are in labs.csv, and at 100,000 subjects a full copy would cost more to write than the
+    analysis.
+    """
+    flag = annotated["flag"].cat.codes.to_numpy()
+    categorised = annotated["param"].isin([b12_test, standards.egfr.param]).to_numpy()
+    keep = (flag == FLAGS.index("LOW")) | (flag == FLAGS.index("HIGH")) | categorised
+    return annotated.loc[keep, schema.columns("safety/lab_flags")].reset_index(drop=True)
+
+
+def unit_column(param_codes: np.ndarray, standards: LabStandards) -> pd.Categorical:
+    """The standard unit of each param code (lab order, then eGFR) as a categorical column."""
+    units = standards.units()
+    distinct = list(dict.fromkeys(units))
+    code_of_param = np.array([distinct.index(u) for u in units])
+    return pd.Categorical.from_codes(code_of_param[param_codes], categories=distinct)
+
+
+def _first_weeks(visit: pd.Series, week: np.ndarray) -> np.ndarray:
+    """Per category of a visit column, the first (lowest) study week seen for it (inf when none)."""
+    codes = visit.cat.codes.to_numpy()
+    first_week = np.full(len(visit.cat.categories), np.inf)
+    valid = (codes >= 0) & ~np.isnan(week)
+    np.minimum.at(first_week, codes[valid], week[valid])
+    return first_week
+
+
+def _visit_order(visit: pd.Series, week: np.ndarray) -> list[str]:
+    """Visit names ordered by study week (the first week seen for each name), then name."""
+    names = [str(c) for c in visit.cat.categories]
+    first_week = _first_weeks(visit, week)
+    return [names[i] for i in sorted(range(len(names)), key=lambda i: (first_week[i], names[i]))]
+
+
+def visit_weeks(annotated: pd.DataFrame) -> dict[str, int]:
+    """Study week of every visit of an annotated lab table (its first week; -1 for a visit without rows)."""
+    first_week = _first_weeks(annotated["visit"], annotated["week"].to_numpy(dtype=float))
+    names = [str(c) for c in annotated["visit"].cat.categories]
+    return {name: int(w) if np.isfinite(w) else -1 for name, w in zip(names, first_week, strict=True)}
+
+
+def _flag_codes(aval: np.ndarray, low: np.ndarray, high: np.ndarray, decimals: np.ndarray) -> np.ndarray:
+    """0 LOW, 1 NORMAL, 2 HIGH, -1 no value."""
+    is_low = compare_at_precision(aval, low, "<", decimals)
+    is_high = compare_at_precision(aval, high, ">", decimals)
+    return np.where(np.isnan(aval), -1, np.where(is_low, 0, np.where(is_high, 2, 1)))
+
+
+def _broadcast_baseline(
+    key: np.ndarray, is_baseline: np.ndarray, values: np.ndarray, size: int, fill: int
+) -> np.ndarray:
+    """Per row, the (integer) value at the baseline row of the same key (subject x param); `fill` when none."""
+    per_key = np.full(size, fill, dtype=np.int64)
+    per_key[key[is_baseline]] = values[is_baseline]
+    return per_key[key]
+
+
+class LabArrays:
+    """Integer codes and numeric columns of an annotated lab table, for vectorised work."""
+
+    def __init__(self, annotated: pd.DataFrame, standards: LabStandards, subjects: pd.DataFrame):
+        self.n_subjects = len(annotated["subject_id"].cat.categories)
+        self.subject_ids = list(annotated["subject_id"].cat.categories)
+        self.n_params = len(standards.all_params)
+        self.s = annotated["subject_id"].cat.codes.to_numpy().astype(np.int64)
+        self.p = annotated["param"].cat.codes.to_numpy().astype(np.int64)
+        self.v = annotated["visit"].cat.codes.to_numpy().astype(np.int64)
+        self.visits = list(annotated["visit"].cat.categories)
+        self.week = annotated["week"].to_numpy()
+        self.aval = annotated["aval"].to_numpy(dtype=float)
+        self.base = annotated["base"].to_numpy(dtype=float)
+        self.low = annotated["ref_low"].to_numpy(dtype=float)
+        self.high = annotated["ref_high"].to_numpy(dtype=float)
+        self.censored = annotated["censored"].to_numpy(dtype=bool)
+        self.flag = annotated["flag"].cat.codes.to_numpy().astype(np.int64)
+        self.decimals = standards.decimals()[self.p]
+        self.key = self.s * self.n_params + self.p
+        self.size = self.n_subjects * self.n_params
+        self.is_baseline = (self.week == 0) & ~np.isnan(self.aval)
+        self.post = self.week > 0
+        safety = safety_set(subjects)
+        if safety["subject_id"].tolist() != self.subject_ids:
+            raise ValueError("annotated labs and subjects disagree on the safety set")
+        self.anticoagulant = safety["anticoagulant"].to_numpy(dtype=bool)
+        # rows of each param (in table order) without scanning the whole table once per param
+        order = np.argsort(self.p.astype(np.int16), kind="stable")
+        bounds = np.searchsorted(self.p[order], np.arange(self.n_params + 1))
+        self._rows_by_param = [order[bounds[i] : bounds[i + 1]] for i in range(self.n_params)]
+        self._sample_date = annotated["sample_date"]
+
+    def rows_of(self, param: str | int, standards: LabStandards | None = None) -> np.ndarray:
+        """Row positions of one param (code or index into standards.all_params), in table order."""
+        index = param if isinstance(param, (int, np.integer)) else list(standards.all_params).index(param)
+        return self._rows_by_param[index]
+
+    def sample_dates(self) -> np.ndarray:
+        """Sample dates as datetime64 (NaT when missing), parsed once per distinct date."""
+        dates = _as_category(self._sample_date)
+        parsed = pd.to_datetime(pd.Series(dates.cat.categories.astype("str")), errors="coerce").to_numpy()
+        codes = dates.cat.codes.to_numpy()
+        out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[ns]")
+        valid = codes >= 0
+        out[valid] = parsed[codes[valid]]
+        return out
+
+    def per_key_at_baseline(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """Array over keys (subject x param) holding `values` of the baseline row."""
+        per_key = np.full(self.size, fill, dtype=float)
+        per_key[self.key[self.is_baseline]] = values[self.is_baseline]
+        return per_key

@@ -1,0 +1,272 @@
+"""Laboratory standards of the safety analysis: default reference ranges, clinically relevant directions, CTCAE
+criteria, the Hy's law rule and the eGFR specification, read from config/lab_standards.yaml and checked against
+config/lab_units.yaml (k2trial.core.vocabulary.LabTest gives code, name, unit and recording decimals).
+
+`load_lab_standards` turns the two parsed YAML files into frozen objects and raises ConfigError naming the entry
+when they disagree (a test without a default range, a CTCAE term in another unit than its test, an unknown
+operator, reference or condition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from k2trial.core.errors import ConfigError
+from k2trial.core.vocabulary import LabTest, lab_tests
+
+SEXES = ("F", "M")
+DIRECTIONS = ("low", "high", "both")
+REFERENCES = ("ULN", "LLN", "baseline", "absolute")
+CONDITIONS = ("always", "baseline_normal", "baseline_abnormal", "anticoagulated", "not_anticoagulated")
+OPERATORS = (">", ">=", "<", "<=")
+GRADES = (0, 1, 2, 3, 4)
+
+
+@dataclass(frozen=True)
+class LabStandard:
+    """One test as the safety analysis uses it: the test (code, name, unit, decimals), its default range by sex,
+    the clinically relevant direction(s), its panel and the margin of a significant shift."""
+
+    test: LabTest
+    ranges: Mapping[str, tuple[float, float]]  # by sex, "F" and "M" (equal when the range does not differ)
+    direction: str  # low | high | both
+    panel: str
+    shift_margin: float  # fraction of the crossed limit (safety conclusion)
+
+    @property
+    def code(self) -> str:
+        return self.test.code
+
+    @property
+    def name(self) -> str:
+        return self.test.name
+
+    @property
+    def unit(self) -> str:
+        return self.test.unit
+
+    @property
+    def decimals(self) -> int:
+        return self.test.decimals
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """`value <op> limit x reference` gives `grade` when the `when` condition holds (see lab_standards.yaml)."""
+
+    grade: int
+    op: str
+    limit: float
+    of: str
+    when: str
+
+    def describe(self, unit: str) -> str:
+        if self.of == "absolute":
+            text = f"{self.op} {self.limit:g}" + ("" if unit == "ratio" else f" {unit}")
+        elif self.limit == 1.0:
+            text = f"{self.op} {self.of}"
+        else:
+            text = f"{self.op} {self.limit:g} x {self.of}"
+        return text if self.when == "always" else f"{text} ({self.when.replace('_', ' ')})"
+
+
+@dataclass(frozen=True)
+class CtcaeTerm:
+    term: str
+    param: str
+    direction: str  # high (increase graded) | low
+    unit: str
+    criteria: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True)
+class HysLawRule:
+    aminotransferases: tuple[str, ...]
+    aminotransferase_min_xuln: float
+    bilirubin: str
+    bilirubin_min_xuln: float
+    alp: str
+    alp_below_xuln: float
+
+    def describe(self) -> str:
+        amin = " or ".join(self.aminotransferases)
+        return (
+            f"{amin} >= {self.aminotransferase_min_xuln:g} x ULN and {self.bilirubin} >= "
+            f"{self.bilirubin_min_xuln:g} x ULN and {self.alp} < {self.alp_below_xuln:g} x ULN"
+        )
+
+
+@dataclass(frozen=True)
+class EgfrSpec:
+    param: str
+    name: str
+    creatinine: str
+    unit: str
+    decimals: int
+    kdigo: tuple[tuple[str, float], ...]  # (category, lower bound), best category first
+
+
+@dataclass(frozen=True)
+class LabStandards:
+    tests: tuple[LabStandard, ...]  # in lab_units order
+    ctcae_version: str
+    terms: tuple[CtcaeTerm, ...]
+    hys_law: HysLawRule
+    egfr: EgfrSpec
+
+    @property
+    def lab_params(self) -> tuple[str, ...]:
+        return tuple(t.code for t in self.tests)
+
+    @property
+    def all_params(self) -> tuple[str, ...]:
+        """Lab params in lab_units order, then the derived eGFR."""
+        return (*self.lab_params, self.egfr.param)
+
+    def test(self, code: str) -> LabStandard:
+        for t in self.tests:
+            if t.code == code:
+                return t
+        raise KeyError(code)
+
+    def units(self) -> list[str]:
+        return [t.unit for t in self.tests] + [self.egfr.unit]
+
+    def decimals(self) -> np.ndarray:
+        return np.array([t.decimals for t in self.tests] + [self.egfr.decimals], dtype=np.int64)
+
+    def names(self) -> list[str]:
+        return [t.name for t in self.tests] + [self.egfr.name]
+
+
+def _need(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(mapping, Mapping) or key not in mapping:
+        raise ConfigError(f"config/lab_standards.yaml: {where} needs '{key}'")
+    return mapping[key]
+
+
+def _range_pair(value: Any, where: str) -> tuple[float, float]:
+    if not (isinstance(value, Sequence) and len(value) == 2):
+        raise ConfigError(f"config/lab_standards.yaml: {where} must be [low, high]")
+    low, high = float(value[0]), float(value[1])
+    if not low < high:
+        raise ConfigError(f"config/lab_standards.yaml: {where} must have low < high, got {value}")
+    return low, high
+
+
+def load_lab_standards(lab_units: Mapping[str, Any], lab_standards: Mapping[str, Any]) -> LabStandards:
+    """Build the safety standards from the parsed YAML files, checking them against each other.
+
+    Raises ConfigError naming the entry when a test of lab_units has no default range, a CTCAE term names an
+    unknown test or a unit other than the test's standard unit, or a criterion uses an unknown operator,
+    reference or condition.
+    """
+    unit_tests = _need(lab_units, "tests", "lab_units.yaml")
+    std_tests = _need(lab_standards, "tests", "top level")
+    panels = lab_standards.get("panels", {}) or {}
+    panel_of = {code: panel for panel, codes in panels.items() for code in codes}
+    shift = lab_standards.get("significant_shift", {}) or {}
+    default_margin = float(shift.get("default_margin", 0.0))
+    margins = shift.get("margins", {}) or {}
+    unknown = sorted((set(std_tests) | set(panel_of) | set(margins)) - set(unit_tests))
+    if unknown:
+        raise ConfigError(f"config/lab_standards.yaml: tests not in config/lab_units.yaml: {', '.join(unknown)}")
+    known = lab_tests(lab_units)
+    tests = []
+    for code in unit_tests:
+        if code not in std_tests:
+            raise ConfigError(f"config/lab_standards.yaml: test {code} has no default reference range")
+        std = std_tests[code]
+        raw_range = _need(std, "range", f"tests.{code}")
+        if isinstance(raw_range, Mapping):
+            ranges = {
+                sex: _range_pair(_need(raw_range, sex, f"tests.{code}.range"), f"tests.{code}.range.{sex}")
+                for sex in SEXES
+            }
+        else:
+            pair = _range_pair(raw_range, f"tests.{code}.range")
+            ranges = {sex: pair for sex in SEXES}
+        direction = _need(std, "direction", f"tests.{code}")
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"config/lab_standards.yaml: tests.{code}.direction must be one of {DIRECTIONS}")
+        tests.append(
+            LabStandard(
+                test=known[code],
+                ranges=ranges,
+                direction=direction,
+                panel=str(panel_of.get(code, "other")),
+                shift_margin=float(margins.get(code, default_margin)),
+            )
+        )
+    by_code = {t.code: t for t in tests}
+
+    ctcae = _need(lab_standards, "ctcae", "top level")
+    terms = []
+    for i, raw in enumerate(_need(ctcae, "terms", "ctcae")):
+        where = f"ctcae.terms[{i}]"
+        param = _need(raw, "param", where)
+        if param not in by_code:
+            raise ConfigError(f"config/lab_standards.yaml: {where} grades unknown test {param!r}")
+        unit = _need(raw, "unit", where)
+        if unit != by_code[param].unit:
+            raise ConfigError(
+                f"config/lab_standards.yaml: {where} ({raw.get('term')}) is in {unit}, but {param} is recorded "
+                f"in {by_code[param].unit}"
+            )
+        direction = _need(raw, "direction", where)
+        if direction not in ("low", "high"):
+            raise ConfigError(f"config/lab_standards.yaml: {where}.direction must be low or high")
+        criteria = []
+        for j, c in enumerate(_need(raw, "criteria", where)):
+            cw = f"{where}.criteria[{j}]"
+            crit = Criterion(
+                grade=int(_need(c, "grade", cw)),
+                op=str(_need(c, "op", cw)),
+                limit=float(_need(c, "limit", cw)),
+                of=str(_need(c, "of", cw)),
+                when=str(c.get("when", "always")),
+            )
+            if crit.grade not in GRADES[1:]:
+                raise ConfigError(f"config/lab_standards.yaml: {cw}.grade must be 1-4")
+            if crit.op not in OPERATORS:
+                raise ConfigError(f"config/lab_standards.yaml: {cw}.op must be one of {OPERATORS}")
+            if crit.of not in REFERENCES:
+                raise ConfigError(f"config/lab_standards.yaml: {cw}.of must be one of {REFERENCES}")
+            if crit.when not in CONDITIONS:
+                raise ConfigError(f"config/lab_standards.yaml: {cw}.when must be one of {CONDITIONS}")
+            criteria.append(crit)
+        terms.append(CtcaeTerm(str(_need(raw, "term", where)), param, direction, unit, tuple(criteria)))
+
+    hl = _need(lab_standards, "hys_law", "top level")
+    hys = HysLawRule(
+        aminotransferases=tuple(_need(hl, "aminotransferases", "hys_law")),
+        aminotransferase_min_xuln=float(_need(hl, "aminotransferase_min_xuln", "hys_law")),
+        bilirubin=str(_need(hl, "bilirubin", "hys_law")),
+        bilirubin_min_xuln=float(_need(hl, "bilirubin_min_xuln", "hys_law")),
+        alp=str(_need(hl, "alp", "hys_law")),
+        alp_below_xuln=float(_need(hl, "alp_below_xuln", "hys_law")),
+    )
+    for code in (*hys.aminotransferases, hys.bilirubin, hys.alp):
+        if code not in by_code:
+            raise ConfigError(f"config/lab_standards.yaml: hys_law names unknown test {code!r}")
+
+    eg = _need(lab_standards, "egfr", "top level")
+    kdigo = tuple((str(_need(k, "category", "egfr.kdigo")), float(_need(k, "from", "egfr.kdigo"))) for k in eg["kdigo"])
+    bounds = [b for _, b in kdigo]
+    if bounds != sorted(bounds, reverse=True) or len(set(bounds)) != len(bounds):
+        raise ConfigError("config/lab_standards.yaml: egfr.kdigo lower bounds must decrease strictly")
+    egfr = EgfrSpec(
+        param=str(_need(eg, "param", "egfr")),
+        name=str(eg.get("name", "eGFR")),
+        creatinine=str(_need(eg, "creatinine", "egfr")),
+        unit=str(_need(eg, "unit", "egfr")),
+        decimals=int(_need(eg, "decimals", "egfr")),
+        kdigo=kdigo,
+    )
+    if egfr.creatinine not in by_code or egfr.param in by_code:
+        raise ConfigError("config/lab_standards.yaml: egfr.creatinine must be a test, egfr.param a new code")
+    return LabStandards(tuple(tests), str(ctcae.get("version", "")), tuple(terms), hys, egfr)

@@ -1,0 +1,219 @@
+"""Sensitivity models of one VAS parameter (config efficacy.mixed_model): a mixed ANOVA (severity group x visit,
+pingouin) and a random-intercept linear mixed model (k2trial.stats.random_intercept and, up to a configured size,
+statsmodels MixedLM as an independent implementation), one row per term with its method and caveats
+(artifact efficacy/models)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from k2trial.analysis.efficacy import EfficacySettings
+from k2trial.analysis.groups import SEVERITY_GROUPS
+from k2trial.analysis.vas_cube import VasCube
+from k2trial.core import schema
+from k2trial.stats.random_intercept import fit_random_intercept
+
+
+def model_data(cube: VasCube, members: Mapping[str, np.ndarray], settings: EfficacySettings) -> pd.DataFrame:
+    """Long table subject_id, severity_group, visit (ordered categorical), aval for the models' param and
+    visits, efficacy-set subjects with a severity group, observed values only."""
+    frames = []
+    for group in SEVERITY_GROUPS:
+        mask = members[group]
+        ids = cube.subject_ids[mask]
+        for visit in settings.model_visits:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "subject_id": ids,
+                        "severity_group": group,
+                        "visit": visit,
+                        "aval": cube.values(mask, settings.model_param, visit),
+                    }
+                )
+            )
+    data = pd.concat(frames, ignore_index=True).dropna(subset=["aval"])
+    data["visit"] = pd.Categorical(data["visit"], categories=list(settings.model_visits), ordered=True)
+    data["severity_group"] = pd.Categorical(data["severity_group"], categories=list(SEVERITY_GROUPS))
+    return data.sort_values(["subject_id", "visit"], kind="stable").reset_index(drop=True)
+
+
+def _row_columns() -> list[str]:
+    """The columns of efficacy/models but the param (the same for every row, added by `models_table`)."""
+    return [c for c in schema.columns("efficacy/models") if c != "param"]
+
+
+def _model_row(**values) -> dict:
+    row = dict.fromkeys(_row_columns(), math.nan)
+    row.update(values)
+    return row
+
+
+def mixed_anova_rows(data: pd.DataFrame) -> list[dict]:
+    """Mixed ANOVA severity group (between) x visit (within) with pingouin 0.7, complete cases only."""
+    import pingouin  # heavy import: only here
+
+    visits = data["visit"].cat.categories
+    per_subject = data.groupby("subject_id", observed=True)["visit"].nunique()
+    complete = data[data["subject_id"].isin(per_subject.index[per_subject == len(visits)])].copy()
+    method = "pingouin 0.7 mixed_anova (type III SS; one between, one within factor); complete cases"
+    n_subjects = complete["subject_id"].nunique()
+    groups = complete.groupby("severity_group", observed=True)["subject_id"].nunique()
+    terms = {"severity_group": "severity_group", "visit": "visit", "Interaction": "severity_group:visit"}
+    if len(groups) < 2 or groups.min() < 2:
+        caveat = "not estimable: fewer than 2 complete subjects in a severity group"
+        return [
+            _model_row(model="mixed_anova", term=t, n_subjects=n_subjects, method=method, caveat=caveat)
+            for t in terms.values()
+        ]
+    complete["visit"] = complete["visit"].astype(str)
+    complete["severity_group"] = complete["severity_group"].astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pingouin 0.7 uses pandas API deprecated in pandas 3
+        warnings.simplefilter("ignore", DeprecationWarning)
+        table = pingouin.mixed_anova(
+            data=complete, dv="aval", within="visit", between="severity_group", subject="subject_id", correction=True
+        )
+    caveat = (
+        "F tests assume sphericity for the within factor; p_value_gg is Greenhouse-Geisser corrected; "
+        "subjects with a missing visit are excluded"
+    )
+    rows = []
+    for _, r in table.iterrows():
+        rows.append(
+            _model_row(
+                model="mixed_anova",
+                term=terms.get(str(r["Source"]), str(r["Source"])),
+                statistic_name="F",
+                statistic=float(r["F"]),
+                df1=float(r["DF1"]),
+                df2=float(r["DF2"]),
+                p_value=float(r["p_unc"]),
+                p_value_gg=float(r["p_GG_corr"]) if "p_GG_corr" in r and pd.notna(r["p_GG_corr"]) else math.nan,
+                epsilon_gg=float(r["eps"]) if pd.notna(r.get("eps")) else math.nan,
+                effect_size_type="partial_eta_squared",
+                effect_size=float(r["np2"]),
+                n_subjects=n_subjects,
+                n_obs=len(complete),
+                method=method,
+                caveat=caveat,
+            )
+        )
+    return rows
+
+
+def _lmm_design(data: pd.DataFrame) -> pd.DataFrame:
+    """Treatment-coded design: intercept, visits (reference: first visit), severe, visit x severe."""
+    visits = list(data["visit"].cat.categories)
+    columns = {"intercept": np.ones(len(data))}
+    severe = (data["severity_group"] == SEVERITY_GROUPS[1]).to_numpy(dtype=float)
+    for visit in visits[1:]:
+        columns[f"visit[{visit}]"] = (data["visit"] == visit).to_numpy(dtype=float)
+    columns[f"severity_group[{SEVERITY_GROUPS[1]}]"] = severe
+    for visit in visits[1:]:
+        columns[f"visit[{visit}]:severity_group[{SEVERITY_GROUPS[1]}]"] = columns[f"visit[{visit}]"] * severe
+    return pd.DataFrame(columns)
+
+
+def _lmm_rows(model: str, method: str, caveat: str, terms, beta, se, variances, counts, confidence) -> list[dict]:
+    z = stats.norm.isf((1 - confidence) / 2)
+    rows = []
+    for term, estimate, error in zip(terms, beta, se, strict=True):
+        statistic = estimate / error
+        rows.append(
+            _model_row(
+                model=model, term=term, estimate=float(estimate), se=float(error), statistic_name="z (Wald)",
+                statistic=float(statistic), p_value=float(2 * stats.norm.sf(abs(statistic))),
+                ci_low=float(estimate - z * error), ci_high=float(estimate + z * error), n_subjects=counts[0],
+                n_obs=counts[1], method=method, caveat=caveat,
+            )
+        )  # fmt: skip
+    for term, value in zip(("var(subject intercept)", "var(residual)"), variances, strict=True):
+        rows.append(
+            _model_row(model=model, term=term, estimate=float(value), n_subjects=counts[0], n_obs=counts[1],
+                       method=method, caveat="variance component")
+        )  # fmt: skip
+    return rows
+
+
+LMM_CAVEAT = (
+    "Wald z tests and normal CIs, no small-sample df (no Kenward-Roger/Satterthwaite); "
+    "uses all observed visits (valid under MAR)"
+)
+
+
+def random_intercept_rows(
+    data: pd.DataFrame, *, reml: bool, confidence: float, statsmodels_max_subjects: int
+) -> list[dict]:
+    """aval ~ visit * severity_group + (1 | subject): the vectorised fit (`fit_random_intercept`, any size)
+    and, up to `statsmodels_max_subjects` subjects, the same model with statsmodels MixedLM as a second,
+    independent implementation (statsmodels loops over subjects in Python: minutes at 100,000).
+
+    Treatment coding with references baseline and moderate. Rows: fixed effects with Wald z, p and normal
+    CI, then the two variance components.
+    """
+    exog = _lmm_design(data)
+    n_subjects = int(data["subject_id"].nunique())
+    counts = (n_subjects, len(data))
+    kind = "REML" if reml else "ML"
+    methods = {
+        "lmm_random_intercept": f"random-intercept LMM, {kind} by profile likelihood (k2trial); treatment coding; "
+        "model-based SEs sigma2 (X'WX)^-1 as R nlme/lme4 and SAS PROC MIXED",
+        "lmm_random_intercept_statsmodels": f"statsmodels MixedLM, random intercept, {kind}; treatment coding; "
+        "observed-information SEs",
+    }
+    groups = data.groupby("severity_group", observed=True)["subject_id"].nunique()
+    if len(groups) < 2 or n_subjects < 3 or np.linalg.matrix_rank(exog.to_numpy()) < exog.shape[1]:
+        caveat = "not estimable: both severity groups and all visits are needed"
+        return [
+            _model_row(model=model, term=t, n_subjects=n_subjects, n_obs=len(data), method=method, caveat=caveat)
+            for model, method in methods.items()
+            for t in exog.columns
+        ]
+    codes = pd.factorize(data["subject_id"], sort=True)[0]
+    y = data["aval"].to_numpy(dtype=float)
+    fit = fit_random_intercept(y, exog.to_numpy(), codes, reml=reml)
+    model = "lmm_random_intercept"
+    rows = _lmm_rows(
+        model, methods[model], LMM_CAVEAT, exog.columns, fit.params, np.sqrt(np.diag(fit.cov_params)),
+        (fit.subject_variance, fit.residual_variance), counts, confidence,
+    )  # fmt: skip
+    model = "lmm_random_intercept_statsmodels"
+    if n_subjects > statsmodels_max_subjects:
+        caveat = f"not run: {n_subjects} subjects > statsmodels_max_subjects = {statsmodels_max_subjects} (time)"
+        return [*rows, _model_row(model=model, term="", n_subjects=n_subjects, n_obs=len(data),
+                                  method=methods[model], caveat=caveat)]  # fmt: skip
+    import statsmodels.api as sm  # heavy import: only here
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sm.MixedLM(y, exog, groups=codes).fit(reml=reml)
+    caveat = LMM_CAVEAT
+    notes = sorted({type(w.message).__name__ for w in caught if "Convergence" in type(w.message).__name__})
+    if not result.converged or notes:
+        caveat += "; optimiser reported " + (", ".join(notes) or "no convergence")
+    variances = (float(np.asarray(result.cov_re)[0, 0]), float(result.scale))
+    se = np.asarray(result.bse_fe, dtype=float)
+    params = np.asarray(result.fe_params, dtype=float)
+    return rows + _lmm_rows(model, methods[model], caveat, exog.columns, params, se, variances, counts, confidence)
+
+
+def models_table(cube: VasCube, members: Mapping[str, np.ndarray], settings: EfficacySettings) -> pd.DataFrame:
+    """Sensitivity models on the configured param: mixed ANOVA (pingouin) and the random-intercept LMM
+    (vectorised REML and statsmodels MixedLM), one row per term with its method and caveats (efficacy/models)."""
+    data = model_data(cube, members, settings)
+    rows = mixed_anova_rows(data) + random_intercept_rows(
+        data,
+        reml=settings.model_reml,
+        confidence=settings.confidence,
+        statsmodels_max_subjects=settings.model_statsmodels_max_subjects,
+    )
+    out = pd.DataFrame(rows, columns=_row_columns())
+    out.insert(1, "param", settings.model_param)
+    return out[schema.columns("efficacy/models")]
