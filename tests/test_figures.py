@@ -11,13 +11,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, shipped_vocabulary
 
+from k2trial.core.io import read_yaml
 from k2trial.report import figures as kf
-from k2trial.report.notebooks import png_display_width
-from k2trial.report.tables import LabTest
+from k2trial.report.page import png_display_width
 
 STYLE = kf.Style(dpi=100, max_subjects=50)
 kf.apply_style(STYLE)
+VOCABULARY = shipped_vocabulary()
+LABELS = kf.Labels(VOCABULARY, 8.0)
+REGISTRY = read_yaml(ROOT / "workflow/report/registry.yaml")
+FIGURES = tuple((entry["name"], int(entry["process"])) for entry in REGISTRY["figures"])
+NAMES = tuple(name for name, _ in FIGURES)
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -59,7 +65,7 @@ def trajectories(n_subjects: int, max_subjects: int = 50, seed: int = 7):
     sample = kf.sample_subjects(frame["subject_id"], max_subjects, seed)
     note = kf.sample_note(len(sample), n_subjects, seed)
     shown = frame[frame["subject_id"].isin(sample)]
-    return kf.composite_trajectories_figure(shown, weekly_from(frame), ("moderate", "severe"), 8.0, STYLE, note)
+    return kf.composite_trajectories_figure(shown, weekly_from(frame), ("moderate", "severe"), LABELS, STYLE, note)
 
 
 # ------------------------------------------------------------------------------------------- sampling
@@ -173,14 +179,56 @@ def test_edish_draws_every_subject_and_rasterises_large_clouds():
 def test_every_figure_from_small_analysis_tables(tmp_path):
     data, settings = small_study()
     names = []
+    drawn = {}
     for name, fig in kf.draw_all(data, settings):
         names.append(name)
+        drawn[name] = fig
         rendered = kf.render_figure(fig, settings.style.dpi)
         assert rendered["png"].startswith(b"\x89PNG") and rendered["svg"].startswith(b"<?xml")
         for ax in fig.axes:
             if ax.get_visible() and ax.axison and ax.get_ylabel():
                 assert "(" in ax.get_ylabel(), f"{name}: y label without unit: {ax.get_ylabel()!r}"
-    assert tuple(names) == kf.FIGURE_NAMES
+    assert tuple(names) == NAMES  # every figure of the registry, in its order
+
+    # The forest plot shows each population's estimate and CI of paired_tests.csv, one row per param (composite
+    # at the bottom): the estimates were set to -5 - 0.1 x (param index) - population index, CI +/- 0.5.
+    forest = drawn["forest_hl_change"]
+    params = VOCABULARY.params
+    for k, population in enumerate(VOCABULARY.populations):
+        ax = forest.axes[k]
+        assert ax.get_title().startswith(LABELS.population(population))
+        markers = [line for line in ax.lines if len(line.get_xdata()) == 1]
+        intervals = [
+            line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]
+        ]
+        for i in range(len(params)):
+            y = len(params) - 1 - i
+            expected = -5.0 - 0.1 * i - k
+            (point,) = [m for m in markers if m.get_ydata()[0] == y]
+            assert point.get_xdata()[0] == pytest.approx(expected)
+            (interval,) = [line for line in intervals if line.get_ydata()[0] == y]
+            assert list(interval.get_xdata()) == pytest.approx([expected - 0.5, expected + 0.5])
+        assert list(ax.get_yticks()) == list(range(len(params)))[::-1]
+    shown = [t.get_text() for t in forest.axes[0].get_yticklabels()]  # inner panels share the first's labels
+    assert shown == [VOCABULARY.param_label(p, short=True) for p in params]
+
+    # The trajectories: one thin line per efficacy-set subject of the group with that subject's composite by week,
+    # and the group's median line from weekly.csv.
+    trajectories = drawn["composite_trajectories"]
+    vas, assignment, weekly = data["vas"], data["assignment"], data["weekly"]
+    efficacy = set(data["subjects"].loc[data["subjects"]["efffl"], "subject_id"])
+    for ax, group in zip(trajectories.axes, ("moderate", "severe"), strict=True):
+        members = [s for s in assignment.loc[assignment["severity_group"] == group, "subject_id"] if s in efficacy]
+        (subject_lines,) = [c for c in ax.collections if hasattr(c, "get_segments")]
+        segments = subject_lines.get_segments()
+        assert len(segments) == len(members)
+        for subject, segment in zip(members, segments, strict=True):  # subjects in ID order
+            rows = vas[(vas["subject_id"] == subject) & (vas["param"] == "composite")].sort_values("week")
+            assert segment.tolist() == rows[["week", "aval"]].to_numpy(dtype=float).tolist()
+        median = weekly[(weekly["population"] == group) & (weekly["param"] == "composite")].sort_values("week")
+        (median_line,) = [line for line in ax.lines if len(line.get_xdata()) == len(median)]
+        assert list(median_line.get_ydata()) == median["median"].tolist()
+        assert list(median_line.get_xdata()) == median["week"].tolist()
 
 
 def _text_boxes(fig):
@@ -225,8 +273,8 @@ def test_figures_of_trial_data_carry_no_mark():
 
 
 def test_two_processes_save_the_same_bytes_as_one():
-    assert sorted(kf.FIGURE_HALVES[0] + kf.FIGURE_HALVES[1]) == sorted(kf.FIGURE_NAMES)
     data, settings = small_study()
+    assert sorted(settings.drawn_by(1) + settings.drawn_by(2)) == sorted(NAMES)
     saved = {1: {}, 2: {}}
     for processes in saved:
         # the child's save runs in another process: hand its bytes back through files
@@ -238,7 +286,7 @@ def test_two_processes_save_the_same_bytes_as_one():
 
             kf.save_all(data, settings, save, processes=processes)
             saved[processes] = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
-    assert len(saved[1]) == 2 * len(kf.FIGURE_NAMES)
+    assert len(saved[1]) == 2 * len(NAMES)
     assert saved[2] == saved[1]
 
 
@@ -249,10 +297,9 @@ def test_a_failing_figure_process_is_an_error():
         kf.save_all(broken, settings, lambda name, rendered: None, processes=2)
 
 
-def test_figure_names_match_the_index_titles():
-    from k2trial.report.site import FIGURE_TITLES
-
-    assert tuple(FIGURE_TITLES) == kf.FIGURE_NAMES
+def test_every_registry_figure_has_a_builder():
+    data, settings = small_study()
+    assert set(dict(kf._figure_builders(data, settings))) == set(NAMES)
 
 
 def small_study():
@@ -308,15 +355,15 @@ def small_study():
     paired = pd.DataFrame(
         [
             {"population": pop, "param": p, "visit_from": "baseline", "visit_to": "week8", "test": "wilcoxon", "n": 12}
-            | {"estimate": -5.0, "ci_low": -5.5, "ci_high": -4.5}
-            for pop in ("all", "moderate", "severe", "b12_deficient", "diabetic", "residual_b12")
-            for p in ("tingling", "numbness", "weakness", "fatigue", "cramps", "composite")
+            | {"estimate": -5.0 - 0.1 * i - k, "ci_low": -5.5 - 0.1 * i - k, "ci_high": -4.5 - 0.1 * i - k}
+            for k, pop in enumerate(VOCABULARY.populations)
+            for i, p in enumerate(VOCABULARY.params)
         ]
     )
     responders = pd.DataFrame(
         [
-            {"population": pop, "param": p, "criterion": c, "threshold": t, "unit": u, "responders": 9, "n": 12}
-            | {"ci_low": 42.8, "ci_high": 94.5}
+            {"population": pop, "param": p, "visit": "week8", "criterion": c, "threshold": t, "unit": u}
+            | {"responders": 9, "n": 12, "ci_low": 42.8, "ci_high": 94.5}
             for pop in ("all", "moderate", "severe")
             for p in ("tingling", "numbness", "weakness", "fatigue", "cramps", "composite")
             for c, t, u in (("pct_reduction_ge_30", 30, "percent"), ("point_reduction_ge_2", 2, "cm"))
@@ -333,14 +380,23 @@ def small_study():
     lab_descriptives = labs.groupby(["param", "week"])["aval"].median().rename("median").reset_index()
     lab_descriptives["visit"] = lab_descriptives["week"].map({0: "baseline", 4: "week4", 8: "week8"})
     edish = pd.DataFrame({"subject_id": ids, "peak_alt_xuln": 0.5, "peak_tbil_xuln": 0.4})
-    tests = {
-        "HGB": LabTest("HGB", "Haemoglobin", "g/dL", 1),
-        "MCV": LabTest("MCV", "Mean corpuscular volume", "fL", 0),
-        "B12": LabTest("B12", "Serum vitamin B12", "pg/mL", 0),
-    }
     standards = {"HGB": {"range": {"F": [12.0, 15.5], "M": [13.0, 17.0]}}, "MCV": {"range": [80.0, 100.0]}}
-    settings = kf.FigureSettings(STYLE, 11, 8.0, 200.0, 300.0, tests, standards)
+    settings = kf.FigureSettings(
+        style=STYLE,
+        seed=11,
+        labels=LABELS,
+        b12_test="B12",
+        b12_deficient_below=200.0,
+        b12_adequate_from=300.0,
+        haematology_tests=("MCV", "HGB"),
+        standards=standards,
+        figures=FIGURES,
+    )
+    flow = pd.DataFrame(
+        {"stage": ["enrolled", "treated", "analysed"], "label": ["Enrolled", "Treated", "Analysed"], "n": [12, 12, 11]}
+    )
     data = {
+        "participant_flow": flow,
         "subjects": subjects,
         "vas": vas,
         "assignment": assignment,

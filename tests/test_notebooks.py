@@ -14,7 +14,9 @@ import nbformat
 import pandas as pd
 import pytest
 
+from k2trial.report import notebook_view as view
 from k2trial.report import notebooks as nbk
+from k2trial.report import page as pages
 from k2trial.runtime import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +74,7 @@ def test_html_export_is_offline_and_deterministic():
     png = tiny_png()
     nb.cells.append(nbformat.v4.new_code_cell("show()"))
     nb.cells[-1].outputs = [
-        nbformat.v4.new_output("display_data", data={"text/html": nbk.figure_html(png, "A <figure>")})
+        nbformat.v4.new_output("display_data", data={"text/html": pages.figure_html(png, "A <figure>")})
     ]
     nb = nbk.normalise_notebook(nb)
     first = nbk.notebook_html(nb, "Title & co")
@@ -82,7 +84,9 @@ def test_html_export_is_offline_and_deterministic():
         assert forbidden not in lowered, forbidden
     assert "data:image/png;base64," in first
     assert "A &lt;figure&gt;" in first and "<title>Title &amp; co</title>" in first
-    assert 'id="cell-id=cell-002"' in first or "cell-002" in first  # DOM ids come from the numbered cell ids
+    # DOM ids come from the numbered cell ids, one per cell, in order; nothing random
+    assert re.findall(r'id="cell-id=(cell-\d+)"', first) == ["cell-000", "cell-001", "cell-002"]
+    assert not re.search(r'id="[^"]*[0-9a-f]{8}-[0-9a-f]{4}', first)
     assert "print(x)" not in first  # inputs hidden: reviewers read outputs
 
 
@@ -99,17 +103,17 @@ def test_html_export_is_offline_and_deterministic():
     ],
 )
 def test_assert_offline_rejects_network_and_scripts(page):
-    with pytest.raises(nbk.OnlineReferenceError):
-        nbk.assert_offline(page)
+    with pytest.raises(pages.OnlineReferenceError):
+        pages.assert_offline(page)
 
 
 def test_assert_offline_accepts_local_links_and_data_uris():
-    nbk.assert_offline('<a href="efficacy.html">x</a><img src="data:image/png;base64,AAAA"><a href="#top">t</a>')
+    pages.assert_offline('<a href="efficacy.html">x</a><img src="data:image/png;base64,AAAA"><a href="#top">t</a>')
 
 
 def test_header_banner_only_when_simulated_and_values_escaped():
-    simulated = nbk.header_html("T <x>", "Ref", "CTRI/1", "ds & co", "1.0", True, "abc", "k2trial 0.1.0, code 1")
-    real = nbk.header_html("T", "Ref", "CTRI/1", "ds", "1.0", False, None, "v")
+    simulated = pages.header_html("T <x>", "Ref", "CTRI/1", "ds & co", "1.0", True, "abc", "k2trial 0.1.0, code 1")
+    real = pages.header_html("T", "Ref", "CTRI/1", "ds", "1.0", False, None, "v")
     assert "SIMULATED DATA" in simulated and "banner-simulated" in simulated
     assert "SIMULATED DATA" not in real and "banner-simulated" not in real
     assert "T &lt;x&gt;" in simulated and "ds &amp; co, version 1.0 (simulated)" in simulated
@@ -127,8 +131,8 @@ def tiny_png() -> bytes:
 
 
 def test_png_display_width_from_resolution():
-    assert nbk.png_display_width(tiny_png()) == 384  # 4 inches at 96 CSS px per inch
-    assert nbk.png_display_width(b"not a png") is None
+    assert pages.png_display_width(tiny_png()) == 384  # 4 inches at 96 CSS px per inch
+    assert pages.png_display_width(b"not a png") is None
 
 
 def test_claims_table_escapes_and_links_evidence():
@@ -144,31 +148,31 @@ def test_claims_table_escapes_and_links_evidence():
             "evidence": ["efficacy/descriptives.csv row 12"],
         }
     )
-    page = nbk.claims_table_html(claims)
+    page = view.claims_table_html(claims)
     assert "VAS &lt;b&gt;fell&lt;/b&gt; to 1-2" in page
     assert '<a href="../efficacy/descriptives.csv">efficacy/descriptives.csv</a> row 12' in page
     assert 'class="verdict-reproduced"' in page
-    nbk.assert_offline(page)
+    pages.assert_offline(page)
 
 
 def test_links_must_be_relative():
-    assert 'href="efficacy.html"' in nbk.links_html([("efficacy.html", "Efficacy")])
-    with pytest.raises(nbk.OnlineReferenceError):
-        nbk.links_html([("https://example.org", "x")])
+    assert 'href="efficacy.html"' in pages.links_html([("efficacy.html", "Efficacy")])
+    with pytest.raises(pages.OnlineReferenceError):
+        pages.links_html([("https://example.org", "x")])
 
 
 def test_lookup_one_value_or_none_or_error():
     frame = pd.DataFrame({"a": ["x", "y", "y"], "b": [1, 2, 3]})
-    assert nbk.lookup(frame, "b", a="x") == 1
-    assert nbk.lookup(frame, "b", a="z") is None
-    with pytest.raises(ValueError, match="2 rows"):
-        nbk.lookup(frame, "b", a="y")
+    assert view.lookup(frame, "b", a="x") == 1
+    assert view.lookup(frame, "b", a="z") is None
+    with pytest.raises(LookupError, match="2 rows"):
+        view.lookup(frame, "b", a="y")
 
 
 def test_p_text_and_names():
-    assert nbk.p_text(0.0004) == "p < 0.001" and nbk.p_text(0.0125) == "p = 0.013"
-    assert nbk.p_text(float("nan")) == "p not estimable"
-    assert nbk.join_names(["a", "b", "c"]) == "a, b and c" and nbk.join_names(["a"]) == "a"
+    assert view.p_text(0.0004) == "p < 0.001" and view.p_text(0.0125) == "p = 0.013"
+    assert view.p_text(float("nan")) == "p not estimable"
+    assert view.join_names(["a", "b", "c"]) == "a, b and c" and view.join_names(["a"]) == "a"
 
 
 def test_versions_follow_code_and_config():
@@ -203,8 +207,8 @@ def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
         parameters,
         nbformat.v4.new_code_cell(
             "from IPython.display import HTML, display\n"
-            "from k2trial.report import notebooks as nbk\n"
-            "display(HTML(nbk.paragraph(f'{title}: {sum(values)}')))"
+            "from k2trial.report import page as pages\n"
+            "display(HTML(pages.paragraph(f'{title}: {sum(values)}')))"
         ),
     ]
     path = tmp_path / "template.ipynb"
@@ -248,7 +252,7 @@ def test_figure_placeholders_are_embedded_after_execution():
     png = tiny_png()
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("show_figure()")
-    placeholder = nbk.figure_placeholder_html("results/figures/a&b.png", "Caption <i>")
+    placeholder = view.figure_placeholder_html("results/figures/a&b.png", "Caption <i>")
     cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": ["<div>", placeholder, "</div>"]})]
     nb.cells = [cell]
     assert nbk.figure_placeholders(nb) == ["results/figures/a&b.png"]

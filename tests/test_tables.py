@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import read_config, shipped_vocabulary
 
+from k2trial.analysis import baseline
+from k2trial.core.io import read_yaml
+from k2trial.report import formatting as fmt
+from k2trial.report import render
 from k2trial.report import tables as kt
 
-D = kt.Decimals()
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = read_config()
+REGISTRY = read_yaml(ROOT / "workflow/report/registry.yaml")
+VOCABULARY = shipped_vocabulary()
+SETTINGS = kt.TableSettings.from_config(
+    CONFIG["reporting"], CONFIG["efficacy"], CONFIG["safety"], 8.0, VOCABULARY, REGISTRY["tables"]
+)
+D = SETTINGS.decimals
 
 
 # ------------------------------------------------------------------------------------------- formatting
@@ -30,11 +43,11 @@ D = kt.Decimals()
     ],
 )
 def test_format_number_rounds_half_up(value, decimals, expected):
-    assert kt.format_number(value, decimals) == expected
+    assert fmt.format_number(value, decimals) == expected
 
 
 def test_format_number_differs_from_python_round_where_it_should():
-    assert round(2.675, 2) == 2.67 and kt.format_number(2.675, 2) == "2.68"
+    assert round(2.675, 2) == 2.67 and fmt.format_number(2.675, 2) == "2.68"
 
 
 @pytest.mark.parametrize(
@@ -51,43 +64,43 @@ def test_format_number_differs_from_python_round_where_it_should():
     ],
 )
 def test_format_p_value(p, expected):
-    assert kt.format_p_value(p, 3) == expected
+    assert fmt.format_p_value(p, 3) == expected
 
 
 def test_format_p_value_with_four_decimals():
-    assert kt.format_p_value(0.00004, 4) == "<0.0001"
-    assert kt.format_p_value(0.00015, 4) == "0.0002"
+    assert fmt.format_p_value(0.00004, 4) == "<0.0001"
+    assert fmt.format_p_value(0.00015, 4) == "0.0002"
 
 
 def test_counts_percentages_and_intervals():
-    assert kt.format_count_percent(1, 3) == "1 (33.3%)"
-    assert kt.format_count_percent(2, 3) == "2 (66.7%)"
-    assert kt.format_count_percent(1, 8, 0) == "1 (13%)"  # 12.5 rounds up
-    assert kt.format_count_percent(0, 0) == "0"  # no denominator: no percentage
-    assert kt.format_estimate_ci(-6.305, -6.555, -6.005, 2) == "-6.31 (-6.56 to -6.01)"
-    assert kt.format_mean_sd(45.25, 13.30101, 1) == "45.3 (13.3)"
-    assert kt.format_median_iqr(45.0, 37.5, 52.75, 1) == "45.0 (37.5, 52.8)"
-    assert kt.format_range(31, 67, 1) == "31.0 to 67.0"
+    assert fmt.format_count_percent(1, 3) == "1 (33.3%)"
+    assert fmt.format_count_percent(2, 3) == "2 (66.7%)"
+    assert fmt.format_count_percent(1, 8, 0) == "1 (13%)"  # 12.5 rounds up
+    assert fmt.format_count_percent(0, 0) == "0"  # no denominator: no percentage
+    assert fmt.format_estimate_ci(-6.305, -6.555, -6.005, 2) == "-6.31 (-6.56 to -6.01)"
+    assert fmt.format_mean_sd(45.25, 13.30101, 1) == "45.3 (13.3)"
+    assert fmt.format_median_iqr(45.0, 37.5, 52.75, 1) == "45.0 (37.5, 52.8)"
+    assert fmt.format_range(31, 67, 1) == "31.0 to 67.0"
 
 
 def test_criterion_labels():
-    assert kt.criterion_label("pct_reduction_ge_30", 30, "percent") == "\u2265 30% reduction"
-    assert kt.criterion_label("point_reduction_ge_2", 2, "cm") == "\u2265 2-point (cm) reduction"
-    assert kt.criterion_label("pct_reduction_ge_50") == "\u2265 50% reduction"
-    assert kt.criterion_label("something_else") == "something_else"
+    assert fmt.criterion_label("pct_reduction_ge_30", 30, "percent") == "\u2265 30% reduction"
+    assert fmt.criterion_label("point_reduction_ge_2", 2, "cm") == "\u2265 2-point (cm) reduction"
+    assert fmt.criterion_label("pct_reduction_ge_50") == "\u2265 50% reduction"
+    assert fmt.criterion_label("something_else") == "something_else"
 
 
 # ------------------------------------------------------------------------------------------- escaping
 HOSTILE = "<script>alert(\"x\")</script> & =cmd|' /C calc'!A0 \\ $x_1$ 50% #{}~^"
 
 
-def hostile_table() -> kt.DisplayTable:
+def hostile_table() -> render.DisplayTable:
     frame = pd.DataFrame({"Term <b>": [HOSTILE, "plain"], "n": ["1", "2"]})
-    return kt.DisplayTable("hostile", "Title <i>&</i>", frame, ("note <u>",))
+    return render.DisplayTable("hostile", "Title <i>&</i>", frame, ("note <u>",))
 
 
 def test_html_escapes_every_cell_header_title_and_note():
-    page = kt.to_html_document(hostile_table(), simulated=False)
+    page = render.to_html_document(hostile_table(), simulated=False)
     assert "<script" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp;" in page
     assert "Term &lt;b&gt;" in page
@@ -97,8 +110,8 @@ def test_html_escapes_every_cell_header_title_and_note():
 
 
 def test_html_document_is_self_contained_and_bannered_when_simulated():
-    plain = kt.to_html_document(hostile_table(), simulated=False)
-    simulated = kt.to_html_document(hostile_table(), simulated=True)
+    plain = render.to_html_document(hostile_table(), simulated=False)
+    simulated = render.to_html_document(hostile_table(), simulated=True)
     for page in (plain, simulated):
         lowered = page.lower()
         assert "http" not in lowered and "<link" not in lowered and "<script" not in lowered
@@ -107,15 +120,15 @@ def test_html_document_is_self_contained_and_bannered_when_simulated():
 
 
 def test_latex_escape_special_characters_and_symbols():
-    assert kt.latex_escape("50% & $x_1$ #{}~^\\") == (
+    assert render.latex_escape("50% & $x_1$ #{}~^\\") == (
         r"50\% \& \$x\_1\$ \#\{\}\textasciitilde{}\textasciicircum{}\textbackslash{}"
     )
-    assert kt.latex_escape("\u2265 30% <0.001") == r"$\geq$ 30\% \textless{}0.001"
-    assert kt.latex_escape("\u00b5mol/L") == r"\textmu{}mol/L"
+    assert render.latex_escape("\u2265 30% <0.001") == r"$\geq$ 30\% \textless{}0.001"
+    assert render.latex_escape("\u00b5mol/L") == r"\textmu{}mol/L"
 
 
 def test_latex_table_escapes_cells_and_uses_booktabs_longtable():
-    tex = kt.to_latex(hostile_table())
+    tex = render.to_latex(hostile_table())
     assert r"\begin{longtable}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
     assert "<script>" not in tex and r"\textless{}script\textgreater{}" in tex
     assert r"Term \textless{}b\textgreater{}" in tex
@@ -123,8 +136,8 @@ def test_latex_table_escapes_cells_and_uses_booktabs_longtable():
 
 
 def test_latex_of_simulated_data_says_so_in_caption_and_source():
-    plain = kt.to_latex(hostile_table())
-    simulated = kt.to_latex(hostile_table(), simulated=True)
+    plain = render.to_latex(hostile_table())
+    simulated = render.to_latex(hostile_table(), simulated=True)
     assert "SIMULATED" not in plain
     caption = next(line for line in simulated.splitlines() if line.startswith(r"\caption{"))
     assert caption.startswith(r"\caption{\textbf{SIMULATED DATA.} ")
@@ -136,13 +149,13 @@ def test_latex_of_simulated_data_says_so_in_caption_and_source():
 
 
 def test_catalog_entry_records_simulated_data_per_table():
-    assert kt.catalog_entry(hostile_table(), simulated=True)["simulated"] is True
-    assert kt.catalog_entry(hostile_table())["simulated"] is False
+    assert render.catalog_entry(hostile_table(), simulated=True)["simulated"] is True
+    assert render.catalog_entry(hostile_table())["simulated"] is False
 
 
 def test_numeric_cells_are_right_aligned_text_cells_not():
     frame = pd.DataFrame({"a": ["12 (40.0%)", "Female", "3.1 to 9.5", "<0.001", "K2-001"]})
-    html_text = kt.to_html_fragment(kt.DisplayTable("t", "t", frame))
+    html_text = render.to_html_fragment(render.DisplayTable("t", "t", frame))
     assert '<td class="num">12 (40.0%)</td>' in html_text
     assert "<td>Female</td>" in html_text and "<td>K2-001</td>" in html_text
     assert '<td class="num">3.1 to 9.5</td>' in html_text and '<td class="num">&lt;0.001</td>' in html_text
@@ -183,8 +196,13 @@ def assignment_fixture() -> pd.DataFrame:
     )
 
 
+def table1() -> render.DisplayTable:
+    statistics = baseline.baseline_characteristics(subjects_fixture(), assignment_fixture(), VOCABULARY)
+    return kt.baseline_characteristics_table(statistics, SETTINGS)
+
+
 def test_table1_values_by_hand():
-    table = kt.baseline_characteristics_table(subjects_fixture(), assignment_fixture(), D, 8.0)
+    table = table1()
     frame = table.frame.set_index("Characteristic")
     assert list(table.frame.columns) == [
         "Characteristic",
@@ -212,10 +230,11 @@ def test_participant_flow_counts_by_hand():
             "aval": [4.0, 1.5, 4.2, np.nan, 4.4, 5.0, 1.0],
         }
     )
-    flow = kt.participant_flow(subjects_fixture(), vas)
+    flow = baseline.participant_flow(subjects_fixture(), vas, VOCABULARY)
     # K2-004 not treated; K2-002's week-8 composite missing; K2-003 has no week-8 row
     assert flow["n"].tolist() == [4, 3, 3, 1, 2]
-    table = kt.participant_flow_table(flow)
+    assert flow["label"].tolist()[2:4] == ["Assessed at week 4", "Assessed at week 8"]
+    table = kt.participant_flow_table(flow, SETTINGS)
     assert table.frame["% of enrolled"].tolist() == ["100.0", "75.0", "75.0", "25.0", "50.0"]
     assert table.frame["Not continuing from previous stage"].tolist() == ["", "1", "0", "2", "-1"]
 
@@ -239,25 +258,8 @@ DESCRIPTIVES_LONG = pd.DataFrame(
 )
 
 
-def test_descriptives_long_accepts_long_and_prefixed_shapes():
-    keys = ["population", "param", "visit"]
-    long = kt.descriptives_long(DESCRIPTIVES_LONG, keys)
-    wide = DESCRIPTIVES_LONG[DESCRIPTIVES_LONG["variable"] == "aval"].drop(columns=["variable", "week"])
-    change = DESCRIPTIVES_LONG[DESCRIPTIVES_LONG["variable"] == "chg"].drop(columns=["variable", "week"])
-    prefixed = wide.merge(
-        change.rename(columns={c: f"chg_{c}" for c in kt.SUMMARY_STATS}), on=keys, how="left"
-    )  # lab style: plain = value, chg_ prefix = change
-    again = kt.descriptives_long(prefixed, keys).dropna(subset=["n"])
-    columns = [*keys, "of", *kt.SUMMARY_STATS]
-    pd.testing.assert_frame_equal(
-        long[columns].sort_values(columns[:4]).reset_index(drop=True),
-        again[columns].sort_values(columns[:4]).reset_index(drop=True),
-        check_dtype=False,
-    )
-
-
 def test_vas_by_visit_formats_value_and_change():
-    table = kt.vas_by_visit_table(DESCRIPTIVES_LONG, D, 8.0)
+    table = kt.vas_by_visit_table(DESCRIPTIVES_LONG, SETTINGS)
     week8 = table.frame[table.frame["Visit"] == "Week 8"].iloc[0]
     assert week8["Mean (SD)"] == "1.50 (0.10)"
     assert week8["Change Mean (SD)"] == "-6.42 (0.45)"  # -6.415 half away from zero
@@ -307,7 +309,7 @@ def paired_fixture() -> pd.DataFrame:
 
 
 def test_paired_tests_table_puts_both_tests_on_one_row():
-    table = kt.paired_tests_table(paired_fixture(), D, 8.0)
+    table = kt.paired_tests_table(paired_fixture(), SETTINGS)
     assert len(table.frame) == 1
     row = table.frame.iloc[0]
     assert row["Comparison"] == "Week 8 vs Baseline"
@@ -334,7 +336,7 @@ def test_responders_table():
             "ci_high": [99.9156, 59.4],
         }
     )
-    table = kt.responders_table(responders, D, 8.0)
+    table = kt.responders_table(responders, SETTINGS)
     assert table.frame["Criterion"].tolist() == ["\u2265 30% reduction", "\u2265 2-point (cm) reduction"]
     assert table.frame["Responders / n (%)"].tolist() == ["29 / 30 (96.7%)", "12 / 30 (40.0%)"]
     assert table.frame["95% CI (%)"].tolist() == ["82.8 to 99.9", "22.7 to 59.4"]
@@ -348,8 +350,8 @@ def test_shift_table_drops_empty_baseline_rows_and_unused_missing_column():
         rows.append(
             {"param": "ALT", "comparison": "week4", "from": "NORMAL", "to": to, "n": 30 if to == "NORMAL" else 0}
         )
-    tests = {"ALT": kt.LabTest("ALT", "Alanine aminotransferase", "U/L", 0)}
-    table = kt.lab_shift_table(pd.DataFrame(rows), tests)
+    table = kt.lab_shift_table(pd.DataFrame(rows), SETTINGS)
+    assert set(table.frame["Test (unit)"]) == {"Alanine aminotransferase (U/L)"}
     assert list(table.frame.columns) == ["Test (unit)", "Timepoint", "Baseline flag", "LOW", "NORMAL", "HIGH", "Total"]
     assert table.frame["Timepoint"].tolist() == ["Week 4", "Week 8"]  # week 4 first, LOW rows (all zero) gone
     assert table.frame.iloc[1][["LOW", "NORMAL", "HIGH", "Total"]].tolist() == ["1", "27", "2", "30"]
@@ -363,7 +365,7 @@ def test_ctcae_worst_table_handles_missing_grade_level():
         {"term": "Anemia", "param": "HGB", "baseline_grade": "0", "worst_grade": "missing", "n": 1},
         {"term": "Anemia", "param": "HGB", "baseline_grade": "2", "worst_grade": "0", "n": 0},
     ]
-    table = kt.ctcae_worst_table(pd.DataFrame(rows))
+    table = kt.ctcae_worst_table(pd.DataFrame(rows), SETTINGS)
     assert table.frame["Baseline grade"].tolist() == ["0", "1"]
     assert table.frame.iloc[0][["Worst grade 0", "Worst grade missing", "Total"]].tolist() == ["25", "1", "26"]
     assert table.frame.iloc[1][["Worst grade 0", "Worst grade 1", "Total"]].tolist() == ["3", "1", "4"]
@@ -380,26 +382,29 @@ def test_analysis_table_formats_by_column_name():
     frame = pd.DataFrame(
         {"param": ["composite"], "n": [30], "p_value": [0.0004], "kendall_w": [0.91234], "percent": [33.333]}
     )
-    table = kt.analysis_table(frame, "x", "x", D)
+    table = kt.analysis_table(frame, "x", "x", D, vocabulary=VOCABULARY)
     assert table.frame.iloc[0].tolist() == ["Composite (mean of 5)", "30", "<0.001", "0.91", "33.3"]
 
 
 def test_catalog_round_trip():
     table = hostile_table()
-    again = kt.table_from_catalog(kt.catalog_entry(table))
+    again = render.table_from_catalog(render.catalog_entry(table))
     assert again.title == table.title and again.notes == table.notes
     pd.testing.assert_frame_equal(again.frame, table.frame, check_dtype=False)
 
 
 def test_renderers_are_deterministic():
-    first = kt.baseline_characteristics_table(subjects_fixture(), assignment_fixture(), D, 8.0)
-    second = kt.baseline_characteristics_table(subjects_fixture(), assignment_fixture(), D, 8.0)
-    assert kt.to_html_document(first, simulated=True) == kt.to_html_document(second, simulated=True)
-    assert kt.to_latex(first) == kt.to_latex(second)
+    first, second = table1(), table1()
+    assert render.to_html_document(first, simulated=True) == render.to_html_document(second, simulated=True)
+    assert render.to_latex(first) == render.to_latex(second)
     from k2trial.core.io import csv_bytes
 
     assert csv_bytes(first.frame) == csv_bytes(second.frame)
 
 
+def test_every_registry_table_has_a_builder_and_every_builder_a_registry_entry():
+    assert [entry["name"] for entry in REGISTRY["tables"]] == list(kt.BUILDERS)
+
+
 def test_is_missing_only_for_missing():
-    assert kt.format_integer(0) == "0" and kt.format_integer(math.nan) == "NA"
+    assert fmt.format_integer(0) == "0" and fmt.format_integer(math.nan) == "NA"

@@ -3,6 +3,8 @@
 import glob
 import os
 
+import yaml
+
 # Set for every job this workflow starts (not read from the user's environment): iteration order is
 # deterministic (ENGINEERING.md, determinism).
 os.environ.update(PYTHONHASHSEED="0")
@@ -22,6 +24,56 @@ RAW_TABLES = [
     "adverse_events.csv",
     "dosing.csv",
 ]
+
+
+# The reporting outputs (workflow/report/registry.yaml): every figure, table and notebook, its title and caption.
+with open(
+    os.path.join(workflow.basedir, "workflow/report/registry.yaml"), encoding="utf-8"
+) as handle:
+    REGISTRY = yaml.safe_load(handle)
+# Snakemake's report reads a caption file per reported output; they are written from the registry when the
+# workflow is parsed (only when their text changed), beside Snakemake's own state.
+CAPTIONS_DIR = os.path.abspath(os.path.join(".snakemake", "report-captions"))
+
+
+def caption_file(category, entry):
+    """The caption file of a reported output: its registry caption and its category's footnote."""
+    footnote = REGISTRY["footnotes"].get(category, "")
+    text = "\n\n".join(part.strip() for part in (entry["caption"], footnote) if part) + "\n"
+    path = os.path.join(CAPTIONS_DIR, f"{category.lower()}_{entry['name']}.rst")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            unchanged = handle.read() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        os.makedirs(CAPTIONS_DIR, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return path
+
+
+def reported_outputs(section, folder, formats, reported, key="{name}_{fmt}"):
+    """Named outputs of every registry entry of a section (figures, tables, notebooks): one per format, the
+    `reported` format marked for Snakemake's report with its caption and category."""
+    category = section.capitalize()
+    outputs = {}
+    for entry in REGISTRY[section]:
+        for fmt in formats:
+            path = f"{RESULTS}/{folder}/{entry['name']}.{fmt}"
+            if fmt == reported:
+                path = report(
+                    path,
+                    caption=caption_file(category, entry),
+                    category=category,
+                    subcategory=entry.get("subcategory"),
+                )
+            outputs[key.format(name=entry["name"], fmt=fmt)] = path
+    return outputs
+
+
+def registry_names(section):
+    return [entry["name"] for entry in REGISTRY[section]]
 
 
 def artifact_outputs(rule):
@@ -57,6 +109,7 @@ CODE_FILES = _repo_files(
     "workflow/scripts/*.py",
     "workflow/k2trial/**/*.py",
     "workflow/notebooks/*.ipynb",
+    "workflow/report/*.yaml",
     "workflow/schemas/*.yaml",
     "config/*.yaml",
     "envs/requirements.lock",

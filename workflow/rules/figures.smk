@@ -1,4 +1,5 @@
-# Reviewer figures (k2trial.report.figures): one job draws every figure, PNG for reading and SVG for print.
+# Reviewer figures (k2trial.report.figures): one job draws every figure of the registry (workflow/report/registry.yaml),
+# PNG for reading and SVG for print.
 # Interpreter start and imports dominate a small study, so one job (forking once to use its two threads)
 # beats one job per figure.
 
@@ -9,86 +10,19 @@ rule make_figures:
         vas=rules.derive_vas.output.vas,
         labs=rules.derive_labs.output.labs,
         assignment=rules.assign_groups.output.assignment,
+        participant_flow=rules.assign_groups.output.participant_flow,
         weekly=rules.efficacy_analysis.output.weekly,
         paired_tests=rules.efficacy_analysis.output.paired_tests,
         responders=rules.efficacy_analysis.output.responders,
         lab_descriptives=rules.safety_analysis.output.lab_descriptives,
         edish=rules.safety_analysis.output.edish,
+        codebook=config["codebook"],
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
         dataset=f"{RAW_DIR}/dataset.yaml",
     output:
+        **reported_outputs("figures", "figures", ["png", "svg"], reported="png"),
         provenance=f"{RESULTS}/provenance/make_figures.json",
-        participant_flow_png=report(
-            f"{RESULTS}/figures/participant_flow.png",
-            caption="../report/figure_participant_flow.rst",
-            category="Figures",
-            subcategory="Participants",
-        ),
-        participant_flow_svg=f"{RESULTS}/figures/participant_flow.svg",
-        composite_trajectories_png=report(
-            f"{RESULTS}/figures/composite_trajectories.png",
-            caption="../report/figure_composite_trajectories.rst",
-            category="Figures",
-            subcategory="Efficacy",
-        ),
-        composite_trajectories_svg=f"{RESULTS}/figures/composite_trajectories.svg",
-        symptoms_by_visit_png=report(
-            f"{RESULTS}/figures/symptoms_by_visit.png",
-            caption="../report/figure_symptoms_by_visit.rst",
-            category="Figures",
-            subcategory="Efficacy",
-        ),
-        symptoms_by_visit_svg=f"{RESULTS}/figures/symptoms_by_visit.svg",
-        vas_heatmap_png=report(
-            f"{RESULTS}/figures/vas_heatmap.png",
-            caption="../report/figure_vas_heatmap.rst",
-            category="Figures",
-            subcategory="Efficacy",
-        ),
-        vas_heatmap_svg=f"{RESULTS}/figures/vas_heatmap.svg",
-        waterfall_week8_png=report(
-            f"{RESULTS}/figures/waterfall_week8.png",
-            caption="../report/figure_waterfall_week8.rst",
-            category="Figures",
-            subcategory="Efficacy",
-        ),
-        waterfall_week8_svg=f"{RESULTS}/figures/waterfall_week8.svg",
-        forest_hl_change_png=report(
-            f"{RESULTS}/figures/forest_hl_change.png",
-            caption="../report/figure_forest_hl_change.rst",
-            category="Figures",
-            subcategory="Efficacy",
-        ),
-        forest_hl_change_svg=f"{RESULTS}/figures/forest_hl_change.svg",
-        responder_rates_png=report(
-            f"{RESULTS}/figures/responder_rates.png",
-            caption="../report/figure_responder_rates.rst",
-            category="Figures",
-            subcategory="Efficacy",
-        ),
-        responder_rates_svg=f"{RESULTS}/figures/responder_rates.svg",
-        lab_trajectories_png=report(
-            f"{RESULTS}/figures/lab_trajectories.png",
-            caption="../report/figure_lab_trajectories.rst",
-            category="Figures",
-            subcategory="Safety",
-        ),
-        lab_trajectories_svg=f"{RESULTS}/figures/lab_trajectories.svg",
-        b12_haematology_png=report(
-            f"{RESULTS}/figures/b12_haematology.png",
-            caption="../report/figure_b12_haematology.rst",
-            category="Figures",
-            subcategory="Safety",
-        ),
-        b12_haematology_svg=f"{RESULTS}/figures/b12_haematology.svg",
-        edish_png=report(
-            f"{RESULTS}/figures/edish.png",
-            caption="../report/figure_edish.rst",
-            category="Figures",
-            subcategory="Safety",
-        ),
-        edish_svg=f"{RESULTS}/figures/edish.svg",
     log:
         f"{RESULTS}/logs/make_figures.log",
     conda:
@@ -99,5 +33,7 @@ rule make_figures:
         seed=config["seed"],
         severe_threshold=config["groups"]["severe_threshold"],
         b12_status=config["b12_status"],
+        vocabulary=VOCABULARY,
+        registry=REGISTRY["figures"],
     script:
         "../scripts/make_figures.py"

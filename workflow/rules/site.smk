@@ -5,7 +5,6 @@ rule build_index:
     input:
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
-        catalog=rules.make_tables.output.catalog,
         code=CODE_FILES,
         figures=artifact_outputs(rules.make_figures),
         tables=artifact_outputs(rules.make_tables),
@@ -15,7 +14,7 @@ rule build_index:
         provenance=f"{RESULTS}/provenance/build_index.json",
         index=report(
             f"{RESULTS}/index.html",
-            caption="../report/index.rst",
+            caption=caption_file("Index", {"name": "index", **REGISTRY["index"]}),
             category="Index",
         ),
     log:
@@ -24,6 +23,7 @@ rule build_index:
         CONDA_ENV
     params:
         study=config["study"],
+        registry=REGISTRY,
         producers={
             "make_figures": artifact_outputs(rules.make_figures),
             "make_tables": artifact_outputs(rules.make_tables),

@@ -1,4 +1,4 @@
-"""Write results/index.html: every notebook, figure and table with its producing rule and sha256."""
+"""Write results/index.html: every notebook, figure and table of the registry with its producing rule and sha256."""
 
 import json
 import os
@@ -8,24 +8,19 @@ import yaml
 
 import k2trial
 from k2trial.core.io import write_text
-from k2trial.report import notebooks, site
-from k2trial.report.tables import TABLE_NAMES
+from k2trial.report import page, site
+from k2trial.report.notebooks import version_info
 from k2trial.runtime.provenance import sha256_file
 from k2trial.runtime.step import run_step
 
-NOTEBOOK_ORDER = ("study_summary", "data_quality", "efficacy", "safety")
+#: Sections of the index and the registry lists they show.
+SECTIONS = {"Notebooks": "notebooks", "Figures": "figures", "Tables": "tables"}
 
 
 def main(smk):
     index_dir = os.path.dirname(smk.output.index) or "."
-    with open(smk.input.catalog, encoding="utf-8") as handle:
-        table_titles = {t["name"]: t["title"] for t in json.load(handle)["tables"]}
-    notebook_titles = {}
-    for path in smk.input:
-        if path.endswith(".parameters.yaml"):
-            with open(path, encoding="utf-8") as handle:
-                notebook_titles[site.item_name(path)] = yaml.safe_load(handle).get("title", site.item_name(path))
-    titles = {"Figures": site.FIGURE_TITLES, "Tables": table_titles, "Notebooks": notebook_titles}
+    registry = smk.params.registry
+    titles = {section: {e["name"]: e["title"] for e in registry[key]} for section, key in SECTIONS.items()}
     artifacts = []
     for rule, outputs in sorted(smk.params.producers.items()):
         for path in outputs:
@@ -49,9 +44,9 @@ def main(smk):
     with open(smk.input.validation_report, encoding="utf-8") as handle:
         data_version = json.load(handle).get("data_version")
     code_files = {Path(p).as_posix(): Path(p).read_bytes() for p in smk.input.code}
-    versions = notebooks.version_info(code_files, smk.config, k2trial.__version__)
+    versions = version_info(code_files, smk.config, k2trial.__version__)
     study = smk.params.study
-    header = notebooks.header_html(
+    header = page.header_html(
         study["title"],
         study["reference"],
         study["registry"],
@@ -62,9 +57,9 @@ def main(smk):
         versions["code_version"],
         versions["analysis_version"],
     )
-    order = {"Notebooks": NOTEBOOK_ORDER, "Figures": tuple(site.FIGURE_TITLES), "Tables": TABLE_NAMES}
-    page = site.index_html(artifacts, header, f"{study['short_title']}: results", order)
-    write_text(page, smk.output.index)
+    order = {section: tuple(titles[section]) for section in SECTIONS}
+    html = site.index_html(artifacts, header, f"{study['short_title']}: results", order)
+    write_text(html, smk.output.index)
 
 
 run_step(snakemake, main)

@@ -2,6 +2,8 @@
 
 rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill (two reused
 kernels side by side), normalise, and keep the executed notebooks (figures are placeholders at this point).
+papermill injects one parameter, `view` (k2trial.report.notebook_view): the parameters file, the vocabulary's
+sources and the further artifacts the view reads (inputs named view_<artifact>).
 rule export_notebooks: embed the PNG figures as data URIs, write the final .ipynb and the offline .html.
 """
 
@@ -17,8 +19,10 @@ from k2trial.core.io import write_bytes, write_text
 from k2trial.report import notebooks
 from k2trial.runtime.step import run_step
 
-#: Inputs of execute_notebooks that are not analysis tables handed to the notebooks.
-NOT_DATA = {"dataset", "catalog", "code"}
+#: Inputs of execute_notebooks that are not analysis artifacts listed in the parameters file.
+NOT_DATA = {"dataset", "catalog", "code", "codebook", "lab_units"}
+#: Prefix of the inputs the view reads beyond those the parameters file lists.
+VIEW_INPUT = "view_"
 
 
 def posix(path):
@@ -33,8 +37,10 @@ def execute(smk):
         data_version = json.load(handle).get("data_version")
     code_files = {posix(p): Path(p).read_bytes() for p in smk.input.code}
     versions = notebooks.version_info(code_files, smk.config, k2trial.__version__)
-    inputs = {
-        key: posix(value) for key, value in smk.input.items() if key not in NOT_DATA and not key.endswith("_template")
+    listed = {
+        key: posix(value)
+        for key, value in smk.input.items()
+        if key not in NOT_DATA and not key.endswith("_template") and not key.startswith(VIEW_INPUT)
     }
     common = {
         "study": dict(smk.params.study),
@@ -45,31 +51,41 @@ def execute(smk):
         "analysis_version": versions["analysis_version"],
         "decimals": dict(smk.params.reporting["decimals"]),
         "severe_threshold": float(smk.params.severe_threshold),
-        "inputs": inputs,
+        "inputs": listed,
         "figures": {Path(p).stem: posix(p) for p in smk.params.figures},
         "tables_catalog": posix(smk.input.catalog),
         "links": [list(pair) for pair in smk.params.links],
     }
+    view = {
+        "vocabulary": {
+            "codebook": posix(smk.input.codebook),
+            "lab_units": posix(smk.input.lab_units),
+            **{k: v for k, v in dict(smk.params.vocabulary).items()},
+        },
+        "inputs": {
+            key.removeprefix(VIEW_INPUT): posix(value) for key, value in smk.input.items() if key.startswith(VIEW_INPUT)
+        },
+        "coagulation_test": str(smk.params.reporting["coagulation_test"]),
+    }
     parameters = {}
     for name in names:
-        path = smk.output[f"{name}_parameters"]
+        path = getattr(smk.output, f"{name}_parameters")
         write_text(yaml.safe_dump({**common, "title": smk.params.titles[name]}, sort_keys=True), path)
-        with open(path, encoding="utf-8") as handle:
-            parameters[name] = yaml.safe_load(handle)
-    templates = {name: smk.input[f"{name}_template"] for name in names}
+        parameters[name] = {"view": {**view, "parameters_file": posix(path)}}
+    templates = {name: getattr(smk.input, f"{name}_template") for name in names}
     executed = notebooks.execute_notebooks(templates, parameters, cwd=os.getcwd())
     for name in names:
         normalised = notebooks.normalise_notebook(executed[name])
-        write_bytes(notebooks.notebook_bytes(normalised), smk.output[f"{name}_executed"])
+        write_bytes(notebooks.notebook_bytes(normalised), getattr(smk.output, f"{name}_executed"))
 
 
 def export(smk):
     pngs = {posix(p): Path(p).read_bytes() for p in smk.input.figures}
     for name, title in smk.params.titles.items():
-        executed = nbformat.read(smk.input[f"{name}_executed"], as_version=4)
+        executed = nbformat.read(getattr(smk.input, f"{name}_executed"), as_version=4)
         final = notebooks.embed_figures(executed, pngs)
-        write_bytes(notebooks.notebook_bytes(final), smk.output[f"{name}_ipynb"])
-        write_text(notebooks.notebook_html(final, title), smk.output[f"{name}_html"])
+        write_bytes(notebooks.notebook_bytes(final), getattr(smk.output, f"{name}_ipynb"))
+        write_text(notebooks.notebook_html(final, title), getattr(smk.output, f"{name}_html"))
 
 
 run_step(snakemake, {"execute_notebooks": execute, "export_notebooks": export}[snakemake.rule])

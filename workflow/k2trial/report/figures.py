@@ -34,15 +34,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
-from k2trial.report.tables import (
-    ETIOLOGY_LABELS,
-    PARAM_LABELS,
-    PARAMS,
-    VISIT_LABELS,
-    LabTest,
-    format_number,
-    population_label,
-)
+from k2trial.analysis.groups import EFFICACY_SET, SEVERITY_GROUPS
+from k2trial.analysis.safety.standards import SEXES
+from k2trial.core.values import as_bool, subject_numbers
+from k2trial.core.vocabulary import BASELINE, COMPOSITE, LabTest, Vocabulary
+from k2trial.report.formatting import criterion_label, format_number
 
 #: Okabe & Ito (2008) colour-blind-safe palette, dark-to-light pairs first so that two groups also differ
 #: in lightness (greyscale).
@@ -51,7 +47,6 @@ MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", "-.", ":")
 HATCHES = ("", "///", "...", "xx")
 GREY = "#7f7f7f"
-CLINIC_VISITS = ("baseline", "week4", "week8")
 
 
 @dataclass(frozen=True)
@@ -130,16 +125,11 @@ def step_seed(global_seed: int, step: str) -> int:
     return int.from_bytes(digest[:8], "big") % (2**32)
 
 
-def subject_number(ids: pd.Series) -> np.ndarray:
-    """The number inside a subject ID (K2-010 -> 10), the canonical subject order."""
-    return pd.to_numeric(ids.astype(str).str.extract(r"(\d+)$")[0], errors="coerce").to_numpy()
-
-
 def sample_subjects(ids: Sequence[str] | pd.Series, max_subjects: int, seed: int) -> list[str]:
     """All subjects when there are at most max_subjects, else a seeded simple random sample without
     replacement; returned in canonical subject order. The same ids, size and seed give the same sample."""
     unique = pd.Series(pd.unique(pd.Series(ids, dtype=str)))
-    unique = unique.iloc[np.argsort(subject_number(unique), kind="stable")].reset_index(drop=True)
+    unique = unique.iloc[np.argsort(subject_numbers(unique), kind="stable")].reset_index(drop=True)
     if len(unique) <= max_subjects:
         return unique.tolist()
     chosen = np.sort(np.random.default_rng(seed).choice(len(unique), size=max_subjects, replace=False))
@@ -187,7 +177,7 @@ def _title(fig: Figure, title: str, note: str = "", y: float | None = None) -> N
 
 def _subject_segments(frame: pd.DataFrame, x: str, y: str) -> list[np.ndarray]:
     """One (k, 2) array of points per subject, subjects in canonical order, points sorted by x."""
-    data = frame.dropna(subset=[y]).assign(_num=lambda f: subject_number(f["subject_id"]))
+    data = frame.dropna(subset=[y]).assign(_num=lambda f: subject_numbers(f["subject_id"]))
     data = data.sort_values(["_num", x], kind="stable")
     if data.empty:
         return []
@@ -201,10 +191,30 @@ def unit_text(text: str) -> str:
     return text.replace("10^9", "10$^9$").replace("10^3", "10$^3$")
 
 
-def _week_axis(ax: Axes, weeks: Sequence[int]) -> None:
+def _week_axis(ax: Axes, weeks: Sequence[int], label: str = "Week of treatment", pad: float = 0.4) -> None:
     ax.set_xticks(list(weeks))
-    ax.set_xlim(min(weeks) - 0.4, max(weeks) + 0.4)
-    ax.set_xlabel("Week of treatment")
+    ax.set_xlim(min(weeks) - pad, max(weeks) + pad)
+    ax.set_xlabel(label)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What the figures print for codes: the vocabulary (params, visits, tests, levels) and the severity boundary
+    in the group labels."""
+
+    vocabulary: Vocabulary
+    severe_threshold: float
+
+    def population(self, population: str) -> str:
+        base = self.vocabulary.population_label(population)
+        if population in SEVERITY_GROUPS:
+            sign = "<" if population == SEVERITY_GROUPS[0] else "\u2265"
+            return f"{base} (baseline {sign} {format_number(self.severe_threshold, 1)})"
+        return base
+
+    def weeks_span(self) -> str:
+        weeks = self.vocabulary.diary_weeks
+        return f"weeks {min(weeks)}-{max(weeks)}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -250,7 +260,7 @@ def composite_trajectories_figure(
     composite: pd.DataFrame,
     weekly: pd.DataFrame,
     groups: Sequence[str],
-    severe_threshold: float,
+    labels: Labels,
     style: Style,
     note: str = "",
     group_sizes: Mapping[str, int] | None = None,
@@ -280,8 +290,8 @@ def composite_trajectories_figure(
                 zorder=3,
             )
         size = (group_sizes or {}).get(group, len(lines))
-        ax.set_title(f"{population_label(group, severe_threshold)}\nn = {size:,}", fontsize=9)
-        _week_axis(ax, range(0, 9))
+        ax.set_title(f"{labels.population(group)}\nn = {size:,}", fontsize=9)
+        _week_axis(ax, labels.vocabulary.diary_weeks)
         ax.set_ylim(0, 10)
         ax.set_yticks(range(0, 11, 2))
     axes[0].set_ylabel("Composite VAS (cm, 0-10)")
@@ -296,7 +306,7 @@ def composite_trajectories_figure(
         Patch(color=GREY, alpha=0.3, label="Interquartile range"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=4)
-    _title(fig, "Composite VAS per subject, weeks 0-8", note)
+    _title(fig, f"Composite VAS per subject, {labels.weeks_span()}", note)
     return fig
 
 
@@ -304,20 +314,21 @@ def composite_trajectories_figure(
 # 3. Each symptom by visit: box plus points
 # ----------------------------------------------------------------------------------------------------
 def symptoms_by_visit_figure(
-    values: pd.DataFrame, point_ids: Sequence[str], seed: int, style: Style, note: str = ""
+    values: pd.DataFrame, point_ids: Sequence[str], seed: int, labels: Labels, style: Style, note: str = ""
 ) -> Figure:
     """Boxes (all subjects; whiskers 1.5 IQR, no outlier markers) with points (a sample when large) per
     param and clinic visit. values: subject_id, param, visit, aval (cm). Jitter is seeded."""
     fig = Figure(figsize=(8.0, 5.6), layout="constrained")
     axes = fig.subplots(2, 3, sharey=True).ravel()
-    data = values[values["visit"].isin(CLINIC_VISITS)]
+    clinic_visits = labels.vocabulary.clinic_visit_codes
+    data = values[values["visit"].isin(clinic_visits)]
     shown = data[data["subject_id"].isin(set(point_ids))]
     rng = np.random.default_rng(seed)
-    for ax, param in zip(axes, PARAMS, strict=True):
+    for ax, param in zip(axes, labels.vocabulary.params, strict=True):
         boxes = [
-            data.loc[(data["param"] == param) & (data["visit"] == v), "aval"].dropna().to_numpy() for v in CLINIC_VISITS
+            data.loc[(data["param"] == param) & (data["visit"] == v), "aval"].dropna().to_numpy() for v in clinic_visits
         ]
-        positions = np.arange(len(CLINIC_VISITS))
+        positions = np.arange(len(clinic_visits))
         ax.boxplot(
             boxes,
             positions=positions,
@@ -330,7 +341,7 @@ def symptoms_by_visit_figure(
             # above the points: with a few hundred points the median line would vanish beneath them
             zorder=4,
         )
-        for j, visit in enumerate(CLINIC_VISITS):
+        for j, visit in enumerate(clinic_visits):
             points = shown.loc[(shown["param"] == param) & (shown["visit"] == visit), "aval"].dropna().to_numpy()
             jitter = rng.uniform(-0.17, 0.17, size=len(points))
             ax.scatter(
@@ -343,8 +354,8 @@ def symptoms_by_visit_figure(
                 linewidths=0,
                 zorder=3,
             )
-        ax.set_xticks(positions, [VISIT_LABELS[v] for v in CLINIC_VISITS])
-        ax.set_title(PARAM_LABELS[param])
+        ax.set_xticks(positions, [labels.vocabulary.visit_labels[v] for v in clinic_visits])
+        ax.set_title(labels.vocabulary.param_label(param))
         ax.set_ylim(-0.3, 10.3)
         ax.set_yticks(range(0, 11, 2))
     for ax in axes[::3]:
@@ -356,10 +367,11 @@ def symptoms_by_visit_figure(
 # ----------------------------------------------------------------------------------------------------
 # 4. Median VAS heatmap symptom x week
 # ----------------------------------------------------------------------------------------------------
-def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int) -> Figure:
-    """Median VAS (cm) per param (rows) and week 0-8 (columns) from weekly.csv of one population."""
+def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int, labels: Labels) -> Figure:
+    """Median VAS (cm) per param (rows) and diary week (columns) from weekly.csv of one population."""
+    vocabulary = labels.vocabulary
     grid = weekly.pivot_table(index="param", columns="week", values="median", aggfunc="first")
-    grid = grid.reindex(index=[p for p in PARAMS if p in grid.index], columns=range(0, 9))
+    grid = grid.reindex(index=[p for p in vocabulary.params if p in grid.index], columns=list(vocabulary.diary_weeks))
     fig = Figure(figsize=(7.6, 3.6), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="cividis_r", vmin=0, vmax=10, aspect="auto")
@@ -375,7 +387,7 @@ def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int) -> Figure:
                 color="white" if value > 5.0 else "black",
             )
     ax.set_xticks(range(grid.shape[1]), [str(w) for w in grid.columns])
-    ax.set_yticks(range(grid.shape[0]), [PARAM_LABELS[p] for p in grid.index])
+    ax.set_yticks(range(grid.shape[0]), [vocabulary.param_label(p) for p in grid.index])
     ax.set_xlabel("Week of treatment")
     ax.spines[:].set_visible(False)
     bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
@@ -387,20 +399,21 @@ def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int) -> Figure:
 # ----------------------------------------------------------------------------------------------------
 # 5. Waterfall of percent change at week 8
 # ----------------------------------------------------------------------------------------------------
-def waterfall_figure(change: pd.DataFrame, style: Style, note: str = "") -> Figure:
+def waterfall_figure(change: pd.DataFrame, labels: Labels, style: Style, note: str = "") -> Figure:
     """Percent change of the composite VAS at week 8 per subject, sorted, coloured and hatched by etiology.
 
     change: subject_id, pchg (% of baseline; missing when baseline is 0: not drawn), etiology.
     """
     data = change.dropna(subset=["pchg"]).copy()
-    data["_num"] = subject_number(data["subject_id"])
+    data["_num"] = subject_numbers(data["subject_id"])
     data = data.sort_values(["pchg", "_num"], ascending=[False, True], kind="stable").reset_index(drop=True)
     fig = Figure(figsize=(8.0, 4.0), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(data))
     # From about a hundred bars on, white gaps between bars turn into stripes: bars touch, hatches stay white.
     dense = len(data) >= 100
-    for i, etiology in enumerate(ETIOLOGY_LABELS):
+    etiologies = labels.vocabulary.level_labels["etiology"]
+    for i, etiology in enumerate(etiologies):
         mask = (data["etiology"] == etiology).to_numpy()
         ax.bar(
             x[mask],
@@ -411,7 +424,7 @@ def waterfall_figure(change: pd.DataFrame, style: Style, note: str = "") -> Figu
             hatchcolor="white",
             edgecolor=style.colour(i) if dense else "white",
             linewidth=0 if dense else 0.3,
-            label=f"{ETIOLOGY_LABELS[etiology]} (n = {int(mask.sum()):,}{' in the sample' if note else ''})",
+            label=f"{etiologies[etiology]} (n = {int(mask.sum()):,}{' in the sample' if note else ''})",
         )
     for level, ls in ((-30, "--"), (-50, ":")):
         ax.axhline(level, color="black", lw=0.9, ls=ls)
@@ -441,7 +454,7 @@ def waterfall_figure(change: pd.DataFrame, style: Style, note: str = "") -> Figu
 # ----------------------------------------------------------------------------------------------------
 # 6. Forest plot of Hodges-Lehmann median change
 # ----------------------------------------------------------------------------------------------------
-def forest_figure(paired: pd.DataFrame, populations: Sequence[str], severe_threshold: float) -> Figure:
+def forest_figure(paired: pd.DataFrame, populations: Sequence[str], labels: Labels) -> Figure:
     """HL median change (cm) with 95% CI, week 8 minus baseline, per population (panel) and param (row).
 
     paired: rows of paired_tests.csv with test wilcoxon, visit_from baseline, visit_to week8.
@@ -454,12 +467,13 @@ def forest_figure(paired: pd.DataFrame, populations: Sequence[str], severe_thres
     finite = finite[np.isfinite(finite)]
     low = min(-1.0, float(finite.min()) - 0.3) if finite.size else -10.0
     high = max(0.5, float(finite.max()) + 0.3) if finite.size else 1.0
-    rows = np.arange(len(PARAMS))[::-1]
+    params = labels.vocabulary.params
+    rows = np.arange(len(params))[::-1]
     for ax, population in zip(axes, populations, strict=False):
-        part = paired[paired["population"] == population].set_index("param").reindex(list(PARAMS))
-        for y, param in zip(rows, PARAMS, strict=True):
+        part = paired[paired["population"] == population].set_index("param").reindex(list(params))
+        for y, param in zip(rows, params, strict=True):
             est, lo, hi = part.loc[param, ["estimate", "ci_low", "ci_high"]].to_numpy(dtype=float)
-            composite = param == "composite"
+            composite = param == COMPOSITE
             ax.plot([lo, hi], [y, y], color="black", lw=1.1)
             ax.plot(
                 est,
@@ -470,9 +484,9 @@ def forest_figure(paired: pd.DataFrame, populations: Sequence[str], severe_thres
             )
         n = part["n"].dropna()
         size = f", n = {int(n.max()):,}" if len(n) else ", no data"
-        ax.set_title(f"{population_label(population, severe_threshold)}\n{size.removeprefix(', ')}", fontsize=8.5)
+        ax.set_title(f"{labels.population(population)}\n{size.removeprefix(', ')}", fontsize=8.5)
         ax.axvline(0, color=GREY, lw=0.8, ls="--")
-        ax.set_yticks(rows, [PARAM_LABELS[p].replace(" (mean of 5)", "") for p in PARAMS])
+        ax.set_yticks(rows, [labels.vocabulary.param_label(p, short=True) for p in params])
         ax.set_xlim(low, high)
     for ax in axes[len(populations) :]:
         ax.set_axis_off()
@@ -490,7 +504,7 @@ def responders_figure(
     responders: pd.DataFrame,
     criteria: Sequence[tuple[str, str]],
     populations: Sequence[str],
-    severe_threshold: float,
+    labels: Labels,
     style: Style,
 ) -> Figure:
     """Responder percentage with Clopper-Pearson 95% CI per criterion (panel), param (row) and population
@@ -500,12 +514,13 @@ def responders_figure(
     # room between panels, so that one panel's "100" and the next panel's "0" do not run together
     fig.get_layout_engine().set(wspace=0.08)
     axes = fig.subplots(1, len(criteria), sharey=True, squeeze=False)[0]
-    rows = np.arange(len(PARAMS))[::-1]
+    params = labels.vocabulary.params
+    rows = np.arange(len(params))[::-1]
     offsets = np.linspace(-0.25, 0.25, len(populations)) if len(populations) > 1 else np.zeros(1)
     for ax, (code, title) in zip(axes, criteria, strict=True):
         part = responders[responders["criterion"] == code]
         for k, population in enumerate(populations):
-            rows_p = part[part["population"] == population].set_index("param").reindex(list(PARAMS))
+            rows_p = part[part["population"] == population].set_index("param").reindex(list(params))
             share = (100 * rows_p["responders"] / rows_p["n"]).to_numpy(dtype=float)
             lo = rows_p["ci_low"].to_numpy(dtype=float)
             hi = rows_p["ci_high"].to_numpy(dtype=float)
@@ -518,17 +533,19 @@ def responders_figure(
                 ms=4.5,
                 lw=1,
                 capsize=0,
-                label=population_label(population, severe_threshold),
+                label=labels.population(population),
             )
         ax.set_title(title, fontsize=9)
         ax.set_xlim(-3, 103)
         ax.set_xticks([0, 25, 50, 75, 100])
         ax.axvline(50, color=GREY, lw=0.6, ls=":")
-        ax.set_yticks(rows, [PARAM_LABELS[p].replace(" (mean of 5)", "") for p in PARAMS])
-    axes[len(axes) // 2].set_xlabel("Responders at week 8 (% of subjects with 95% Clopper-Pearson CI)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(populations))
-    fig.suptitle("Responder rates at week 8", x=0.01, ha="left", fontsize=10)
+        ax.set_yticks(rows, [labels.vocabulary.param_label(p, short=True) for p in params])
+    visits = responders["visit"].dropna().unique()
+    at = f" at {labels.vocabulary.visit_labels.get(visits[0], visits[0]).lower()}" if len(visits) == 1 else ""
+    axes[len(axes) // 2].set_xlabel(f"Responders{at} (% of subjects with 95% Clopper-Pearson CI)")
+    handles, texts = axes[0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="outside lower center", ncol=len(populations))
+    fig.suptitle(f"Responder rates{at}", x=0.01, ha="left", fontsize=10)
     return fig
 
 
@@ -554,10 +571,13 @@ def lab_trajectories_figure(
     standards: Mapping[str, Mapping[str, object]],
     style: Style,
     note: str = "",
+    *,
+    weeks: Sequence[int],
 ) -> Figure:
     """Per test: subject lines (thin; a sample when large), the median over all subjects by visit (bold),
     and the default reference range (shaded; where ranges differ by sex the female range is shaded and the
-    male limits dashed). labs: subject_id, param, week, aval; medians: param, week, median."""
+    male limits dashed). labs: subject_id, param, week, aval; medians: param, week, median. weeks: of the clinic
+    visits (x axis)."""
     codes = [c for c in tests if c in set(labs["param"]) or c in set(medians["param"])]
     ncols = 3
     nrows = max(1, int(np.ceil(len(codes) / ncols)))
@@ -593,8 +613,8 @@ def lab_trajectories_figure(
         med = medians[medians["param"] == code].sort_values("week")
         ax.plot(med["week"], med["median"], color=style.colour(0), lw=2, marker="o", ms=4, zorder=3)
         ax.set_title(unit_text(test.title), fontsize=8.5)
-        ax.set_xticks([0, 4, 8])
-        ax.set_xlim(-0.5, 8.5)
+        ax.set_xticks(list(weeks))
+        ax.set_xlim(min(weeks) - 0.5, max(weeks) + 0.5)
         values = np.concatenate(
             [part["aval"].dropna().to_numpy(dtype=float), med["median"].dropna().to_numpy(dtype=float)]
         )
@@ -631,11 +651,15 @@ def b12_haematology_figure(
     thresholds: Mapping[str, Sequence[tuple[float, str]]],
     style: Style,
     note: str = "",
+    *,
+    codes: Sequence[str],
+    weeks: Sequence[int],
 ) -> Figure:
     """Serum B12, MCV and haemoglobin by visit in the B12-deficient subjects, one line per subject, the
     residual subgroup (prior B12 therapy, adequate B12 at baseline) in a second colour and line style.
-    labs: subject_id, param, week, aval for B12, MCV, HGB; thresholds: per code (value, label) lines."""
-    codes = [c for c in ("B12", "MCV", "HGB") if c in tests]
+    labs: subject_id, param, week, aval of the tests `codes` (B12, MCV, haemoglobin: config b12_status.test and
+    reporting.b12_haematology); thresholds: per code (value, label) lines; weeks: of the clinic visits."""
+    codes = [c for c in codes if c in tests]
     fig = Figure(figsize=(8.4, 3.6), layout="constrained")
     axes = fig.subplots(1, len(codes), squeeze=False)[0]
     groups = ((False, "Not residual (deficient at baseline)"), (True, "Residual subgroup (adequate at baseline)"))
@@ -673,8 +697,7 @@ def b12_haematology_figure(
                 annotation_clip=False,
             )
         ax.set_title(unit_text(tests[code].title), fontsize=9)
-        ax.set_xticks([0, 4, 8])
-        ax.set_xlim(-0.4, 8.4)
+        _week_axis(ax, weeks, label="Week")
         ax.set_xlabel("Week")
         ax.autoscale_view(scalex=False)
     handles = [
@@ -743,57 +766,49 @@ def edish_figure(edish: pd.DataFrame, alt_column: str, tbil_column: str, style: 
 # ----------------------------------------------------------------------------------------------------
 # All figures from the analysis tables
 # ----------------------------------------------------------------------------------------------------
-FIGURE_NAMES = (
-    "participant_flow",
-    "composite_trajectories",
-    "symptoms_by_visit",
-    "vas_heatmap",
-    "waterfall_week8",
-    "forest_hl_change",
-    "responder_rates",
-    "lab_trajectories",
-    "b12_haematology",
-    "edish",
-)
-VISIT_WEEKS = {"baseline": 0, **{f"week{w}": w for w in range(1, 9)}}
-
-
 @dataclass(frozen=True)
 class FigureSettings:
-    """What the figures need besides data: style, the step seed, config thresholds, lab metadata."""
+    """What the figures need besides data: style, the step seed, config thresholds and tests, the labels, the
+    figures of the registry (names in order and the drawing process of each), lab standards."""
 
     style: Style
     seed: int
-    severe_threshold: float
+    labels: Labels
+    b12_test: str
     b12_deficient_below: float
     b12_adequate_from: float
-    tests: Mapping[str, LabTest]
+    haematology_tests: tuple[str, str]  # (MCV, haemoglobin): config reporting.b12_haematology
     standards: Mapping[str, Mapping[str, object]]
+    figures: tuple[tuple[str, int], ...]  # (name, drawing process 1 or 2) in registry order
     #: dataset.yaml says simulated: every figure carries SIMULATED_MARK
     simulated: bool = False
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.figures)
 
-def _find_column(frame: pd.DataFrame, *fragments: str) -> str:
-    for column in frame.columns:
-        if all(f in column.lower() for f in fragments):
-            return column
-    raise KeyError(f"no column containing {fragments} in {list(frame.columns)}")
+    def drawn_by(self, process: int) -> tuple[str, ...]:
+        return tuple(name for name, p in self.figures if p == process)
 
 
 def draw_all(
     data: Mapping[str, pd.DataFrame], settings: FigureSettings, names: Collection[str] | None = None
 ) -> Iterator[tuple[str, Figure]]:
-    """Yield (name, figure) for every figure in FIGURE_NAMES (or only those in `names`), in that order; each
-    carries SIMULATED_MARK when `settings.simulated`.
+    """Yield (name, figure) for every figure of the registry (or only those in `names`), in registry order; each
+    carries SIMULATED_MARK when `settings.simulated`. Raises KeyError for a registry figure without a builder.
 
-    data: subjects, vas, assignment, weekly, paired_tests, responders, labs, lab_descriptives, edish
-    (the analysis tables of DATASETS.md and issues 3-4). Per-subject layers use one seeded sample of the
-    efficacy set (`sample_subjects`), the same sample in every figure.
+    data: subjects, vas, assignment, participant_flow, weekly, paired_tests, responders, labs, lab_descriptives,
+    edish (artifacts of k2trial.core.schema). Per-subject layers use one seeded sample of the efficacy set
+    (`sample_subjects`), the same sample in every figure.
     """
-    wanted = set(FIGURE_NAMES if names is None else names)
-    for name, build in _figure_builders(data, settings):
+    wanted = set(settings.names if names is None else names)
+    builders = dict(_figure_builders(data, settings))
+    unknown = [name for name in settings.names if name not in builders]
+    if unknown:
+        raise KeyError(f"registry figures without a builder in k2trial.report.figures: {unknown}")
+    for name in settings.names:
         if name in wanted:
-            fig = build()
+            fig = builders[name]()
             if settings.simulated:
                 mark_simulated(fig)
             yield name, fig
@@ -802,49 +817,47 @@ def draw_all(
 def _figure_builders(
     data: Mapping[str, pd.DataFrame], settings: FigureSettings
 ) -> Iterator[tuple[str, Callable[[], Figure]]]:
-    """(name, function drawing the figure) in FIGURE_NAMES order; shared inputs are prepared once."""
-    # Imported here so that `import k2trial.report.figures` stays light for callers that only save figures.
-    from k2trial.report.tables import as_bool, criterion_label, participant_flow
-
+    """(name, function drawing the figure) of every figure this module draws; shared inputs are prepared once
+    (the functions draw only when called)."""
     style = settings.style
+    labels = settings.labels
+    vocabulary = labels.vocabulary
+    final = vocabulary.final_visit.code
     subjects, vas, assignment = data["subjects"], data["vas"], data["assignment"]
     efficacy_ids = subjects.loc[as_bool(subjects["efffl"]), "subject_id"]
     sample = sample_subjects(efficacy_ids, style.max_subjects, settings.seed)
     note = sample_note(len(sample), len(efficacy_ids), settings.seed)
     sample_set = set(sample)
 
-    yield "participant_flow", lambda: participant_flow_figure(participant_flow(subjects, vas))
+    yield "participant_flow", lambda: participant_flow_figure(data["participant_flow"])
 
-    composite = vas[vas["param"] == "composite"]
+    composite = vas[vas["param"] == COMPOSITE]
     groups = assignment[["subject_id", "severity_group"]]
     shown = composite[composite["subject_id"].isin(sample_set)].merge(groups, on="subject_id", how="left")
     weekly = data["weekly"]
-    weekly_composite = weekly[weekly["param"] == "composite"]
+    weekly_composite = weekly[weekly["param"] == COMPOSITE]
     in_efficacy = assignment["subject_id"].isin(set(efficacy_ids))
     sizes = assignment.loc[in_efficacy, "severity_group"].value_counts().to_dict()
     yield (
         "composite_trajectories",
-        lambda: composite_trajectories_figure(
-            shown, weekly_composite, ("moderate", "severe"), settings.severe_threshold, style, note, sizes
-        ),
+        lambda: composite_trajectories_figure(shown, weekly_composite, SEVERITY_GROUPS, labels, style, note, sizes),
     )
 
-    clinic = vas[vas["visit"].isin(CLINIC_VISITS) & vas["subject_id"].isin(set(efficacy_ids))]
-    yield "symptoms_by_visit", lambda: symptoms_by_visit_figure(clinic, sample, settings.seed, style, note)
+    clinic = vas[vas["visit"].isin(vocabulary.clinic_visit_codes) & vas["subject_id"].isin(set(efficacy_ids))]
+    yield "symptoms_by_visit", lambda: symptoms_by_visit_figure(clinic, sample, settings.seed, labels, style, note)
 
-    weekly_all = weekly[weekly["population"] == "all"]
-    yield "vas_heatmap", lambda: vas_heatmap_figure(weekly_all, len(efficacy_ids))
+    weekly_all = weekly[weekly["population"] == EFFICACY_SET]
+    yield "vas_heatmap", lambda: vas_heatmap_figure(weekly_all, len(efficacy_ids), labels)
 
-    week8 = composite[(composite["visit"] == "week8") & composite["subject_id"].isin(sample_set)]
-    week8 = week8[["subject_id", "pchg"]].merge(subjects[["subject_id", "etiology"]], on="subject_id", how="left")
-    yield "waterfall_week8", lambda: waterfall_figure(week8, style, note)
+    at_end = composite[(composite["visit"] == final) & composite["subject_id"].isin(sample_set)]
+    at_end = at_end[["subject_id", "pchg"]].merge(subjects[["subject_id", "etiology"]], on="subject_id", how="left")
+    yield "waterfall_week8", lambda: waterfall_figure(at_end, labels, style, note)
 
     paired = data["paired_tests"]
     paired = paired[
-        (paired["test"] == "wilcoxon") & (paired["visit_from"] == "baseline") & (paired["visit_to"] == "week8")
+        (paired["test"] == "wilcoxon") & (paired["visit_from"] == BASELINE) & (paired["visit_to"] == final)
     ].drop_duplicates(["population", "param"])
-    populations = [p for p in ("all", "moderate", "severe", "b12_deficient", "diabetic", "residual_b12")]
-    yield "forest_hl_change", lambda: forest_figure(paired, populations, settings.severe_threshold)
+    yield "forest_hl_change", lambda: forest_figure(paired, vocabulary.populations, labels)
 
     responders = data["responders"]
     titles = {
@@ -856,59 +869,48 @@ def _figure_builders(
     criteria = list(titles.items())
     yield (
         "responder_rates",
-        lambda: responders_figure(
-            responders, criteria, ("all", "moderate", "severe"), settings.severe_threshold, style
-        ),
+        lambda: responders_figure(responders, criteria, (EFFICACY_SET, *SEVERITY_GROUPS), labels, style),
     )
 
     labs = data["labs"]
-    medians = data.get("lab_descriptives")
-    if medians is not None and "median" in medians:
-        medians = medians.assign(week=medians["visit"].map(VISIT_WEEKS))[["param", "week", "median"]]
-    else:
-        medians = labs.groupby(["param", "week"], as_index=False, observed=True)["aval"].median()
-        medians = medians.rename(columns={"aval": "median"})
+    medians = data["lab_descriptives"][["param", "week", "median"]]
     lab_sample = labs[labs["subject_id"].isin(sample_set)]
+    clinic_weeks = vocabulary.clinic_weeks
     yield (
         "lab_trajectories",
-        lambda: lab_trajectories_figure(lab_sample, medians, settings.tests, settings.standards, style, note),
-    )
-
-    deficient = assignment.loc[as_bool(assignment["b12_deficient"]), "subject_id"]
-    deficient_sample = set(sample_subjects(deficient, style.max_subjects, settings.seed))
-    haem = labs[labs["param"].isin(["B12", "MCV", "HGB"]) & labs["subject_id"].isin(deficient_sample)]
-    residual = dict(zip(assignment["subject_id"], as_bool(assignment["residual_b12"]), strict=True))
-    hgb_range = reference_band(settings.standards.get("HGB", {}))
-    mcv_range = reference_band(settings.standards.get("MCV", {}))[0]
-    thresholds = {
-        "B12": [
-            (settings.b12_deficient_below, f"deficient < {settings.b12_deficient_below:g}"),
-            (settings.b12_adequate_from, f"adequate \u2265 {settings.b12_adequate_from:g}"),
-        ],
-        "MCV": [(mcv_range[1], f"macrocytosis > {mcv_range[1]:g}")] if mcv_range else [],
-        "HGB": [
-            (band[0], f"{sex} anaemia < {band[0]:g}") for sex, band in zip(("F", "M"), hgb_range, strict=True) if band
-        ],
-    }
-    b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
-    yield "b12_haematology", lambda: b12_haematology_figure(haem, residual, settings.tests, thresholds, style, b12_note)
-
-    edish = data["edish"]
-    yield (
-        "edish",
-        lambda: edish_figure(
-            edish, _find_column(edish, "alt"), _find_column(edish, "bil"), style, 5 * style.max_subjects
+        lambda: lab_trajectories_figure(
+            lab_sample, medians, vocabulary.tests, settings.standards, style, note, weeks=clinic_weeks
         ),
     )
 
+    b12, mcv, haemoglobin = settings.b12_test, *settings.haematology_tests
+    deficient = assignment.loc[as_bool(assignment["b12_deficient"]), "subject_id"]
+    deficient_sample = set(sample_subjects(deficient, style.max_subjects, settings.seed))
+    haem = labs[labs["param"].isin([b12, mcv, haemoglobin]) & labs["subject_id"].isin(deficient_sample)]
+    residual = dict(zip(assignment["subject_id"], as_bool(assignment["residual_b12"]), strict=True))
+    hgb_range = reference_band(settings.standards.get(haemoglobin, {}))
+    mcv_range = reference_band(settings.standards.get(mcv, {}))[0]
+    thresholds = {
+        b12: [
+            (settings.b12_deficient_below, f"deficient < {settings.b12_deficient_below:g}"),
+            (settings.b12_adequate_from, f"adequate \u2265 {settings.b12_adequate_from:g}"),
+        ],
+        mcv: [(mcv_range[1], f"macrocytosis > {mcv_range[1]:g}")] if mcv_range else [],
+        haemoglobin: [
+            (band[0], f"{sex} anaemia < {band[0]:g}") for sex, band in zip(SEXES, hgb_range, strict=True) if band
+        ],
+    }
+    b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
+    yield (
+        "b12_haematology",
+        lambda: b12_haematology_figure(
+            haem, residual, vocabulary.tests, thresholds, style, b12_note, codes=(b12, mcv, haemoglobin),
+            weeks=clinic_weeks,
+        ),
+    )  # fmt: skip
 
-#: Two halves of FIGURE_NAMES with about equal drawing time (measured at 30 and 100,000 subjects), for
-#: `save_all` with two processes.
-# Balanced by measured drawing + rendering time (about 2.2 s each for the shipped data).
-FIGURE_HALVES = (
-    ("participant_flow", "forest_hl_change", "lab_trajectories", "edish", "b12_haematology"),
-    ("composite_trajectories", "symptoms_by_visit", "vas_heatmap", "waterfall_week8", "responder_rates"),
-)
+    edish = data["edish"]
+    yield "edish", lambda: edish_figure(edish, "peak_alt_xuln", "peak_tbil_xuln", style, 5 * style.max_subjects)
 
 
 def save_all(
@@ -920,9 +922,10 @@ def save_all(
 ) -> None:
     """Draw every figure and hand `save(name, {format: bytes})` its rendered bytes.
 
-    With processes >= 2 (and os.fork available) a forked child draws FIGURE_HALVES[1] while this process
-    draws FIGURE_HALVES[0]: drawing is CPU-bound pure Python, so two processes halve the wall time, and the
-    fork shares the loaded data without copying or re-reading it. Every figure depends only on the data and
+    With processes >= 2 (and os.fork available) a forked child draws the figures of drawing process 2 while this
+    process draws those of process 1 (workflow/report/registry.yaml `process`): drawing is CPU-bound pure
+    Python, so two processes halve the wall time, and the fork shares the loaded data without copying or
+    re-reading it. Every figure depends only on the data and
     settings, never on which process draws it or in what order, so the bytes are the same either way.
     Raises RuntimeError when the child fails (its traceback goes to the log of logger "k2trial").
     """
@@ -933,23 +936,23 @@ def save_all(
             save(name, render_figure(fig, settings.style.dpi, formats))
 
     if processes < 2 or not hasattr(os, "fork"):
-        work(FIGURE_NAMES)
+        work(settings.names)
         return
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child, reported through its exit status
         status = 1
         try:
-            work(FIGURE_HALVES[1])
+            work(settings.drawn_by(2))
             status = 0
         except BaseException:
             import logging
 
-            logging.getLogger("k2trial").exception("drawing figures %s failed", ", ".join(FIGURE_HALVES[1]))
+            logging.getLogger("k2trial").exception("drawing figures %s failed", ", ".join(settings.drawn_by(2)))
         finally:
             os._exit(status)
     try:
-        work(FIGURE_HALVES[0])
+        work(settings.drawn_by(1))
     finally:
         _, status = os.waitpid(child, 0)
     if status != 0:
-        raise RuntimeError(f"the process drawing {', '.join(FIGURE_HALVES[1])} failed (exit status {status})")
+        raise RuntimeError(f"the process drawing {', '.join(settings.drawn_by(2))} failed (exit status {status})")

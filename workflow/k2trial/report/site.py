@@ -1,8 +1,9 @@
 """results/index.html: one offline page linking every notebook, figure and table, each file with the rule
 that produced it, its size and its sha256, under the same header (and SIMULATED DATA banner) as the notebooks.
 
-Pure functions: the script gives the artifacts (paths relative to the page, hashes, producing rules) and the
-header; the page has inline CSS, no scripts and no network references, and its bytes depend only on them.
+Pure functions: the script gives the artifacts (paths relative to the page, hashes, producing rules, titles and
+order from the registry of reporting outputs, workflow/report/registry.yaml) and the header; the page has inline
+CSS, no scripts and no network references, and its bytes depend only on them.
 """
 
 from __future__ import annotations
@@ -12,22 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from k2trial.report.notebooks import PAGE_CSS, assert_offline
+from k2trial.report.page import PAGE_CSS, assert_offline
 
 SECTIONS = ("Notebooks", "Figures", "Tables")
-#: Titles of the figures of k2trial.report.figures.FIGURE_NAMES (kept here so the index does not import matplotlib).
-FIGURE_TITLES = {
-    "participant_flow": "Participant flow",
-    "composite_trajectories": "Composite VAS per subject by severity group",
-    "symptoms_by_visit": "Each symptom by visit (box and points)",
-    "vas_heatmap": "Median VAS heatmap, symptom by week",
-    "waterfall_week8": "Waterfall of percent change at week 8 by etiology",
-    "forest_hl_change": "Forest plot of Hodges-Lehmann median change",
-    "responder_rates": "Responder rates with 95% CI",
-    "lab_trajectories": "Laboratory values by visit with reference ranges",
-    "b12_haematology": "B12, MCV and haemoglobin in the B12-deficient subjects",
-    "edish": "eDISH (peak ALT vs peak bilirubin)",
-}
 #: File kinds by suffix, in the order files of one item are listed.
 KINDS = {
     ".html": "HTML",

@@ -24,6 +24,8 @@ from k2trial.core.values import as_bool, subject_numbers
 from k2trial.data.contract import TableSpec
 
 NO_EVENTS_TERM = "No adverse events reported"
+#: The ae_summary category of subjects with any adverse event.
+ANY_EVENT = "any"
 
 
 def _normalise_text(values: pd.Series) -> pd.Series:
@@ -117,7 +119,7 @@ def ae_summary(
     """
     events = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)]
     categories = [
-        ("any", "Any adverse event", np.ones(len(events), bool)),
+        (ANY_EVENT, "Any adverse event", np.ones(len(events), bool)),
         ("treatment_emergent", "Onset on or after the first dose", events["treatment_emergent"].to_numpy(bool)),
         (
             "related",

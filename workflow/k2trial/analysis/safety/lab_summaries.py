@@ -13,6 +13,8 @@ from k2trial.core.values import percent
 
 #: Shift-table categories: the flags plus no value.
 SHIFT_CATEGORIES = (*FLAGS, "MISSING")
+#: The shift comparisons after the visits: the most extreme post-baseline value in each direction.
+WORST_COMPARISONS = ("worst_low", "worst_high")
 MISSING = "missing"
 
 
@@ -102,8 +104,8 @@ def lab_shifts(annotated: pd.DataFrame, subjects: pd.DataFrame, standards: LabSt
     rows = arr.is_baseline & (arr.flag >= 0)
     baseline[arr.key[rows]] = arr.flag[rows]
     comparisons = {arr.visits[v]: flags for v, flags in _per_key_visit_flags(arr).items()}
-    comparisons["worst_low"] = _worst_flag(arr, "low")
-    comparisons["worst_high"] = _worst_flag(arr, "high")
+    for name, direction in zip(WORST_COMPARISONS, ("low", "high"), strict=True):
+        comparisons[name] = _worst_flag(arr, direction)
     n_cat = len(SHIFT_CATEGORIES)
     param_of_key = np.tile(np.arange(arr.n_params), arr.n_subjects)
     lab_keys = param_of_key < n_lab
