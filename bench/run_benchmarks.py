@@ -159,13 +159,14 @@ def main() -> int:
         standards.write_text(original)
 
         for n in args.sizes:
-            raw = tmp / f"raw-{n}"
+            # rule simulate_dataset (workflow/rules/simulate.smk) writes the dataset into the copy's results/
+            target = f"results/simulated/n{n}-seed1"
             subprocess.run(
-                [python, "-m", "k2trial.data.simulation", "--n-subjects", str(n), "--seed", "1", "--out", str(raw)],
-                cwd=work,
-                env=dict(os.environ, PYTHONPATH=str(ROOT / "workflow")),
-                check=True,
-            )
+                [snakemake, "--cores", "1", target], cwd=work, env=dict(os.environ, PYTHONHASHSEED="0"), check=True,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            raw = tmp / f"raw-{n}"
+            shutil.move(work / target, raw)
             big = copy_repo(tmp / f"run-{n}")
             row = repeat(
                 f"full pipeline, {n:,} subjects",

@@ -16,7 +16,7 @@ from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 from k2trial.core.io import csv_bytes, write_csv
 from k2trial.core.values import subject_numbers
-from k2trial.data import cleaning, validation
+from k2trial.data import cleaning, raw_files, validation
 from k2trial.data import contract as ct
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,11 +29,11 @@ def contract() -> ct.Contract:
     return ct.read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml")
 
 
-def _raw(contract: ct.Contract) -> validation.RawDataset:
-    return validation.read_raw_dataset({n: FIXTURE / n for n in validation.input_keys(contract)}, contract)
+def _raw(contract: ct.Contract) -> raw_files.RawDataset:
+    return raw_files.read_raw_dataset({n: FIXTURE / n for n in raw_files.input_keys(contract)}, contract)
 
 
-def _clean(raw: validation.RawDataset, contract: ct.Contract) -> cleaning.CleanDataset:
+def _clean(raw: raw_files.RawDataset, contract: ct.Contract) -> cleaning.CleanDataset:
     return cleaning.clean_dataset(validation.validate_dataset(raw, contract, WINDOWS), contract)
 
 

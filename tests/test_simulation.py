@@ -20,11 +20,24 @@ from k2trial.core.io import read_raw_csv
 from k2trial.data import simulation as sim
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET_FILES = (*sim.RAW_FILES, "dataset.yaml", "SHA256SUMS")
 
 
 def _load(path: Path):
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _params(config):
+    return sim.build_params(
+        config,
+        _load(ROOT / config["lab_units"]),
+        _load(ROOT / config["lab_standards"]),
+        _load(ROOT / config["codebook"]),
+    )
+
+
+#: The raw files' layout the generator takes from the codebook.
+LAYOUT = sim.study_layout(_params(_load(ROOT / "config/config.yaml")))
+DATASET_FILES = (*LAYOUT.files, "dataset.yaml", "SHA256SUMS")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +52,7 @@ def codebook():
 
 @pytest.fixture(scope="module")
 def params(config):
-    return sim.build_params(config, _load(ROOT / config["lab_units"]), _load(ROOT / config["lab_standards"]))
+    return _params(config)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +73,7 @@ def large(params):
 def _composites(diary: pd.DataFrame) -> pd.DataFrame:
     """subject x visit composite (mean of the five symptoms), NaN if any is missing."""
     wide = diary.pivot_table(index=["subject_id", "visit"], columns="symptom", values="vas_cm", dropna=False)
-    return wide[list(sim.SYMPTOMS)].mean(axis=1, skipna=False).unstack("visit")
+    return wide[list(LAYOUT.symptoms)].mean(axis=1, skipna=False).unstack("visit")
 
 
 def _standard_values(labs: pd.DataFrame, lab_units: dict) -> pd.Series:
@@ -110,7 +123,7 @@ def test_formatting_by_hand():
     assert per_cell.tolist() == ["1", "0.7"]
     day = int((np.datetime64("2013-03-05") - np.datetime64("1970-01-01")).astype(int))
     assert sim.format_dates(np.array([day, day]), np.array([False, True])).tolist() == ["2013-03-05", "05/03/2013"]
-    assert sim.subject_ids(np.array([7, 30, 1000])).tolist() == ["K2-007", "K2-030", "K2-1000"]
+    assert sim.subject_ids(np.array([7, 30, 1000]), 3).tolist() == ["K2-007", "K2-030", "K2-1000"]
 
 
 def test_derive_rng_depends_on_seed_and_name_only():
@@ -150,7 +163,7 @@ def test_baseline_vas(shipped):
     base = diary[diary["visit"] == "Baseline"].pivot(index="subject_id", columns="symptom", values="vas_cm")
     assert base[["tingling", "numbness"]].stack().between(7.0, 9.5).all()
     assert base[["weakness", "fatigue", "cramps"]].stack().between(5.0, 8.5).all()
-    composite = base[list(sim.SYMPTOMS)].mean(axis=1)
+    composite = base[list(LAYOUT.symptoms)].mean(axis=1)
     assert composite.between(6.0, 9.0).all()
     severe = composite >= 8.0
     assert severe.sum() == 15  # severe_fraction 0.5 of 30
@@ -162,7 +175,7 @@ def test_vas_course(shipped):
     values = diary["vas_cm"].dropna()
     assert values.between(0.0, 10.0).all()
     assert np.allclose(values * 10, np.round(values * 10))  # one decimal
-    assert diary["visit"].value_counts().to_dict() == {v: 150 for v in sim.DIARY_VISITS}
+    assert diary["visit"].value_counts().to_dict() == {v: 150 for v in LAYOUT.diary_visits}
     composite = _composites(diary)
     severe = composite["Baseline"] >= 8.0
     for group in (severe, ~severe):
@@ -194,12 +207,12 @@ def test_dates_within_windows(shipped, config):
     first_of = pd.Series(first, index=subjects.index)
     consent_of = pd.Series(consent, index=subjects.index)
     diary = shipped.truth["symptom_diary.csv"]
-    week = diary["visit"].map({v: k for k, v in enumerate(sim.DIARY_VISITS)}).to_numpy()
+    week = diary["visit"].map({v: k for k, v in enumerate(LAYOUT.diary_visits)}).to_numpy()
     offset = _days(diary["assessment_date"]) - first_of[diary["subject_id"]].to_numpy() - 7 * week
     assert (offset[week == 0] == 0).all()
     assert (np.abs(offset) <= min(2, config["visit_windows"]["diary_days"])).all()
     labs = shipped.truth["labs.csv"]
-    lab_week = labs["visit"].map(dict(zip(sim.CLINIC_VISITS, sim.CLINIC_WEEKS, strict=True))).to_numpy()
+    lab_week = labs["visit"].map(dict(zip(LAYOUT.clinic_visits, LAYOUT.clinic_weeks, strict=True))).to_numpy()
     sample = _days(labs["sample_date"])
     lab_offset = sample - first_of[labs["subject_id"]].to_numpy() - 7 * lab_week
     assert (np.abs(lab_offset) <= 3).all() and (lab_offset[lab_week == 0] <= 0).all()
@@ -343,7 +356,7 @@ def test_every_mess_kind_in_shipped_files(shipped):
     assert list(mess.columns) == sim.MESS_COLUMNS
     assert set(mess["kind"]) == set(sim.MESS_KINDS)
     assert (mess["kind"] == "duplicate_row").sum() == 1 and (mess["kind"] == "impossible_vas").sum() == 1
-    text = {name: sim.raw_csv_bytes(shipped.raw[name]).decode("utf-8") for name in sim.RAW_FILES}
+    text = {name: sim.raw_csv_bytes(shipped.raw[name]).decode("utf-8") for name in LAYOUT.files}
     assert re.search(r',"\d+,\d+",', text["symptom_diary.csv"])  # a quoted decimal comma
     assert ",SGPT," in text["labs.csv"] and ",<0.2,mg/dL," in text["labs.csv"]
     assert re.search(r",\d{2}/\d{2}/\d{4},", text["labs.csv"])
@@ -358,7 +371,7 @@ def test_mess_explains_every_raw_cell(study_name, request):
     """raw = truth written as text, except exactly the cells listed in `mess` (and the duplicated record)."""
     study = request.getfixturevalue(study_name)
     mess = study.mess
-    for name in sim.RAW_FILES:
+    for name in LAYOUT.files:
         raw = study.raw[name]
         truth = study.truth[name]
         duplicates = mess.loc[(mess["file"] == name) & (mess["kind"] == "duplicate_row"), "raw_row"].to_numpy()
@@ -366,7 +379,7 @@ def test_mess_explains_every_raw_cell(study_name, request):
         raw_rows = np.arange(len(raw))[keep] + 2
         raw = raw[keep].reset_index(drop=True)
         assert len(raw) == len(truth), name
-        for column in sim.RAW_COLUMNS[name]:
+        for column in LAYOUT.columns[name]:
             values = truth[column]
             if column == "vas_cm":
                 expected = values.map(lambda x: "" if np.isnan(x) else f"{x:.1f}")
@@ -390,7 +403,7 @@ def test_mess_variants_are_accepted_by_the_contract(shipped, large, codebook, pa
         day_first = {site: bool(spec["day_first"]) for site, spec in codebook["sites"].items()}
         cells = study.mess[study.mess["column"] != "*"]
         cells = cells.drop_duplicates(["file", "raw_row", "column"])
-        raw_subject = {name: study.raw[name]["subject_id"].to_numpy() for name in sim.RAW_FILES}
+        raw_subject = {name: study.raw[name]["subject_id"].to_numpy() for name in LAYOUT.files}
         for row in cells.itertuples(index=False):
             subject = _normalise("", "subject_id", raw_subject[row.file][row.raw_row - 2], codebook, {}, False)
             got = _normalise(
@@ -441,9 +454,9 @@ def test_2000_subjects_same_structure(large, params):
     composite = _composites(large.truth["symptom_diary.csv"])
     assert composite["Baseline"].between(6.0, 9.0).all() and composite["Week 8"].between(1.0, 2.0).all()
     assert (composite["Baseline"] >= 8.0).sum() == 1000
-    for name in sim.RAW_FILES:
-        assert list(large.raw[name].columns) == sim.RAW_COLUMNS[name]
-        assert list(large.truth[name].columns) == sim.RAW_COLUMNS[name]
+    for name in LAYOUT.files:
+        assert list(large.raw[name].columns) == list(LAYOUT.columns[name])
+        assert list(large.truth[name].columns) == list(LAYOUT.columns[name])
         assert all(str(dtype) == "str" for dtype in large.raw[name].dtypes)
 
 
@@ -469,7 +482,7 @@ def test_write_raw_dataset_round_trip(shipped, tmp_path):
     for line in sums:
         digest, name = line.split("  ")
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest
-    for name in sim.RAW_FILES:  # `raw` is exactly what a reader of the file sees
+    for name in LAYOUT.files:  # `raw` is exactly what a reader of the file sees
         read = read_raw_csv(tmp_path / name).drop(columns="_row")
         pd.testing.assert_frame_equal(read, shipped.raw[name], check_dtype=False)
     meta = _load(tmp_path / "dataset.yaml")
@@ -483,10 +496,26 @@ def test_shipped_files_equal_a_fresh_generation(shipped):
         assert (ROOT / "data/raw" / name).read_bytes() == fresh[name], f"data/raw/{name} differs: regenerate it"
 
 
-def test_command_line_is_independent_of_hash_seed(tmp_path, config, params):
+#: What workflow/scripts/simulate_dataset.py does (rule simulate_dataset), run in a process of its own.
+WRITE_DATASET = """
+import sys
+from pathlib import Path
+import yaml
+from k2trial.data import simulation
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+load = lambda p: yaml.safe_load((root / p).read_text())
+config = load("config/config.yaml")
+files = (load(config["lab_units"]), load(config["lab_standards"]), load(config["codebook"]))
+params = simulation.build_params(config, *files)
+study = simulation.generate_study(12, 5, params)
+simulation.write_raw_dataset(study, out / "raw")
+simulation.write_truth_tables(study, out / "t")
+"""
+
+
+def test_written_dataset_is_independent_of_hash_seed(tmp_path, config, params):
     env = dict(os.environ, PYTHONHASHSEED="123")
-    args = ["--n-subjects", "12", "--seed", "5", "--out", str(tmp_path / "raw"), "--truth-dir", str(tmp_path / "t")]
-    subprocess.run([sys.executable, "-m", "k2trial.data.simulation", *args], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-c", WRITE_DATASET, str(ROOT), str(tmp_path)], cwd=ROOT, env=env, check=True)
     expected = sim.dataset_file_bytes(sim.generate_study(12, 5, params))
     for name in DATASET_FILES:
         assert (tmp_path / "raw" / name).read_bytes() == expected[name], name
@@ -507,16 +536,18 @@ def test_inconsistent_parameters_are_config_errors(params):
     alias["simulation"]["mess"]["test_code_aliases"] = {"ALT": "SGOT"}
     with pytest.raises(ConfigError, match="SGOT"):
         sim.generate_study(10, 1, alias)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="n_subjects"):
         sim.generate_study(0, 1, params)
 
 
-def test_generator_columns_are_the_contract_columns():
-    # simulation.RAW_COLUMNS restates data/raw/codebook.yaml so the generator stays a pure library; this ties
-    # the two together, in order.
+def test_generator_layout_is_the_contracts():
+    # the generator writes the files, columns, visits and symptoms of data/raw/codebook.yaml, in its order
     from k2trial.data.contract import read_contract
 
     contract = read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml")
-    assert list(sim.RAW_COLUMNS) == list(contract.table_names)
+    assert LAYOUT.files == contract.table_names
     for name in contract.table_names:
-        assert sim.RAW_COLUMNS[name] == list(contract.tables[name].column_names), name
+        assert LAYOUT.columns[name] == contract.tables[name].column_names, name
+    assert LAYOUT.diary_visits == tuple(v.label for v in contract.diary_visits)
+    assert (LAYOUT.clinic_visits, LAYOUT.clinic_weeks) == (contract.clinic_visits, (0, 4, 8))
+    assert LAYOUT.symptoms == contract.symptoms

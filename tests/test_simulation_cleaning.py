@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from k2trial.core.io import csv_bytes
-from k2trial.data import cleaning, simulation, validation
+from k2trial.core.io import csv_bytes, read_yaml
+from k2trial.data import cleaning, raw_files, simulation, validation
 from k2trial.data.contract import read_contract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,19 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def setup():
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # config paths are relative to the repository root
-    try:
-        config, params = simulation.params_from_config_file("config/config.yaml")
-    finally:
-        os.chdir(cwd)
+    config = read_yaml(ROOT / "config/config.yaml")
+    params = simulation.build_params(
+        config,
+        read_yaml(ROOT / config["lab_units"]),
+        read_yaml(ROOT / config["lab_standards"]),
+        read_yaml(ROOT / config["codebook"]),
+    )
     contract = read_contract(ROOT / config["codebook"], ROOT / config["lab_units"])
     return config, params, contract
 
 
 def _clean(raw_dir: Path, contract, visit_windows):
-    paths = {name: raw_dir / name for name in validation.input_keys(contract)}
-    raw = validation.read_raw_dataset(paths, contract)
+    paths = {name: raw_dir / name for name in raw_files.input_keys(contract)}
+    raw = raw_files.read_raw_dataset(paths, contract)
     result = validation.validate_dataset(raw, contract, visit_windows)
     return result, cleaning.clean_dataset(result, contract)
 

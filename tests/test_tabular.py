@@ -161,17 +161,17 @@ def test_record_shape_agrees_with_the_csv_module(seed):
 def test_validation_reads_the_same_with_categorical_columns():
     from pathlib import Path
 
-    from k2trial.data import validation
+    from k2trial.data import raw_files, validation
     from k2trial.data.contract import read_contract
 
     root = Path(__file__).resolve().parents[1]
     contract = read_contract(root / "data/raw/codebook.yaml", root / "config/lab_units.yaml")
     fixture = root / "tests/fixtures/minimal"
-    paths = {name: fixture / name for name in validation.input_keys(contract)}
+    paths = {name: fixture / name for name in raw_files.input_keys(contract)}
     windows = {"diary_days": 3, "clinic_days": 7, "baseline_days_before_first_dose": 28}
-    plain = validation.validate_dataset(validation.read_raw_dataset(paths, contract), contract, windows)
+    plain = validation.validate_dataset(raw_files.read_raw_dataset(paths, contract), contract, windows)
     coded = validation.validate_dataset(
-        validation.read_raw_dataset(paths, contract, categorical=True), contract, windows
+        raw_files.read_raw_dataset(paths, contract, categorical=True), contract, windows
     )
     assert csv_bytes(plain.problems) == csv_bytes(coded.problems)
     assert len(plain.problems) > 0

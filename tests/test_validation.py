@@ -17,7 +17,7 @@ import pytest
 
 from k2trial.core.errors import InputDataError
 from k2trial.data import contract as ct
-from k2trial.data import validation
+from k2trial.data import raw_files, validation, validation_report
 from k2trial.runtime.provenance import data_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,25 +32,25 @@ def contract() -> ct.Contract:
 
 
 def _paths(contract: ct.Contract, folder: Path) -> dict[str, Path]:
-    return {name: folder / name for name in validation.input_keys(contract)}
+    return {name: folder / name for name in raw_files.input_keys(contract)}
 
 
 @pytest.fixture
-def raw(contract) -> validation.RawDataset:
-    return validation.read_raw_dataset(_paths(contract, FIXTURE), contract)
+def raw(contract) -> raw_files.RawDataset:
+    return raw_files.read_raw_dataset(_paths(contract, FIXTURE), contract)
 
 
-def _validate(raw: validation.RawDataset, contract: ct.Contract) -> validation.ValidationResult:
+def _validate(raw: raw_files.RawDataset, contract: ct.Contract) -> validation.ValidationResult:
     return validation.validate_dataset(raw, contract, WINDOWS)
 
 
-def _set(raw: validation.RawDataset, file: str, row: int, column: str, value: str) -> None:
+def _set(raw: raw_files.RawDataset, file: str, row: int, column: str, value: str) -> None:
     frame = raw.tables[file]
     assert (frame["_row"] == row).sum() == 1
     frame.loc[frame["_row"] == row, column] = value
 
 
-def _append_copy(raw: validation.RawDataset, file: str, row: int, **changes: str) -> int:
+def _append_copy(raw: raw_files.RawDataset, file: str, row: int, **changes: str) -> int:
     """Append a copy of a record (with changes) as a new last row; return its spreadsheet row."""
     frame = raw.tables[file]
     new = frame[frame["_row"] == row].copy()
@@ -61,7 +61,7 @@ def _append_copy(raw: validation.RawDataset, file: str, row: int, **changes: str
     return int(new["_row"].iloc[0])
 
 
-def _drop(raw: validation.RawDataset, file: str, row: int) -> None:
+def _drop(raw: raw_files.RawDataset, file: str, row: int) -> None:
     frame = raw.tables[file]
     raw.tables[file] = frame[frame["_row"] != row].reset_index(drop=True)
 
@@ -115,7 +115,7 @@ def test_unreadable_files_are_each_one_error_and_the_others_are_still_checked(tm
     (folder / AES).write_text(aes)
     paths = _paths(contract, folder)
     paths[DIARY] = None
-    result = _validate(validation.read_raw_dataset(paths, contract), contract)
+    result = _validate(raw_files.read_raw_dataset(paths, contract), contract)
     errors = result.problems[result.problems["severity"] == "error"]
     found = set(zip(errors["file"], errors["rule"], errors["column"].fillna(""), strict=True))
     assert found == {
@@ -137,7 +137,7 @@ def test_a_header_without_records_is_an_error_except_for_adverse_events(tmp_path
     for name in (DOSING, AES):
         header = (folder / name).read_text().splitlines()[0]
         (folder / name).write_text(header + "\n")
-    result = _validate(validation.read_raw_dataset(_paths(contract, folder), contract), contract)
+    result = _validate(raw_files.read_raw_dataset(_paths(contract, folder), contract), contract)
     assert _find(result, "no_records")["file"].tolist() == [DOSING]
     assert _find(result, "no_records", AES).empty
 
@@ -307,7 +307,7 @@ def test_unreadable_dataset_yaml(tmp_path, contract):
     folder = tmp_path / "raw"
     shutil.copytree(FIXTURE, folder)
     (folder / "dataset.yaml").write_text("name: [unclosed\n")
-    result = _validate(validation.read_raw_dataset(_paths(contract, folder), contract), contract)
+    result = _validate(raw_files.read_raw_dataset(_paths(contract, folder), contract), contract)
     assert _find(result, "dataset_yaml_invalid")["file"].tolist() == ["dataset.yaml"]
 
 
@@ -321,12 +321,12 @@ def test_checksums_name_the_changed_file(tmp_path, contract):
     shutil.copytree(FIXTURE, folder)
     names = [*contract.table_names, "dataset.yaml"]
     _write_sums(folder, names)
-    result = _validate(validation.read_raw_dataset(_paths(contract, folder), contract), contract)
+    result = _validate(raw_files.read_raw_dataset(_paths(contract, folder), contract), contract)
     assert not result.problems["rule"].str.startswith("checksum").any()
     (folder / LABS).write_text((folder / LABS).read_text().replace("10.4", "10.5"))
     _write_sums(folder, [n for n in names if n != DOSING], extra="not a checksum line\n")
     (folder / LABS).write_text((folder / LABS).read_text().replace("10.5", "10.6"))  # changed after the sums
-    result = _validate(validation.read_raw_dataset(_paths(contract, folder), contract), contract)
+    result = _validate(raw_files.read_raw_dataset(_paths(contract, folder), contract), contract)
     mismatch = _find(result, "checksum_mismatch")
     assert mismatch[["file", "severity"]].values.tolist() == [[LABS, "error"]]
     assert _find(result, "checksum_not_listed")["file"].tolist() == [DOSING]
@@ -336,18 +336,18 @@ def test_checksums_name_the_changed_file(tmp_path, contract):
 def test_data_version_hashes_the_raw_files(tmp_path, contract):
     folder = tmp_path / "raw"
     shutil.copytree(FIXTURE, folder)
-    raw = validation.read_raw_dataset(_paths(contract, folder), contract)
+    raw = raw_files.read_raw_dataset(_paths(contract, folder), contract)
     files = [folder / n for n in (*contract.table_names, "dataset.yaml")]
     assert raw.data_version == data_version(files)
     assert raw.file_hashes[LABS] == hashlib.sha256((folder / LABS).read_bytes()).hexdigest()
     (folder / "SHA256SUMS").write_text("")  # the checksum file is not data
-    assert validation.read_raw_dataset(_paths(contract, folder), contract).data_version == raw.data_version
+    assert raw_files.read_raw_dataset(_paths(contract, folder), contract).data_version == raw.data_version
 
 
 def test_report_counts_are_exact_and_listing_is_limited(raw, contract):
     _set(raw, SUBJECTS, 2, "weight_kg", "seventy")
     result = _validate(raw, contract)
-    report = validation.build_report(result, limit_per_rule=3)
+    report = validation_report.build_report(result, limit_per_rule=3)
     assert report["status"] == "failed"
     assert report["counts"]["by_file"][DIARY]["day_first_date"] == 45
     assert report["counts"]["error"] == 1
@@ -366,7 +366,7 @@ def test_report_counts_are_exact_and_listing_is_limited(raw, contract):
         "message": "not a number",
     }
     assert report["data_version"] == raw.data_version
-    markdown = validation.report_markdown(report, contract)
+    markdown = validation_report.report_markdown(report, contract)
     assert "**Status: FAILED**" in markdown
     assert "Only the first 3 problems of each file and rule are listed" in markdown
     assert "| subjects.csv | number_invalid | error | 1 |" in markdown
@@ -375,13 +375,13 @@ def test_report_counts_are_exact_and_listing_is_limited(raw, contract):
 
 def test_gate_stops_with_first_errors_and_the_report_path(raw, contract):
     _set(raw, SUBJECTS, 2, "weight_kg", "seventy")
-    report = validation.build_report(_validate(raw, contract))
+    report = validation_report.build_report(_validate(raw, contract))
     with pytest.raises(InputDataError) as caught:
-        validation.require_passed(report, report_path="results/validation/report.md")
+        validation_report.require_passed(report, report_path="results/validation/report.md")
     message = str(caught.value)
     assert "subjects.csv, row 2, column 'weight_kg'" in message
     assert "Full report: results/validation/report.md" in message
-    passed = validation.build_report(
-        _validate(validation.read_raw_dataset(_paths(contract, FIXTURE), contract), contract)
+    passed = validation_report.build_report(
+        _validate(raw_files.read_raw_dataset(_paths(contract, FIXTURE), contract), contract)
     )
-    validation.require_passed(passed, report_path="results/validation/report.md")  # no exception
+    validation_report.require_passed(passed, report_path="results/validation/report.md")  # no exception

@@ -7,6 +7,7 @@
 
 rule simulate_dataset:
     input:
+        codebook=config["codebook"],
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
     output:
@@ -30,6 +31,7 @@ rule simulate_dataset:
 # from config); the declared output only records what was written. Run it alone, not with other targets.
 rule regenerate_shipped_data:
     input:
+        codebook=config["codebook"],
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
     output:

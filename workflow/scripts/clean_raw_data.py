@@ -11,7 +11,7 @@ from pathlib import Path
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 from k2trial.core.io import write_csv
-from k2trial.data import cleaning, validation
+from k2trial.data import cleaning, raw_files, validation, validation_report
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
 
@@ -20,18 +20,20 @@ logger = logging.getLogger("k2trial.clean_raw_data")
 
 def main(smk):
     report = json.loads(Path(smk.input.report_json).read_text(encoding="utf-8"))
-    validation.require_passed(report, report_path=smk.input.report_md)
+    validation_report.require_passed(report, report_path=smk.input.report_md)
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
-    paths = {name: getattr(smk.input, key, None) for name, key in validation.input_keys(contract).items()}
-    raw = validation.read_raw_dataset(paths, contract, categorical=True)
+    paths = {name: getattr(smk.input, key, None) for name, key in raw_files.input_keys(contract).items()}
+    raw = raw_files.read_raw_dataset(paths, contract, categorical=True)
     if raw.data_version != report["data_version"]:
-        raise InputDataError([validation.stale_report_problem(smk.input.report_json)], report_path=smk.input.report_md)
+        raise InputDataError(
+            [validation_report.stale_report_problem(smk.input.report_json)], report_path=smk.input.report_md
+        )
     result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
     if result.status != "passed":
         raise InputDataError(result.errors(), report_path=smk.input.report_md)
     clean = cleaning.clean_dataset(result, contract, text_as_categorical=True)
     for name, table in clean.tables.items():
-        write_csv(table, getattr(smk.output, validation.input_keys(contract)[name]))
+        write_csv(table, getattr(smk.output, raw_files.input_keys(contract)[name]))
     schema.write_artifact(clean.audit_log, smk.output.audit_log, "clean/audit_log")
     schema.write_artifact(cleaning.audit_summary(clean.audit_log), smk.output.audit_summary, "clean/audit_summary")
     schema.write_artifact(clean.queries, smk.output.queries, "clean/queries")

@@ -7,7 +7,7 @@ survive (Snakemake deletes the outputs of failed jobs). The gate is the first st
 import logging
 
 from k2trial.core.io import write_json, write_text
-from k2trial.data import validation
+from k2trial.data import raw_files, validation, validation_report
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
 
@@ -16,12 +16,12 @@ logger = logging.getLogger("k2trial.validate_raw_data")
 
 def main(smk):
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
-    paths = {name: getattr(smk.input, key, None) for name, key in validation.input_keys(contract).items()}
-    raw = validation.read_raw_dataset(paths, contract, categorical=True)
+    paths = {name: getattr(smk.input, key, None) for name, key in raw_files.input_keys(contract).items()}
+    raw = raw_files.read_raw_dataset(paths, contract, categorical=True)
     result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
-    report = validation.build_report(result, limit_per_rule=smk.params.validation["report_limit_per_rule"])
+    report = validation_report.build_report(result, limit_per_rule=smk.params.validation["report_limit_per_rule"])
     write_json(report, smk.output.report_json)
-    write_text(validation.report_markdown(report, contract), smk.output.report_md)
+    write_text(validation_report.report_markdown(report, contract), smk.output.report_md)
     counts = report["counts"]
     logger.info(
         "validation %s: %d error(s), %d fixable, %d warning(s); report %s",

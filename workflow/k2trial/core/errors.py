@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Severities of a problem: an error stops the run; a fixable problem is repaired by the cleaning step (and
+#: logged); a warning is reported and becomes a data query, the run goes on.
+ERROR = "error"
+FIXABLE = "fixable"
+WARNING = "warning"
+SEVERITIES = (ERROR, FIXABLE, WARNING)
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -51,7 +58,7 @@ class InputDataError(K2TrialError):
     def __init__(self, problems: list[Problem], report_path: str | None = None, shown: int = 5):
         self.problems = list(problems)
         self.report_path = report_path
-        errors = [p for p in self.problems if p.severity == "error"] or self.problems
+        errors = [p for p in self.problems if p.severity == ERROR] or self.problems
         lines = [self.HEADLINE.format(n=len(errors))]
         lines += [f"  - {p.describe()}" for p in errors[:shown]]
         if len(errors) > shown:

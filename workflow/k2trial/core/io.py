@@ -371,6 +371,58 @@ def json_bytes(obj: Any) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Raw CSV: text written as it is (the raw files a CRF export gives; k2trial.data.simulation writes them)
+# ----------------------------------------------------------------------------------------------------------------
+def raw_quote(value: str) -> str:
+    """A raw cell as RFC 4180 writes it: quoted only when it holds a comma, a quote or a line break."""
+    if any(ch in value for ch in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def raw_csv_record(values: Iterable[str]) -> str:
+    """One raw CSV record (no line end)."""
+    return ",".join(raw_quote(v) for v in values)
+
+
+def raw_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 500_000) -> Iterator[bytes]:
+    """The bytes of a raw table, in pieces of at most `chunk_rows` records (the header comes first).
+
+    UTF-8, header row, "\\n" line ends, RFC 4180 quoting only where a cell holds a comma, quote or line
+    break (so "7,5" is quoted); cells are written as they are: no formula escaping and no number
+    formatting, because raw tables are text already. Each distinct value of a column is quoted once.
+    """
+    yield (raw_csv_record([str(c) for c in frame.columns]) + "\n").encode("utf-8")
+    for start in range(0, len(frame), chunk_rows):
+        columns = []
+        for name in frame.columns:
+            cells = frame[name].to_numpy(dtype=object)[start : start + chunk_rows]
+            codes, uniques = pd.factorize(cells)
+            columns.append(np.array([raw_quote(str(u)) for u in uniques], dtype=object)[codes])
+        yield ("\n".join(map(",".join, zip(*columns, strict=True))) + "\n").encode("utf-8")
+
+
+def raw_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The exact bytes `write_chunks(raw_csv_chunks(frame), path)` writes."""
+    return b"".join(raw_csv_chunks(frame))
+
+
+def write_chunks(chunks: Iterable[bytes], path: str | Path) -> str:
+    """Write chunks of bytes atomically, one after the other; returns the SHA-256 hex of what was written."""
+    import hashlib
+
+    digest = hashlib.sha256()
+
+    def hashed() -> Iterator[bytes]:
+        for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+
+    _atomic_write_bytes(Path(path), hashed())
+    return digest.hexdigest()
+
+
 def write_json(obj: Any, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), json_bytes(obj))
 

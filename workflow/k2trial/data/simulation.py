@@ -16,18 +16,15 @@ Everything is vectorised over subjects (no Python loop per subject or row); loop
 mess kinds, mess instances and distinct values only. The same (n_subjects, seed, params) gives byte-identical
 files: every random draw comes from a numpy Generator seeded by SHA-256 of (seed, "simulation", part).
 
-Command line (writes one dataset, optionally with its truth tables and mess list):
-    python -m k2trial.data.simulation --n-subjects 30 --seed 20131001 --out data/raw [--truth-dir DIR]
+Writing a dataset: rule simulate_dataset (results/simulated/n<N>-seed<S>) or regenerate_shipped_data
+(workflow/rules/simulate.smk, workflow/scripts/simulate_dataset.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,64 +34,50 @@ import pandas as pd
 import yaml
 
 from k2trial.core.errors import ConfigError
+from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
+from k2trial.data.contract import load_contract
 
 #: Version of the generator's output: bump it whenever the same (n, seed, params) gives other files.
 GENERATOR_VERSION = "1.0"
 
-RAW_FILES = ("subjects.csv", "symptom_diary.csv", "labs.csv", "adverse_events.csv", "dosing.csv")
-#: Contract columns of each raw file, in contract order (data/raw/codebook.yaml; a test keeps them equal).
-RAW_COLUMNS: dict[str, list[str]] = {
-    "subjects.csv": [
-        "subject_id",
-        "site",
-        "sex",
-        "age_years",
-        "weight_kg",
-        "height_cm",
-        "etiology",
-        "diabetes_duration_years",
-        "metformin",
-        "prior_b12_therapy",
-        "anticoagulant",
-        "consent_date",
-        "first_dose_date",
-        "last_dose_date",
-        "status",
-        "withdrawal_reason",
-    ],
-    "symptom_diary.csv": ["subject_id", "visit", "assessment_date", "symptom", "vas_cm", "comment"],
-    "labs.csv": ["subject_id", "visit", "sample_date", "test_code", "result", "unit", "ref_low", "ref_high"],
-    "adverse_events.csv": [
-        "subject_id",
-        "term",
-        "onset_date",
-        "end_date",
-        "severity",
-        "serious",
-        "related",
-        "action",
-        "outcome",
-    ],
-    "dosing.csv": ["subject_id", "visit", "capsules_dispensed", "capsules_returned"],
-}
-#: Clean (truth) columns holding numbers (float64, NaN = missing) or counts (int64); the rest are text
-#: (pandas str, NaN = missing).
-TRUTH_FLOAT_COLUMNS = {
-    "subjects.csv": ["age_years", "weight_kg", "height_cm", "diabetes_duration_years"],
-    "symptom_diary.csv": ["vas_cm"],
-    "labs.csv": ["ref_low", "ref_high"],
-}
-TRUTH_INT_COLUMNS = {"dosing.csv": ["capsules_dispensed", "capsules_returned"]}
 
-SYMPTOMS = ("tingling", "numbness", "weakness", "fatigue", "cramps")
-ETIOLOGIES = ("b12_deficiency", "diabetes", "both")
-DIARY_WEEKS = tuple(range(9))
-DIARY_VISITS = ("Baseline", *(f"Week {week}" for week in range(1, 9)))
-CLINIC_WEEKS = (0, 4, 8)
-CLINIC_VISITS = ("Baseline", "Week 4", "Week 8")
-DOSING_WEEKS = (4, 8)
-DOSING_VISITS = ("Week 4", "Week 8")
-SUBJECT_ID_PAD = 3
+@dataclass(frozen=True)
+class Layout:
+    """The shape of the raw files, from the codebook contract (k2trial.data.contract): files and their columns in
+    contract order, symptoms, etiologies, the diary, clinic and dosing visits with their weeks, and the width the
+    subject number is zero-padded to."""
+
+    files: tuple[str, ...]
+    columns: Mapping[str, tuple[str, ...]]
+    symptoms: tuple[str, ...]
+    etiologies: tuple[str, ...]
+    diary_visits: tuple[str, ...]
+    diary_weeks: tuple[int, ...]
+    clinic_visits: tuple[str, ...]
+    clinic_weeks: tuple[int, ...]
+    dosing_visits: tuple[str, ...]
+    dosing_weeks: tuple[int, ...]
+    id_pad: int
+
+
+def study_layout(params: Mapping[str, Any]) -> Layout:
+    """The raw files' layout of the codebook and lab units in `params` (see `build_params`)."""
+    contract = load_contract(params["codebook"], params["lab_units"])
+    week = {v.label: v.week for v in contract.diary_visits}
+    return Layout(
+        files=contract.table_names,
+        columns={name: spec.column_names for name, spec in contract.tables.items()},
+        symptoms=contract.symptoms,
+        etiologies=contract.tables["subjects.csv"].column("etiology").levels,
+        diary_visits=tuple(v.label for v in contract.diary_visits),
+        diary_weeks=tuple(v.week for v in contract.diary_visits),
+        clinic_visits=contract.clinic_visits,
+        clinic_weeks=tuple(week[label] for label in contract.clinic_visits),
+        dosing_visits=contract.dosing_visits,
+        dosing_weeks=tuple(week[label] for label in contract.dosing_visits),
+        id_pad=contract.subject_pad_width,
+    )
+
 
 #: Every kind of mess the generator injects, with what it looks like. Each instance is a row of `mess`;
 #: raw_value is the cell text as written, clean_value its canonical text after cleaning ("" = missing).
@@ -161,7 +144,7 @@ class SimulatedStudy:
         numbers as float64 (counts int64), missing = NaN; lab results as canonical text in the reported
         unit (no conversion); impossible VAS missing; the duplicated record once.
     dataset_meta: content of dataset.yaml.
-    mess: one row per injected deviation, columns MESS_COLUMNS, sorted by file (RAW_FILES order), raw_row,
+    mess: one row per injected deviation, columns MESS_COLUMNS, sorted by file (layout.files order), raw_row,
         column (contract order) and kind (MESS_KINDS order).
     """
 
@@ -176,17 +159,31 @@ class SimulatedStudy:
 
 
 def build_params(
-    config: Mapping[str, Any], lab_units: Mapping[str, Any], lab_standards: Mapping[str, Any]
+    config: Mapping[str, Any],
+    lab_units: Mapping[str, Any],
+    lab_standards: Mapping[str, Any],
+    codebook: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Collect what the generator needs: config sections `simulation`, `treatment`, `visit_windows`, and
-    the parsed config/lab_units.yaml and config/lab_standards.yaml."""
+    """Collect what the generator needs: config sections `simulation`, `treatment`, `visit_windows`, and the
+    parsed config/lab_units.yaml, config/lab_standards.yaml and codebook (the raw files' layout; default: the
+    file config `codebook` names)."""
     return {
         "simulation": dict(config["simulation"]),
         "treatment": dict(config["treatment"]),
         "visit_windows": dict(config["visit_windows"]),
         "lab_units": dict(lab_units),
         "lab_standards": dict(lab_standards),
+        "codebook": dict(codebook if codebook is not None else read_yaml(_default_codebook(config))),
     }
+
+
+def _default_codebook(config: Mapping[str, Any]) -> Path:
+    """The codebook config `codebook` names: relative to the working directory, else to the repository this
+    package is installed from (for callers that pass no codebook)."""
+    path = Path(config["codebook"])
+    if path.is_absolute() or path.exists():
+        return path
+    return Path(__file__).resolve().parents[3] / path
 
 
 def params_digest(params: Mapping[str, Any]) -> str:
@@ -277,7 +274,7 @@ class _Cohort:
     age: np.ndarray  # years
     weight_tenths: np.ndarray  # kg x 10
     height: np.ndarray  # cm
-    etiology: np.ndarray  # index into ETIOLOGIES
+    etiology: np.ndarray  # index into layout.etiologies
     b12_deficient: np.ndarray
     diabetic: np.ndarray
     residual: np.ndarray  # B12-deficient with prior therapy and adequate B12
@@ -290,13 +287,13 @@ class _Cohort:
     last_dose: np.ndarray
 
 
-def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any]) -> _Cohort:
+def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any], layout: Layout) -> _Cohort:
     sim = params["simulation"]
     site = _shuffled_labels(rng, allocate_counts(n, list(sim["site_counts"].values())))
     female = _exact_true(rng, np.ones(n, dtype=bool), sim["female_fraction"])
-    etiology = _shuffled_labels(rng, allocate_counts(n, [sim["etiology_counts"][e] for e in ETIOLOGIES]))
-    b12_deficient = etiology != ETIOLOGIES.index("diabetes")
-    diabetic = etiology != ETIOLOGIES.index("b12_deficiency")
+    etiology = _shuffled_labels(rng, allocate_counts(n, [sim["etiology_counts"][e] for e in layout.etiologies]))
+    b12_deficient = etiology != layout.etiologies.index("diabetes")
+    diabetic = etiology != layout.etiologies.index("b12_deficiency")
     n_deficient_at_target = sim["etiology_counts"]["b12_deficiency"] + sim["etiology_counts"]["both"]
     residual_fraction = sim["residual_count"] / n_deficient_at_target if n_deficient_at_target else 0.0
     residual = _exact_true(rng, b12_deficient, residual_fraction)
@@ -341,7 +338,7 @@ def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any]
 
 
 def simulate_vas_tenths(rng: np.random.Generator, severe: np.ndarray, vas: Mapping[str, Any]) -> np.ndarray:
-    """Diary VAS in tenths of a cm, shape (n, 9 weeks, 5 symptoms in SYMPTOMS order).
+    """Diary VAS in tenths of a cm, shape (n, 9 weeks, 5 symptoms in layout.symptoms order).
 
     Baseline: the sum of the five symptoms is drawn so that the composite (sum / 5) lies in the subject's
     band (moderate or severe), then split with tingling and numbness in their range and above the other
@@ -418,7 +415,9 @@ def _reference_range(standards: Mapping[str, Any], test: str, female: np.ndarray
     return lo, hi
 
 
-def simulate_lab_values(rng: np.random.Generator, cohort: _Cohort, params: Mapping[str, Any]) -> np.ndarray:
+def simulate_lab_values(
+    rng: np.random.Generator, cohort: _Cohort, params: Mapping[str, Any], layout: Layout
+) -> np.ndarray:
     """Lab values in standard units, shape (n, 3 clinic visits, tests in lab_units.yaml order), unrounded.
 
     Default: a subject mean in the central part of the default reference range (by sex where it differs),
@@ -432,18 +431,18 @@ def simulate_lab_values(rng: np.random.Generator, cohort: _Cohort, params: Mappi
     tests = list(params["lab_units"]["tests"])
     n = len(cohort.number)
     band, noise = labs["normal_band"], labs["visit_noise"]
-    values = np.empty((n, len(CLINIC_WEEKS), len(tests)))
+    values = np.empty((n, len(layout.clinic_weeks), len(tests)))
     for j, test in enumerate(tests):
         lo, hi = _reference_range(standards, test, cohort.female)
         width = hi - lo
         mean = lo + width * (band + (1.0 - 2.0 * band) * rng.random(n))
-        visit = mean[:, None] + rng.normal(0.0, 1.0, size=(n, len(CLINIC_WEEKS))) * (noise * width)[:, None]
+        visit = mean[:, None] + rng.normal(0.0, 1.0, size=(n, len(layout.clinic_weeks))) * (noise * width)[:, None]
         values[:, :, j] = np.clip(visit, (lo + 0.05 * width)[:, None], (hi - 0.05 * width)[:, None])
 
     def stable_in(low: float, high: float) -> np.ndarray:
         width = high - low
         mean = low + width * (0.15 + 0.7 * rng.random(n))
-        visit = mean[:, None] + rng.normal(0.0, noise * width, size=(n, len(CLINIC_WEEKS)))
+        visit = mean[:, None] + rng.normal(0.0, noise * width, size=(n, len(layout.clinic_weeks)))
         return np.clip(visit, low + 0.01 * width, high - 0.01 * width)
 
     def uniform(bounds: Sequence[float], size: Any = None) -> np.ndarray:
@@ -522,9 +521,9 @@ def format_dates(days: np.ndarray, day_first: np.ndarray | bool) -> np.ndarray:
     return table[inverse + len(iso) * first].reshape(days.shape)
 
 
-def subject_ids(numbers: np.ndarray) -> np.ndarray:
-    """Canonical subject IDs "K2-001" ... (zero-padded to at least three digits), object array."""
-    padded = np.strings.zfill(np.asarray(numbers, dtype=np.int64).astype(np.str_), SUBJECT_ID_PAD)
+def subject_ids(numbers: np.ndarray, pad: int) -> np.ndarray:
+    """Canonical subject IDs "K2-001" ... (zero-padded to at least `pad` digits), object array."""
+    padded = np.strings.zfill(np.asarray(numbers, dtype=np.int64).astype(np.str_), pad)
     return np.strings.add("K2-", padded).astype(object)
 
 
@@ -603,19 +602,19 @@ def _visit_variants(labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _inject_subject_ids(wb: _Workbench, numbers: dict[str, np.ndarray]) -> None:
+def _inject_subject_ids(wb: _Workbench, numbers: dict[str, np.ndarray], layout: Layout) -> None:
     for file in ("subjects.csv", "symptom_diary.csv", "labs.csv", "dosing.csv"):
         idx = wb.choose("subject_id_spelling", file, "subject_id")
         number = numbers[file][idx].astype(np.str_)
         fmt = wb.rng.integers(0, len(_SUBJECT_ID_FORMATS), size=len(idx))
         values = np.empty(len(idx), dtype=object)
         for k, (prefix, padded) in enumerate(_SUBJECT_ID_FORMATS):
-            digits = np.strings.zfill(number, SUBJECT_ID_PAD) if padded else number
+            digits = np.strings.zfill(number, layout.id_pad) if padded else number
             values[fmt == k] = np.strings.add(prefix, digits)[fmt == k].astype(object)
         wb.put("subject_id_spelling", file, "subject_id", idx, values)
 
 
-def _inject_cell_mess(wb: _Workbench, sim: Mapping[str, Any], lab_site: np.ndarray) -> None:
+def _inject_cell_mess(wb: _Workbench, sim: Mapping[str, Any], lab_site: np.ndarray, layout: Layout) -> None:
     """Every random cell-level kind, in a fixed order; each cell gets at most one of them.
     lab_site: the site of every labs.csv record."""
     diary, labs = "symptom_diary.csv", "labs.csv"
@@ -653,7 +652,11 @@ def _inject_cell_mess(wb: _Workbench, sim: Mapping[str, Any], lab_site: np.ndarr
     comma = np.strings.replace(wb.raw[labs]["result"][idx].astype(np.str_), ".", ",").astype(object)
     wb.put("decimal_comma", labs, "result", idx, comma)
     # labels
-    for file, labels in ((diary, DIARY_VISITS), (labs, CLINIC_VISITS), ("dosing.csv", DOSING_VISITS)):
+    for file, labels in (
+        (diary, layout.diary_visits),
+        (labs, layout.clinic_visits),
+        ("dosing.csv", layout.dosing_visits),
+    ):
         idx = wb.choose("visit_label_variant", file, "visit")
         values = _variant_lookup(wb, wb.canon[file]["visit"][idx], _visit_variants(labels))
         wb.put("visit_label_variant", file, "visit", idx, values)
@@ -698,38 +701,6 @@ def _map_distinct(values: np.ndarray, func: Any) -> np.ndarray:
     return table[codes]
 
 
-def _csv_line(values: Sequence[str]) -> str:
-    return ",".join(_quote(v) for v in values)
-
-
-def _quote(value: str) -> str:
-    if any(ch in value for ch in ',"\n\r'):
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def raw_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 500_000) -> Iterator[bytes]:
-    """The bytes of a raw table, in pieces of at most `chunk_rows` records (the header comes first).
-
-    UTF-8, header row, "\\n" line ends, RFC 4180 quoting only where a cell holds a comma, quote or line
-    break (so "7,5" is quoted); cells are written as they are: no formula escaping and no number
-    formatting, because raw tables are text already.
-    """
-    yield (_csv_line([str(c) for c in frame.columns]) + "\n").encode("utf-8")
-    for start in range(0, len(frame), chunk_rows):
-        columns = []
-        for name in frame.columns:
-            cells = frame[name].to_numpy(dtype=object)[start : start + chunk_rows]
-            codes, uniques = pd.factorize(cells)
-            columns.append(np.array([_quote(str(u)) for u in uniques], dtype=object)[codes])
-        yield ("\n".join(map(",".join, zip(*columns, strict=True))) + "\n").encode("utf-8")
-
-
-def raw_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The exact bytes `write_raw_dataset` writes for a raw table (see raw_csv_chunks)."""
-    return b"".join(raw_csv_chunks(frame))
-
-
 def _text_or_missing(values: np.ndarray) -> pd.Series:
     """str Series with "" as missing (NaN)."""
     values = np.asarray(values, dtype=object)
@@ -743,43 +714,46 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     """Simulate the raw files of a study of `n_subjects` subjects (see the module docstring).
 
     params: as built by `build_params` (config sections simulation, treatment, visit_windows, and the
-    parsed lab_units.yaml and lab_standards.yaml). Raises ConfigError for inconsistent parameters and
-    ValueError for n_subjects < 1.
+    parsed lab_units.yaml, lab_standards.yaml and codebook). Raises ConfigError for inconsistent parameters
+    and for n_subjects < 1.
     """
     if n_subjects < 1:
-        raise ValueError("n_subjects must be at least 1")
+        raise ConfigError(f"n_subjects must be at least 1, got {n_subjects}")
     _check_params(params)
+    layout = study_layout(params)
     sim = params["simulation"]
     n = int(n_subjects)
-    cohort = _simulate_cohort(n, derive_rng(seed, "cohort"), params)
+    cohort = _simulate_cohort(n, derive_rng(seed, "cohort"), params, layout)
     vas = simulate_vas_tenths(derive_rng(seed, "vas"), cohort.severe, sim["vas"])
-    lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params)
-    diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim)
+    lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params, layout)
+    diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim, layout)
     low, high = sim["dosing"]["capsules_returned"]
-    returned = derive_rng(seed, "dosing").integers(low, high, size=(n, len(DOSING_WEEKS)), endpoint=True)
+    returned = derive_rng(seed, "dosing").integers(low, high, size=(n, len(layout.dosing_weeks)), endpoint=True)
     dispensed = int(sim["dosing"]["capsules_dispensed"])
 
     site_names = list(sim["site_counts"])
     site = np.array(site_names, dtype=object)[cohort.site]
-    ids = subject_ids(cohort.number)
+    ids = subject_ids(cohort.number, layout.id_pad)
     # record -> subject index, per file (records are ordered by subject, then visit, then symptom or test)
     n_tests = len(params["lab_units"]["tests"])
     subject_of = {
         "subjects.csv": np.arange(n),
-        "symptom_diary.csv": np.repeat(np.arange(n), len(DIARY_WEEKS) * len(SYMPTOMS)),
-        "labs.csv": np.repeat(np.arange(n), len(CLINIC_WEEKS) * n_tests),
-        "dosing.csv": np.repeat(np.arange(n), len(DOSING_WEEKS)),
+        "symptom_diary.csv": np.repeat(np.arange(n), len(layout.diary_weeks) * len(layout.symptoms)),
+        "labs.csv": np.repeat(np.arange(n), len(layout.clinic_weeks) * n_tests),
+        "dosing.csv": np.repeat(np.arange(n), len(layout.dosing_weeks)),
     }
     wb = _Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
-    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids))
-    wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days))
-    wb.canon["symptom_diary.csv"]["_week"] = np.tile(np.repeat(np.arange(len(DIARY_WEEKS)), len(SYMPTOMS)), n)
+    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout))
+    wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days, layout))
+    wb.canon["symptom_diary.csv"]["_week"] = np.tile(
+        np.repeat(np.arange(len(layout.diary_weeks)), len(layout.symptoms)), n
+    )
     wb.canon["symptom_diary.csv"]["_tenths"] = vas.reshape(-1)
-    lab_columns, si_rows = _lab_columns(cohort, lab_values, ids, lab_days, params)
+    lab_columns, si_rows = _lab_columns(cohort, lab_values, ids, lab_days, params, layout)
     wb.add_table("labs.csv", lab_columns)
     del lab_columns, lab_values
-    wb.add_table("dosing.csv", _dosing_columns(ids, returned, dispensed))
-    wb.add_table("adverse_events.csv", {c: np.empty(0, dtype=object) for c in RAW_COLUMNS["adverse_events.csv"]})
+    wb.add_table("dosing.csv", _dosing_columns(ids, returned, dispensed, layout))
+    wb.add_table("adverse_events.csv", {c: np.empty(0, dtype=object) for c in layout.columns["adverse_events.csv"]})
 
     # systematic site conventions: day-first dates, SI units
     day_first_site = np.array([bool(sim["sites"][name]["day_first"]) for name in site_names])[cohort.site]
@@ -787,7 +761,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         ("subjects.csv", "consent_date", cohort.consent),
         ("subjects.csv", "first_dose_date", cohort.first_dose),
         ("subjects.csv", "last_dose_date", cohort.last_dose),
-        ("symptom_diary.csv", "assessment_date", np.repeat(diary_days.reshape(-1), len(SYMPTOMS))),
+        ("symptom_diary.csv", "assessment_date", np.repeat(diary_days.reshape(-1), len(layout.symptoms))),
         ("labs.csv", "sample_date", np.repeat(lab_days.reshape(-1), n_tests)),
     ):
         idx = np.flatnonzero(day_first_site[subject_of[file]])
@@ -796,8 +770,8 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     wb.record("si_unit", "labs.csv", "unit", si_rows)
 
     # random mess, then duplicated diary records (last, so each copy is exact)
-    _inject_subject_ids(wb, {file: cohort.number[rows] for file, rows in subject_of.items()})
-    _inject_cell_mess(wb, sim, site[subject_of["labs.csv"]])
+    _inject_subject_ids(wb, {file: cohort.number[rows] for file, rows in subject_of.items()}, layout)
+    _inject_cell_mess(wb, sim, site[subject_of["labs.csv"]], layout)
     del subject_of
     impossible = wb.canon["symptom_diary.csv"]["vas_cm"] == ""
     dup_candidates = np.flatnonzero(~impossible)
@@ -805,15 +779,15 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     duplicated = np.sort(wb.rng.choice(dup_candidates, size=min(dup_count, len(dup_candidates)), replace=False))
 
     # assembled in this order so each working array is released as soon as it is used
-    raw_rows = _raw_rows(wb, duplicated)
-    mess = _assemble_mess(wb, raw_rows, duplicated)
-    study_raw = _assemble_raw(wb, duplicated)
-    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible)
+    raw_rows = _raw_rows(wb, duplicated, layout)
+    mess = _assemble_mess(wb, raw_rows, duplicated, layout)
+    study_raw = _assemble_raw(wb, duplicated, layout)
+    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible, layout)
     return SimulatedStudy(raw=study_raw, truth=truth, dataset_meta=dataset_meta(n, seed), mess=mess)
 
 
 def _simulate_visit_days(
-    rng: np.random.Generator, cohort: _Cohort, sim: Mapping[str, Any]
+    rng: np.random.Generator, cohort: _Cohort, sim: Mapping[str, Any], layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
     """Diary days (n, 9) and clinic sample days (n, 3), days since 1970-01-01.
 
@@ -823,17 +797,17 @@ def _simulate_visit_days(
     """
     n = len(cohort.first_dose)
     jitter = sim["diary_jitter_days"]
-    shift = rng.integers(-jitter, jitter, size=(n, len(DIARY_WEEKS)), endpoint=True)
+    shift = rng.integers(-jitter, jitter, size=(n, len(layout.diary_weeks)), endpoint=True)
     shift[:, 0] = 0
-    diary_days = cohort.first_dose[:, None] + 7 * np.asarray(DIARY_WEEKS)[None, :] + shift
+    diary_days = cohort.first_dose[:, None] + 7 * np.asarray(layout.diary_weeks)[None, :] + shift
     jitter = sim["clinic_jitter_days"]
-    lab_shift = rng.integers(-jitter, jitter, size=(n, len(CLINIC_WEEKS)), endpoint=True)
+    lab_shift = rng.integers(-jitter, jitter, size=(n, len(layout.clinic_weeks)), endpoint=True)
     lab_shift[:, 0] = -np.minimum(np.abs(lab_shift[:, 0]), cohort.first_dose - cohort.consent)
-    lab_days = cohort.first_dose[:, None] + 7 * np.asarray(CLINIC_WEEKS)[None, :] + lab_shift
+    lab_days = cohort.first_dose[:, None] + 7 * np.asarray(layout.clinic_weeks)[None, :] + lab_shift
     return diary_days, lab_days
 
 
-def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray) -> dict[str, np.ndarray]:
+def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     """subjects.csv in canonical text (ISO dates)."""
     n = len(ids)
     yes_no = np.array(["no", "yes"], dtype=object)
@@ -844,7 +818,7 @@ def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray) -> dic
         "age_years": cohort.age.astype(np.str_).astype(object),
         "weight_kg": format_numbers(cohort.weight_tenths / 10.0, 1, trim=True),
         "height_cm": cohort.height.astype(np.str_).astype(object),
-        "etiology": np.array(ETIOLOGIES, dtype=object)[cohort.etiology],
+        "etiology": np.array(layout.etiologies, dtype=object)[cohort.etiology],
         "diabetes_duration_years": np.where(
             cohort.diabetes_years >= 0, cohort.diabetes_years.astype(np.str_), ""
         ).astype(object),
@@ -859,22 +833,27 @@ def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray) -> dic
     }
 
 
-def _diary_columns(vas: np.ndarray, ids: np.ndarray, diary_days: np.ndarray) -> dict[str, np.ndarray]:
+def _diary_columns(vas: np.ndarray, ids: np.ndarray, diary_days: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     """symptom_diary.csv in canonical text: subject x week x symptom, VAS with one decimal."""
     n, n_weeks, n_symptoms = vas.shape
     rows = n * n_weeks * n_symptoms
     return {
         "subject_id": np.repeat(ids, n_weeks * n_symptoms),
-        "visit": np.tile(np.repeat(np.array(DIARY_VISITS, dtype=object), n_symptoms), n),
+        "visit": np.tile(np.repeat(np.array(layout.diary_visits, dtype=object), n_symptoms), n),
         "assessment_date": format_dates(np.repeat(diary_days.reshape(-1), n_symptoms), False),
-        "symptom": np.tile(np.array(SYMPTOMS, dtype=object), n * n_weeks),
+        "symptom": np.tile(np.array(layout.symptoms, dtype=object), n * n_weeks),
         "vas_cm": format_numbers(vas.reshape(-1) / 10.0, 1, trim=False),
         "comment": np.full(rows, "", dtype=object),
     }
 
 
 def _lab_columns(
-    cohort: _Cohort, lab_values: np.ndarray, ids: np.ndarray, lab_days: np.ndarray, params: Mapping[str, Any]
+    cohort: _Cohort,
+    lab_values: np.ndarray,
+    ids: np.ndarray,
+    lab_days: np.ndarray,
+    params: Mapping[str, Any],
+    layout: Layout,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """labs.csv in canonical text (subject x clinic visit x test, each site's unit and precision, the default
     reference range by sex in that unit, blank where the site gives none), and the records reported in a
@@ -914,7 +893,7 @@ def _lab_columns(
     standard_unit = np.array([tests[c]["unit"] for c in codes], dtype=object)
     columns = {
         "subject_id": ids[subject],
-        "visit": np.array(CLINIC_VISITS, dtype=object)[visit],
+        "visit": np.array(layout.clinic_visits, dtype=object)[visit],
         "sample_date": format_dates(np.repeat(lab_days.reshape(-1), n_tests), False),
         "test_code": np.array(codes, dtype=object)[test],
         "result": format_numbers(lab_values.reshape(-1) / factor, decimals, trim=True),
@@ -925,33 +904,33 @@ def _lab_columns(
     return columns, np.flatnonzero(unit != standard_unit[test])
 
 
-def _dosing_columns(ids: np.ndarray, returned: np.ndarray, dispensed: int) -> dict[str, np.ndarray]:
+def _dosing_columns(ids: np.ndarray, returned: np.ndarray, dispensed: int, layout: Layout) -> dict[str, np.ndarray]:
     """dosing.csv in canonical text: capsules dispensed and returned at weeks 4 and 8."""
     rows = returned.size
     return {
-        "subject_id": np.repeat(ids, len(DOSING_WEEKS)),
-        "visit": np.tile(np.array(DOSING_VISITS, dtype=object), len(ids)),
+        "subject_id": np.repeat(ids, len(layout.dosing_weeks)),
+        "visit": np.tile(np.array(layout.dosing_visits, dtype=object), len(ids)),
         "capsules_dispensed": np.full(rows, str(dispensed), dtype=object),
         "capsules_returned": returned.reshape(-1).astype(np.str_).astype(object),
     }
 
 
-def _raw_rows(wb: _Workbench, duplicated: np.ndarray) -> dict[str, np.ndarray]:
+def _raw_rows(wb: _Workbench, duplicated: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     """Per file, the spreadsheet row (header = row 1) of every generated record; in the diary each
     duplicated record is written right after its original, shifting the records below it."""
     rows = {}
-    for file in RAW_FILES:
+    for file in layout.files:
         m = np.arange(wb.rows(file), dtype=np.int64)
         shift = np.searchsorted(duplicated, m, side="left") if file == "symptom_diary.csv" else 0
         rows[file] = m + 2 + shift
     return rows
 
 
-def _assemble_raw(wb: _Workbench, duplicated: np.ndarray) -> dict[str, pd.DataFrame]:
+def _assemble_raw(wb: _Workbench, duplicated: np.ndarray, layout: Layout) -> dict[str, pd.DataFrame]:
     """Raw tables as str frames (diary with each duplicated record right after its original); releases
     the workbench's raw columns."""
     raw: dict[str, pd.DataFrame] = {}
-    for file in RAW_FILES:
+    for file in layout.files:
         columns = wb.raw.pop(file)
         if file == "symptom_diary.csv":
             copies = np.ones(wb.rows(file), dtype=np.int64)
@@ -960,11 +939,11 @@ def _assemble_raw(wb: _Workbench, duplicated: np.ndarray) -> dict[str, pd.DataFr
         else:
             order = None
         frame = {}
-        for name in RAW_COLUMNS[file]:
+        for name in layout.columns[file]:
             values = columns.pop(name)
             frame[name] = pd.Series(values if order is None else values[order], dtype="str")
             del values
-        raw[file] = pd.DataFrame(frame, columns=RAW_COLUMNS[file], copy=False)
+        raw[file] = pd.DataFrame(frame, columns=layout.columns[file], copy=False)
     return raw
 
 
@@ -975,6 +954,7 @@ def _assemble_truth(
     returned: np.ndarray,
     dispensed: int,
     impossible: np.ndarray,
+    layout: Layout,
 ) -> dict[str, pd.DataFrame]:
     """Clean tables with typed columns; releases the workbench's canonical columns."""
     numbers: dict[str, dict[str, np.ndarray]] = {
@@ -995,44 +975,46 @@ def _assemble_truth(
         },
     }
     truth: dict[str, pd.DataFrame] = {}
-    for file in RAW_FILES:
+    for file in layout.files:
         columns = wb.canon.pop(file)
         typed = numbers.get(file, {})
         frame: dict[str, Any] = {}
-        for name in RAW_COLUMNS[file]:
+        for name in layout.columns[file]:
             text = columns.pop(name)
             frame[name] = typed[name] if name in typed else _text_or_missing(text)
             del text
-        truth[file] = pd.DataFrame(frame, columns=RAW_COLUMNS[file], copy=False)
+        truth[file] = pd.DataFrame(frame, columns=layout.columns[file], copy=False)
     return truth
 
 
-def _assemble_mess(wb: _Workbench, raw_rows: dict[str, np.ndarray], duplicated: np.ndarray) -> pd.DataFrame:
+def _assemble_mess(
+    wb: _Workbench, raw_rows: dict[str, np.ndarray], duplicated: np.ndarray, layout: Layout
+) -> pd.DataFrame:
     """The mess table from the workbench's records (before its columns are released)."""
     kinds = np.array(list(MESS_KINDS), dtype=object)
-    files = np.array(RAW_FILES, dtype=object)
+    files = np.array(layout.files, dtype=object)
     # one code per (file, column): file x 32 + column position + 1; position 0 is the whole record ("*")
-    column_names = np.full(len(RAW_FILES) * 32, "*", dtype=object)
-    for f, file in enumerate(RAW_FILES):
-        for c, name in enumerate(RAW_COLUMNS[file]):
+    column_names = np.full(len(layout.files) * 32, "*", dtype=object)
+    for f, file in enumerate(layout.files):
+        for c, name in enumerate(layout.columns[file]):
             column_names[f * 32 + c + 1] = name
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("kind", "column", "row", "raw", "clean")}
 
     def add(kind: str, file: str, position: int, rows: np.ndarray, raw: np.ndarray, clean: np.ndarray) -> None:
         parts["kind"].append(np.full(len(rows), list(MESS_KINDS).index(kind), dtype=np.int64))
-        parts["column"].append(np.full(len(rows), RAW_FILES.index(file) * 32 + position, dtype=np.int64))
+        parts["column"].append(np.full(len(rows), layout.files.index(file) * 32 + position, dtype=np.int64))
         parts["row"].append(rows)
         parts["raw"].append(raw)
         parts["clean"].append(clean)
 
     for kind, file, column, idx in wb.records:
         if len(idx):
-            position = RAW_COLUMNS[file].index(column) + 1
+            position = layout.columns[file].index(column) + 1
             add(kind, file, position, raw_rows[file][idx], wb.raw[file][column][idx], wb.canon[file][column][idx])
     if len(duplicated):
         diary = "symptom_diary.csv"
-        cells = zip(*(wb.raw[diary][c][duplicated] for c in RAW_COLUMNS[diary]), strict=True)
-        records = np.array([_csv_line(row) for row in cells], dtype=object)
+        cells = zip(*(wb.raw[diary][c][duplicated] for c in layout.columns[diary]), strict=True)
+        records = np.array([raw_csv_record(row) for row in cells], dtype=object)
         add("duplicate_row", diary, 0, raw_rows[diary][duplicated] + 1, records, np.full(len(records), "", object))
     kind = np.concatenate(parts.pop("kind"))
     column = np.concatenate(parts.pop("column"))
@@ -1096,29 +1078,10 @@ def sha256sums_text(files: Mapping[str, bytes]) -> str:
 def dataset_file_bytes(study: SimulatedStudy) -> dict[str, bytes]:
     """The bytes of every file of the dataset: the five CSVs, dataset.yaml and SHA256SUMS (in memory:
     for small datasets and tests; write_raw_dataset streams)."""
-    files = {name: raw_csv_bytes(study.raw[name]) for name in RAW_FILES}
+    files = {name: raw_csv_bytes(table) for name, table in study.raw.items()}
     files["dataset.yaml"] = dataset_yaml_text(study.dataset_meta).encode("utf-8")
     files["SHA256SUMS"] = sha256sums_text(files).encode("utf-8")
     return files
-
-
-def _write_chunks_atomically(chunks: Iterable[bytes], path: Path) -> str:
-    """Write the chunks to a temporary file beside `path`, then rename it over `path` (a killed run never
-    leaves a half-written file under the final name). Returns the SHA-256 hex of the content."""
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                digest.update(chunk)
-                handle.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return digest.hexdigest()
 
 
 def write_raw_dataset(study: SimulatedStudy, out_dir: str | Path) -> dict[str, str]:
@@ -1127,58 +1090,17 @@ def write_raw_dataset(study: SimulatedStudy, out_dir: str | Path) -> dict[str, s
     written atomically, the CSVs in chunks. Returns file name -> SHA-256 hex of what was written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    digests = {name: _write_chunks_atomically(raw_csv_chunks(study.raw[name]), out / name) for name in RAW_FILES}
+    digests = {name: write_chunks(raw_csv_chunks(table), out / name) for name, table in study.raw.items()}
     meta = dataset_yaml_text(study.dataset_meta).encode("utf-8")
-    digests["dataset.yaml"] = _write_chunks_atomically([meta], out / "dataset.yaml")
+    digests["dataset.yaml"] = write_chunks([meta], out / "dataset.yaml")
     sums = "".join(f"{digests[name]}  {name}\n" for name in sorted(digests)).encode("utf-8")
-    digests["SHA256SUMS"] = _write_chunks_atomically([sums], out / "SHA256SUMS")
+    digests["SHA256SUMS"] = write_chunks([sums], out / "SHA256SUMS")
     return digests
 
 
 def write_truth_tables(study: SimulatedStudy, out_dir: str | Path) -> None:
     """Write the truth tables (same file names as the raw files) and mess.csv with k2trial.core.io."""
-    from k2trial.core.io import write_csv
-
     out = Path(out_dir)
-    for name in RAW_FILES:
-        write_csv(study.truth[name], out / name)
+    for name, table in study.truth.items():
+        write_csv(table, out / name)
     write_csv(study.mess, out / "mess.csv")
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _load_yaml(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def params_from_config_file(config_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config, params) from a config.yaml whose lab_units and lab_standards paths are relative to the
-    working directory (the repository root)."""
-    config = _load_yaml(config_path)
-    return config, build_params(config, _load_yaml(config["lab_units"]), _load_yaml(config["lab_standards"]))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m k2trial.data.simulation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-subjects", type=int, default=None, help="default: config simulation.n_subjects")
-    parser.add_argument("--seed", type=int, default=None, help="default: config seed")
-    parser.add_argument("--out", required=True, help="folder for the raw files, dataset.yaml and SHA256SUMS")
-    parser.add_argument("--truth-dir", default=None, help="also write the clean truth tables and mess.csv here")
-    parser.add_argument("--config", default="config/config.yaml", help="config file (default: %(default)s)")
-    args = parser.parse_args(argv)
-    config, params = params_from_config_file(args.config)
-    n = args.n_subjects if args.n_subjects is not None else int(config["simulation"]["n_subjects"])
-    seed = args.seed if args.seed is not None else int(config["seed"])
-    study = generate_study(n, seed, params)
-    write_raw_dataset(study, args.out)
-    if args.truth_dir:
-        write_truth_tables(study, args.truth_dir)
-    print(f"wrote {n} simulated subjects (seed {seed}) to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

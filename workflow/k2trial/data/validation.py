@@ -1,9 +1,7 @@
 """Checks of the raw files against the contract and across tables; every problem at once.
 
-`read_raw_dataset` reads the files (a file that cannot be read becomes one problem, the others are still
-checked); `validate_dataset` checks them and returns a `ValidationResult`: the problems as a table and the
-normalised columns the cleaning step reuses. `build_report` and `report_markdown` make the report;
-`require_passed` is the gate the cleaning step runs first.
+`validate_dataset` checks the files k2trial.data.raw_files read and returns a `ValidationResult`: the problems as a
+table and the normalised columns the cleaning step reuses. The report and the gate: k2trial.data.validation_report.
 
 Work is done on distinct values and integer codes (see k2trial.data.contract), never per row, so 100,000
 subjects (4.5 million diary rows, 5.4 million lab rows) validate in seconds.
@@ -16,25 +14,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from k2trial.core.errors import InputDataError, Problem
-from k2trial.core.io import read_raw_csv
+from k2trial.core.errors import ERROR, FIXABLE, SEVERITIES, WARNING, Problem
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract, NormalisedColumn, TableSpec
-from k2trial.runtime.provenance import data_version, sha256_file
+from k2trial.data.raw_files import RawDataset
 
-ERROR = "error"
-FIXABLE = "fixable"
-WARNING = "warning"
-SEVERITIES = (ERROR, FIXABLE, WARNING)
+__all__ = ["ERROR", "FIXABLE", "RULES", "SEVERITIES", "WARNING", "ValidationResult", "validate_dataset"]
 #: The 7 fields of a problem in report.json (k2trial.core.errors.Problem).
 PROBLEM_FIELDS = ["file", "row", "column", "value", "rule", "severity", "message"]
 #: The internal problem table: the report fields plus what cleaning needs (subject, clean value, detail).
@@ -129,86 +121,6 @@ RULES: dict[str, Rule] = {
     ),
     "ae_end_before_onset": Rule(WARNING, "adverse event ends before its onset", "Please check the onset and end dates"),
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------------
-def input_keys(contract: Contract) -> dict[str, str]:
-    """Raw file name -> the name of the rule input holding it (workflow/rules/common.smk raw_inputs):
-    the file name without extension ("labs.csv" -> "labs"), "checksums" for SHA256SUMS."""
-    keys = {name: name.split(".")[0] for name in (*contract.table_names, contract.dataset_file.name)}
-    keys[contract.checksums_file] = "checksums"
-    return keys
-
-
-def stale_report_problem(report_path: str) -> Problem:
-    """The problem raised when the raw files changed after the validation report was written."""
-    return Problem(
-        report_path, None, None, None, "report_stale", ERROR, "the raw files changed after validation; rerun"
-    )
-
-
-@dataclass
-class RawDataset:
-    """The raw files as read: CSV tables as text (with `_row`), dataset.yaml, SHA256SUMS and file hashes.
-
-    tables: only the CSV files that could be read. read_problems: one per file that could not be read.
-    description: the parsed dataset.yaml (None when absent or unreadable). checksums: SHA256SUMS text or
-    None. file_hashes: sha256 of every data file present (CSV files and dataset.yaml).
-    """
-
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    read_problems: list[Problem] = field(default_factory=list)
-    description: Any = None
-    checksums: str | None = None
-    file_hashes: dict[str, str] = field(default_factory=dict)
-    data_version: str | None = None
-
-
-def read_raw_dataset(
-    paths: Mapping[str, str | Path | None], contract: Contract, categorical: bool = False
-) -> RawDataset:
-    """Read the raw files named in `paths` (file name -> path or None when absent).
-
-    A missing, empty, non-UTF-8 or non-rectangular CSV file and an unreadable dataset.yaml become
-    problems; reading goes on with the other files. SHA256SUMS is optional.
-    categorical: hold the CSV columns as Categoricals of the same text (k2trial.core.io.read_raw_csv):
-    validation gives the same result, several times faster and in a fraction of the memory on large
-    files; the default (plain text) is for callers that edit the tables.
-    """
-    raw = RawDataset()
-    present: list[Path] = []
-    for name in contract.table_names:
-        path = paths.get(name)
-        if path is not None and Path(path).exists():
-            present.append(Path(path))
-        try:
-            if path is None:
-                raise InputDataError([Problem(name, None, None, None, "file_present", ERROR, "file not found")])
-            raw.tables[name] = read_raw_csv(path, file_label=name, categorical=categorical)
-        except InputDataError as exc:
-            raw.read_problems.extend(exc.problems)
-    dataset_name = contract.dataset_file.name
-    dataset_path = paths.get(dataset_name)
-    if dataset_path is None or not Path(dataset_path).exists():
-        raw.read_problems.append(Problem(dataset_name, None, None, None, "file_present", ERROR, "file not found"))
-    else:
-        present.append(Path(dataset_path))
-        try:
-            raw.description = yaml.safe_load(Path(dataset_path).read_text(encoding="utf-8"))
-            if raw.description is None:
-                raw.description = {}
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raw.read_problems.append(
-                Problem(dataset_name, None, None, None, "dataset_yaml_invalid", ERROR, f"not readable YAML: {exc}")
-            )
-    checksum_path = paths.get(contract.checksums_file)
-    if checksum_path is not None and Path(checksum_path).exists():
-        raw.checksums = Path(checksum_path).read_text(encoding="utf-8", errors="replace")
-    raw.file_hashes = {p.name: sha256_file(p) for p in sorted(present, key=lambda p: p.name)}
-    raw.data_version = data_version(present) if present else None
-    return raw
 
 
 # --------------------------------------------------------------------------------------------------
@@ -955,128 +867,3 @@ def to_problem_list(problems: pd.DataFrame) -> list[Problem]:
             strict=True,
         )
     ]
-
-
-def build_report(result: ValidationResult, limit_per_rule: int = 1000) -> dict[str, Any]:
-    """report.json: status, counts (exact), problems (the first `limit_per_rule` of each file and rule),
-    data_version, files (sha256 per raw data file)."""
-    problems = result.problems
-    rank = problems.groupby(["file", "rule"], sort=False).cumcount().to_numpy()
-    shown = problems[rank < limit_per_rule]
-    by_file: dict[str, dict[str, int]] = {}
-    for (file, rule), n in problems.groupby(["file", "rule"], sort=True).size().items():
-        by_file.setdefault(str(file), {})[str(rule)] = int(n)
-    counts = {severity: int((problems["severity"] == severity).sum()) for severity in SEVERITIES}
-    counts.update(
-        {
-            "total": len(problems),
-            "reported": len(shown),
-            "limit_per_rule": int(limit_per_rule),
-            "by_file": by_file,
-            "records": {name: len(table) for name, table in result.tables.items()},
-        }
-    )
-    return {
-        "status": result.status,
-        "contract_version": result.contract_version,
-        "counts": counts,
-        "problems": [
-            {
-                "file": p.file,
-                "row": p.row,
-                "column": p.column,
-                "value": p.value,
-                "rule": p.rule,
-                "severity": p.severity,
-                "message": p.message,
-            }
-            for p in to_problem_list(shown)
-        ],
-        "data_version": result.data_version,
-        "files": dict(sorted(result.file_hashes.items())),
-    }
-
-
-def _md(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-    return text
-
-
-def report_markdown(report: Mapping[str, Any], contract: Contract) -> str:
-    """report.md: summary, counts per file and rule, then one table per file (as listed in report.json)."""
-    counts = report["counts"]
-    lines = [
-        "# Raw-data validation report",
-        "",
-        f"**Status: {report['status'].upper()}** - {counts['error']} error(s), {counts['fixable']} fixable, "
-        f"{counts['warning']} warning(s).",
-        "",
-        f"Data version: `{report['data_version']}`; contract version {report['contract_version']}.",
-        "",
-        "- **error**: the run stops before cleaning; correct the raw file and rerun.",
-        "- **fixable**: the cleaning step repairs it deterministically; every change is a row in "
-        "`results/clean/audit_log.csv`.",
-        "- **warning**: the run goes on; the problem is a question for the site in `results/clean/queries.csv`.",
-        "",
-        "Rows are spreadsheet rows (the header is row 1, the first record row 2).",
-    ]
-    if counts["reported"] < counts["total"]:
-        lines += [
-            "",
-            f"Only the first {counts['limit_per_rule']} problems of each file and rule are listed "
-            f"({counts['reported']} of {counts['total']}); the counts below are exact.",
-        ]
-    lines += ["", "## Files", "", "| file | records | sha256 |", "|---|---:|---|"]
-    for name in file_order(contract):
-        if name in report["files"] or name in counts["records"]:
-            records = counts["records"].get(name, "")
-            lines.append(f"| {name} | {records} | `{report['files'].get(name, '')}` |")
-    lines += ["", "## Problems by file and rule", ""]
-    if not counts["total"]:
-        lines.append("No problems found.")
-    else:
-        lines += ["| file | rule | severity | count |", "|---|---|---|---:|"]
-        ordered = sorted(counts["by_file"], key=lambda f: (_rank(f, contract), f))
-        for file in ordered:
-            for rule, n in sorted(counts["by_file"][file].items()):
-                lines.append(f"| {file} | {rule} | {RULES[rule].severity} | {n} |")
-    files = []
-    for problem in report["problems"]:
-        if problem["file"] not in files:
-            files.append(problem["file"])
-    for file in files:
-        lines += [
-            "",
-            f"## {file}",
-            "",
-            "| row | column | value | rule | severity | message |",
-            "|---:|---|---|---|---|---|",
-        ]
-        for p in report["problems"]:
-            if p["file"] == file:
-                lines.append(
-                    f"| {_md(p['row'])} | {_md(p['column'])} | {_md(p['value'])} | {p['rule']} | {p['severity']} "
-                    f"| {_md(p['message'])} |"
-                )
-    return "\n".join(lines) + "\n"
-
-
-def _rank(file: str, contract: Contract) -> int:
-    order = file_order(contract)
-    return order.index(file) if file in order else len(order)
-
-
-def require_passed(report: Mapping[str, Any], report_path: str) -> None:
-    """The gate before cleaning: raise InputDataError (first errors + report path) if validation failed."""
-    if report.get("status") == "passed":
-        return
-    errors = [
-        Problem(p["file"], p["row"], p["column"], p["value"], p["rule"], p["severity"], p["message"])
-        for p in report.get("problems", [])
-        if p["severity"] == ERROR
-    ]
-    if not errors:
-        errors = [Problem(report_path, None, None, None, "validation", ERROR, "validation did not pass")]
-    raise InputDataError(errors, report_path=report_path)
