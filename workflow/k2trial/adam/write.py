@@ -1,0 +1,417 @@
+"""Apply the ADaM metadata and write a delivery: XPT v5 and Dataset-JSON v1.1 per dataset, and define.json.
+
+`conform` makes a derived frame exactly what config/adam/spec.yaml says (variable order, char/num types, codelist
+values, whole numbers where the datatype is integer, unique keys) and `variable_lengths` computes each character
+variable's length from the data (the longest value in UTF-8 bytes, at least 1, as xportr_length does with
+length_source = "data"; never above the spec's maximum). The files are written through the SDTM module's writers
+(k2trial.data.sdtm: `xpt_bytes` and `dataset_json_document`, deterministic, header timestamps and creation time
+from the caller), so two writes of the same data give identical bytes; define.json is written last from the same
+metadata and the bytes just written (their sha256), so the metadata and the files cannot disagree.
+
+Two additions the SDTM writers do not make and ADaM needs:
+- SAS display formats (DATE9. for dates) in the XPT NAMESTR records: `set_xpt_formats` patches the bytes that
+  pyreadstat wrote (k2trial.data.sdtm.xpt_bytes takes no formats), the way `set_xpt_timestamps` patches the
+  header dates;
+- Dataset-JSON v1.1 dates: dataType "date" with ISO 8601 values, targetDataType "integer" and displayFormat
+  "DATE9." (the SAS date a receiving system should make), and null for a missing date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from k2trial.adam.common import AdamDataError, iso_dates
+from k2trial.adam.spec import NUMERIC_LENGTH, AdamSpec, Codelist, Dataset, value_key
+from k2trial.core.errors import ConfigError, Problem
+from k2trial.core.io import json_bytes, write_bytes
+from k2trial.data.sdtm import dataset_json_document, xpt_bytes
+
+#: Name of the delivery metadata file beside the datasets.
+METADATA_FILE = "define.json"
+FORMATS = ("xpt", "json")
+_JSON_TYPES = {"text": "string", "integer": "integer", "float": "double", "date": "date"}
+_XPT_NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
+_NAMESTR_LENGTH = 140
+_SAS_FORMAT = re.compile(r"^(\$?[A-Z]+?)(\d*)\.(\d*)$")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Conforming a frame to its metadata
+# ----------------------------------------------------------------------------------------------------------------
+def _where(spec: AdamSpec, dataset: Dataset, variable: str, key: str) -> str:
+    return f"{spec.file}: dataset {dataset.name}, variable {variable}, key '{key}'"
+
+
+def conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> pd.DataFrame:
+    """The frame with exactly the spec's variables in order, char as str ("" = missing), num as float64.
+
+    Raises ConfigError when a variable is missing or not in the spec, has the wrong type, holds a value outside
+    its codelist or a non-whole number where the datatype is integer, or needs more bytes than the spec's length;
+    AdamDataError when two records share the dataset's keys.
+    """
+    missing = [n for n in dataset.names if n not in frame.columns]
+    extra = [str(c) for c in frame.columns if c not in dataset.names]
+    if missing or extra:
+        raise ConfigError(
+            f"{spec.file}: dataset {dataset.name}: variables not in the frame: {missing or 'none'}; "
+            f"in the frame but not in the spec: {extra or 'none'}"
+        )
+    columns: dict[str, pd.Series] = {}
+    for variable in dataset.variables:
+        series = frame[variable.name].reset_index(drop=True)
+        if variable.type == "char":
+            if pd.api.types.is_numeric_dtype(series.dtype) and not series.isna().all():
+                raise ConfigError(f"{_where(spec, dataset, variable.name, 'type')}: char, but the data are numbers")
+            values = series.astype(object).where(series.notna(), "").astype("str")
+        else:
+            try:
+                values = pd.to_numeric(series, errors="raise").astype("float64")
+            except (TypeError, ValueError):
+                raise ConfigError(f"{_where(spec, dataset, variable.name, 'type')}: num, but the data are not "
+                                  "numbers") from None  # fmt: skip
+            finite = values.to_numpy()[np.isfinite(values.to_numpy())]
+            if variable.datatype in ("integer", "date") and not np.all(finite == np.round(finite)):
+                raise ConfigError(f"{_where(spec, dataset, variable.name, 'datatype')}: {variable.datatype}, but a "
+                                  "value is not a whole number")  # fmt: skip
+        if variable.codelist is not None:
+            _check_codelist(values, spec.codelist(variable.codelist), spec, dataset, variable.name)
+        columns[variable.name] = values
+    out = pd.DataFrame(columns)
+    lengths = variable_lengths(out, dataset)
+    for variable in dataset.variables:
+        if variable.length is not None and lengths[variable.name] > variable.length:
+            raise ConfigError(
+                f"{_where(spec, dataset, variable.name, 'length')}: the data need {lengths[variable.name]} bytes, the "
+                f"spec allows {variable.length}"
+            )
+    keys = out[list(dataset.keys)]
+    twice = keys.duplicated()
+    if twice.any():
+        row = int(np.flatnonzero(twice.to_numpy())[0])
+        shown = ", ".join(f"{k}={keys[k].iloc[row]}" for k in dataset.keys)
+        raise AdamDataError(
+            [Problem(dataset.name, None, ",".join(dataset.keys), shown, "adam_key", "error",
+                     "two records share the dataset's keys")]
+        )  # fmt: skip
+    out.attrs = {
+        "name": dataset.name,
+        "label": dataset.label,
+        "labels": {v.name: v.label for v in dataset.variables},
+    }
+    return out
+
+
+def _check_codelist(values: pd.Series, codelist: Codelist, spec: AdamSpec, dataset: Dataset, name: str) -> None:
+    codes = {value_key(c) for c in codelist.codes}
+    for value in pd.unique(values.to_numpy(dtype=object)):
+        key = value_key(value)
+        if key is not None and key not in codes:
+            raise ConfigError(f"{_where(spec, dataset, name, 'codelist')}: value {key!r} is not a code of codelist "
+                              f"{codelist.id}")  # fmt: skip
+
+
+def variable_lengths(frame: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
+    """Length of every variable: char = the longest value in UTF-8 bytes (at least 1), num = 8."""
+    out: dict[str, int] = {}
+    for variable in dataset.variables:
+        if variable.type == "num":
+            out[variable.name] = NUMERIC_LENGTH
+        else:
+            values = pd.unique(frame[variable.name].astype("str").to_numpy(dtype=object))
+            out[variable.name] = max([1, *(len(str(v).encode("utf-8")) for v in values)])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# XPT v5
+# ----------------------------------------------------------------------------------------------------------------
+def _namestr_offsets(data: bytes) -> list[int]:
+    start = data.find(_XPT_NAMESTR)
+    if start < 0 or start % 80:
+        raise ValueError("not a SAS transport (XPT v5) file: no NAMESTR header record on an 80-byte boundary")
+    count = int(data[start + 54 : start + 58].decode("ascii"))
+    first = start + 80
+    return [first + i * _NAMESTR_LENGTH for i in range(count)]
+
+
+def xpt_namestrs(data: bytes) -> list[dict[str, Any]]:
+    """Name, type (1 num, 2 char), length, label and format of every variable of an XPT v5 file (one member)."""
+    out = []
+    for offset in _namestr_offsets(data):
+        record = data[offset : offset + _NAMESTR_LENGTH]
+        ntype, _, nlng, _ = struct.unpack(">hhhh", record[0:8])
+        nfl, nfd = struct.unpack(">hh", record[64:68])
+        form = record[56:64].decode("ascii").rstrip()
+        out.append(
+            {
+                "name": record[8:16].decode("ascii").rstrip(),
+                "type": ntype,
+                "length": nlng,
+                "label": record[16:56].decode("latin-1").rstrip(),
+                "format": f"{form}{nfl or ''}.{nfd or ''}" if form else "",
+            }
+        )
+    return out
+
+
+def set_xpt_formats(data: bytes, formats: Mapping[str, str]) -> bytes:
+    """Set the display format (e.g. DATE9.) of variables in an XPT v5 file's NAMESTR records (nform, nfl, nfd).
+
+    Raises ValueError for a format that is not NAMEw.d, a name longer than 8 characters, or a variable not in the
+    file.
+    """
+    out = bytearray(data)
+    found: set[str] = set()
+    for offset in _namestr_offsets(data):
+        name = data[offset + 8 : offset + 16].decode("ascii").rstrip()
+        if name not in formats:
+            continue
+        match = _SAS_FORMAT.match(formats[name])
+        if not match or len(match.group(1)) > 8:
+            raise ValueError(f"{name}: {formats[name]!r} is not a SAS format NAMEw.d")
+        width = int(match.group(2) or 0)
+        decimals = int(match.group(3) or 0)
+        out[offset + 56 : offset + 64] = match.group(1).ljust(8).encode("ascii")
+        out[offset + 64 : offset + 68] = struct.pack(">hh", width, decimals)
+        found.add(name)
+    absent = sorted(set(formats) - found)
+    if absent:
+        raise ValueError(f"variables not in the XPT file: {', '.join(absent)}")
+    return bytes(out)
+
+
+def xpt_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, *, created: dt.datetime) -> bytes:
+    """The XPT v5 bytes of a conformed dataset: k2trial.data.sdtm.xpt_bytes (labels from the spec, header
+    timestamps = `created`), then the spec's display formats; the lengths pyreadstat wrote are checked against
+    `variable_lengths`."""
+    data = xpt_bytes(
+        frame,
+        name=dataset.name,
+        created=created,
+        label=dataset.label,
+        column_labels={v.name: v.label for v in dataset.variables},
+    )
+    formats = {v.name: v.format for v in dataset.variables if v.format}
+    data = set_xpt_formats(data, formats) if formats else data
+    written = {n["name"]: n["length"] for n in xpt_namestrs(data)}
+    expected = variable_lengths(frame, dataset)
+    if written != expected:
+        differ = sorted(k for k in expected if written.get(k) != expected[k])
+        raise ValueError(f"{dataset.name}: XPT lengths differ from the data's for {', '.join(differ)}")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dataset-JSON v1.1
+# ----------------------------------------------------------------------------------------------------------------
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dataset_json_text(meta: Mapping[str, Any], rows: Sequence[Sequence[Any]]) -> bytes:
+    """A Dataset-JSON (.json) file in the layout of k2trial.data.sdtm.dataset_json_bytes: the metadata object with
+    `rows` last, one row per line, UTF-8, a final newline (tests check that both give the same bytes)."""
+    head = _dumps(dict(meta))[:-1]
+    lines = [_dumps(list(row)) for row in rows]
+    body = ",\n".join(lines)
+    return (head + ',"rows":[' + ("\n" + body + "\n" if lines else "") + "]}\n").encode("utf-8")
+
+
+def dataset_json_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec, *, created: dt.datetime) -> bytes:
+    """The Dataset-JSON v1.1 bytes of a conformed dataset: k2trial.data.sdtm.dataset_json_document with the spec's
+    labels, data types and keys (keySequence), dates as ISO 8601 with targetDataType integer and their display
+    format, metaDataRef define.json."""
+    dates = [v.name for v in dataset.variables if v.is_date]
+    shown = frame.copy()
+    for name in dates:
+        shown[name] = pd.Series([d or "" for d in iso_dates(frame[name])], dtype="str")
+    meta, rows = dataset_json_document(
+        shown,
+        name=dataset.name,
+        label=dataset.label,
+        creation_datetime=created,
+        column_labels={v.name: v.label for v in dataset.variables},
+        data_types={v.name: _JSON_TYPES[v.datatype] for v in dataset.variables},
+        keys=list(dataset.keys),
+        study_oid=spec.studyid,
+        metadata_ref=METADATA_FILE,
+        item_group_oid=f"IG.{dataset.name}",
+    )
+    positions = {c["name"]: i for i, c in enumerate(meta["columns"])}
+    columns = []
+    for column in meta["columns"]:
+        variable = dataset.variable(column["name"])
+        ordered = {k: column[k] for k in ("itemOID", "name", "label", "dataType")}
+        if variable.is_date:
+            ordered["targetDataType"] = "integer"
+        if "length" in column:
+            ordered["length"] = column["length"]
+        if variable.format:
+            ordered["displayFormat"] = variable.format
+        if "keySequence" in column:
+            ordered["keySequence"] = column["keySequence"]
+        columns.append(ordered)
+    meta = {**meta, "columns": columns}
+    for name in dates:  # a missing date is null, not "" (only the rows that have one are touched)
+        position = positions[name]
+        for row in np.flatnonzero(np.isnan(frame[name].to_numpy(dtype="float64"))):
+            rows[row][position] = None
+    return dataset_json_text(meta, rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The delivery
+# ----------------------------------------------------------------------------------------------------------------
+def _json_code(code: Any) -> Any:
+    return int(code) if isinstance(code, float) and code.is_integer() else code
+
+
+def _parameter_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def delivery_metadata(
+    frames: Mapping[str, pd.DataFrame],
+    spec: AdamSpec,
+    *,
+    created: dt.datetime,
+    files: Mapping[str, Mapping[str, bytes]],
+) -> dict[str, Any]:
+    """define.json: study, standard, parameters, and for each dataset written (in spec order) its label, class,
+    structure, keys, record count, files (name, bytes, sha256) and variables (label, type, datatype, length from
+    the data, format, codelist, origin, source, derivation, key sequence), then the codelists they use."""
+    datasets = []
+    used: list[str] = []
+    for name, dataset in spec.datasets.items():
+        if name not in frames:
+            continue
+        frame = frames[name]
+        lengths = variable_lengths(frame, dataset)
+        variables = []
+        for variable in dataset.variables:
+            if variable.codelist and variable.codelist not in used:
+                used.append(variable.codelist)
+            variables.append(
+                {
+                    "name": variable.name,
+                    "label": variable.label,
+                    "type": variable.type,
+                    "datatype": variable.datatype,
+                    "length": lengths[variable.name],
+                    "format": variable.format,
+                    "codelist": variable.codelist,
+                    "origin": variable.origin,
+                    "source": list(variable.source),
+                    "derivation": variable.derivation,
+                    "key_sequence": dataset.keys.index(variable.name) + 1 if variable.name in dataset.keys else None,
+                }
+            )
+        datasets.append(
+            {
+                "name": name,
+                "label": dataset.label,
+                "class": dataset.class_name,
+                "structure": dataset.structure,
+                "keys": list(dataset.keys),
+                "sources": list(dataset.sources),
+                "records": len(frame),
+                "files": {
+                    fmt: {
+                        "name": f"{name.lower()}.{fmt}",
+                        "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                    }
+                    for fmt, data in sorted(files[name].items())
+                },
+                "variables": variables,
+            }
+        )
+    codelists = [
+        {
+            "id": spec.codelists[c].id,
+            "name": spec.codelists[c].name,
+            "type": spec.codelists[c].type,
+            "terms": [{"code": _json_code(t.code), "decode": t.decode} for t in spec.codelists[c].terms],
+        }
+        for c in used
+    ]
+    return {
+        "metadata": "ADaM delivery metadata (the content of a define.xml), written with the datasets",
+        "spec_file": spec.file,
+        "spec_version": spec.spec_version,
+        "creation_datetime": created.isoformat(timespec="seconds"),
+        "study": dict(spec.study),
+        "standard": dict(spec.standard),
+        "parameters": {
+            k: {"value": _parameter_value(v), "description": spec.parameter_descriptions[k]}
+            for k, v in spec.parameters.items()
+        },
+        "datasets": datasets,
+        "codelists": codelists,
+    }
+
+
+def delivery_bytes(
+    frames: Mapping[str, pd.DataFrame],
+    spec: AdamSpec,
+    *,
+    created: dt.datetime,
+    formats: Sequence[str] = FORMATS,
+) -> dict[str, bytes]:
+    """Every file of a delivery as bytes: `<dataset>.xpt` and `<dataset>.json` (lower-case names) for each frame,
+    conformed to the spec, and define.json. Datasets are in spec order; a frame the spec does not know is a
+    ConfigError. The spec needs its parameters (AdamSpec.with_parameters) so that define.json states them."""
+    unknown = [n for n in frames if n not in spec.datasets]
+    if unknown:
+        raise ConfigError(f"{spec.file}: no dataset {', '.join(unknown)} in the spec")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown format(s) {bad}; known: {', '.join(FORMATS)}")
+    if not spec.parameters and spec.parameter_descriptions:
+        raise ConfigError(f"{spec.file}: the delivery needs its parameters (AdamSpec.with_parameters)")
+    conformed: dict[str, pd.DataFrame] = {}
+    files: dict[str, dict[str, bytes]] = {}
+    out: dict[str, bytes] = {}
+    for name, dataset in spec.datasets.items():
+        if name not in frames:
+            continue
+        frame = conform(frames[name], dataset, spec)
+        conformed[name] = frame
+        files[name] = {}
+        if "xpt" in formats:
+            files[name]["xpt"] = xpt_dataset_bytes(frame, dataset, created=created)
+        if "json" in formats:
+            files[name]["json"] = dataset_json_dataset_bytes(frame, dataset, spec, created=created)
+        for fmt, data in files[name].items():
+            out[f"{name.lower()}.{fmt}"] = data
+    out[METADATA_FILE] = json_bytes(delivery_metadata(conformed, spec, created=created, files=files))
+    return out
+
+
+def write_delivery(
+    frames: Mapping[str, pd.DataFrame],
+    spec: AdamSpec,
+    folder: str | Path,
+    *,
+    created: dt.datetime,
+    formats: Sequence[str] = FORMATS,
+) -> list[str]:
+    """Write the delivery (`delivery_bytes`) into folder, each file atomically; returns the file names written.
+
+    created: the creation datetime of every file (XPT header timestamps, datasetJSONCreationDateTime, define.json);
+    pass a fixed one (e.g. the data version's date) for byte-identical rebuilds."""
+    folder = Path(folder)
+    written = delivery_bytes(frames, spec, created=created, formats=formats)
+    for file_name, data in written.items():
+        write_bytes(data, folder / file_name)
+    return list(written)
