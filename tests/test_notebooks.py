@@ -14,6 +14,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from k2trial.core.errors import ConfigError
 from k2trial.report import notebook_view as view
 from k2trial.report import notebooks as nbk
 from k2trial.report import page as pages
@@ -261,5 +262,5 @@ def test_figure_placeholders_are_embedded_after_execution():
     assert nbk.FIGURE_PLACEHOLDER not in text and 'width="384"' in text and "Caption &lt;i&gt;" in text
     assert base64.b64decode(re.search(r"base64,([^\"]+)", text).group(1)) == png
     assert nbk.FIGURE_PLACEHOLDER in nb.cells[0].outputs[0]["data"]["text/html"][1]  # the input is not modified
-    with pytest.raises(KeyError, match="a&b.png"):
+    with pytest.raises(ConfigError, match="a&b.png"):
         nbk.embed_figures(nb, {})

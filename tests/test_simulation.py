@@ -110,7 +110,7 @@ def test_allocate_counts_by_hand():
     assert sim.allocate_counts(2000, [17, 7, 6]).tolist() == [1133, 467, 400]
     assert sim.allocate_counts(10, [1, 1, 1]).tolist() == [4, 3, 3]
     assert sim.allocate_counts(0, [1, 2]).tolist() == [0, 0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         sim.allocate_counts(5, [0, 0])
 
 

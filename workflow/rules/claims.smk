@@ -24,6 +24,7 @@ rule check_claims:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         # Substituted into the claims' definitions (the statistic column) so the table states the rules in force.
         definitions={
             "severe_threshold": config["groups"]["severe_threshold"],

@@ -25,6 +25,7 @@ rule clean_raw_data:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         visit_windows=config["visit_windows"],
     script:
         "../scripts/clean_raw_data.py"

@@ -12,6 +12,10 @@ os.environ.update(PYTHONHASHSEED="0")
 RAW_DIR = config["raw_dir"].rstrip("/")
 RESULTS = "results"
 CONDA_ENV = "../../envs/environment.yaml"
+LOCK = os.path.relpath(os.path.join(workflow.basedir, "envs", "requirements.lock"))
+# What each job's provenance record takes besides its inputs and outputs (k2trial.runtime.step): the package
+# versions of the lock, and the data version of the validation report.
+PROVENANCE = {"lock": LOCK, "validation_report": f"{RESULTS}/validation/report.json"}
 
 # What k2trial.core.vocabulary reads from the config (with the codebook and lab_units inputs): scripts build the
 # vocabulary with k2trial.runtime.step.vocabulary.
@@ -39,7 +43,10 @@ CAPTIONS_DIR = os.path.abspath(os.path.join(".snakemake", "report-captions"))
 def caption_file(category, entry):
     """The caption file of a reported output: its registry caption and its category's footnote."""
     footnote = REGISTRY["footnotes"].get(category, "")
-    text = "\n\n".join(part.strip() for part in (entry["caption"], footnote) if part) + "\n"
+    text = (
+        "\n\n".join(part.strip() for part in (entry["caption"], footnote) if part)
+        + "\n"
+    )
     path = os.path.join(CAPTIONS_DIR, f"{category.lower()}_{entry['name']}.rst")
     try:
         with open(path, encoding="utf-8") as handle:

@@ -17,6 +17,7 @@ rule derive_subjects:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         treatment=config["treatment"],
         composite=config["composite"],
     script:
@@ -36,6 +37,7 @@ rule derive_vas:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         composite=config["composite"],
     script:
         "../scripts/derive_vas.py"
@@ -54,5 +56,7 @@ rule derive_labs:
         f"{RESULTS}/logs/derive_labs.log",
     conda:
         CONDA_ENV
+    params:
+        provenance=PROVENANCE,
     script:
         "../scripts/derive_labs.py"

@@ -24,6 +24,7 @@ rule efficacy_analysis:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         efficacy=config["efficacy"],
         groups=config["groups"],
         b12_status=config["b12_status"],

@@ -29,6 +29,7 @@ rule make_figures:
         CONDA_ENV
     threads: 2
     params:
+        provenance=PROVENANCE,
         reporting=config["reporting"],
         seed=config["seed"],
         severe_threshold=config["groups"]["severe_threshold"],

@@ -20,6 +20,7 @@ rule assign_groups:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         groups=config["groups"],
         b12_status=config["b12_status"],
         composite_decimals=config["efficacy"]["recording_decimals"]["composite"],

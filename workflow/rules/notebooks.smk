@@ -62,6 +62,7 @@ rule execute_notebooks:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         titles=NOTEBOOK_TITLES,
         figures=[str(path) for path in NOTEBOOK_FIGURES],
         study=config["study"],
@@ -89,6 +90,7 @@ rule export_notebooks:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         titles=NOTEBOOK_TITLES,
     script:
         "../scripts/render_notebook.py"

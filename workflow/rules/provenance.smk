@@ -7,7 +7,7 @@ rule manifest:
         records=PROVENANCE_RECORDS,
         validation_report=rules.validate_raw_data.output.report_json,
         code=CODE_FILES,
-        lock="envs/requirements.lock",
+        lock=LOCK,
     output:
         manifest=f"{RESULTS}/MANIFEST.json",
         software_versions=f"{RESULTS}/software_versions.yml",

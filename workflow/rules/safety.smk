@@ -31,6 +31,7 @@ rule safety_analysis:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         safety=config["safety"],
         b12_status=config["b12_status"],
     script:

@@ -22,6 +22,7 @@ rule build_index:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         study=config["study"],
         registry=REGISTRY,
         producers={

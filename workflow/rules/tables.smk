@@ -34,6 +34,7 @@ rule make_tables:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         reporting=config["reporting"],
         efficacy=config["efficacy"],
         safety=config["safety"],

@@ -16,6 +16,7 @@ rule validate_raw_data:
     conda:
         CONDA_ENV
     params:
+        provenance=PROVENANCE,
         visit_windows=config["visit_windows"],
         validation=config["validation"],
     script:

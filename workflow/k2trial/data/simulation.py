@@ -202,10 +202,11 @@ def derive_rng(seed: int, *names: str) -> np.random.Generator:
 def allocate_counts(total: int, weights: Sequence[float]) -> np.ndarray:
     """Split `total` into integer counts proportional to `weights` (largest remainder; ties go to the
     earlier weight). allocate_counts(30, [17, 7, 6]) == [17, 7, 6]; allocate_counts(2000, [17, 7, 6]) ==
-    [1133, 467, 400]. Raises ValueError for a negative total or weights that are negative or all zero."""
+    [1133, 467, 400]. Raises ConfigError (the weights are configured counts) for a negative total or weights
+    that are negative or all zero."""
     w = np.asarray(weights, dtype=float)
     if total < 0 or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"cannot allocate {total} by weights {list(weights)}")
+        raise ConfigError(f"cannot allocate {total} by weights {list(weights)}")
     quota = total * w / w.sum()
     counts = np.floor(quota + 1e-9).astype(np.int64)
     order = np.argsort(-(quota - counts), kind="stable")

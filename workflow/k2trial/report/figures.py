@@ -36,6 +36,7 @@ from matplotlib.ticker import MaxNLocator
 
 from k2trial.analysis.groups import EFFICACY_SET, SEVERITY_GROUPS
 from k2trial.analysis.safety.standards import SEXES
+from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, subject_numbers
 from k2trial.core.vocabulary import BASELINE, COMPOSITE, LabTest, Vocabulary
 from k2trial.report.formatting import criterion_label, format_number
@@ -795,7 +796,7 @@ def draw_all(
     data: Mapping[str, pd.DataFrame], settings: FigureSettings, names: Collection[str] | None = None
 ) -> Iterator[tuple[str, Figure]]:
     """Yield (name, figure) for every figure of the registry (or only those in `names`), in registry order; each
-    carries SIMULATED_MARK when `settings.simulated`. Raises KeyError for a registry figure without a builder.
+    carries SIMULATED_MARK when `settings.simulated`. Raises ConfigError for a registry figure without a builder.
 
     data: subjects, vas, assignment, participant_flow, weekly, paired_tests, responders, labs, lab_descriptives,
     edish (artifacts of k2trial.core.schema). Per-subject layers use one seeded sample of the efficacy set
@@ -805,7 +806,7 @@ def draw_all(
     builders = dict(_figure_builders(data, settings))
     unknown = [name for name in settings.names if name not in builders]
     if unknown:
-        raise KeyError(f"registry figures without a builder in k2trial.report.figures: {unknown}")
+        raise ConfigError(f"registry figures without a builder in k2trial.report.figures: {unknown}")
     for name in settings.names:
         if name in wanted:
             fig = builders[name]()

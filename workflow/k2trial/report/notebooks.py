@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from k2trial.core.errors import ConfigError
 from k2trial.report.page import PAGE_CSS, assert_offline, png_display_width
 
 #: Cell ids after normalisation: cell-000, cell-001, ... (valid nbformat 4.5 ids, stable across runs).
@@ -225,14 +226,14 @@ _PLACEHOLDER = re.compile(rf'<img {FIGURE_PLACEHOLDER}="([^"]*)"')
 def embed_figures(notebook: Any, pngs: Mapping[str, bytes]) -> Any:
     """A copy of the notebook whose figure placeholders carry their PNG as a data URI (with its display width).
 
-    pngs: placeholder path -> PNG bytes. Raises KeyError naming a placeholder without a PNG.
+    pngs: placeholder path -> PNG bytes. Raises ConfigError naming a placeholder without a PNG.
     """
     nb = copy.deepcopy(notebook)
 
     def replace(match: re.Match[str]) -> str:
         path = html.unescape(match.group(1))
         if path not in pngs:
-            raise KeyError(f"notebook shows figure {path!r}, which is not among the figures given")
+            raise ConfigError(f"notebook shows figure {path!r}, which is not among the figures of the registry")
         png = pngs[path]
         width = png_display_width(png)
         size = f' width="{width}"' if width else ""

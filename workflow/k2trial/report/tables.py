@@ -20,6 +20,7 @@ from k2trial.analysis.groups import SEVERITY_GROUPS
 from k2trial.analysis.safety.lab_summaries import SHIFT_CATEGORIES, WORST_COMPARISONS
 from k2trial.analysis.safety.lab_table import FLAGS
 from k2trial.analysis.safety.standards import GRADES
+from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, is_missing
 from k2trial.core.vocabulary import BASELINE, Vocabulary
 from k2trial.report.formatting import (
@@ -814,13 +815,13 @@ BUILDERS: dict[str, tuple[str, Callable[[pd.DataFrame, TableSettings], DisplayTa
 def build_all_tables(data: Mapping[str, pd.DataFrame], settings: TableSettings) -> list[DisplayTable]:
     """Every display table of the registry (settings.titles, in registry order) from the analysis artifacts.
 
-    data: artifact key (the second field of BUILDERS) -> the artifact as read with k2trial.core.schema. Raises
-    KeyError naming a registry table without a builder.
+    data: artifact key (the first field of BUILDERS) -> the artifact as read with k2trial.core.schema. Raises
+    ConfigError naming a registry table without a builder.
     """
     tables = []
     for name in settings.titles:
         if name not in BUILDERS:
-            raise KeyError(f"registry table {name!r} has no builder in k2trial.report.tables.BUILDERS")
+            raise ConfigError(f"registry table {name!r} has no builder in k2trial.report.tables.BUILDERS")
         artifact, build = BUILDERS[name]
         tables.append(build(data[artifact], settings))
     return tables

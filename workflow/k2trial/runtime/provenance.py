@@ -121,12 +121,6 @@ def job_record(
     }
 
 
-def record_name(rule: str, wildcards: Mapping[str, str]) -> str:
-    """results/provenance/<rule>[-<wildcards>].json file stem."""
-    parts = [rule] + [f"{k}={v}" for k, v in sorted(wildcards.items())]
-    return "-".join(parts).replace("/", "_")
-
-
 def manifest(
     records: Iterable[Mapping[str, Any]], *, data_version_hash: str | None, analysis_version_hash: str
 ) -> dict[str, Any]:

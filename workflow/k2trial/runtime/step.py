@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import k2trial
 from k2trial.core.errors import K2TrialError
 from k2trial.core.io import read_yaml, write_json
 from k2trial.core.vocabulary import Vocabulary, load_vocabulary
@@ -79,15 +80,24 @@ def _original_script_name() -> str | None:
 
 
 def write_job_provenance(smk: Any, started: float) -> None:
-    """Write the job's provenance record (declared output `provenance`) and its timings beside it."""
+    """Write the job's provenance record (declared output `provenance`) and its timings beside it.
+
+    params.provenance (workflow/rules/common.smk PROVENANCE) names the lock whose package versions the record lists
+    and the validation report whose data version it names; without it the record lists neither.
+    """
+    settings = dict(getattr(smk.params, "provenance", None) or {})
     repo = Path(smk.scriptdir).resolve().parents[1] if getattr(smk, "scriptdir", None) else Path.cwd()
-    lock = repo / "envs" / "requirements.lock"
+    lock = Path(settings["lock"]) if settings.get("lock") else None
     script = _original_script_name()
-    code_files = [repo / "workflow" / "scripts" / script] if script else []
-    code_files = [f for f in code_files if f.exists()] + provenance.library_files(repo / "workflow" / "k2trial")
-    report = Path("results/validation/report.json")
+    scripts = [Path(smk.scriptdir) / script] if script and getattr(smk, "scriptdir", None) else []
+    library = Path(k2trial.__file__).parent  # the package the job imported, named k2trial/...
+    code = {
+        **provenance.code_hashes([f for f in scripts if f.exists()], repo),
+        **provenance.code_hashes(provenance.library_files(library), library.parent),
+    }
+    report = Path(settings["validation_report"]) if settings.get("validation_report") else None
     data_version = None
-    if report.exists():
+    if report is not None and report.exists():
         data_version = json.loads(report.read_text()).get("data_version")
     record_path = smk.output.provenance
     outputs = [o for o in smk.output if o != record_path]
@@ -97,9 +107,9 @@ def write_job_provenance(smk: Any, started: float) -> None:
         inputs=list(smk.input),
         outputs=outputs,
         params={k: v for k, v in smk.params.items()},
-        code=provenance.code_hashes(code_files, repo),
-        packages=provenance.read_lock(lock) if lock.exists() else {},
-        lock_sha256=provenance.sha256_file(lock) if lock.exists() else "",
+        code=code,
+        packages=provenance.read_lock(lock) if lock and lock.exists() else {},
+        lock_sha256=provenance.sha256_file(lock) if lock and lock.exists() else "",
         data_version_hash=data_version,
         config=smk.config,
         commit=provenance.git_commit(repo),
