@@ -227,7 +227,16 @@ def test_exactly_three_times_uln_is_not_above_it_despite_float_noise():
 
 
 def test_round_half_up():
-    assert values.round_half_away([0.5, 1.5, 2.5, 2.675], [0, 0, 0, 2]).tolist() == [1.0, 2.0, 3.0, 2.68]
+    # the rounding the safety step uses (eGFR, changes, values compared with limits): halves away from zero on
+    # both sides, decimal halves that binary floats hold just below the half, missing stays missing
+    rounded = values.round_half_away(
+        [0.5, 1.5, 2.5, 2.675, 0.285, 1.005, -2.5, -0.25, -1.005, np.nan], [0, 0, 0, 2, 2, 2, 0, 1, 2, 0]
+    )
+    assert rounded[:-1].tolist() == [1.0, 2.0, 3.0, 2.68, 0.29, 1.01, -3.0, -0.3, -1.01]
+    assert np.isnan(rounded[-1])
+    # a change of -2.5 U/L at 0 decimals is -3 (the floor(x + 0.5) rule this replaced gave -2)
+    assert values.compare_at_precision([-2.5], [-3.0], "<=", 0).tolist() == [True]
+    assert values.compare_at_precision([np.nan], [1.0], "<", 0).tolist() == [False]
 
 
 # ------------------------------------------------------------------------------------------------------------------
