@@ -1,10 +1,10 @@
 """k2trial.analysis.claims: the published claims of config/claims.yaml against in-memory artifacts.
 
-The "shipped" artifacts are small frames in the real column layout (the producers' column lists), holding the
-values of the shipped simulated run: per-subject baseline and week-8 composite VAS copied from
-results/groups/assignment.csv and results/analysis/vas.csv, and the summary rows the efficacy and safety steps
-wrote from them. Group medians and percent changes are recomputed here with the statistics module, not taken
-from the evaluator.
+The unit tests use a stand-in of the shipped run: small frames in the schema's column layout holding the values of
+the shipped simulated run (per-subject baseline and week-8 composite VAS of results/groups/assignment.csv and
+results/analysis/vas.csv, and the summary rows the efficacy and safety steps wrote from them). Group medians and
+percent changes are recomputed here with the statistics module, not taken from the evaluator. Two workflow tests
+run the pipeline on the shipped raw data (data/raw): the claims it writes, and that the stand-in holds its values.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_workflow, run_snakemake
 
 from k2trial.analysis import claims, efficacy
 from k2trial.core import io as tabular
@@ -309,34 +310,82 @@ def test_spec_rejects_duplicate_ids_and_missing_primary_flag():
 # The shipped simulated data
 
 
-def test_shipped_data_reproduce_every_primary_claim(shipped):
+# What the shipped run observes for each primary claim (results/claims/claims.csv, column observed).
+OBSERVED = {
+    "P01_enrolment": "30 rows",
+    "P02_b12_group_size": "n_enrolled 23",
+    "P03_moderate_baseline_range": "min 6.48, max 7.74 (n = 15)",
+    "P04_severe_baseline_range": "min 8.10, max 8.80 (n = 15)",
+    "P05_week8_level_both_groups": "moderate: median 1.50 (n = 15); severe: median 1.58 (n = 15)",
+    "P06_tingling_numbness_fall_most": "tingling -8.20, numbness -8.00 vs weakness -5.15, fatigue -5.25, cramps -5.05",
+    "P07_residual_10_of_23": "residual: n_enrolled 10; B12-deficient: n_enrolled 23",
+    "P08_residual_score_fell": (
+        "Hodges-Lehmann change: estimate -6.20 (n = 10, ci_low = -6.84, ci_level = 0.95); "
+        "upper confidence limit: ci_high -5.58"
+    ),
+    "P09_organ_function_safe": (
+        "safety conclusion (overall): significant false (n_significant = 0, n_subjects = 30); Hy's law listing: 0 rows"
+    ),
+    "P10_no_adverse_events": "n_subjects 0 (n_events = 0, denominator = 30)",
+}
+
+
+@pytest.fixture(scope="module")
+def shipped_build(tmp_path_factory) -> Path:
+    """The workflow run on the shipped raw data (data/raw) in a throw-away copy, up to the claims table."""
+    work = copy_workflow(tmp_path_factory.mktemp("claims") / "wf")
+    result = run_snakemake(work, "results/claims/claims.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+@pytest.mark.workflow
+def test_shipped_data_reproduce_every_primary_claim(shipped_build):
+    table = schema.read_artifact(shipped_build / "results/claims/claims.csv", "claims/claims")
+    assert list(table.columns) == schema.columns("claims/claims")
+    assert list(table["claim_id"]) == [c.claim_id for c in CLAIMS]
+    primary = table[table["primary"]].set_index("claim_id")
+    assert primary["status"].to_dict() == dict.fromkeys(OBSERVED, "reproduced")
+    assert primary["observed"].to_dict() == OBSERVED
+    assert table["data_simulated"].all()
+
+
+@pytest.mark.workflow
+def test_the_stand_in_holds_the_values_of_the_shipped_run(shipped_build):
+    results = shipped_build / "results"
+    assignment = schema.read_artifact(results / "groups/assignment.csv", "groups/assignment").set_index("subject_id")
+    vas = schema.read_artifact(results / "analysis/vas.csv", "analysis/vas")
+    week8 = vas[(vas["param"] == "composite") & (vas["visit"] == "week8")].set_index("subject_id")["aval"]
+    shipped = {
+        s: (
+            assignment.at[s, "baseline_composite"],
+            week8[s],
+            assignment.at[s, "etiology"],
+            assignment.at[s, "residual_b12"],
+        )
+        for s in assignment.index
+    }
+    assert list(shipped) == list(SUBJECTS)
+    for s, (base, w8, etiology, residual) in SUBJECTS.items():
+        assert shipped[s][0] == pytest.approx(base) and shipped[s][1] == pytest.approx(w8), s
+        assert shipped[s][2:] == (etiology, residual), s
+    tests = schema.read_artifact(results / "efficacy/paired_tests.csv", "efficacy/paired_tests")
+    rows = tests[(tests["population"] == "all") & (tests["visit_from"] == "baseline") & (tests["visit_to"] == "week8")]
+    for test, expected in (("wilcoxon", HL_CHANGE), ("paired_t", MEAN_CHANGE)):
+        got = rows[rows["test"] == test].set_index("param")["estimate"]
+        assert {p: got[p] for p in expected} == pytest.approx(expected, abs=1e-9), test
+
+
+def test_stand_in_of_the_shipped_run_reproduces_every_primary_claim(shipped):
     table = evaluate(shipped)
     assert list(table.columns) == schema.columns("claims/claims")
     assert list(table["claim_id"]) == [c.claim_id for c in CLAIMS]
     primary = table[table["primary"]]
-    assert dict(zip(primary["claim_id"], primary["status"], strict=True)) == dict.fromkeys(
-        primary["claim_id"], "reproduced"
-    )
-    observed = table["observed"]
-    assert observed["P01_enrolment"] == "30 rows"
-    assert observed["P02_b12_group_size"] == "n_enrolled 23"
-    assert observed["P03_moderate_baseline_range"] == "min 6.48, max 7.74 (n = 15)"
-    assert observed["P04_severe_baseline_range"] == "min 8.10, max 8.80 (n = 15)"
+    assert primary["status"].to_dict() == dict.fromkeys(OBSERVED, "reproduced")
+    assert primary["observed"].to_dict() == OBSERVED
     # Medians of the week-8 composites by hand: moderate (1.30 ... 1.76) middle value 1.50, severe 1.58.
     assert statistics.median(SUBJECTS[s][1] for s in _group("moderate")) == 1.50
-    assert observed["P05_week8_level_both_groups"] == "moderate: median 1.50 (n = 15); severe: median 1.58 (n = 15)"
-    assert observed["P06_tingling_numbness_fall_most"] == (
-        "tingling -8.20, numbness -8.00 vs weakness -5.15, fatigue -5.25, cramps -5.05"
-    )
-    assert observed["P07_residual_10_of_23"] == "residual: n_enrolled 10; B12-deficient: n_enrolled 23"
-    assert observed["P08_residual_score_fell"] == (
-        "Hodges-Lehmann change: estimate -6.20 (n = 10, ci_low = -6.84, ci_level = 0.95); "
-        "upper confidence limit: ci_high -5.58"
-    )
-    assert observed["P09_organ_function_safe"] == (
-        "safety conclusion (overall): significant false (n_significant = 0, n_subjects = 30); Hy's law listing: 0 rows"
-    )
-    assert observed["P10_no_adverse_events"] == "n_subjects 0 (n_events = 0, denominator = 30)"
+    assert statistics.median(SUBJECTS[s][1] for s in _group("severe")) == 1.58
 
 
 def test_secondary_one_to_two_points_is_not_reproduced_and_the_values_say_why(shipped):

@@ -25,7 +25,7 @@ from k2trial.analysis.vas_cube import VasCube, build_vas_cube
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 from k2trial.stats import random_intercept, summaries
-from k2trial.stats.paired import holm, paired_comparison_table, rank_sum_test
+from k2trial.stats.paired import holm, rank_sum_test
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "efficacy"
@@ -112,17 +112,37 @@ def test_paired_tests_on_fixture(fixture_data):
         ["baseline", "week8", "wilcoxon"], ["baseline", "week8", "paired_t"],
         ["week4", "week8", "wilcoxon"], ["week4", "week8", "paired_t"],
     ]  # fmt: skip
-    # one row recomputed from the CSV with pandas: severe group, cramps, baseline -> week 8
+    # One row pair recomputed from the fixture CSV with pandas, numpy and scipy (not the library): severe group,
+    # cramps, baseline -> week 8. Differences -5.9, -6.8, -6.5, -6.8, 0 (K2-010 never changes), -6.2.
     severe = set(assignment.loc[members["severe"], "subject_id"])
     data = wide(severe, "cramps")
-    expected = paired_comparison_table(data["baseline"], data["week8"], decimals=1)
+    diff = (data["week8"] - data["baseline"]).round(10).to_numpy()
+    assert sorted(diff) == pytest.approx([-6.8, -6.8, -6.5, -6.2, -5.9, 0.0])
     got = table[(table["population"] == "severe") & (table["param"] == "cramps") & (table["visit_to"] == "week8")]
-    got = got[got["visit_from"] == "baseline"]
-    for column in ("n", "statistic", "p_value", "estimate", "ci_low", "ci_high", "effect_size", "es_ci_low"):
-        assert got[column].tolist() == pytest.approx(expected[column].tolist(), abs=1e-12, nan_ok=True)
-    # K2-010's cramps never change: a zero difference, so the Wilcoxon p is a normal approximation
-    assert got["n"].tolist() == [6, 6] and got["n_nonzero"].tolist() == [5, 5]
-    assert got.iloc[0]["p_method"] == "normal_cc"
+    wilcoxon, paired_t = (row for _, row in got[got["visit_from"] == "baseline"].iterrows())
+    assert (wilcoxon["test"], paired_t["test"]) == ("wilcoxon", "paired_t")
+    assert wilcoxon["n"] == paired_t["n"] == 6 and wilcoxon["n_nonzero"] == 5
+    # Wilcoxon: zero dropped, tied |d| (6.8 twice): scipy's normal approximation with continuity correction
+    reference = stats.wilcoxon(diff, zero_method="wilcox", correction=True, method="approx")
+    assert wilcoxon["statistic"] == reference.statistic == 0.0  # V: every non-zero difference is negative
+    assert wilcoxon["p_method"] == "normal_cc" and wilcoxon["p_value"] == pytest.approx(reference.pvalue, rel=1e-9)
+    # Hodges-Lehmann: the median of the 15 Walsh averages of the five non-zero differences; the interval runs
+    # from the third smallest to the third largest of them
+    nonzero = diff[diff != 0]
+    walsh = np.sort([(nonzero[i] + nonzero[j]) / 2 for i in range(5) for j in range(i, 5)])
+    assert wilcoxon["estimate"] == pytest.approx(np.median(walsh)) == -6.5
+    assert [wilcoxon["ci_low"], wilcoxon["ci_high"]] == pytest.approx([walsh[2], walsh[-3]]) == [-6.8, -6.2]
+    assert wilcoxon["effect_size"] == -1.0  # rank-biserial (V - (15 - V)) / 15
+    # paired t: scipy's ttest_rel, mean change with the t interval, Cohen's dz = mean / SD of the differences
+    reference = stats.ttest_rel(data["week8"], data["baseline"])
+    assert paired_t["statistic"] == pytest.approx(reference.statistic, rel=1e-9)
+    assert paired_t["p_value"] == pytest.approx(reference.pvalue, rel=1e-9) and paired_t["df"] == 5
+    half_width = stats.t.ppf(0.975, 5) * diff.std(ddof=1) / math.sqrt(6)
+    assert paired_t["estimate"] == pytest.approx(diff.mean()) == pytest.approx(-32.2 / 6)
+    assert [paired_t["ci_low"], paired_t["ci_high"]] == pytest.approx(
+        [diff.mean() - half_width, diff.mean() + half_width]
+    )
+    assert paired_t["effect_size"] == pytest.approx(diff.mean() / diff.std(ddof=1))
 
 
 def test_holm_families_on_fixture(fixture_data):

@@ -6,9 +6,11 @@ These run the real `snakemake` on a copy of the repository with a small raw data
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import ROOT, run_snakemake
 
@@ -38,8 +40,38 @@ def test_minimal_dataset_builds_analysis_datasets_and_second_run_is_noop(workflo
     raw = _raw_copy(workflow_dir)
     first = run_snakemake(workflow_dir, *ANALYSIS, "--config", f"raw_dir={raw.name}")
     assert first.returncode == 0, first.stderr[-3000:]
-    for path in ANALYSIS + ["results/validation/report.json", "results/clean/audit_log.csv"]:
-        assert (workflow_dir / path).stat().st_size > 0, path
+    results = workflow_dir / "results"
+    # the messy raw rows (tests/fixtures/minimal) come out cleaned, with the values worked out by hand
+    subjects = pd.read_csv(results / "analysis/subjects.csv", keep_default_na=False)
+    assert subjects[["subject_id", "site", "sex", "etiology", "metformin"]].values.tolist() == [
+        ["K2-001", "SITE-A", "F", "b12_deficiency", False],
+        ["K2-002", "SITE-B", "M", "diabetes", True],  # K2_002, "male", "Diabetes Mellitus", "Y"
+        ["K2-003", "SITE-A", "M", "both", True],  # " SITE-A "
+    ]
+    assert subjects["consent_date"].tolist() == ["2013-01-02", "2013-01-05", "2013-01-08"]  # 05/01/2013 day first
+    first = subjects.iloc[0]
+    assert first["treatment_days"] == 56 and first["capsules_returned"] == 6  # 2 + 4 returned, 2 x 56 dispensed
+    assert first["compliance_pct"] == pytest.approx(100 * (112 - 6) / 112)
+    assert first["bmi"] == pytest.approx(62.5 / 1.58**2)
+    vas = pd.read_csv(results / "analysis/vas.csv").set_index(["subject_id", "param", "visit"])
+    # K2-001's baseline diary: 8.0, 7.5, 6.5, 6.0, 6.0 -> composite 6.8; week 6 fatigue was written "3,0"
+    assert vas.loc[("K2-001", "composite", "baseline"), "aval"] == pytest.approx((8.0 + 7.5 + 6.5 + 6.0 + 6.0) / 5)
+    assert vas.loc[("K2-001", "fatigue", "week6"), "aval"] == 3.0
+    week8 = vas.loc[("K2-001", "composite", "week8")]
+    assert week8["base"] == pytest.approx(6.8) and week8["chg"] == pytest.approx(week8["aval"] - 6.8)
+    assert week8["pchg"] == pytest.approx(100 * week8["chg"] / 6.8)
+    labs = pd.read_csv(results / "analysis/labs.csv")
+    hgb = labs[(labs["subject_id"] == "K2-001") & (labs["param"] == "HGB")]
+    assert hgb[["visit", "aval", "unit", "base"]].values.tolist()[0] == ["baseline", 10.4, "g/dL", 10.4]  # "g/dl"
+    audit = pd.read_csv(results / "clean/audit_log.csv", keep_default_na=False)
+    rows = set(zip(audit["file"], audit["raw_row"], audit["column"], audit["old"], audit["new"], strict=True))
+    assert ("subjects.csv", 3, "subject_id", "K2_002", "K2-002") in rows
+    assert ("subjects.csv", 4, "site", " SITE-A ", "SITE-A") in rows
+    assert ("symptom_diary.csv", 35, "vas_cm", "3,0", "3") in rows
+    report = json.loads((results / "validation/report.json").read_text())
+    assert report["status"] == "passed" and report["counts"]["error"] == 0
+    assert report["counts"]["records"] == {"adverse_events.csv": 1, "dosing.csv": 6, "labs.csv": 162, "subjects.csv": 3,
+                                           "symptom_diary.csv": 136}  # fmt: skip
     again = run_snakemake(workflow_dir, "-n", *ANALYSIS, "--config", f"raw_dir={raw.name}")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
