@@ -1,13 +1,14 @@
 # Two commands for a fresh machine (see README):
 #   make        create the pinned environment in .venv and run the full analysis (snakemake --cores 4)
 #   make test   create the environment if needed and run the whole test suite
+#   make check  the unit tests only (no end-to-end Snakemake runs), under a minute: the edit loop
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 4
 export PYTHONHASHSEED := 0
 
-.PHONY: all analysis env test lint format lock clean-results bench snapshot
+.PHONY: all analysis env test check lint format lock clean-results bench snapshot
 
 all: analysis
 
@@ -27,6 +28,14 @@ analysis: env
 
 test: env
 	$(BIN)/python -m pytest
+
+# Unit tests only (-m "not workflow": no test that runs Snakemake end to end), in two pytest processes over
+# alternate test files (largest first), their reports printed one after the other.
+check: env
+	@tmp=$$(mktemp -d); files=$$(ls -S tests/test_*.py); \
+	$(BIN)/python -m pytest -q -m "not workflow" $$(printf '%s\n' $$files | awk 'NR % 2 == 1') >$$tmp/1 2>&1 & one=$$!; \
+	$(BIN)/python -m pytest -q -m "not workflow" $$(printf '%s\n' $$files | awk 'NR % 2 == 0') >$$tmp/2 2>&1; two=$$?; \
+	wait $$one; one=$$?; cat $$tmp/1 $$tmp/2; rm -rf $$tmp; test $$one -eq 0 && test $$two -eq 0
 
 lint: env
 	$(BIN)/ruff check .
