@@ -39,7 +39,7 @@ from k2trial.analysis.safety.standards import SEXES
 from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, subject_numbers
 from k2trial.core.vocabulary import BASELINE, COMPOSITE, LabTest, Vocabulary
-from k2trial.report.formatting import criterion_label, format_number
+from k2trial.report.formatting import criterion_label, format_number, population_label
 
 #: Okabe & Ito (2008) colour-blind-safe palette, dark-to-light pairs first so that two groups also differ
 #: in lightness (greyscale).
@@ -192,6 +192,21 @@ def unit_text(text: str) -> str:
     return text.replace("10^9", "10$^9$").replace("10^3", "10$^3$")
 
 
+def _right_margin_label(ax, text: str, y: float, fontsize: float) -> None:
+    """A reference line's label just right of the axes, at the line's height."""
+    ax.annotate(
+        text,
+        xy=(1.0, y),
+        xycoords=("axes fraction", "data"),
+        xytext=(3, 0),
+        textcoords="offset points",
+        ha="left",
+        va="center",
+        fontsize=fontsize,
+        annotation_clip=False,
+    )
+
+
 def _week_axis(ax: Axes, weeks: Sequence[int], label: str = "Week of treatment", pad: float = 0.4) -> None:
     ax.set_xticks(list(weeks))
     ax.set_xlim(min(weeks) - pad, max(weeks) + pad)
@@ -207,11 +222,7 @@ class Labels:
     severe_threshold: float
 
     def population(self, population: str) -> str:
-        base = self.vocabulary.population_label(population)
-        if population in SEVERITY_GROUPS:
-            sign = "<" if population == SEVERITY_GROUPS[0] else "\u2265"
-            return f"{base} (baseline {sign} {format_number(self.severe_threshold, 1)})"
-        return base
+        return population_label(self.vocabulary, population, self.severe_threshold)
 
     def weeks_span(self) -> str:
         weeks = self.vocabulary.diary_weeks
@@ -429,17 +440,7 @@ def waterfall_figure(change: pd.DataFrame, labels: Labels, style: Style, note: s
         )
     for level, ls in ((-30, "--"), (-50, ":")):
         ax.axhline(level, color="black", lw=0.9, ls=ls)
-        ax.annotate(
-            f"{level}%",
-            xy=(1.0, level),
-            xycoords=("axes fraction", "data"),
-            xytext=(3, 0),
-            textcoords="offset points",
-            ha="left",
-            va="center",
-            fontsize=7.5,
-            annotation_clip=False,
-        )
+        _right_margin_label(ax, f"{level}%", level, 7.5)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xlim(-0.8, max(len(data), 1) - 0.2)
     ax.set_xticks([])
@@ -686,17 +687,7 @@ def b12_haematology_figure(
                 ax.scatter(points[:, 0], points[:, 1], s=9, marker=MARKERS[k], color=style.colour(k), zorder=3)
         for value, text in thresholds.get(code, ()):
             ax.axhline(value, color="black", lw=0.8, ls=":")
-            ax.annotate(
-                text,
-                xy=(1.0, value),
-                xycoords=("axes fraction", "data"),
-                xytext=(3, 0),
-                textcoords="offset points",
-                ha="left",
-                va="center",
-                fontsize=7,
-                annotation_clip=False,
-            )
+            _right_margin_label(ax, text, value, 7)
         ax.set_title(unit_text(tests[code].title), fontsize=9)
         _week_axis(ax, weeks, label="Week")
         ax.set_xlabel("Week")

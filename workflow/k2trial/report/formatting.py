@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from k2trial.analysis.groups import SEVERITY_GROUPS
 from k2trial.core.values import is_missing, rounded_decimal
+from k2trial.core.vocabulary import Vocabulary
 
 #: What a missing or not estimable number prints as.
 MISSING = "NA"
@@ -133,3 +135,12 @@ def label(mapping: Mapping[str, str], value: Any) -> str:
     if is_missing(value):
         return MISSING
     return mapping.get(str(value), str(value))
+
+
+def population_label(vocabulary: Vocabulary, population: Any, severe_threshold: float) -> str:
+    """Population label; the severity groups name the configured boundary (published ranges overlap at 8)."""
+    if population in SEVERITY_GROUPS:
+        sign = "<" if population == SEVERITY_GROUPS[0] else "\u2265"
+        base = vocabulary.population_label(population)
+        return f"{base} (baseline {sign} {format_number(severe_threshold, 1)})"
+    return label(vocabulary.population_labels, population)

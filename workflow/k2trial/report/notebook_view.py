@@ -32,7 +32,7 @@ from k2trial.core.io import read_yaml
 from k2trial.core.vocabulary import BASELINE, COMPOSITE, Vocabulary, load_vocabulary
 from k2trial.data.validation import PROBLEM_FIELDS
 from k2trial.report import formatting
-from k2trial.report.formatting import MISSING, Decimals, format_number, format_p_value
+from k2trial.report.formatting import MISSING, Decimals, format_p_value, population_label
 from k2trial.report.notebooks import FIGURE_PLACEHOLDER
 from k2trial.report.page import details_html, header_html, links_html, paragraph
 from k2trial.report.render import DisplayTable, table_from_catalog, to_html_fragment
@@ -240,12 +240,7 @@ class NotebookView:
 
     # ---------------------------------------------------------------------------------------------- labels
     def population_label(self, population: str) -> str:
-        """Population label; the severity groups name the configured boundary (published ranges overlap at 8)."""
-        base = self.vocabulary.population_label(population)
-        if population in SEVERITY_GROUPS:
-            sign = "<" if population == SEVERITY_GROUPS[0] else "\u2265"
-            return f"{base} (baseline {sign} {format_number(self.severe_threshold, 1)})"
-        return base
+        return population_label(self.vocabulary, population, self.severe_threshold)
 
     def param_name(self, param: str) -> str:
         """A param as narrative reads it ("tingling", "composite (mean of 5)")."""

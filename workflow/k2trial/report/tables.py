@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from k2trial.analysis.groups import SEVERITY_GROUPS
 from k2trial.analysis.safety.lab_summaries import SHIFT_CATEGORIES, WORST_COMPARISONS
 from k2trial.analysis.safety.lab_table import FLAGS
 from k2trial.analysis.safety.standards import GRADES
@@ -37,6 +36,7 @@ from k2trial.report.formatting import (
     format_percent,
     format_range,
     label,
+    population_label,
 )
 from k2trial.report.render import DisplayTable, empty_note_table, text_frame
 
@@ -76,12 +76,7 @@ class TableSettings:
         )
 
     def population_label(self, population: Any) -> str:
-        """Population label; the severity groups name the configured boundary (published ranges overlap at 8)."""
-        if population in SEVERITY_GROUPS:
-            sign = "<" if population == SEVERITY_GROUPS[0] else "\u2265"
-            base = self.vocabulary.population_label(population)
-            return f"{base} (baseline {sign} {format_number(self.severe_threshold, 1)})"
-        return label(self.vocabulary.population_labels, population)
+        return population_label(self.vocabulary, population, self.severe_threshold)
 
     def visit_label(self, visit: Any) -> str:
         return label(self.vocabulary.visit_labels, visit)

@@ -142,46 +142,27 @@ def annotate_labs(
 
     subject_all = _codes_for(labs["subject_id"], all_subjects)
     param_code = _codes_for(labs["param"], params)
-    problems = [
-        Problem(
-            label,
-            int(i) + 2,
-            "subject_id",
-            str(labs["subject_id"].iloc[i]),
-            "known_subject",
-            "error",
-            "subject not in subjects.csv",
-        )
-        for i in _first_rows_where(subject_all < 0)
-    ] + [
-        Problem(
-            label,
-            int(i) + 2,
-            "param",
-            str(labs["param"].iloc[i]),
-            "known_test",
-            "error",
-            "test code not in config/lab_units.yaml",
-        )
-        for i in _first_rows_where(param_code < 0)
-    ]
+
+    def errors(where: np.ndarray, column: str, rule: str, message) -> list[Problem]:
+        """One error per first offending row (a row number counts the header line)."""
+        return [
+            Problem(label, int(i) + 2, column, str(labs[column].iloc[i]), rule, "error", message(i))
+            for i in _first_rows_where(where)
+        ]
+
+    problems = errors(subject_all < 0, "subject_id", "known_subject", lambda i: "subject not in subjects.csv")
+    problems += errors(param_code < 0, "param", "known_test", lambda i: "test code not in config/lab_units.yaml")
     if not problems:
         standard_units = standards.units()[:n_lab_params]
         distinct_units = list(dict.fromkeys(standard_units))
         expected_unit = np.array([distinct_units.index(u) for u in standard_units])
         wrong_unit = _codes_for(labs["unit"], distinct_units) != expected_unit[param_code]
-        problems += [
-            Problem(
-                label,
-                int(i) + 2,
-                "unit",
-                str(labs["unit"].iloc[i]),
-                "standard_unit",
-                "error",
-                f"{labs['param'].iloc[i]} must be in its standard unit {standard_units[param_code[i]]}",
-            )
-            for i in _first_rows_where(wrong_unit)
-        ]
+        problems += errors(
+            wrong_unit,
+            "unit",
+            "standard_unit",
+            lambda i: f"{labs['param'].iloc[i]} must be in its standard unit {standard_units[param_code[i]]}",
+        )
     if problems:
         raise InputDataError(problems)
 
