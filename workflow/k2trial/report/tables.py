@@ -604,6 +604,25 @@ def lab_summary_table(lab_descriptives: pd.DataFrame, settings: TableSettings) -
 _WORST_LABELS = {"worst_low": "Worst low", "worst_high": "Worst high"}
 
 
+def _count_grid(
+    long: pd.DataFrame, column: str, levels: list[str], orders: dict, *, only_present: bool
+) -> tuple[pd.DataFrame, list[str]]:
+    """Counts `n` of a long table spread over the levels of `column`, one row per combination of the `orders` keys
+    (in their orders). The given levels come first (only_present: those that occur), then any other level that
+    somebody has; rows without a count are dropped. Returns the wide table and its count columns."""
+    wide = long.pivot_table(index=list(orders), columns=column, values="n", aggfunc="sum", fill_value=0, sort=False)
+    first = [c for c in levels if c in wide.columns] if only_present else list(levels)
+    counts = first + sorted(c for c in wide.columns if c not in levels and wide[c].sum() > 0)
+    wide = wide.reindex(columns=counts, fill_value=0).reset_index()
+    return sort_by(wide[wide[counts].sum(axis=1) > 0], orders), counts
+
+
+def _counts_and_total(wide: pd.DataFrame, columns: list[str], heading: str) -> dict[str, list[str]]:
+    """Count columns (headed heading.format(column)) and their row total, as display text."""
+    counts = {heading.format(c): [format_integer(v) for v in wide[c]] for c in columns}
+    return {**counts, "Total": [format_integer(v) for v in wide[columns].sum(axis=1)]}
+
+
 def lab_shift_table(lab_shifts: pd.DataFrame, settings: TableSettings) -> DisplayTable:
     """Shift tables: baseline flag (rows) by post-baseline flag (columns) per test and comparison (a visit, worst
     low, worst high); counts of subjects (safety/lab_shifts). Flags nobody has and baseline flags nobody had are
@@ -611,23 +630,16 @@ def lab_shift_table(lab_shifts: pd.DataFrame, settings: TableSettings) -> Displa
     name = "lab_shifts"
     if lab_shifts.empty:
         return analysis_table(lab_shifts, name, settings.titles[name], settings.decimals, empty_message="No shifts.")
-    keys = ["param", "comparison", "from"]
-    wide = lab_shifts.pivot_table(index=keys, columns="to", values="n", aggfunc="sum", fill_value=0, sort=False)
-    flags = [f for f in FLAGS if f in wide.columns] + sorted(c for c in wide.columns if c not in FLAGS)
-    flags = [f for f in flags if f in FLAGS or wide[f].sum() > 0]
-    wide = wide.reindex(columns=flags, fill_value=0).reset_index()
-    wide = wide[wide[flags].sum(axis=1) > 0]
     comparisons = (*settings.vocabulary.visit_codes, *WORST_COMPARISONS)
     orders = {"param": list(settings.vocabulary.tests), "comparison": comparisons, "from": SHIFT_CATEGORIES}
-    wide = sort_by(wide, orders)
+    wide, flags = _count_grid(lab_shifts, "to", FLAGS, orders, only_present=True)
     timepoints = {**settings.vocabulary.visit_labels, **_WORST_LABELS}
     frame = pd.DataFrame(
         {
             "Test (unit)": [settings.vocabulary.test_title(c) for c in wide["param"]],
             "Timepoint": [label(timepoints, t) for t in wide["comparison"]],
             "Baseline flag": wide["from"].astype(str),
-            **{f"{flag}": [format_integer(v) for v in wide[flag]] for flag in flags},
-            "Total": [format_integer(v) for v in wide[flags].sum(axis=1)],
+            **_counts_and_total(wide, flags, "{}"),
         }
     )
     notes = (
@@ -648,22 +660,14 @@ def ctcae_worst_table(ctcae_worst: pd.DataFrame, settings: TableSettings) -> Dis
     data = ctcae_worst.assign(
         baseline_grade=ctcae_worst["baseline_grade"].astype(str), worst_grade=ctcae_worst["worst_grade"].astype(str)
     )
-    wide = data.pivot_table(
-        index=["term", "baseline_grade"], columns="worst_grade", values="n", aggfunc="sum", fill_value=0, sort=False
-    )
     # Grades 0-4 always; other levels (such as "missing": no post-baseline value) only when someone has them.
-    grades = [str(g) for g in GRADES]
-    grades += sorted(c for c in wide.columns if c not in grades and wide[c].sum() > 0)
-    wide = wide.reindex(columns=grades, fill_value=0).reset_index()
-    wide = wide[wide[grades].sum(axis=1) > 0]
-    terms = list(pd.unique(data["term"]))
-    wide = sort_by(wide, {"term": terms, "baseline_grade": [*map(str, GRADES), "missing"]})
+    orders = {"term": list(pd.unique(data["term"])), "baseline_grade": [*map(str, GRADES), "missing"]}
+    wide, grades = _count_grid(data, "worst_grade", [str(g) for g in GRADES], orders, only_present=False)
     frame = pd.DataFrame(
         {
             "Term": wide["term"].astype(str),
             "Baseline grade": wide["baseline_grade"].astype(str),
-            **{f"Worst grade {g}": [format_integer(v) for v in wide[g]] for g in grades},
-            "Total": [format_integer(v) for v in wide[grades].sum(axis=1)],
+            **_counts_and_total(wide, grades, "Worst grade {}"),
         }
     )
     notes = (
