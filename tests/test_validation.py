@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from k2trial.core.errors import InputDataError
+from k2trial.core.io import data_version
 from k2trial.data import contract as ct
 from k2trial.data import raw_files, validation, validation_report
-from k2trial.runtime.provenance import data_version
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"

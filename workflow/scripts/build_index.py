@@ -7,10 +7,9 @@ from pathlib import Path
 import yaml
 
 import k2trial
-from k2trial.core.io import write_text
+from k2trial.core.io import sha256_file, write_text
 from k2trial.report import page, site
 from k2trial.report.notebooks import version_info
-from k2trial.runtime.provenance import sha256_file
 from k2trial.runtime.step import run_step
 
 #: Sections of the index and the registry lists they show.

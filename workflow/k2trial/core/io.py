@@ -9,6 +9,7 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -35,6 +36,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Numbers as displayed in tables ("-1.5", "-12.5%", "-4.51 (0.79)", "-6.20 (-6.84, -5.58)", "-8.2 to -5.1") start
 # with a sign but are no formula a spreadsheet can run (no operator between two operands, no name, no
 # reference), so they are written as they are. Anything else that starts like a formula ("-2+3", "-cmd") is escaped.
+_CHUNK = 1 << 20
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?"
 _NUMERIC_TEXT = re.compile(rf"^{_NUMBER}(?:\s*\({_NUMBER}(?:,\s*{_NUMBER})?\))?$|^{_NUMBER}\s+to\s+{_NUMBER}$|^-$")
 
@@ -434,3 +436,20 @@ def write_bytes(data: bytes, path: str | Path) -> None:
 
 def write_text(text: str, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# File hashes
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_version(raw_files: Iterable[str | Path]) -> str:
+    """Hash of the raw inputs: sha256 over the sorted (file name, content hash) pairs."""
+    pairs = sorted((Path(p).name, sha256_file(p)) for p in raw_files)
+    return hashlib.sha256("".join(f"{name}\0{h}\n" for name, h in pairs).encode()).hexdigest()

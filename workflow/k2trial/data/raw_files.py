@@ -14,9 +14,8 @@ import pandas as pd
 import yaml
 
 from k2trial.core.errors import ERROR, InputDataError, Problem
-from k2trial.core.io import read_raw_csv
+from k2trial.core.io import data_version, read_raw_csv, sha256_file
 from k2trial.data.contract import Contract
-from k2trial.runtime.provenance import data_version, sha256_file
 
 
 def input_keys(contract: Contract) -> dict[str, str]:

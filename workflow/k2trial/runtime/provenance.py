@@ -18,16 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from k2trial.core.io import sha256_file
 
 
 def sha256_json(obj: Any) -> str:
@@ -46,12 +37,6 @@ def file_entries(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
             if file.exists():
                 entries.append({"path": file.as_posix(), "sha256": sha256_file(file), "size": file.stat().st_size})
     return sorted(entries, key=lambda e: e["path"])
-
-
-def data_version(raw_files: Iterable[str | Path]) -> str:
-    """Hash of the raw inputs: sha256 over the sorted (file name, content hash) pairs."""
-    pairs = sorted((Path(p).name, sha256_file(p)) for p in raw_files)
-    return hashlib.sha256("".join(f"{name}\0{h}\n" for name, h in pairs).encode()).hexdigest()
 
 
 def read_lock(lock_path: str | Path) -> dict[str, str]:
