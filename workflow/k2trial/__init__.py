@@ -1,30 +1,28 @@
 """Analysis library of the vitamin K2-7 neuropathy pilot (Kulkarni et al., 2013).
 
 Pure functions grouped by domain; Snakemake rules (workflow/rules) wire files to them through thin
-scripts (workflow/scripts). Nothing in this package knows about Snakemake or about file locations,
-except `step`, which adapts a script's `snakemake` object, and `tabular`, which reads and writes tables.
+scripts (workflow/scripts). Nothing in this package knows about Snakemake or about file locations, except
+`runtime.step`, which adapts a script's `snakemake` object. docs/ARCHITECTURE.md has the data flow and the
+rules of each layer.
 
-Modules:
-    errors      typed, user-facing errors (file, row, column, value, rule broken)
-    tabular     reading raw CSV as text, deterministic and atomic CSV/JSON writing
-    step        the wrapper every workflow script runs its work through (logging, error messages)
-    contract    the raw-data contract (codebook) and lab standards as Python objects
-    simulation  the seeded generator of the simulated study dataset
-    validation  checks of the raw files against the contract, all problems at once
-    cleaning    deterministic fixes with an audit log and data queries
-    derivation  analysis datasets (subjects, vas, labs)
-    groups      severity groups and analysis populations
-    pairedstats the paired-comparison engine (Wilcoxon signed-rank, Hodges-Lehmann, paired t, effect sizes, Holm)
-    efficacy    efficacy tables for VAS: paired tests, Friedman, descriptives, responders, models
-    labsafety   laboratory flags, shifts, CTCAE grades, Hy's law, eDISH, eGFR, B12 status
-    adverse_events  adverse-event summary, by-term table and listing
-    safety      the safety analysis as a whole and its conclusion per parameter
-    claims      the published claims checked against the results
-    figures     the figures (matplotlib, deterministic)
-    tables      display tables: rounding half up, p-value format, HTML and LaTeX
-    notebooks   papermill execution, normalisation and offline HTML of the notebooks
-    site        results/index.html
-    provenance  hashes, per-job provenance records, manifest, RO-Crate, deterministic archive
+Subpackages:
+    core      errors (typed, user-facing), io (CSV/JSON/YAML reading and deterministic atomic writing, file
+              hashes), schema (every artifact's columns and dtypes; the one reader and writer), values
+              (rounding half away from zero, booleans, subject order, missing), vocabulary (symptoms, visits,
+              populations, lab tests and their labels, from codebook and config)
+    data      contract (the codebook as objects), raw_files (reading), validation (checks), validation_report
+              (report writers), cleaning (fixes, audit log, queries), derivation (analysis datasets),
+              simulation (the seeded generator), sdtm (SDTM in and out)
+    stats     paired (signed-rank, Hodges-Lehmann, paired t, Holm), random_intercept (REML fitter), summaries,
+              two_sample (between-arm tests), mmrm
+    analysis  groups, baseline (participant flow, Table 1), vas_cube, efficacy, sensitivity_models, claims,
+              safety/ (standards, lab_table, lab_summaries, kidney, toxicity_grades, hepatic, lab_tests,
+              adverse_events, conclusion, ctcae)
+    report    formatting (numbers as text), render (HTML, LaTeX, CSV of display tables), tables, figures, page
+              (HTML pieces), site (index), notebooks (papermill, normalisation, export), notebook_view (what
+              the notebooks call)
+    runtime   step (the wrapper of every workflow script), provenance (records, manifest, RO-Crate, archive)
+    adam      ADaM datasets from the analysis artifacts
 """
 
 __version__ = "0.1.0"

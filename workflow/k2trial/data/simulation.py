@@ -35,6 +35,7 @@ import yaml
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
+from k2trial.core.values import scaled_integers
 from k2trial.data.contract import load_contract
 
 #: Version of the generator's output: bump it whenever the same (n, seed, params) gives other files.
@@ -233,7 +234,7 @@ def _days(iso: str) -> int:
 
 
 def _tenths(value: float) -> int:
-    return int(np.floor(value * 10 + 0.5))
+    return int(scaled_integers(value, 1))
 
 
 def _check_params(params: Mapping[str, Any]) -> None:
@@ -494,7 +495,7 @@ def _format_scaled(scaled: int, decimals: int, trim: bool) -> str:
 
 
 def format_numbers(values: np.ndarray, decimals: np.ndarray | int, trim: bool) -> np.ndarray:
-    """Round half up to `decimals` (per element or one for all) and format as text, object array.
+    """Round half away from zero to `decimals` (per element or one for all) and format as text, object array.
 
     trim=True gives the shortest text ("1.05", "1", "0.7": a lab report's number in canonical form);
     trim=False keeps the decimals ("7.0"). NaN gives "". Formats each distinct value once.
@@ -502,7 +503,7 @@ def format_numbers(values: np.ndarray, decimals: np.ndarray | int, trim: bool) -
     values = np.asarray(values, dtype=float)
     dec = np.broadcast_to(np.asarray(decimals, dtype=np.int64), values.shape)
     missing = np.isnan(values)
-    scaled = np.floor(np.where(missing, 0.0, values) * 10.0**dec + 0.5).astype(np.int64)
+    scaled = scaled_integers(np.where(missing, 0.0, values), dec).astype(np.int64)
     key = scaled * 8 + dec  # decimals 0-7 fit in the low 3 bits
     inverse, uniques = pd.factorize(key.ravel())
     table = np.array([_format_scaled(int(k) >> 3, int(k) & 7, trim) for k in uniques] + [""], dtype=object)
