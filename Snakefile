@@ -50,6 +50,7 @@ PROVENANCE_RECORDS = [r.output.provenance for r in PIPELINE_RULES]
 
 
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/planning.smk"
 
 
 rule all:
