@@ -12,7 +12,7 @@ Subpackages:
               populations, lab tests and their labels, from codebook and config)
     data      contract (the codebook as objects), raw_files (reading), validation (checks), validation_report
               (report writers), cleaning (fixes, audit log, queries), derivation (analysis datasets),
-              simulation (the seeded generator), sdtm (SDTM in and out)
+              simulation (the seeded generator), raw_text (its text and mess), sdtm (SDTM in and out)
     stats     paired (signed-rank, Hodges-Lehmann, paired t, Holm), random_intercept (REML fitter), summaries,
               two_sample (between-arm tests), mmrm
     analysis  groups, baseline (participant flow, Table 1), vas_cube, efficacy, sensitivity_models, claims,

@@ -16,7 +16,8 @@ Everything is vectorised over subjects (no Python loop per subject or row); loop
 mess kinds, mess instances and distinct values only. The same (n_subjects, seed, params) gives byte-identical
 files: every random draw comes from a numpy Generator seeded by SHA-256 of (seed, "simulation", part).
 
-Writing a dataset: rule simulate_dataset (results/simulated/n<N>-seed<S>) or regenerate_shipped_data
+The raw tables' text and the mess: k2trial.data.raw_text. Writing a dataset: rule simulate_dataset
+(results/simulated/n<N>-seed<S>) or regenerate_shipped_data
 (workflow/rules/simulate.smk, workflow/scripts/simulate_dataset.py).
 """
 
@@ -37,6 +38,17 @@ from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
 from k2trial.core.values import scaled_integers
 from k2trial.data.contract import load_contract
+from k2trial.data.raw_text import (
+    EPOCH,
+    Workbench,
+    format_dates,
+    format_numbers,
+    inject_cell_mess,
+    inject_subject_ids,
+    map_distinct,
+    subject_ids,
+    text_or_missing,
+)
 
 #: Version of the generator's output: bump it whenever the same (n, seed, params) gives other files.
 GENERATOR_VERSION = "1.0"
@@ -104,35 +116,6 @@ MESS_KINDS: dict[str, str] = {
     "missing in the clean data (and a data query)",
 }
 MESS_COLUMNS = ["kind", "file", "raw_row", "column", "raw_value", "clean_value"]
-
-# Accepted spellings used for the mess (each is listed in the codebook or in lab_units.yaml unit_aliases).
-_SUBJECT_ID_FORMATS = (("K2_", True), ("k2-", False), ("K2 ", True), ("K2", True))  # (prefix, zero-padded)
-_BASELINE_VARIANTS = ("BL", "baseline", "Base line", "BASELINE")
-_WEEK_VARIANTS = ("Wk {k}", "week{k}", "W{k}", "Week 0{k}", "wk-{k}")
-_SYMPTOM_VARIANTS = {
-    "tingling": (" Tingling", "TINGLING", "pins and needles", "Paraesthesia"),
-    "numbness": ("NUMBNESS", "Numb", "Numbness"),
-    "weakness": ("Weakness", "muscle weakness", "WEAKNESS"),
-    "fatigue": ("tiredness", "Fatigue", "Tiredness"),
-    "cramps": ("cramp", "Cramps", "muscle cramps"),
-}
-_UNIT_VARIANTS = {
-    "g/dL": ("g/dl", "G/DL"),
-    "g/L": ("g/l",),
-    "fL": ("fl",),
-    "10^9/L": ("x10^9/L", "10^9/l", "x10e9/L"),
-    "U/L": ("U/l", "IU/L", "iu/l"),
-    "mg/dL": ("mg/dl", "MG/DL"),
-    "umol/L": ("umol/l", "µmol/L", "μmol/L"),
-    "mmol/L": ("mmol/l",),
-    "s": ("sec", "seconds"),
-    "ratio": ("Ratio",),
-    "pg/mL": ("pg/ml",),
-    "pmol/L": ("pmol/l",),
-}
-_YES_NO_VARIANTS = {"yes": ("Y", "y", "Yes"), "no": ("No", "N", "n")}
-_SEX_VARIANTS = {"F": ("female", "f"), "M": ("male", "m")}
-_EPOCH = np.datetime64("1970-01-01", "D")
 
 
 @dataclass
@@ -230,7 +213,7 @@ def _exact_true(rng: np.random.Generator, eligible: np.ndarray, fraction: float)
 
 
 def _days(iso: str) -> int:
-    return int((np.datetime64(iso, "D") - _EPOCH).astype(np.int64))
+    return int((np.datetime64(iso, "D") - EPOCH).astype(np.int64))
 
 
 def _tenths(value: float) -> int:
@@ -481,237 +464,6 @@ def simulate_lab_values(
     return values
 
 
-# --------------------------------------------------------------------------------------------------
-# Text formatting (over distinct values only)
-
-
-def _format_scaled(scaled: int, decimals: int, trim: bool) -> str:
-    text = str(abs(scaled)).rjust(decimals + 1, "0")
-    whole, frac = (text[:-decimals], text[-decimals:]) if decimals else (text, "")
-    if trim:
-        frac = frac.rstrip("0")
-    sign = "-" if scaled < 0 else ""
-    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
-
-
-def format_numbers(values: np.ndarray, decimals: np.ndarray | int, trim: bool) -> np.ndarray:
-    """Round half away from zero to `decimals` (per element or one for all) and format as text, object array.
-
-    trim=True gives the shortest text ("1.05", "1", "0.7": a lab report's number in canonical form);
-    trim=False keeps the decimals ("7.0"). NaN gives "". Formats each distinct value once.
-    """
-    values = np.asarray(values, dtype=float)
-    dec = np.broadcast_to(np.asarray(decimals, dtype=np.int64), values.shape)
-    missing = np.isnan(values)
-    scaled = scaled_integers(np.where(missing, 0.0, values), dec).astype(np.int64)
-    key = scaled * 8 + dec  # decimals 0-7 fit in the low 3 bits
-    inverse, uniques = pd.factorize(key.ravel())
-    table = np.array([_format_scaled(int(k) >> 3, int(k) & 7, trim) for k in uniques] + [""], dtype=object)
-    inverse = np.where(missing.ravel(), len(uniques), inverse)
-    return table[inverse].reshape(values.shape)
-
-
-def format_dates(days: np.ndarray, day_first: np.ndarray | bool) -> np.ndarray:
-    """Days since 1970-01-01 as ISO YYYY-MM-DD, or DD/MM/YYYY where day_first; object array."""
-    days = np.asarray(days, dtype=np.int64)
-    inverse, uniques = pd.factorize(days.ravel())
-    iso = np.datetime_as_string(np.asarray(uniques).astype("datetime64[D]"), unit="D").astype(object)
-    dmy = np.array([f"{s[8:10]}/{s[5:7]}/{s[0:4]}" for s in iso], dtype=object)
-    first = np.broadcast_to(np.asarray(day_first, dtype=bool), days.shape).ravel()
-    # one table: ISO dates first, then the same dates day-first
-    table = np.concatenate([iso, dmy])
-    return table[inverse + len(iso) * first].reshape(days.shape)
-
-
-def subject_ids(numbers: np.ndarray, pad: int) -> np.ndarray:
-    """Canonical subject IDs "K2-001" ... (zero-padded to at least `pad` digits), object array."""
-    padded = np.strings.zfill(np.asarray(numbers, dtype=np.int64).astype(np.str_), pad)
-    return np.strings.add("K2-", padded).astype(object)
-
-
-# --------------------------------------------------------------------------------------------------
-# Tables as text, with the mess
-
-
-class _Workbench:
-    """Raw text columns, their canonical text, and the record of every injected deviation."""
-
-    def __init__(self, rng: np.random.Generator, rates: Mapping[str, float]):
-        self.rng = rng
-        self.rates = rates
-        self.raw: dict[str, dict[str, np.ndarray]] = {}
-        self.canon: dict[str, dict[str, np.ndarray]] = {}
-        self.taken: dict[tuple[str, str], np.ndarray] = {}
-        self.records: list[tuple[str, str, str, np.ndarray]] = []
-
-    def add_table(self, file: str, columns: Mapping[str, np.ndarray]) -> None:
-        self.canon[file] = {c: np.asarray(v, dtype=object) for c, v in columns.items()}
-        # raw shares the canonical arrays until a column is first changed (copy on write: saves memory)
-        self.raw[file] = dict(self.canon[file])
-
-    def writable(self, file: str, column: str) -> np.ndarray:
-        if self.raw[file][column] is self.canon[file][column]:
-            self.raw[file][column] = self.canon[file][column].copy()
-        return self.raw[file][column]
-
-    def rows(self, file: str) -> int:
-        return len(next(iter(self.canon[file].values())))
-
-    def record(self, kind: str, file: str, column: str, idx: np.ndarray) -> None:
-        self.records.append((kind, file, column, np.asarray(idx, dtype=np.int64)))
-
-    def choose(self, kind: str, file: str, column: str, eligible: np.ndarray | None = None) -> np.ndarray:
-        """Distinct random cells for `kind` among the eligible cells no other kind has used: max(1,
-        round(rate x eligible)) of them (none when nothing is eligible), sorted."""
-        taken = self.taken.setdefault((file, column), np.zeros(self.rows(file), dtype=bool))
-        free = ~taken if eligible is None else (eligible & ~taken)
-        candidates = np.flatnonzero(free)
-        if not len(candidates):
-            return candidates
-        count = max(1, int(np.floor(self.rates[kind] * len(candidates) + 0.5)))
-        return np.sort(self.rng.choice(candidates, size=count, replace=False))
-
-    def put(self, kind: str, file: str, column: str, idx: np.ndarray, values: np.ndarray) -> None:
-        self.writable(file, column)[idx] = values
-        self.taken.setdefault((file, column), np.zeros(self.rows(file), dtype=bool))[idx] = True
-        self.record(kind, file, column, idx)
-
-    def pick(self, options: Sequence[Any], size: int) -> np.ndarray:
-        table = np.empty(len(options), dtype=object)
-        table[:] = list(options)
-        return table[self.rng.integers(0, len(options), size=size)]
-
-
-def _variant_lookup(wb: _Workbench, canonical: np.ndarray, variants: Mapping[str, Sequence[str]]) -> np.ndarray:
-    """For each canonical value, a random one of its variants (loop over the distinct values only)."""
-    out = np.empty(len(canonical), dtype=object)
-    choice = wb.rng.integers(0, 1 << 30, size=len(canonical))
-    for value in pd.unique(canonical):
-        options = variants.get(value) or [value]
-        mask = canonical == value
-        out[mask] = np.asarray(options, dtype=object)[choice[mask] % len(options)]
-    return out
-
-
-def _visit_variants(labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for label in labels:
-        if label == "Baseline":
-            out[label] = _BASELINE_VARIANTS
-        else:
-            week = int(label.split()[1])
-            out[label] = tuple(v.format(k=week) for v in _WEEK_VARIANTS)
-    return out
-
-
-def _inject_subject_ids(wb: _Workbench, numbers: dict[str, np.ndarray], layout: Layout) -> None:
-    for file in ("subjects.csv", "symptom_diary.csv", "labs.csv", "dosing.csv"):
-        idx = wb.choose("subject_id_spelling", file, "subject_id")
-        number = numbers[file][idx].astype(np.str_)
-        fmt = wb.rng.integers(0, len(_SUBJECT_ID_FORMATS), size=len(idx))
-        values = np.empty(len(idx), dtype=object)
-        for k, (prefix, padded) in enumerate(_SUBJECT_ID_FORMATS):
-            digits = np.strings.zfill(number, layout.id_pad) if padded else number
-            values[fmt == k] = np.strings.add(prefix, digits)[fmt == k].astype(object)
-        wb.put("subject_id_spelling", file, "subject_id", idx, values)
-
-
-def _inject_cell_mess(wb: _Workbench, sim: Mapping[str, Any], lab_site: np.ndarray, layout: Layout) -> None:
-    """Every random cell-level kind, in a fixed order; each cell gets at most one of them.
-    lab_site: the site of every labs.csv record."""
-    diary, labs = "symptom_diary.csv", "labs.csv"
-    # below the limit of quantification: part of the data, so the truth keeps "<limit" too
-    blq = sim["mess"]["below_quantification"]
-    eligible = (wb.canon[labs]["test_code"] == blq["test"]) & (lab_site == blq["site"])
-    idx = wb.choose("below_quantification", labs, "result", eligible)
-    limit = "<" + format_numbers(np.array([blq["limit"]]), 6, trim=True)[0]
-    wb.writable(labs, "result")
-    wb.canon[labs]["result"][idx] = limit
-    wb.put("below_quantification", labs, "result", idx, np.full(len(idx), limit, dtype=object))
-    # impossible VAS, away from the analysed visits (baseline, weeks 4 and 8) so populations are unchanged
-    week = wb.canon[diary]["_week"]
-    tenths = wb.canon[diary]["_tenths"]
-    eligible = (week != 0) & (week != 4) & (week != 8) & (tenths >= 11)
-    idx = wb.choose("impossible_vas", diary, "vas_cm", eligible)
-    in_mm = wb.rng.random(len(idx)) < 0.5
-    values = np.where(
-        in_mm, tenths[idx].astype(np.str_).astype(object), format_numbers((tenths[idx] + 100) / 10.0, 1, trim=False)
-    )
-    wb.writable(diary, "vas_cm")
-    wb.canon[diary]["vas_cm"][idx] = ""
-    wb.put("impossible_vas", diary, "vas_cm", idx, values)
-    # decimal commas
-    idx = wb.choose("decimal_comma", diary, "vas_cm")
-    wb.put(
-        "decimal_comma",
-        diary,
-        "vas_cm",
-        idx,
-        np.strings.replace(wb.raw[diary]["vas_cm"][idx].astype(np.str_), ".", ",").astype(object),
-    )
-    has_point = _map_distinct(wb.canon[labs]["result"], lambda s: "." in s and not s.startswith(("<", ">")))
-    idx = wb.choose("decimal_comma", labs, "result", has_point.astype(bool))
-    comma = np.strings.replace(wb.raw[labs]["result"][idx].astype(np.str_), ".", ",").astype(object)
-    wb.put("decimal_comma", labs, "result", idx, comma)
-    # labels
-    for file, labels in (
-        (diary, layout.diary_visits),
-        (labs, layout.clinic_visits),
-        ("dosing.csv", layout.dosing_visits),
-    ):
-        idx = wb.choose("visit_label_variant", file, "visit")
-        values = _variant_lookup(wb, wb.canon[file]["visit"][idx], _visit_variants(labels))
-        wb.put("visit_label_variant", file, "visit", idx, values)
-    idx = wb.choose("symptom_label_variant", diary, "symptom")
-    wb.put(
-        "symptom_label_variant",
-        diary,
-        "symptom",
-        idx,
-        _variant_lookup(wb, wb.canon[diary]["symptom"][idx], _SYMPTOM_VARIANTS),
-    )
-    has_variant = pd.Series(wb.canon[labs]["unit"]).isin(list(_UNIT_VARIANTS)).to_numpy()
-    idx = wb.choose("unit_spelling", labs, "unit", has_variant)
-    wb.put("unit_spelling", labs, "unit", idx, _variant_lookup(wb, wb.canon[labs]["unit"][idx], _UNIT_VARIANTS))
-    for test, alias in sim["mess"]["test_code_aliases"].items():
-        idx = wb.choose("test_code_alias", labs, "test_code", wb.canon[labs]["test_code"] == test)
-        wb.put("test_code_alias", labs, "test_code", idx, np.full(len(idx), alias, dtype=object))
-    for column in ("metformin", "prior_b12_therapy", "anticoagulant"):
-        idx = wb.choose("yes_no_variant", "subjects.csv", column)
-        values = _variant_lookup(wb, wb.canon["subjects.csv"][column][idx], _YES_NO_VARIANTS)
-        wb.put("yes_no_variant", "subjects.csv", column, idx, values)
-    idx = wb.choose("sex_variant", "subjects.csv", "sex")
-    wb.put(
-        "sex_variant",
-        "subjects.csv",
-        "sex",
-        idx,
-        _variant_lookup(wb, wb.canon["subjects.csv"]["sex"][idx], _SEX_VARIANTS),
-    )
-    # stray whitespace last, on cells still clean
-    for file, column in ((diary, "subject_id"), (diary, "visit"), (labs, "subject_id"), (labs, "unit")):
-        idx = wb.choose("stray_whitespace", file, column)
-        pad = wb.pick((" {}", "{} ", "  {} "), len(idx))
-        values = np.array([p.format(v) for p, v in zip(pad, wb.raw[file][column][idx], strict=True)], dtype=object)
-        wb.put("stray_whitespace", file, column, idx, values)
-
-
-def _map_distinct(values: np.ndarray, func: Any) -> np.ndarray:
-    """func applied to each distinct value of an object array, spread back (object array)."""
-    codes, uniques = pd.factorize(values)
-    table = np.array([func(u) for u in uniques], dtype=object)
-    return table[codes]
-
-
-def _text_or_missing(values: np.ndarray) -> pd.Series:
-    """str Series with "" as missing (NaN)."""
-    values = np.asarray(values, dtype=object)
-    empty = values == ""
-    if empty.any():
-        values = np.where(empty, np.nan, values)
-    return pd.Series(values, dtype="str")
-
-
 def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> SimulatedStudy:
     """Simulate the raw files of a study of `n_subjects` subjects (see the module docstring).
 
@@ -744,7 +496,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         "labs.csv": np.repeat(np.arange(n), len(layout.clinic_weeks) * n_tests),
         "dosing.csv": np.repeat(np.arange(n), len(layout.dosing_weeks)),
     }
-    wb = _Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
+    wb = Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
     wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout))
     wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days, layout))
     wb.canon["symptom_diary.csv"]["_week"] = np.tile(
@@ -772,8 +524,8 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     wb.record("si_unit", "labs.csv", "unit", si_rows)
 
     # random mess, then duplicated diary records (last, so each copy is exact)
-    _inject_subject_ids(wb, {file: cohort.number[rows] for file, rows in subject_of.items()}, layout)
-    _inject_cell_mess(wb, sim, site[subject_of["labs.csv"]], layout)
+    inject_subject_ids(wb, {file: cohort.number[rows] for file, rows in subject_of.items()}, layout)
+    inject_cell_mess(wb, sim, site[subject_of["labs.csv"]], layout)
     del subject_of
     impossible = wb.canon["symptom_diary.csv"]["vas_cm"] == ""
     dup_candidates = np.flatnonzero(~impossible)
@@ -917,7 +669,7 @@ def _dosing_columns(ids: np.ndarray, returned: np.ndarray, dispensed: int, layou
     }
 
 
-def _raw_rows(wb: _Workbench, duplicated: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
+def _raw_rows(wb: Workbench, duplicated: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     """Per file, the spreadsheet row (header = row 1) of every generated record; in the diary each
     duplicated record is written right after its original, shifting the records below it."""
     rows = {}
@@ -928,7 +680,7 @@ def _raw_rows(wb: _Workbench, duplicated: np.ndarray, layout: Layout) -> dict[st
     return rows
 
 
-def _assemble_raw(wb: _Workbench, duplicated: np.ndarray, layout: Layout) -> dict[str, pd.DataFrame]:
+def _assemble_raw(wb: Workbench, duplicated: np.ndarray, layout: Layout) -> dict[str, pd.DataFrame]:
     """Raw tables as str frames (diary with each duplicated record right after its original); releases
     the workbench's raw columns."""
     raw: dict[str, pd.DataFrame] = {}
@@ -950,7 +702,7 @@ def _assemble_raw(wb: _Workbench, duplicated: np.ndarray, layout: Layout) -> dic
 
 
 def _assemble_truth(
-    wb: _Workbench,
+    wb: Workbench,
     cohort: _Cohort,
     vas: np.ndarray,
     returned: np.ndarray,
@@ -968,7 +720,7 @@ def _assemble_truth(
         },
         "symptom_diary.csv": {"vas_cm": np.where(impossible, np.nan, vas.reshape(-1) / 10.0)},
         "labs.csv": {
-            column: _map_distinct(wb.canon["labs.csv"][column], lambda s: float(s) if s else np.nan).astype(float)
+            column: map_distinct(wb.canon["labs.csv"][column], lambda s: float(s) if s else np.nan).astype(float)
             for column in ("ref_low", "ref_high")
         },
         "dosing.csv": {
@@ -983,14 +735,14 @@ def _assemble_truth(
         frame: dict[str, Any] = {}
         for name in layout.columns[file]:
             text = columns.pop(name)
-            frame[name] = typed[name] if name in typed else _text_or_missing(text)
+            frame[name] = typed[name] if name in typed else text_or_missing(text)
             del text
         truth[file] = pd.DataFrame(frame, columns=layout.columns[file], copy=False)
     return truth
 
 
 def _assemble_mess(
-    wb: _Workbench, raw_rows: dict[str, np.ndarray], duplicated: np.ndarray, layout: Layout
+    wb: Workbench, raw_rows: dict[str, np.ndarray], duplicated: np.ndarray, layout: Layout
 ) -> pd.DataFrame:
     """The mess table from the workbench's records (before its columns are released)."""
     kinds = np.array(list(MESS_KINDS), dtype=object)
