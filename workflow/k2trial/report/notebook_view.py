@@ -180,6 +180,8 @@ class NotebookView:
     problem_counts = staticmethod(problem_counts)
     problem_listing = staticmethod(problem_listing)
     claims_table_html = staticmethod(claims_table_html)
+    lookup = staticmethod(lookup)  # one cell of an artifact by column and key values
+    join_names = staticmethod(join_names)  # "a, b and c"
 
     def __init__(self, spec: Mapping[str, Any]):
         self.parameters: dict[str, Any] = read_yaml(spec["parameters_file"])
