@@ -41,7 +41,8 @@ rule regenerate_shipped_data:
     conda:
         CONDA_ENV
     params:
-        raw_dir=RAW_DIR,
+        # a function, not the path itself: the codebook input may lie in raw_dir, which is written, not read
+        raw_dir=lambda wildcards: RAW_DIR,
         n_subjects=config["simulation"]["n_subjects"],
         seed=config["seed"],
         simulation=config["simulation"],
