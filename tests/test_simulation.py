@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_snakemake
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_raw_csv
@@ -494,6 +495,20 @@ def test_shipped_files_equal_a_fresh_generation(shipped):
     fresh = sim.dataset_file_bytes(shipped)
     for name in DATASET_FILES:
         assert (ROOT / "data/raw" / name).read_bytes() == fresh[name], f"data/raw/{name} differs: regenerate it"
+
+
+@pytest.mark.workflow
+def test_regenerate_shipped_data_rewrites_the_same_files(workflow_dir):
+    """The rule recognises the shipped dataset as its own (dataset.yaml names the generator) and rewrites it
+    byte for byte; real data (another generator) it refuses to overwrite."""
+    result = run_snakemake(workflow_dir, "regenerate_shipped_data")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in DATASET_FILES:
+        assert (workflow_dir / "data/raw" / name).read_bytes() == (ROOT / "data/raw" / name).read_bytes(), name
+    meta = workflow_dir / "data/raw/dataset.yaml"
+    meta.write_text(meta.read_text().replace(sim.GENERATOR_NAME, "a site's export"))
+    refused = run_snakemake(workflow_dir, "regenerate_shipped_data", "--forceall")
+    assert refused.returncode != 0 and "refusing to overwrite" in refused.stderr + refused.stdout
 
 
 #: What workflow/scripts/simulate_dataset.py does (rule simulate_dataset), run in a process of its own.

@@ -52,6 +52,9 @@ from k2trial.data.raw_text import (
 
 #: Version of the generator's output: bump it whenever the same (n, seed, params) gives other files.
 GENERATOR_VERSION = "1.0"
+#: How dataset.yaml names the generator (the module's name when the shipped data were made; kept so that the
+#: shipped files stay byte-identical and regenerate_shipped_data recognises them).
+GENERATOR_NAME = "k2trial.simulation"
 
 
 @dataclass(frozen=True)
@@ -812,7 +815,7 @@ def dataset_meta(n_subjects: int, seed: int) -> dict[str, Any]:
             "most, no adverse events, organ-function tests normal) and to the assumptions in STUDY.md and "
             "config `simulation`. The CRF-export mess in the files is deliberate (see README.md)."
         ),
-        "generator": f"k2trial.simulation {GENERATOR_VERSION}",  # module name when the shipped data were made
+        "generator": f"{GENERATOR_NAME} {GENERATOR_VERSION}",
         "seed": int(seed),
         "n_subjects": int(n_subjects),
     }
