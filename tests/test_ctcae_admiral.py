@@ -22,13 +22,12 @@ from k2trial.analysis.safety.ctcae import (
     CRITERIA_FILES,
     GRADE_COLUMNS,
     CtcaeCriteria,
-    compare,
     criteria_file,
     grade_records,
     load_ctcae_criteria,
-    round_significant,
 )
 from k2trial.core.errors import ConfigError
+from k2trial.core.values import compare, round_significant
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA_DIR = ROOT / "config" / "ctcae"

@@ -17,13 +17,13 @@ import pytest
 import rscript
 from rscript import RSession, r_num, r_str, requires_r
 
+from k2trial.core.values import round_significant
 from k2trial.stats.mmrm import (
     COMPOUND_SYMMETRY,
     INDEPENDENCE,
     MISSING_DATA,
     UNSTRUCTURED,
     mmrm,
-    round_significant,
     rounded_result,
 )
 
@@ -316,15 +316,17 @@ def test_deterministic_and_order_invariant() -> None:
 
 
 def test_rounding_for_writing() -> None:
-    assert round_significant(1.23456789) == 1.23457
-    assert round_significant(-0.000123456789) == -0.000123457
-    assert round_significant(123456789.0) == 123457000.0
-    assert round_significant(-0.0) == 0.0 and math.copysign(1.0, round_significant(-0.0)) == 1.0
-    assert math.isnan(round_significant(math.nan)) and round_significant(math.inf) == math.inf
+    # k2trial.core.values.round_significant, the one significant-digit rounding (half away from zero)
+    assert round_significant(1.23456789, 6) == 1.23457
+    assert round_significant(-0.000123456789, 6) == -0.000123457
+    assert round_significant(123456789.0, 6) == 123457000.0
+    assert round_significant(1.234565, 6) == 1.23457  # a decimal half: away from zero (f"{x:.5e}" gives 1.23456)
+    assert round_significant(-0.0, 6) == 0.0 and math.copysign(1.0, round_significant(-0.0, 6)) == 1.0
+    assert math.isnan(round_significant(math.nan, 6)) and round_significant(math.inf, 6) == math.inf
     assert round_significant(0.5, digits=1) == 0.5
     fit = rounded_result(FITS["balanced"])
-    assert fit.contrasts[0].estimate == round_significant(FITS["balanced"].contrasts[0].estimate)
-    assert fit.covariance_matrix[1][2] == round_significant(FITS["balanced"].covariance_matrix[1][2])
+    assert fit.contrasts[0].estimate == round_significant(FITS["balanced"].contrasts[0].estimate, 6)
+    assert fit.covariance_matrix[1][2] == round_significant(FITS["balanced"].covariance_matrix[1][2], 6)
     assert fit.confidence == 0.95 and fit.n_observations == 180 and fit.covariance == UNSTRUCTURED
     for c in fit.contrasts:
         for value in (c.estimate, c.se, c.ci_low, c.p_value, c.lsmean_treated):

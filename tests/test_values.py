@@ -1,5 +1,6 @@
-"""k2trial.core.values: the one rounding rule, the comparison at recording precision, booleans, subject order,
-percentages; checked on negatives, halves (0.285, 1.005, -2.5) and missing values by hand."""
+"""k2trial.core.values: the one rounding rule (decimals, significant digits, displayed text), the comparison at 15
+significant digits, booleans, subject order, percentages; checked on negatives, halves (0.285, 1.005, -2.5) and
+missing values by hand."""
 
 from __future__ import annotations
 
@@ -65,17 +66,62 @@ def test_both_rules_agree_on_the_same_numbers():
             ), (x, decimals)
 
 
-def test_compare_at_precision_at_boundaries():
-    # 120 U/L is exactly 3 x 40 U/L at 0 decimals although 3 * 40.0 may carry float noise
-    assert values.compare_at_precision([120.0], [3 * 40.0], ">", 0).tolist() == [False]
-    assert values.compare_at_precision([120.0], [3 * 40.0], ">=", 0).tolist() == [True]
-    assert values.compare_at_precision([1.05], [3 * 0.35], ">=", 2).tolist() == [True]
-    # the value is compared at its precision: 119.6 is 120 at 0 decimals; -2.5 is -3
-    assert values.compare_at_precision([119.6], [120.0], ">=", 0).tolist() == [True]
-    assert values.compare_at_precision([-2.5, -2.4], [-3.0, -3.0], "<=", 0).tolist() == [True, False]
-    assert values.compare_at_precision([np.nan, 1.0], [1.0, np.nan], "<", 0).tolist() == [False, False]
+def test_numbers_and_displayed_text_round_by_one_rule():
+    # 0.15 - 0.1 is 0.04999999999999999 in binary: at 15 significant digits it is the decimal half 0.05, so both the
+    # stored number and the displayed text are 0.1 (the display helper used to give "0.0", the numeric one 0.1)
+    difference = 0.15 - 0.1
+    assert difference < 0.05
+    assert values.round_half_away([difference], 1)[0] == 0.1
+    assert values.rounded_decimal(difference, 1) == Decimal("0.1")
+    # a value truly below the half stays below: 89.4999999999 is 89 (the 1e-9 nudge of the old rule made it 90)
+    assert values.round_half_away([89.4999999999], 0)[0] == 89.0
+    assert values.rounded_decimal(89.4999999999, 0) == Decimal("89")
+    # tens: decimals may be negative
+    assert values.round_half_away([125.0, -125.0, 124.9], -1).tolist() == [130.0, -130.0, 120.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "expected"),
+    [
+        (1.23456789, 6, 1.23457),
+        (1.234565, 6, 1.23457),  # a decimal half at the 7th digit: away from zero (f"{x:.5e}" gives 1.23456)
+        (-1.234565, 6, -1.23457),
+        (9.999995, 6, 10.0),  # the carry adds a digit
+        (5.09300552306e-20, 6, 5.09301e-20),  # the Wald p of issue 12, item 1
+        (1.0499999999999998, 15, 1.05),  # 3 x 0.35: binary representation error removed
+        (2.49, 15, 2.49),  # a recorded value keeps its digits
+        (123456789.0, 6, 123457000.0),
+        (0.0, 6, 0.0),
+    ],
+)
+def test_round_significant(value, digits, expected):
+    assert values.round_significant([value], digits)[0] == expected
+
+
+def test_round_significant_keeps_missing_and_infinite_and_drops_negative_zero():
+    out = values.round_significant([np.nan, np.inf, -np.inf, -0.0], 6)
+    assert np.isnan(out[0]) and out[1:3].tolist() == [np.inf, -np.inf]
+    assert np.copysign(1.0, out[3]) == 1.0
+    with pytest.raises(ValueError, match="digits"):
+        values.round_significant([1.0], 16)
+
+
+def test_recorded_decimals():
+    got = values.recorded_decimals([23.5, 1.05, 120.0, 3 * 0.35, np.nan, 0.0, 0.1 + 0.2, 1e-5, -0.25])
+    assert got.tolist() == [1, 2, 0, 2, 0, 0, 1, 5, 2]
+
+
+def test_compare_at_fifteen_significant_digits():
+    # 120 U/L is exactly 3 x 40 U/L and 1.05 mg/dL exactly 3 x 0.35 mg/dL although the products carry float noise
+    assert 3 * 0.35 < 1.05
+    assert values.compare([120.0, 1.05], [3 * 40.0, 3 * 0.35], ">").tolist() == [False, False]
+    assert values.compare([120.0, 1.05], [3 * 40.0, 3 * 0.35], ">=").tolist() == [True, True]
+    # a value is compared as recorded: 2.49 mmol/L is below 2.5, 119.6 U/L below 120
+    assert values.compare([2.49, 119.6], [2.5, 120.0], "<").tolist() == [True, True]
+    assert values.compare([np.nan, 1.0], [1.0, np.nan], "<").tolist() == [False, False]
+    assert values.compare(1.05, [3 * 0.35, 1.0], "<=").tolist() == [True, False]
     with pytest.raises(ValueError, match="operator"):
-        values.compare_at_precision([1.0], [1.0], "==", 0)
+        values.compare([1.0], [1.0], "==")
 
 
 def test_booleans():

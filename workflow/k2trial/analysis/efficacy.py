@@ -27,6 +27,7 @@ from k2trial.analysis.groups import EFFICACY_SET, SEVERITY_GROUPS
 from k2trial.analysis.vas_cube import VasCube, present_params
 from k2trial.core import schema
 from k2trial.core.errors import ConfigError
+from k2trial.core.values import scaled_integers
 from k2trial.core.vocabulary import BASELINE, COMPOSITE, Vocabulary
 from k2trial.stats.paired import holm, paired_comparison_table, rank_sum_test
 from k2trial.stats.summaries import SUMMARY_STATISTICS, clopper_pearson, friedman_test, summaries
@@ -275,15 +276,14 @@ def responder_counts(
     subjects are not evaluable for a percent criterion.
     """
     complete = ~(np.isnan(baseline) | np.isnan(post))
-    scale = 10.0**decimals
-    base = np.rint(baseline[complete] * scale)
-    reduction = base - np.rint(post[complete] * scale)
+    base = scaled_integers(baseline[complete], decimals)
+    reduction = base - scaled_integers(post[complete], decimals)
     if percent is not None:
         evaluable = base > 0
         responders = evaluable & (reduction * 100.0 >= percent * base)
     else:
         evaluable = np.ones(len(base), dtype=bool)
-        responders = reduction >= np.rint(points * scale)
+        responders = reduction >= scaled_integers(points, decimals)
     n = int(evaluable.sum())
     return int(responders.sum()), n, int(len(base) - n)
 

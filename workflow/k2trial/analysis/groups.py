@@ -29,7 +29,7 @@ import pandas as pd
 
 from k2trial.core import schema
 from k2trial.core.errors import ConfigError, InputDataError, Problem
-from k2trial.core.values import sort_by_subject, to_boolean
+from k2trial.core.values import round_half_away, sort_by_subject, to_boolean
 
 #: The population of every efficacy analysis: the efficacy set as a whole.
 EFFICACY_SET = "all"
@@ -83,7 +83,9 @@ def assign_groups(
     """
     out = sort_by_subject(subjects[list(SUBJECT_INPUT_COLUMNS)].copy())
     ids = out["subject_id"].astype(str)
-    composite = ids.map(baseline_composite).astype(float).round(composite_decimals)
+    composite = pd.Series(
+        round_half_away(ids.map(baseline_composite).astype(float), composite_decimals), index=ids.index
+    )
     low, high = float(published_range[0]), float(published_range[1])
     has_composite = composite.notna()
     severity = pd.Series(pd.NA, index=out.index, dtype="string")

@@ -1,11 +1,16 @@
-"""The numeric and value helpers every stage shares: one rounding rule, one comparison at recording precision,
-one reading of booleans, one subject order.
+"""The numeric and value helpers every stage shares: one rounding rule, one comparison, one reading of booleans, one
+subject order.
 
-Rounding: half away from zero at a number of decimals, as a person rounds (2.675 -> 2.68, 0.285 -> 0.29,
-1.005 -> 1.01, -2.5 -> -3, -0.25 -> -0.3). Python's round() and numpy round halves to even and work on the binary
-value (round(2.675, 2) == 2.67); `round_half_away` adds a nudge of 1e-9 in units of the last kept decimal (far below
-any recorded precision) so that decimal halves stored just below the half round away from zero; `rounded_decimal`
-does the same on the shortest decimal representation of one number (for displayed text). Missing stays missing.
+Rounding and comparing. A float is first taken at SIGNIFICANT_DIGITS = 15 significant digits: that removes the binary
+representation error of a decimal number (1.005 is stored as 1.00499999999999989..., 3 x 0.35 computes to
+1.0499999999999998) and keeps every digit a laboratory or a closed-form calculation records (2.49 stays 2.49; admiral
+compares at R's signif(x, 15) for the same reason). Then it is rounded half away from zero, as a person rounds:
+2.675 -> 2.68, 0.285 -> 0.29, 1.005 -> 1.01, -2.5 -> -3, -0.25 -> -0.3 (Python's round() and numpy round halves to
+even and work on the binary value: round(2.675, 2) == 2.67). The arithmetic is on whole numbers (the 15-digit
+mantissa), so no step adds float noise of its own. Every rounding of the library goes through `round_half_away`
+(decimals), `round_significant` (significant digits, e.g. the 6 of iterative fits) or `rounded_decimal` (the same
+result as a Decimal, for displayed text); `compare` compares two sides at 15 significant digits (3 x 40 U/L is 120
+U/L; 1.05 mg/dL is exactly 3 x 0.35 mg/dL). Missing stays missing.
 
 Booleans: `BOOLEAN_TEXT` is the one list of spellings read as true or false (the analysis tables write True/False;
 the raw contract's yes/no variants are normalised by k2trial.data.contract before any of this). Subject order: the
@@ -21,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Added to |x| x 10^decimals before flooring: decimal halves held just below the half in binary round away from
-#: zero. 1e-9 of the last kept decimal is far below any recorded precision and far above float noise.
-ROUNDING_NUDGE = 1e-9
-#: Digits kept beyond the recording precision when a threshold is compared (removes float noise only).
-GUARD_DIGITS = 4
+#: Significant digits a float is taken at before it is rounded or compared (see the module docstring).
+SIGNIFICANT_DIGITS = 15
+#: Powers of ten as exact integers (mantissas have at most 15 digits, so sums stay far below 2**63).
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+_OPERATORS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
 #: Text read as a boolean (case and surrounding whitespace ignored); anything else, and missing, is missing.
 BOOLEAN_TEXT = {
     "true": True,
@@ -46,44 +51,175 @@ NO_SUBJECT_NUMBER = -1
 # ----------------------------------------------------------------------------------------------------------------
 # Rounding and comparing at a precision
 # ----------------------------------------------------------------------------------------------------------------
-def round_half_away(values: Any, decimals: Any) -> np.ndarray:
-    """Round to `decimals` (one for all, or one per value), halves away from zero; NaN stays NaN.
-
-    round_half_away([0.285, 1.005, -2.5, 2.675], [2, 2, 0, 2]) == [0.29, 1.01, -3.0, 2.68].
-    """
+def _mantissas(values: Any, digits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ok, sign, m, p): |x| = m x 10^-p rounded half away from zero to `digits` significant digits (m an int64 below
+    10^digits) for the finite non-zero x (mask `ok`, same shape as the values); m and p are given for those only."""
     x = np.asarray(values, dtype=float)
-    scale = np.power(10.0, np.asarray(decimals, dtype=float))
-    return np.sign(x) * np.floor(np.abs(x) * scale + 0.5 + ROUNDING_NUDGE) / scale
+    ok = np.isfinite(x) & (x != 0)
+    ax = np.abs(x[ok])
+    with np.errstate(divide="ignore"):
+        p = (digits - 1 - np.floor(np.log10(ax))).astype(np.int64)
+
+    def scaled(ax: np.ndarray, p: np.ndarray) -> np.ndarray:
+        # as R's fprec: multiply by 10^p (exact up to 10^22), divide by 10^-p; two steps for the tiniest values
+        big = np.minimum(p, 300)
+        y = np.where(p >= 0, ax * 10.0 ** np.maximum(big, 0), ax / 10.0 ** np.maximum(-p, 0))
+        return np.where(p > 300, y * 10.0 ** np.maximum(p - 300, 0), y)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = np.floor(scaled(ax, p) + 0.5)
+        for _ in range(2):  # log10 can be one off next to a power of ten: keep exactly `digits` digits
+            high, low = m >= 10.0**digits, m < 10.0 ** (digits - 1)
+            if not (high.any() or low.any()):
+                break
+            p = p - high + low
+            m = np.floor(scaled(ax, p) + 0.5)
+    return ok, np.sign(x[ok]), m.astype(np.int64), p
+
+
+def _from_mantissa(m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The float nearest to m x 10^-p: one correctly rounded division or multiplication while 10^|p| is exact
+    (|p| <= 22), the decimal text parsed otherwise (5.09301e-20)."""
+    with np.errstate(over="ignore"):
+        out = np.where(p >= 0, m / 10.0 ** np.clip(p, 0, 22), m * 10.0 ** np.clip(-p, 0, 22))
+    far = np.abs(p) > 22
+    if far.any():
+        out[far] = [float(f"{mi}e{-pi}") for mi, pi in zip(m[far].tolist(), p[far].tolist(), strict=True)]
+    return out
+
+
+def round_significant(values: Any, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """Round to `digits` significant digits (1 to 15), halves away from zero; NaN and infinities unchanged, -0 -> 0.
+
+    round_significant([1.23456789, -0.000123456789, 123456789.0], 6) == [1.23457, -0.000123457, 123457000.0];
+    round_significant(1.0499999999999998) == 1.05 (15 digits: binary representation error removed, 2.49 stays 2.49).
+    """
+    if not 1 <= digits <= SIGNIFICANT_DIGITS:
+        raise ValueError(f"digits must be 1 to {SIGNIFICANT_DIGITS}, got {digits}")
+    x = np.asarray(values, dtype=float)
+    out = np.where(x == 0, 0.0, x)
+    ok, sign, m, p = _mantissas(x, SIGNIFICANT_DIGITS)
+    drop = SIGNIFICANT_DIGITS - digits
+    if drop:  # from the 15-digit mantissa, in whole numbers (1.234565 -> 1.23457 at 6 digits)
+        m = (m + 5 * _POW10[drop - 1]) // _POW10[drop]
+        p = p - drop
+        carry = m >= _POW10[digits]  # 9.999995 -> 10.0000
+        m, p = np.where(carry, m // 10, m), np.where(carry, p - 1, p)
+    out[ok] = sign * _from_mantissa(m, p)
+    return out
+
+
+#: Where a float product can sit this close (relative) to a rounding boundary, the exact mantissa arithmetic decides;
+#: elsewhere floor(|x| 10^d + 0.5) already gives its result (the 15-digit form moves a value by < 5e-15 relative).
+_NEAR_BOUNDARY = 1e-13
 
 
 def scaled_integers(values: Any, decimals: Any) -> np.ndarray:
-    """Values rounded half away from zero to `decimals`, as floats holding whole numbers of 10^-decimals."""
+    """Values rounded half away from zero to `decimals` (one for all, or one per value), as floats holding whole
+    numbers of 10^-decimals (2.675 at 2 decimals -> 268.0); NaN stays NaN."""
     x = np.asarray(values, dtype=float)
-    scale = np.power(10.0, np.asarray(decimals, dtype=float))
-    return np.sign(x) * np.floor(np.abs(x) * scale + 0.5 + ROUNDING_NUDGE)
+    dec = np.asarray(decimals, dtype=np.int64)
+    if dec.ndim and dec.shape != x.shape:
+        x, dec = (np.array(a) for a in np.broadcast_arrays(x, dec))
+    if x.ndim == 0:  # one number: the same arithmetic on an array of one
+        return scaled_integers(x.reshape(1), dec.reshape(1) if dec.ndim else dec)[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = np.abs(x)
+        y *= _powers_of_ten(dec)
+        out = y + 0.5
+        np.floor(out, out=out)
+        gap = out - y  # in (-0.5, 0.5]; a half when |gap| is 0.5
+        np.abs(gap, out=gap)
+        gap -= 0.5
+        np.abs(gap, out=gap)
+        near = (gap <= _NEAR_BOUNDARY * y) | (gap <= _NEAR_BOUNDARY)
+        near |= ~(y < 2.0**52)  # beyond exact float integers (and infinite y)
+        near &= np.isfinite(x)
+    if near.any():
+        out[near] = _scaled_exact(x[near], np.broadcast_to(dec, x.shape)[near])
+    return np.copysign(out, x) + 0.0  # NaN stays NaN; no -0.0
+
+
+#: 10.0 ** d for the decimals d = -_POW10_SPAN .. _POW10_SPAN (looked up, not computed per value).
+_POW10_SPAN = 30
+_POW10_FLOAT = 10.0 ** np.arange(-_POW10_SPAN, _POW10_SPAN + 1, dtype=float)
+
+
+def _powers_of_ten(decimals: np.ndarray) -> np.ndarray | float:
+    """10.0 ** decimals: a float for one precision, a lookup per value for many."""
+    if decimals.ndim == 0:
+        return 10.0 ** float(decimals)
+    inside = (decimals >= -_POW10_SPAN) & (decimals <= _POW10_SPAN)
+    if inside.all():
+        return _POW10_FLOAT[decimals + _POW10_SPAN]
+    return 10.0 ** decimals.astype(float)
+
+
+def _scaled_exact(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """|x| at 15 significant digits rounded half away from zero to d decimals, in units of 10^-d (whole-number
+    arithmetic on the mantissa)."""
+    out = np.zeros(x.shape)
+    ok, _, m, p = _mantissas(x, SIGNIFICANT_DIGITS)
+    drop = p - d[ok]  # digits of the mantissa below the precision
+    kept = np.zeros(len(m))
+    exact = drop <= 0  # already at (or above) the precision: the mantissa scaled up
+    kept[exact] = m[exact] * 10.0 ** (-drop[exact])
+    cut = ~exact & (drop <= SIGNIFICANT_DIGITS)  # beyond 15 dropped digits the value rounds to 0
+    k = drop[cut]
+    kept[cut] = (m[cut] + 5 * _POW10[k - 1]) // _POW10[k]
+    out[ok] = kept
+    return out
+
+
+def round_half_away(values: Any, decimals: Any) -> np.ndarray:
+    """Round to `decimals` (one for all, or one per value; negative: tens, hundreds), halves away from zero, on the
+    value at 15 significant digits; NaN stays NaN, -0 -> 0.
+
+    round_half_away([0.285, 1.005, -2.5, 2.675], [2, 2, 0, 2]) == [0.29, 1.01, -3.0, 2.68].
+    """
+    dec = np.asarray(decimals, dtype=np.int64)
+    return scaled_integers(values, dec) / _powers_of_ten(dec)
+
+
+def recorded_decimals(values: Any, max_decimals: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """Decimals each value carries at 15 significant digits (23.5 -> 1, 1.05 -> 2, 120.0 -> 0, 1.0499999999999998
+    -> 2), at most `max_decimals`; 0 for missing, zero and infinite values. int64."""
+    x = np.asarray(values, dtype=float)
+    out = np.zeros(x.shape, dtype=np.int64)
+    ok, _, m, p = _mantissas(x, SIGNIFICANT_DIGITS)
+    for _ in range(SIGNIFICANT_DIGITS):  # strip trailing zeros of the mantissa
+        zero = (m % 10 == 0) & (m > 0)
+        if not zero.any():
+            break
+        m = np.where(zero, m // 10, m)
+        p = np.where(zero, p - 1, p)
+    out[ok] = np.clip(p, 0, max_decimals)
+    return out
+
+
+def compare(values: Any, thresholds: Any, op: str) -> np.ndarray:
+    """`values <op> thresholds` with both sides at 15 significant digits; a NaN on either side gives False.
+
+    The value is taken as recorded (2.49 < 2.5) and a threshold computed from limits (3 x ULN, ULN x 1.1) loses only
+    its representation error: 120 U/L is not > 3 x 40 U/L, 1.05 mg/dL is not > 3 x 0.35 mg/dL. op: >, >=, <, <=.
+    """
+    if op not in _OPERATORS:
+        raise ValueError(f"unknown comparison operator {op!r}")
+    v, t = np.broadcast_arrays(np.asarray(values, dtype=float), np.asarray(thresholds, dtype=float))
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = _OPERATORS[op](v, t)
+        # only where the two sides are this close can the 15-digit forms compare otherwise
+        gap = np.abs(v - t)
+        near = (gap <= _NEAR_BOUNDARY * np.abs(v)) | (gap <= _NEAR_BOUNDARY * np.abs(t))
+    if near.any():
+        out = np.array(out, copy=True)
+        out[near] = _OPERATORS[op](round_significant(v[near]), round_significant(t[near]))
+    return out
 
 
 def compare_at_precision(values: Any, thresholds: Any, op: str, decimals: Any) -> np.ndarray:
-    """`values <op> thresholds` at the recording precision `decimals` (scalar or per value).
-
-    The value is rounded half away from zero to `decimals` (`round_half_away`), the threshold to
-    `decimals + GUARD_DIGITS` (it is a product such as 3 x ULN whose float representation may be off by 1 ulp).
-    Both are compared as scaled integers, so 120 U/L is exactly 3 x 40 U/L and 1.05 mg/dL exactly 3 x 0.35 mg/dL.
-    Any NaN gives False. op: one of >, >=, <, <=.
-    """
-    decimals = np.asarray(decimals, dtype=float)
-    v = scaled_integers(values, decimals) * 10.0**GUARD_DIGITS
-    t = np.rint(np.asarray(thresholds, dtype=float) * 10.0**decimals * 10.0**GUARD_DIGITS)
-    with np.errstate(invalid="ignore"):
-        if op == ">":
-            return v > t
-        if op == ">=":
-            return v >= t
-        if op == "<":
-            return v < t
-        if op == "<=":
-            return v <= t
-    raise ValueError(f"unknown comparison operator {op!r}")
+    """`values <op> thresholds` with the value rounded half away from zero to `decimals` (scalar or per value)."""
+    return compare(round_half_away(values, decimals), thresholds, op)
 
 
 def is_missing(value: Any) -> bool:
@@ -97,25 +233,24 @@ def is_missing(value: Any) -> bool:
 
 
 def rounded_decimal(value: Any, decimals: int) -> Decimal | None:
-    """One number rounded half away from zero on its shortest decimal representation; None when missing, not a
-    number or infinite. rounded_decimal(2.675, 2) == Decimal("2.68") although the binary 2.675 lies below the half;
-    a result that rounds to zero has no sign (never "-0.00")."""
+    """One number rounded as `round_half_away` rounds it, as a Decimal with exactly `decimals` places (for displayed
+    text); None when missing, not a number or infinite. rounded_decimal(2.675, 2) == Decimal("2.68") although the
+    binary 2.675 lies below the half; a result that rounds to zero has no sign (never "-0.00")."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, Decimal):
-        number = value
-    else:
-        try:
-            as_float = float(value)
-        except (TypeError, ValueError):
+        if not value.is_finite():
             return None
-        if not math.isfinite(as_float):
-            return None
-        number = Decimal(repr(as_float))
-    if not number.is_finite():
+        value = float(value)
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
         return None
-    rounded = number.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return abs(rounded) if rounded.is_zero() else rounded
+    if not math.isfinite(as_float):
+        return None
+    rounded = float(round_half_away(np.array([as_float]), decimals)[0])
+    number = Decimal(repr(rounded)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return abs(number) if number.is_zero() else number
 
 
 # ----------------------------------------------------------------------------------------------------------------

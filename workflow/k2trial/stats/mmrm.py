@@ -23,7 +23,7 @@ Estimation (written here with numpy/scipy; statsmodels has no unstructured GLS):
   a central-difference Hessian of the analytic gradient until the gradient is at rounding level. No
   randomness, the same result on every run, independent of the row order of the input. Iterative fits agree
   with R to about 1e-5 relative (R's default control) or 1e-6 (R's optimiser tightened), not to the last
-  digit: write results through `round_significant` / `rounded_result` (6 significant digits).
+  digit: write results through `rounded_result` (6 significant digits, k2trial.core.values.round_significant).
 * Subjects are grouped by their pattern of observed visits, so each evaluation costs one Cholesky factor per
   pattern plus einsum reductions over subjects (the same code would batch over simulated trials).
 
@@ -52,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
+
+from k2trial.core.values import round_significant
 
 NAN = math.nan
 
@@ -135,15 +137,6 @@ class MmrmResult:
 # ---------------------------------------------------------------------------------------- rounding
 
 
-def round_significant(value: float, digits: int = 6) -> float:
-    """value rounded to `digits` significant digits (decimal rounding; NaN and infinities unchanged, -0 -> 0)."""
-    v = float(value)
-    if not math.isfinite(v) or v == 0:
-        return 0.0 if v == 0 else v
-    out = float(f"{v:.{digits - 1}e}")
-    return 0.0 if out == 0 else out
-
-
 def rounded_result(result: MmrmResult, digits: int = 6) -> MmrmResult:
     """A copy of an MMRM result with every float rounded to `digits` significant digits (for writing).
 
@@ -154,7 +147,7 @@ def rounded_result(result: MmrmResult, digits: int = 6) -> MmrmResult:
 
     def rnd(obj):
         if isinstance(obj, float):
-            return round_significant(obj, digits)
+            return float(round_significant(obj, digits))
         if isinstance(obj, tuple):
             return tuple(rnd(o) for o in obj)
         if dataclasses.is_dataclass(obj):

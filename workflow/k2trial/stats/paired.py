@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from k2trial.core.schema import PAIRED_DETAIL, PAIRED_TEST
+from k2trial.core.values import round_half_away, scaled_integers
 
 #: Columns of `paired_comparison` and the extra ones of `paired_comparison_table` (t degrees of freedom, non-zero
 #: differences (the n of the signed-rank test), and the confidence level the CI attains: lower than requested only
@@ -279,7 +280,7 @@ def paired_differences(before, after, decimals: int | None) -> np.ndarray:
     if b.shape != a.shape:
         raise ValueError(f"before and after differ in length ({len(b)} vs {len(a)})")
     diff = (a - b)[~(np.isnan(a) | np.isnan(b))]
-    return diff if decimals is None else np.round(diff, decimals)
+    return diff if decimals is None else round_half_away(diff, decimals)
 
 
 def _scaled(differences: np.ndarray, decimals: int | None) -> tuple[np.ndarray, float]:
@@ -287,7 +288,7 @@ def _scaled(differences: np.ndarray, decimals: int | None) -> tuple[np.ndarray, 
     if decimals is None:
         return differences.astype(float), 1.0
     scale = 10.0**decimals
-    return np.rint(differences * scale), scale
+    return scaled_integers(differences, decimals), scale
 
 
 def _tie_term(values: np.ndarray) -> float:
@@ -428,7 +429,7 @@ def paired_t_test(differences, *, decimals: int | None = None, confidence: float
     diff = np.asarray(differences, dtype=float).reshape(-1)
     diff = diff[~np.isnan(diff)]
     if decimals is not None:
-        diff = np.round(diff, decimals)
+        diff = round_half_away(diff, decimals)
     n = len(diff)
     nan = math.nan
     mean = float(np.mean(diff)) if n else nan

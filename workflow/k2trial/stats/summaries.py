@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from k2trial.core.values import round_half_away
+
 #: The statistics of `summaries`, in artifact order.
 SUMMARY_STATISTICS = ("n", "mean", "sd", "median", "q1", "q3", "min", "max")
 
@@ -26,7 +28,7 @@ def friedman_test(values: np.ndarray, decimals: int | None) -> tuple[int, float,
     if n == 0 or k < 2:
         return n, math.nan, df, math.nan, math.nan
     if decimals is not None:
-        complete = np.round(complete, decimals)
+        complete = round_half_away(complete, decimals)
     ranks = stats.rankdata(complete, axis=1)
     ordered = np.sort(complete, axis=1)
     tie_term = np.zeros(n)

@@ -30,6 +30,7 @@ from fractions import Fraction
 import numpy as np
 from scipy import stats
 
+from k2trial.core.values import round_half_away
 from k2trial.stats.paired import _exact_two_sided_p, _lower_quantile, kth_pairwise_sum, rank_sum_null
 
 NAN = math.nan
@@ -410,7 +411,7 @@ def rank_sum_test(
     xs, ys = xa[~np.isnan(xa)], ya[~np.isnan(ya)]
     n_missing = int(len(xa) - len(xs) + len(ya) - len(ys))
     if decimals is not None:
-        xs, ys = np.round(xs, decimals), np.round(ys, decimals)
+        xs, ys = round_half_away(xs, decimals), round_half_away(ys, decimals)
     nx, ny = len(xs), len(ys)
     alpha = 1.0 - confidence
     if nx == 0 or ny == 0:

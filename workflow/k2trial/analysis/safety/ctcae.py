@@ -9,10 +9,10 @@ in tests/test_ctcae_admiral.py):
   by that term (reason `unit_not_graded`), never converted. LLN, ULN and baseline must be in the unit of the value.
 - Boundaries. CTCAE ranges are half-open ("> 3.0 - 5.0 x ULN"), so a value exactly on a limit belongs to the lower
   grade unless CTCAE includes it ("1.5 - 3.0 x baseline"). Both sides of every comparison (the value and the
-  threshold, e.g. 3 x ULN or ULN + 2 g/dL) are rounded to SIGNIFICANT_DIGITS = 15 significant digits before
-  comparing, as admiral does (R's signif, 15 digits). That removes the binary representation error of products such
-  as 3 x 0.35 = 1.0499999999999998 while keeping every digit the laboratory recorded: 2.49 mmol/L stays 2.49 and
-  is < 2.5. Values are never rounded to a recording precision.
+  threshold, e.g. 3 x ULN or ULN + 2 g/dL) are taken at 15 significant digits (k2trial.core.values.compare), as
+  admiral does (R's signif, 15 digits). That removes the binary representation error of products such as
+  3 x 0.35 = 1.0499999999999998 while keeping every digit the laboratory recorded: 2.49 mmol/L stays 2.49 and is
+  < 2.5. Values are never rounded to a recording precision.
 - The grade is the highest grade whose criterion holds. A criterion whose reference (ULN, LLN, baseline, percent
   change) is missing cannot hold; if no criterion holds and such a criterion (not marked `optional`) exists, grade
   0 cannot be asserted and the grade is missing, with the reason (`no_uln`, `no_lln`, ...). A positive grade found
@@ -44,9 +44,8 @@ import pandas as pd
 import yaml
 
 from k2trial.core.errors import ConfigError
+from k2trial.core.values import compare
 
-#: Significant digits kept on both sides of a comparison (admiral's default `signif_digits`).
-SIGNIFICANT_DIGITS = 15
 OPERATORS = (">", ">=", "<", "<=")
 REFERENCES = ("ULN", "LLN", "baseline", "absolute", "pct_change")
 #: References that are multiplied by `x` (and may get a per-unit `plus`).
@@ -396,36 +395,6 @@ def _check_overlaps(terms: Sequence[CtcaeTerm], label: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluator
 # ----------------------------------------------------------------------------------------------------------------
-def round_significant(values: Any, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
-    """Round to `digits` significant digits (NaN, inf and 0 unchanged).
-
-    With 15 digits the mantissa is an integer below 2**53, so it is exact; the operation only removes binary
-    representation error from the last digit (3 x 0.35 -> 1.05) and never changes a recorded value such as 2.49.
-    """
-    x = np.asarray(values, dtype=float)
-    out = np.array(x, dtype=float, copy=True)
-    ok = np.isfinite(x) & (x != 0)
-    if ok.any():
-        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(x[ok]))))
-        out[ok] = np.round(x[ok] * scale) / scale
-    return out
-
-
-def compare(values: Any, thresholds: Any, op: str) -> np.ndarray:
-    """`values <op> thresholds` after rounding both to SIGNIFICANT_DIGITS; a NaN on either side gives False."""
-    v, t = round_significant(values), round_significant(thresholds)
-    with np.errstate(invalid="ignore"):
-        if op == ">":
-            return v > t
-        if op == ">=":
-            return v >= t
-        if op == "<":
-            return v < t
-        if op == "<=":
-            return v <= t
-    raise ValueError(f"unknown operator {op!r}")
-
-
 def _is_scalar(values: Any) -> bool:
     return values is None or isinstance(values, str | bytes | int | float | bool) or np.ndim(values) == 0
 

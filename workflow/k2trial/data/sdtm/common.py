@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2trial.core.values import round_half_away
+
 NUMBER_FORMAT = "%.12g"
 
 # Domains whose records belong to no subject (trial design); they are read but not checked.
@@ -284,7 +286,7 @@ def duration_years(value: Any, decimals: int = 1) -> str:
     if years is not None and months is None and weeks is None and days is None:
         return years
     total = float(years or 0) + float(months or 0) / 12 + float(weeks or 0) * 7 / 365.25 + float(days or 0) / 365.25
-    return format_number(round(total, decimals))
+    return format_number(float(round_half_away(total, decimals)))
 
 
 def years_duration(value: str) -> str:

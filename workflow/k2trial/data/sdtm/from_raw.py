@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2trial.core.values import round_half_away
 from k2trial.data.sdtm.common import format_number, format_numbers, study_day, upper_map, years_duration
 from k2trial.data.sdtm.study import MEDICATIONS, is_presence, normalise_study
 
@@ -231,11 +232,7 @@ def _standard_lab(
         prefix = text.str[:1].where(text.str[:1].isin(["<", ">"]), "")
         value = _num(text.where(prefix == "", text.str[1:]))
         converted = value * factor
-        rounded = pd.Series(
-            [round(v, int(d)) if np.isfinite(v) else np.nan for v, d in zip(converted, decimals, strict=True)],
-            index=text.index,
-            dtype="float64",
-        )
+        rounded = pd.Series(round_half_away(converted, decimals), index=text.index, dtype="float64")
         as_text = prefix + format_numbers(rounded)
         return prefix, rounded, as_text.where(rounded.notna(), text)
 

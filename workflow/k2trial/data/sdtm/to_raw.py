@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2trial.core.values import round_half_away
 from k2trial.data.sdtm.common import (
     dtc_dates,
     duration_years,
@@ -70,7 +71,7 @@ def _number_in_unit(
     table = upper_map(factors)
     factor = units.str.strip().str.upper().map(table).astype("float64")
     converted = values * factor
-    rounded = converted.where(factor == 1.0, converted.round(decimals))
+    rounded = converted.where(factor == 1.0, round_half_away(converted, decimals))
     return format_numbers(rounded, fmt)
 
 
