@@ -176,6 +176,14 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     "efficacy/symptom_ranking": _columns(
         "population:text visit_from:text visit_to:text rank:int param:text estimate:float"
     ),
+    # Randomised designs (k2trial.analysis.between_arm): the columns first, then the detail of each row.
+    "efficacy/between_arm": _columns(
+        "population:text param:text visit:text test:text n_treated:int n_control:int estimate:float ci_low:float "
+        "ci_high:float p_value:float p_adjusted:float family:text estimate_type:text method:text "
+        "arm_treated:text arm_control:text ci_level:float se:float df:float statistic:float statistic_name:text "
+        "p_method:text lsmean_treated:float lsmean_control:float responders_treated:Int64 responders_control:Int64 "
+        "n_missing_treated:int n_missing_control:int n_not_evaluable:int covariance_used:text note:text"
+    ),
     # results/safety
     "safety/lab_flags": _columns(
         "subject_id:text param:text visit:text week:int aval:float unit:text censored:bool ref_low:float "
