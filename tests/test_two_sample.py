@@ -624,3 +624,18 @@ def test_responders_edge_cases() -> None:
     res = risk_difference(10, 10, 0, 20)
     assert res.ci_high == 1.0 and res.p_value == pytest.approx(1 / math.comb(30, 10), rel=1e-12)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_ancova_with_fewer_complete_cases_than_coefficients_is_not_estimable():
+    """One subject per arm with a stratum: 2 rows, 4 coefficients. The arm difference is aliased with the stratum
+    (each stratum holds one arm), so it is NaN with a reason; it used to raise on the incomplete null space."""
+    result = ancova(
+        np.array([-1.0, -2.0]),
+        np.array([5.0, 6.0]),
+        np.array(["A", "P"]),
+        treated="A",
+        control="P",
+        stratum=np.array(["s1", "s2"]),
+    )
+    assert math.isnan(result.estimate) and not result.estimable
+    assert "rank 2 of 4" in result.note and "not estimable" in result.note

@@ -201,11 +201,15 @@ def ancova(
     # functions (row space of X) and the unscaled covariance (X'X)^+ in one decomposition.
     norms = np.sqrt(np.sum(x * x, axis=0))
     norms[norms == 0] = 1.0
-    u, s, vt = np.linalg.svd(x / norms, full_matrices=False)
-    rank = int(np.sum(s > _RANK_TOL * s[0])) if len(s) else 0
+    # With fewer rows than columns the thin SVD lacks part of the null space: pad with zero rows (they change
+    # neither the fit nor the row space) so that vt spans all columns and the estimability check is complete.
+    padding = max(n_coef - x.shape[0], 0)
+    scaled = np.vstack([x / norms, np.zeros((padding, n_coef))])
+    u, s, vt = np.linalg.svd(scaled, full_matrices=False)
+    rank = int(np.sum(s > _RANK_TOL * s[0])) if len(s) and s[0] > 0 else 0
     ur, sr, vr = u[:, :rank], s[:rank], vt[:rank].T
     v_null = vt[rank:].T
-    beta = (vr @ ((ur.T @ y) / sr)) / norms
+    beta = (vr @ ((ur.T @ np.concatenate([y, np.zeros(padding)])) / sr)) / norms
     cov_unscaled = (vr / sr**2) @ vr.T / np.outer(norms, norms)
     resid = y - x @ beta
     df = float(n - rank)
