@@ -461,6 +461,10 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
             "lmm": f"random intercept, {'REML' if settings.model_reml else 'ML'}, Wald z; vectorised profile "
             "likelihood (model-based SEs as R/SAS) and, up to "
             f"{settings.model_statsmodels_max_subjects} subjects, statsmodels MixedLM",
+            "precision": "the mixed ANOVA is closed form and keeps its digits; the linear mixed models are iterative "
+            "fits, written to 6 significant digits, with a variance component below 1e-6 of the total variance "
+            "written as 0 (fit at the boundary, said in its caveat); the models take the VAS at its recording "
+            "precision",
         },
         "caveat": "single-arm, open-label: within-patient change is not a treatment effect "
         "(regression to the mean, placebo response)",

@@ -1,7 +1,14 @@
 """Sensitivity models of one VAS parameter (config efficacy.mixed_model): a mixed ANOVA (severity group x visit,
 pingouin) and a random-intercept linear mixed model (k2trial.stats.random_intercept and, up to a configured size,
 statsmodels MixedLM as an independent implementation), one row per term with its method and caveats
-(artifact efficacy/models)."""
+(artifact efficacy/models).
+
+Precision (CLINICAL.md): the mixed ANOVA is closed form (sums of squares) and keeps its digits. The linear mixed
+models are iterative fits (a root search, an optimiser): their last digits depend on convergence tolerances and on
+the floating-point kernel of the machine, so every number of their rows is written to ITERATIVE_DIGITS = 6
+significant digits, and a variance component below BOUNDARY_TOLERANCE of the total variance (what 6 significant
+digits of it can resolve) is written as 0 with a caveat that the fit is at the boundary of the parameter space.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +24,25 @@ from k2trial.analysis.efficacy import EfficacySettings
 from k2trial.analysis.groups import SEVERITY_GROUPS
 from k2trial.analysis.vas_cube import VasCube
 from k2trial.core import schema
+from k2trial.core.values import round_half_away, round_significant
 from k2trial.stats.random_intercept import fit_random_intercept
+
+#: Significant digits written for the results of iterative fits (the linear mixed models).
+ITERATIVE_DIGITS = 6
+#: A variance component below this fraction of the total variance (subject + residual) is written as 0: the fit is at
+#: the boundary (no variation between subjects beyond the residual). 1e-6 is the resolution of 6 significant digits.
+BOUNDARY_TOLERANCE = 1e-6
+#: Caveat of a variance component written as 0.
+BOUNDARY_CAVEAT = (
+    f"variance component; estimated below {BOUNDARY_TOLERANCE:g} of the total variance: written as 0, the fit is "
+    "at the boundary (no variation between subjects beyond the residual)"
+)
 
 
 def model_data(cube: VasCube, members: Mapping[str, np.ndarray], settings: EfficacySettings) -> pd.DataFrame:
     """Long table subject_id, severity_group, visit (ordered categorical), aval for the models' param and
-    visits, efficacy-set subjects with a severity group, observed values only."""
+    visits, efficacy-set subjects with a severity group, observed values only. aval is taken at the param's
+    recording precision (as every efficacy analysis takes it), so float noise in the inputs does not reach a fit."""
     frames = []
     for group in SEVERITY_GROUPS:
         mask = members[group]
@@ -34,7 +54,9 @@ def model_data(cube: VasCube, members: Mapping[str, np.ndarray], settings: Effic
                         "subject_id": ids,
                         "severity_group": group,
                         "visit": visit,
-                        "aval": cube.values(mask, settings.model_param, visit),
+                        "aval": round_half_away(
+                            cube.values(mask, settings.model_param, visit), settings.decimals(settings.model_param)
+                        ),
                     }
                 )
             )
@@ -121,23 +143,34 @@ def _lmm_design(data: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def _iterative(value: float) -> float:
+    """A result of an iterative fit as written: ITERATIVE_DIGITS significant digits."""
+    return float(round_significant(value, ITERATIVE_DIGITS))
+
+
 def _lmm_rows(model: str, method: str, caveat: str, terms, beta, se, variances, counts, confidence) -> list[dict]:
+    """Fixed-effect rows (Wald z, p, normal CI) and the two variance components of one linear mixed model, every
+    number at ITERATIVE_DIGITS significant digits (computed at full precision, then rounded)."""
     z = stats.norm.isf((1 - confidence) / 2)
     rows = []
     for term, estimate, error in zip(terms, beta, se, strict=True):
         statistic = estimate / error
         rows.append(
             _model_row(
-                model=model, term=term, estimate=float(estimate), se=float(error), statistic_name="z (Wald)",
-                statistic=float(statistic), p_value=float(2 * stats.norm.sf(abs(statistic))),
-                ci_low=float(estimate - z * error), ci_high=float(estimate + z * error), n_subjects=counts[0],
-                n_obs=counts[1], method=method, caveat=caveat,
+                model=model, term=term, estimate=_iterative(estimate), se=_iterative(error),
+                statistic_name="z (Wald)", statistic=_iterative(statistic),
+                p_value=_iterative(2 * stats.norm.sf(abs(statistic))), ci_low=_iterative(estimate - z * error),
+                ci_high=_iterative(estimate + z * error), n_subjects=counts[0], n_obs=counts[1], method=method,
+                caveat=caveat,
             )
         )  # fmt: skip
+    total = float(sum(variances))
     for term, value in zip(("var(subject intercept)", "var(residual)"), variances, strict=True):
+        at_boundary = float(value) < BOUNDARY_TOLERANCE * total
         rows.append(
-            _model_row(model=model, term=term, estimate=float(value), n_subjects=counts[0], n_obs=counts[1],
-                       method=method, caveat="variance component")
+            _model_row(model=model, term=term, estimate=0.0 if at_boundary else _iterative(value),
+                       n_subjects=counts[0], n_obs=counts[1], method=method,
+                       caveat=BOUNDARY_CAVEAT if at_boundary else "variance component")
         )  # fmt: skip
     return rows
 
