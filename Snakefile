@@ -59,3 +59,12 @@ rule all:
         [r.output for r in PIPELINE_RULES],
         rules.build_index.output,
         rules.manifest.output,
+
+
+# The run is over: let the process exit at once (workflow/rules/common.smk, stop_idle_scheduler_timers).
+onsuccess:
+    stop_idle_scheduler_timers()
+
+
+onerror:
+    stop_idle_scheduler_timers()
