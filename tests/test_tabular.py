@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from k2trial.core.io import (
     floats_as_text,
     json_bytes,
     read_raw_csv,
+    sweep_orphaned_temporaries,
     write_csv,
 )
 
@@ -102,6 +104,28 @@ def test_writes_are_atomic_and_readable(tmp_path):
     assert target.read_bytes() == b"a\n1.5\n"
     assert oct(target.stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in target.parent.iterdir()] == ["t.csv"]
+
+
+def test_a_write_removes_the_orphaned_temporaries_of_its_target_only(tmp_path):
+    # issue 12, item 2: a run killed mid-write left results/analysis/.subjects.csv.<random>.part behind. The next
+    # write of subjects.csv removes the temporaries of subjects.csv whose writer is gone, and nothing else: not a
+    # live writer's temporary (another job may be writing), not the temporary of another file in the folder.
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    orphan = folder / f".subjects.csv.{dead_pid}.0123abcd.part"
+    live = folder / f".subjects.csv.{os.getpid()}.89abcdef.part"  # a writer that still runs
+    other = folder / f".subjects.csv.gz.{dead_pid}.0123abcd.part"  # another target's temporary
+    unrelated = folder / ".subjects.csv.part"
+    for path in (orphan, live, other, unrelated):
+        path.write_bytes(b"")
+    write_csv(pd.DataFrame({"a": [1]}), folder / "subjects.csv")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["subjects.csv", live.name, other.name, unrelated.name])
+    assert sweep_orphaned_temporaries(folder / "subjects.csv") == []  # nothing left to sweep
 
 
 def test_json_is_canonical():

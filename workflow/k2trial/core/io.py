@@ -4,6 +4,14 @@ Raw CSV files are read with every cell as a string and no missing-value guessing
 test code and "" is the only missing value. Writers produce the same bytes for the same content
 (sorted keys, fixed float format, "\\n" line ends) and replace the target atomically, so a killed run
 never leaves a half-written file under the final name.
+
+Temporary files. A write goes to `.<name>.<pid>.<random>.part` beside the target (the same file system, so the
+final rename is atomic) and is renamed over the target when complete. A process killed mid-write (SIGKILL, a node
+lost) leaves that file behind; the next write of the same target removes every such orphan of it whose writing
+process no longer runs on this machine. Only the target's own temporaries are candidates, never those of another
+file, and a temporary of a live process is left alone: jobs that run in parallel in one folder (results/analysis/)
+write different targets, so no sweep can touch another running job's file. A killed job is rerun on resume
+(Snakemake's --rerun-incomplete) and writes its targets again, so no orphan outlives a completed run.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -211,10 +219,67 @@ def floats_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Suffix of the temporary files of `_atomic_write_bytes`.
+TEMPORARY_SUFFIX = ".part"
+
+
+def _temporary_pattern(name: str) -> re.Pattern[str]:
+    """The temporaries of one target file name: .<name>.<pid>.<8 hex digits>.part (nothing else matches)."""
+    return re.compile(rf"^\.{re.escape(name)}\.(\d+)\.[0-9a-f]{{8}}{re.escape(TEMPORARY_SUFFIX)}$")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a pid that cannot be signalled is counted alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def sweep_orphaned_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of `path` left by writers that no longer run (a run killed mid-write); returns them.
+
+    Only files named as `_atomic_write_bytes` names the temporaries of this very target are considered, and one
+    whose writing process is alive is kept, so a sweep never removes another running job's temporary file.
+    """
+    path = Path(path)
+    pattern = _temporary_pattern(path.name)
+    removed = []
+    try:
+        candidates = [entry for entry in os.scandir(path.parent) if entry.name.endswith(TEMPORARY_SUFFIX)]
+    except FileNotFoundError:
+        return removed
+    for entry in candidates:
+        match = pattern.match(entry.name)
+        if match and not _process_alive(int(match.group(1))):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except FileNotFoundError:  # another sweep of the same target got there first
+                pass
+    return removed
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """Open a new temporary file for `path` (exclusive create): (descriptor, its path)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name for {path}")
+
+
 def _atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write `data` (bytes, or chunks of bytes written one after the other) to `path` atomically."""
+    """Write `data` (bytes, or chunks of bytes written one after the other) to `path` atomically, after removing
+    the orphaned temporaries of `path` (see the module docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    sweep_orphaned_temporaries(path)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             if isinstance(data, (bytes, bytearray)):
@@ -222,7 +287,7 @@ def _atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
             else:
                 for chunk in data:
                     handle.write(chunk)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are ordinary readable files
+        os.chmod(tmp, 0o644)  # created 0600 (private while incomplete); artifacts are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from k2trial.core.errors import InputDataError, Problem
+from k2trial.core.io import write_bytes
 
 DATASET_JSON_VERSION = "1.1.0"
 SDTM_SUFFIXES = (".xpt", ".json", ".ndjson")
@@ -325,24 +326,10 @@ def dataset_json_bytes(frame: pd.DataFrame, *, ndjson: bool = False, **metadata:
     return text.encode("utf-8")
 
 
-def _write_atomically(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_dataset_json(frame: pd.DataFrame, path: str | Path, **metadata: Any) -> None:
     """Write a Dataset-JSON file; .ndjson suffix -> NDJSON. See `dataset_json_document` for the arguments."""
     path = Path(path)
-    _write_atomically(dataset_json_bytes(frame, ndjson=path.suffix.lower() == ".ndjson", **metadata), path)
+    write_bytes(dataset_json_bytes(frame, ndjson=path.suffix.lower() == ".ndjson", **metadata), path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,7 +429,7 @@ def xpt_bytes(
 
 def write_xpt(frame: pd.DataFrame, path: str | Path, **metadata: Any) -> None:
     """Write an XPT v5 file; identical input (frame, labels, name, created, modified) gives identical bytes."""
-    _write_atomically(xpt_bytes(frame, **metadata), Path(path))
+    write_bytes(xpt_bytes(frame, **metadata), Path(path))
 
 
 # --------------------------------------------------------------------------------------------------
