@@ -56,7 +56,8 @@ include: "workflow/rules/planning.smk"
 rule all:
     default_target: True
     input:
-        [r.output for r in PIPELINE_RULES],
+        # every output but the notebooks' pre-rendered pages, temp() files deleted once export_notebooks used them
+        [p for r in PIPELINE_RULES for p in r.output if p not in NOTEBOOK_PAGES],
         rules.build_index.output,
         rules.manifest.output,
 

@@ -1,13 +1,11 @@
 # Reviewer notebooks (k2trial.report.notebooks, k2trial.report.notebook_view): the papermill templates of the registry
 # (workflow/report/registry.yaml) in workflow/notebooks/, parameters in results/notebooks/<name>.parameters.yaml.
 # They display precomputed tables (results/tables/catalog.json), figures and analysis artifacts and never
-# recompute; inputs named view_<artifact> are read by the view beyond those the parameters file lists. Two steps so that executing overlaps with drawing the figures:
-# execute_notebooks runs them on two kernels side by side (figures are placeholders), export_notebooks embeds the
-# PNGs as data URIs and writes the normalised .ipynb and the offline .html. The header of each notebook states
-# the code version, so CODE_FILES are inputs.
-
-NOTEBOOK_FIGURES = [path for path in rules.make_figures.output if path.endswith(".png")]
-
+# recompute; inputs named view_<artifact> are read by the view beyond those the parameters file lists. Two steps so
+# that executing and rendering overlap with drawing the figures: execute_notebooks runs them on two kernels side by
+# side and renders their offline HTML (figures are placeholders), export_notebooks embeds the PNGs as data URIs in
+# both (a text substitution, light enough to follow the figures at once) and writes the normalised .ipynb and the
+# .html. The header of each notebook states the code version, so CODE_FILES are inputs.
 
 NOTEBOOK_FIGURES = [path for path in rules.make_figures.output if path.endswith(".png")]
 NOTEBOOK_TITLES = {entry["name"]: entry["title"] for entry in REGISTRY["notebooks"]}
@@ -54,6 +52,10 @@ rule execute_notebooks:
                     f"{name}_executed",
                     temp(f"{RESULTS}/notebooks/executed/{name}.ipynb"),
                 ),
+                (
+                    f"{name}_page",
+                    temp(f"{RESULTS}/notebooks/executed/{name}.html"),
+                ),
             )
         },
         provenance=f"{RESULTS}/provenance/execute_notebooks.json",
@@ -75,11 +77,19 @@ rule execute_notebooks:
         "../scripts/render_notebook.py"
 
 
+# The offline pages rendered before the figures exist: intermediates of export_notebooks, not results.
+NOTEBOOK_PAGES = [
+    rules.execute_notebooks.output[f"{name}_page"]
+    for name in registry_names("notebooks")
+]
+
+
 rule export_notebooks:
     input:
         **{
-            f"{name}_executed": rules.execute_notebooks.output[f"{name}_executed"]
+            f"{name}_{step}": rules.execute_notebooks.output[f"{name}_{step}"]
             for name in registry_names("notebooks")
+            for step in ("executed", "page")
         },
         figures=NOTEBOOK_FIGURES,
     output:

@@ -1,17 +1,18 @@
-"""Notebooks in two steps, so that executing them overlaps with drawing the figures.
+"""Notebooks in two steps, so that executing and rendering them overlaps with drawing the figures.
 
 rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill (two reused
-kernels side by side), normalise, and keep the executed notebooks (figures are placeholders at this point).
-papermill injects one parameter, `view` (k2trial.report.notebook_view): the parameters file, the vocabulary's
-sources and the further artifacts the view reads (inputs named view_<artifact>).
-rule export_notebooks: embed the PNG figures as data URIs, write the final .ipynb and the offline .html.
+kernels side by side), normalise, and keep the executed notebooks and their offline HTML pages (nbconvert), with
+figure placeholders at this point. papermill injects one parameter, `view` (k2trial.report.notebook_view): the
+parameters file, the vocabulary's sources and the further artifacts the view reads (inputs named view_<artifact>).
+rule export_notebooks: embed the PNG figures as data URIs in the executed notebooks and in their pages (a text
+substitution, no nbconvert: the page is the one rendering the embedded notebook gives) and write the final
+.ipynb and .html.
 """
 
 import json
 import os
 from pathlib import Path
 
-import nbformat
 import yaml
 
 import k2trial
@@ -77,15 +78,20 @@ def execute(smk):
     for name in names:
         normalised = notebooks.normalise_notebook(executed[name])
         write_bytes(notebooks.notebook_bytes(normalised), getattr(smk.output, f"{name}_executed"))
+        page = notebooks.notebook_html(normalised, smk.params.titles[name])
+        write_text(page, getattr(smk.output, f"{name}_page"))
 
 
 def export(smk):
+    import nbformat
+
     pngs = {posix(p): Path(p).read_bytes() for p in smk.input.figures}
     for name, title in smk.params.titles.items():
         executed = nbformat.read(getattr(smk.input, f"{name}_executed"), as_version=4)
         final = notebooks.embed_figures(executed, pngs)
         write_bytes(notebooks.notebook_bytes(final), getattr(smk.output, f"{name}_ipynb"))
-        write_text(notebooks.notebook_html(final, title), getattr(smk.output, f"{name}_html"))
+        page = Path(getattr(smk.input, f"{name}_page")).read_text(encoding="utf-8")
+        write_text(notebooks.embed_figures_in_page(page, pngs, title), getattr(smk.output, f"{name}_html"))
 
 
 run_step(snakemake, {"execute_notebooks": execute, "export_notebooks": export}[snakemake.rule])

@@ -223,6 +223,16 @@ FIGURE_PLACEHOLDER = "data-k2-figure"
 _PLACEHOLDER = re.compile(rf'<img {FIGURE_PLACEHOLDER}="([^"]*)"')
 
 
+def _figure_attributes(path: str, pngs: Mapping[str, bytes]) -> str:
+    """`src="data:image/png;base64,..." width="W"`: the attributes that replace a figure placeholder."""
+    if path not in pngs:
+        raise ConfigError(f"notebook shows figure {path!r}, which is not among the figures of the registry")
+    png = pngs[path]
+    width = png_display_width(png)
+    size = f' width="{width}"' if width else ""
+    return f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"{size}'
+
+
 def embed_figures(notebook: Any, pngs: Mapping[str, bytes]) -> Any:
     """A copy of the notebook whose figure placeholders carry their PNG as a data URI (with its display width).
 
@@ -231,13 +241,7 @@ def embed_figures(notebook: Any, pngs: Mapping[str, bytes]) -> Any:
     nb = copy.deepcopy(notebook)
 
     def replace(match: re.Match[str]) -> str:
-        path = html.unescape(match.group(1))
-        if path not in pngs:
-            raise ConfigError(f"notebook shows figure {path!r}, which is not among the figures of the registry")
-        png = pngs[path]
-        width = png_display_width(png)
-        size = f' width="{width}"' if width else ""
-        return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"{size}'
+        return f"<img {_figure_attributes(html.unescape(match.group(1)), pngs)}"
 
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
@@ -247,6 +251,31 @@ def embed_figures(notebook: Any, pngs: Mapping[str, bytes]) -> Any:
                 text = "".join(text) if isinstance(text, list) else text
                 data["text/html"] = _PLACEHOLDER.sub(replace, text)
     return nb
+
+
+#: A figure placeholder as nbconvert writes it into the page: its HTML goes through BeautifulSoup, which sorts
+#: attributes (alt, data-k2-figure), quotes a value holding a double quote with single quotes and closes void
+#: elements (k2trial.report.notebook_view.figure_placeholder_html makes the tag).
+_PAGE_PLACEHOLDER = re.compile(rf"""<img alt=("[^"]*"|'[^']*') {FIGURE_PLACEHOLDER}="([^"]*)"/>""")
+
+
+def embed_figures_in_page(page: str, pngs: Mapping[str, bytes], title: str = "page") -> str:
+    """The offline HTML of a notebook (`notebook_html`) rendered with figure placeholders, with the PNGs embedded:
+    the same bytes as `notebook_html(embed_figures(notebook, pngs), title)`, without running nbconvert again.
+
+    nbconvert passes a figure's <img> through BeautifulSoup, which writes attributes in sorted order; `alt`, then
+    `src` and `width` in place of the placeholder keep that order, so the page is what rendering the embedded
+    notebook gives. A placeholder in any other form raises ConfigError rather than give different bytes.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        return f"<img alt={match.group(1)} {_figure_attributes(html.unescape(match.group(2)), pngs)}/>"
+
+    embedded = _PAGE_PLACEHOLDER.sub(replace, page)
+    if FIGURE_PLACEHOLDER in embedded:
+        raise ConfigError(f"{title}: a figure placeholder not in the form <img alt=... {FIGURE_PLACEHOLDER}=.../>")
+    assert_offline(embedded, title)
+    return embedded
 
 
 def figure_placeholders(notebook: Any) -> list[str]:
