@@ -27,7 +27,8 @@ from k2trial.core.errors import InputDataError
 from k2trial.core.io import csv_bytes
 from k2trial.core.values import round_significant
 from k2trial.stats import random_intercept, summaries
-from k2trial.stats.paired import holm, rank_sum_test
+from k2trial.stats.paired import holm
+from k2trial.stats.two_sample import rank_sum_test
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "efficacy"

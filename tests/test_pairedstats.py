@@ -25,10 +25,13 @@ from k2trial.stats.paired import (
     paired_comparison,
     paired_comparison_table,
     rank_sum_null,
-    rank_sum_test,
     signed_rank_null,
     signed_rank_test,
 )
+from k2trial.stats.two_sample import METHOD_EXACT, METHOD_NORMAL_CC, rank_sum_test
+
+#: two_sample's method names in the words of the references below.
+METHODS = {METHOD_EXACT: "exact", METHOD_NORMAL_CC: "normal_cc"}
 
 # ------------------------------------------------------------------------------ brute-force references
 
@@ -72,7 +75,7 @@ def quantile_lower(probs: np.ndarray, p: float) -> int:
     return int(next(q for q, c in enumerate(cdf) if c >= p - 1e-12))
 
 
-def r_signed_rank_reference(d: np.ndarray, confidence: float = 0.95, exact_max_n: int = 50, correct: bool = True):
+def r_signed_rank_reference(d: np.ndarray, confidence: float = 0.95, exact_below: int = 50, correct: bool = True):
     """R wilcox.test(d, conf.int = TRUE) before R 4.6, written out naively."""
     x = d[d != 0]
     n = len(x)
@@ -82,7 +85,7 @@ def r_signed_rank_reference(d: np.ndarray, confidence: float = 0.95, exact_max_n
     walsh = np.sort([(x[i] + x[j]) / 2 for i in range(n) for j in range(i, n)])
     total = len(walsh)
     alpha = 1 - confidence
-    if n <= exact_max_n and not ties and len(x) == len(d):
+    if n < exact_below and not ties and len(x) == len(d):
         probs = enumerate_signed_rank_null(n) if n <= 12 else brute_signed_rank_null(n)
         lower_tail, upper_tail = probs[: int(v) + 1].sum(), probs[int(v) :].sum()
         p = min(1.0, 2 * min(lower_tail, upper_tail))
@@ -131,14 +134,14 @@ def r_signed_rank_reference(d: np.ndarray, confidence: float = 0.95, exact_max_n
     )
 
 
-def r_rank_sum_reference(x: np.ndarray, y: np.ndarray, confidence: float = 0.95, exact_max_n: int = 50):
+def r_rank_sum_reference(x: np.ndarray, y: np.ndarray, confidence: float = 0.95, exact_below: int = 50):
     """R wilcox.test(x, y, conf.int = TRUE) before R 4.6, written out naively."""
     nx, ny = len(x), len(y)
     ranks = brute_ranks(np.concatenate([x, y]))
     u = ranks[:nx].sum() - nx * (nx + 1) / 2
     diffs = np.sort((x[:, None] - y[None, :]).ravel())
     alpha = 1 - confidence
-    if len(np.unique(np.concatenate([x, y]))) == nx + ny and nx <= exact_max_n and ny <= exact_max_n:
+    if len(np.unique(np.concatenate([x, y]))) == nx + ny and nx < exact_below and ny < exact_below:
         probs = brute_rank_sum_null(nx, ny)
         p = min(1.0, 2 * min(probs[: int(u) + 1].sum(), probs[int(u) :].sum()))
         qu = max(quantile_lower(probs, alpha / 2), 1)
@@ -219,8 +222,28 @@ def test_r_sleep_data_paired_t_and_wilcoxon():
     w = row(table, "wilcoxon")
     assert (w["statistic"], w["p_method"], w["n"]) == (0, "normal_cc", 10)
     assert w["p_value"] == pytest.approx(0.009091, abs=5e-7)
-    # all non-zero differences negative: r = -1 and its tanh/atanh interval collapses to -1
-    assert (w["effect_size"], w["es_ci_low"], w["es_ci_high"]) == (-1.0, -1.0, -1.0)
+    # every non-zero difference negative (all nine subjects with a change slept longer on drug 2): r = -1, and
+    # tanh(atanh(-1) +/- z SE) would be the zero-width interval (-1, -1); it is not estimable, with the reason
+    assert w["effect_size"] == -1.0
+    assert math.isnan(w["es_ci_low"]) and math.isnan(w["es_ci_high"])
+    assert w["es_ci_note"] == (
+        "not estimable: all 9 non-zero changes have the same sign (every value fell), so r = -1 and the Fisher-z "
+        "interval tanh(atanh(r) +/- z SE) has no width"
+    )
+    assert t["es_ci_note"] == ""
+
+
+def test_rank_biserial_interval_stays_inside_minus_one_one_when_estimable():
+    # one change against the others: d = -1 .. -9 and +0.5 (rank 1): T+ = 1, T- = 54, r = (1 - 54) / 55
+    d = np.array([-1.0, -2, -3, -4, -5, -6, -7, -8, -9, 0.5])
+    w = signed_rank_test(d, decimals=1)
+    assert w.rank_biserial == pytest.approx(-53 / 55, abs=1e-15) and w.rb_note == ""
+    se = math.sqrt((2 * 1000 + 3 * 100 + 10) / 6) / 55
+    z = stats.norm.isf(0.025)
+    assert (w.rb_ci_low, w.rb_ci_high) == pytest.approx(
+        (math.tanh(math.atanh(-53 / 55) - z * se), math.tanh(math.atanh(-53 / 55) + z * se)), abs=1e-14
+    )
+    assert -1 < w.rb_ci_low < w.rank_biserial < w.rb_ci_high < 1
 
 
 def test_r_documented_two_sample_example():
@@ -229,7 +252,7 @@ def test_r_documented_two_sample_example():
     y = np.array([1.15, 0.88, 0.90, 0.74, 1.21])
     result = rank_sum_test(x, y, decimals=2)
     assert result.statistic == 35
-    assert result.p_method == "exact"
+    assert result.method == METHOD_EXACT
     assert result.p_value / 2 == pytest.approx(0.1272, abs=5e-5)
     method, u, p, estimate, ci = r_rank_sum_reference(x, y)
     assert (method, u) == ("exact", 35)
@@ -317,11 +340,14 @@ def test_no_pairs_and_missing_visits():
     assert list(empty.columns) == PAIRED_TEST_COLUMNS
     assert list(empty["n"]) == [0, 0]
     assert (
-        empty.drop(columns=["n", "test", "statistic_name", "p_method", "estimate_type", "effect_size_type"])
+        empty.drop(
+            columns=["n", "test", "statistic_name", "p_method", "estimate_type", "effect_size_type", "es_ci_note"]
+        )
         .isna()
         .all()
         .all()
     )
+    assert empty["es_ci_note"].tolist() == ["not estimable: no complete pairs", "not estimable: fewer than 2 pairs"]
     # pairs with a missing value are dropped; the rest is the same test
     full = paired_comparison([1.0, np.nan, 3.0, 2.0, 5.0], [0.0, 2.0, np.nan, 1.5, 3.0], decimals=1)
     kept = paired_comparison([1.0, 2.0, 5.0], [0.0, 1.5, 3.0], decimals=1)
@@ -354,7 +380,7 @@ def test_exact_null_distributions_match_enumeration():
 def test_signed_rank_matches_r_reference_on_random_data(kind):
     rng = np.random.default_rng({"continuous": 1, "grid": 2, "coarse_grid": 3}[kind])
     for _ in range(25):
-        n = int(rng.integers(1, 80))  # beyond exact_max_n = 50 the continuous case is normal_cc without ties
+        n = int(rng.integers(1, 80))  # from 50 on (R: exact when n < 50) the continuous case is normal_cc
         if kind == "continuous":
             d, decimals = rng.normal(0.3, 1.0, n), None
         elif kind == "grid":
@@ -383,7 +409,7 @@ def test_rank_sum_matches_r_reference_on_random_data():
             x, y, decimals = rng.integers(0, 6, nx).astype(float), rng.integers(1, 7, ny).astype(float), 0
         got = rank_sum_test(x, y, decimals=decimals)
         method, u, p, estimate, ci = r_rank_sum_reference(x, y)
-        assert (got.p_method, got.statistic) == (method, u)
+        assert (METHODS[got.method], got.statistic) == (method, u)
         assert got.p_value == pytest.approx(p, abs=1e-9)
         assert got.estimate == pytest.approx(estimate, abs=1e-9)
         assert (got.ci_low, got.ci_high) == pytest.approx(ci, abs=1e-9)
@@ -395,7 +421,7 @@ def test_p_values_match_scipy_wilcoxon():
         n = int(rng.integers(5, 60))
         d = rng.normal(0.2, 1, n)
         got = signed_rank_test(d, decimals=None)
-        method = "exact" if n <= 50 else "asymptotic"
+        method = "exact" if n < 50 else "asymptotic"
         expected = stats.wilcoxon(d, method=method, correction=True)
         assert got.p_value == pytest.approx(expected.pvalue, abs=1e-12)
         d_tied = np.round(d, 0)
@@ -407,11 +433,14 @@ def test_p_values_match_scipy_wilcoxon():
         assert got.p_value == pytest.approx(expected.pvalue, abs=1e-12)
 
 
-def test_exact_max_n_boundary():
+def test_exact_only_below_fifty_as_r():
+    # R 4.2.2 wilcox.test: exact <- (n < 50); for n = 50 distinct non-zero differences the normal approximation
     d = np.arange(1, 52, dtype=float) * np.where(np.arange(51) % 3 == 0, -1, 1)
-    assert signed_rank_test(d[:50], decimals=0).p_method == "exact"
-    assert signed_rank_test(d[:51], decimals=0).p_method == "normal_cc"
-    assert signed_rank_test(d[:50], decimals=0, exact_max_n=49).p_method == "normal_cc"
+    assert signed_rank_test(d[:49], decimals=0).p_method == "exact"
+    assert signed_rank_test(d[:50], decimals=0).p_method == "normal_cc"
+    # the option is kept: exact_below = 51 makes n = 50 exact
+    assert signed_rank_test(d[:50], decimals=0, exact_below=51).p_method == "exact"
+    assert row(paired_comparison(np.zeros(50), d[:50], decimals=0), "wilcoxon")["p_method"] == "normal_cc"
 
 
 @pytest.mark.parametrize("seed", range(6))

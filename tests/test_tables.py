@@ -283,8 +283,9 @@ def paired_fixture() -> pd.DataFrame:
                 "ci_low": -6.555,
                 "ci_high": -6.005,
                 "effect_size": -1.0,
-                "es_ci_low": -1.0,
-                "es_ci_high": -0.95,
+                "es_ci_low": np.nan,
+                "es_ci_high": np.nan,
+                "es_ci_note": "not estimable: all 30 non-zero changes have the same sign (every value fell), so ...",
                 "p_holm_visit_contrasts": 5.1e-6,
                 "p_holm_symptoms": np.nan,
             },
@@ -320,6 +321,10 @@ def test_paired_tests_table_puts_both_tests_on_one_row():
     assert row["t test p"] == "0.012 (t)"
     assert row["t test Holm p (3 visit contrasts)"] == "0.025"
     assert row["Cohen's d_z (95% CI)"] == "-8.25 (-10.40 to -6.10)"
+    # every patient improved: r = -1 and its CI is not estimable, said in the cell and in clinical terms in a note
+    assert row["Rank-biserial r (95% CI)"] == "-1.00 (95% CI not estimable)"
+    assert kt.RB_NOT_ESTIMABLE_NOTE in table.notes and "all improved" in kt.RB_NOT_ESTIMABLE_NOTE
+    assert any("n < 50" in note for note in table.notes)
 
 
 def test_responders_table():

@@ -29,8 +29,9 @@ from k2trial.core import schema
 from k2trial.core.errors import ConfigError
 from k2trial.core.values import scaled_integers
 from k2trial.core.vocabulary import BASELINE, COMPOSITE, Vocabulary
-from k2trial.stats.paired import holm, paired_comparison_table, rank_sum_test
+from k2trial.stats.paired import holm, paired_comparison_table
 from k2trial.stats.summaries import SUMMARY_STATISTICS, clopper_pearson, friedman_test, summaries
+from k2trial.stats.two_sample import METHOD_EXACT, METHOD_NORMAL, METHOD_NORMAL_CC, rank_sum_test
 
 TESTS = ("wilcoxon", "paired_t")
 FAMILY_VISIT_CONTRASTS = "visit_contrasts"
@@ -38,6 +39,8 @@ FAMILY_VISIT_CONTRASTS = "visit_contrasts"
 HOLM_FAMILIES = (FAMILY_VISIT_CONTRASTS, "symptoms")
 #: IMMPACT/Farrar responder thresholds come from pain scales (CLINICAL.md): said in every row that is not pain.
 MCID_CAVEAT = "threshold validated for pain scales (IMMPACT/Farrar); applied here by analogy"
+#: p_method codes of the rank tests (the same words in paired tests and the group comparison).
+P_METHODS = {METHOD_EXACT: "exact", METHOD_NORMAL_CC: "normal_cc", METHOD_NORMAL: "normal"}
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -48,7 +51,7 @@ class EfficacySettings:
     """The `efficacy` section of config/config.yaml, with the symptoms and populations of the vocabulary."""
 
     confidence: float
-    exact_max_n: int
+    exact_below: int
     zero_method: str
     continuity_correction: bool
     symptom_decimals: int
@@ -84,7 +87,7 @@ class EfficacySettings:
             raise ConfigError("efficacy.zero_method: only 'wilcox' (zero differences dropped) is implemented")
         settings = cls(
             confidence=float(section["confidence"]),
-            exact_max_n=int(section["exact_max_n"]),
+            exact_below=int(section["exact_below"]),
             zero_method="wilcox",
             continuity_correction=bool(section["continuity_correction"]),
             symptom_decimals=int(decimals["symptom"]),
@@ -150,7 +153,7 @@ def paired_tests(cube: VasCube, members: Mapping[str, np.ndarray], settings: Eff
                     cube.values(mask, param, visit_from),
                     cube.values(mask, param, visit_to),
                     decimals=settings.decimals(param),
-                    exact_max_n=settings.exact_max_n,
+                    exact_below=settings.exact_below,
                     confidence=settings.confidence,
                     continuity=settings.continuity_correction,
                 )
@@ -337,16 +340,16 @@ def group_comparison_table(
                 changes[group_a],
                 changes[group_b],
                 decimals=settings.decimals(param),
-                exact_max_n=settings.exact_max_n,
+                exact_below=settings.exact_below,
                 confidence=settings.confidence,
                 continuity=settings.continuity_correction,
             )
             rows.append(
                 [
                     EFFICACY_SET, param, visit, group_a, group_b, result.n_x, result.n_y, "mann_whitney",
-                    result.statistic, "W (U of moderate)", result.p_value, result.p_method, "hl_shift",
+                    result.statistic, "W (U of moderate)", result.p_value, P_METHODS[result.method], "hl_shift",
                     result.estimate, result.ci_low, result.ci_high, result.ci_level, "rank_biserial",
-                    result.rank_biserial, result.rb_ci_low, result.rb_ci_high,
+                    result.rank_biserial, result.rb_ci_low, result.rb_ci_high, result.rb_note,
                 ]
             )  # fmt: skip
     return pd.DataFrame(rows, columns=schema.columns("efficacy/group_comparison"))
@@ -409,17 +412,20 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
             "zero_method": settings.zero_method + " (zero differences dropped)",
             "statistic": "V = sum of ranks of positive differences (R)",
             "p_method": {
-                "exact": f"exact null distribution of V; no ties, no zeros and n <= {settings.exact_max_n}",
+                "exact": f"exact null distribution of V; no ties, no zeros and n < {settings.exact_below} "
+                "(config efficacy.exact_below; R's rule is n < 50)",
                 "normal_cc": "normal approximation with tie correction"
                 + (" and continuity correction" if settings.continuity_correction else ""),
-                "reference": "R wilcox.test defaults before R 4.6 (R uses exact when n < 50)",
+                "reference": "R wilcox.test defaults before R 4.6",
             },
             "estimate": "Hodges-Lehmann: median of Walsh averages of the non-zero differences (as R)",
             "ci": "order statistics of the Walsh averages at the signed-rank critical value (exact or normal "
             "approximation as R's conf.int; R finds the normal-approximation limits by root finding, tol 1e-4); "
             "where the sample is too small for the requested level, ci_level gives the level attained (R lowers "
             "it the same way); no interval (NaN) with one non-zero difference",
-            "effect_size": "matched-pairs rank-biserial (T+ - T-)/(T+ + T-), CI tanh(atanh(r) +/- z SE)",
+            "effect_size": "matched-pairs rank-biserial (T+ - T-)/(T+ + T-), CI tanh(atanh(r) +/- z SE); when every "
+            "non-zero change has the same sign (r = -1 or +1) the interval has no width and is reported as not "
+            "estimable (NaN, reason in es_ci_note)",
         },
         "paired_t": {
             "estimate": "mean change, t CI, df = n - 1",
@@ -451,9 +457,11 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
             "baseline_zero": "percent change undefined: not evaluable (n_not_evaluable)",
             "source": MCID_CAVEAT,
         },
-        "group_comparison": "moderate vs severe change from baseline: Wilcoxon-Mann-Whitney (R wilcox.test "
-        "conventions, exact when no ties and both n <= exact_max_n), HL shift moderate - severe with CI, "
-        "rank-biserial with CI tanh(atanh(r) +/- z sqrt((n1 + n2 + 1)/(3 n1 n2)))",
+        "group_comparison": "moderate vs severe change from baseline: Wilcoxon-Mann-Whitney exactly as R 4.2.2 "
+        f"wilcox.test(x, y, conf.int = TRUE) (k2trial.stats.two_sample; exact when no ties and both n < "
+        f"{settings.exact_below}), HL shift moderate - severe with CI, rank-biserial with CI "
+        "tanh(atanh(r) +/- z sqrt((n1 + n2 + 1)/(3 n1 n2))), not estimable (NaN, reason in es_ci_note) when every "
+        "moderate-severe pair differs in the same direction",
         "models": {
             "param": settings.model_param,
             "visits": list(settings.model_visits),

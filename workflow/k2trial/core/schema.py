@@ -89,11 +89,12 @@ def _columns(spec: str) -> tuple[Column, ...]:
 # ----------------------------------------------------------------------------------------------------------------
 # Shared column groups
 # ----------------------------------------------------------------------------------------------------------------
-#: One paired comparison (k2trial.stats.paired): the test, its estimate with CI and its effect size with CI.
+#: One paired comparison (k2trial.stats.paired): the test, its estimate with CI and its effect size with CI (es_ci_note:
+#: why that CI is not estimable, e.g. every change has one sign; empty when it is estimated).
 PAIRED_TEST = _columns(
     "n:int test:text statistic:float statistic_name:text p_value:float p_method:text "
     "estimate_type:text estimate:float ci_low:float ci_high:float "
-    "effect_size_type:text effect_size:float es_ci_low:float es_ci_high:float"
+    "effect_size_type:text effect_size:float es_ci_low:float es_ci_high:float es_ci_note:text"
 )
 #: Detail of a paired comparison: t degrees of freedom, non-zero differences, confidence level attained.
 PAIRED_DETAIL = _columns("df:float n_nonzero:int ci_level:float")
@@ -166,7 +167,8 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     "efficacy/group_comparison": _columns(
         "population:text param:text visit:text group_a:text group_b:text n_a:int n_b:int test:text statistic:float "
         "statistic_name:text p_value:float p_method:text estimate_type:text estimate:float ci_low:float "
-        "ci_high:float ci_level:float effect_size_type:text effect_size:float es_ci_low:float es_ci_high:float"
+        "ci_high:float ci_level:float effect_size_type:text effect_size:float es_ci_low:float es_ci_high:float "
+        "es_ci_note:text"
     ),
     "efficacy/models": _columns(
         "model:text param:text term:text estimate:float se:float statistic_name:text statistic:float df1:float "

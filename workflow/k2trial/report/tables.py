@@ -55,8 +55,8 @@ class TableSettings:
     titles: Mapping[str, str]
     visit_contrasts: int
     symptoms_comparison_visit: str | None
-    exact_max_n: int
-    lab_exact_max_n: int
+    exact_below: int
+    lab_exact_below: int
 
     @classmethod
     def from_config(
@@ -71,8 +71,8 @@ class TableSettings:
             titles={entry["name"]: entry["title"] for entry in registry_tables},
             visit_contrasts=len(efficacy["comparisons"]),
             symptoms_comparison_visit=comparison[1] if comparison else None,
-            exact_max_n=int(efficacy["exact_max_n"]),
-            lab_exact_max_n=int(safety["exact_max_n"]),
+            exact_below=int(efficacy["exact_below"]),
+            lab_exact_below=int(safety["exact_below"]),
         )
 
     def population_label(self, population: Any) -> str:
@@ -351,6 +351,22 @@ def _holm_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return [(c, c.removeprefix("p_holm_")) for c in frame.columns if c.startswith("p_holm_")]
 
 
+#: What a not-estimable rank-biserial CI means, in clinical terms (the paired tables' note).
+RB_NOT_ESTIMABLE_NOTE = (
+    "Rank-biserial r = -1 (or +1) means every patient whose value changed changed in the same direction (all "
+    "improved, or all worsened); its 95% CI is then shown as not estimable: the usual interval (Fisher z) has no "
+    "width, which would claim a certainty the sample cannot give."
+)
+
+
+def _effect_size_ci(row: Mapping[str, Any], decimals: int) -> str:
+    """ "r (low to high)", or "r (95% CI not estimable)" where the artifact gives a reason (es_ci_note)."""
+    note = row.get("es_ci_note", "")
+    if not is_missing(row["effect_size"]) and not is_missing(note) and str(note).startswith("not estimable"):
+        return f"{format_number(row['effect_size'], decimals)} (95% CI not estimable)"
+    return format_estimate_ci(row["effect_size"], row["es_ci_low"], row["es_ci_high"], decimals)
+
+
 def paired_tests_table(
     paired: pd.DataFrame,
     settings: TableSettings,
@@ -358,7 +374,7 @@ def paired_tests_table(
     param_labels: Mapping[str, str] | None = None,
     name: str = "paired_tests",
     unit_note: str = "cm (negative = improvement)",
-    exact_max_n: int | None = None,
+    exact_below: int | None = None,
 ) -> DisplayTable:
     """Paired tests: one row per population, param and comparison, Wilcoxon and paired t side by side.
 
@@ -403,9 +419,7 @@ def paired_tests_table(
                 )
             if not holm:
                 row[f"{prefix} Holm p"] = format_p_value(first["p_adjusted"], d.p_value)
-            row[f"{effect_name} (95% CI)"] = format_estimate_ci(
-                first["effect_size"], first["es_ci_low"], first["es_ci_high"], d.effect_size
-            )
+            row[f"{effect_name} (95% CI)"] = _effect_size_ci(first, d.effect_size)
         rows.append(row)
     frame = pd.DataFrame(rows)
     symptoms_visit = settings.symptoms_comparison_visit
@@ -413,8 +427,9 @@ def paired_tests_table(
     notes = (
         f"Change = later visit minus earlier visit in {unit_note}; complete cases per comparison.",
         "Wilcoxon signed-rank with zero differences dropped; p exact without ties or zeros "
-        f"(n \u2264 {exact_max_n if exact_max_n is not None else settings.exact_max_n}), "
+        f"(n < {exact_below if exact_below is not None else settings.exact_below}), "
         "otherwise normal approximation with tie and continuity correction (normal_cc).",
+        RB_NOT_ESTIMABLE_NOTE,
         f"Holm p: adjusted within the {families['visit_contrasts']} of a population, param and test, and within the "
         f"{families['symptoms']}{at_visit} of a population and test; blank where the row is not in that family.",
         "Single-arm, open-label study: within-patient change is not a treatment effect (regression to the "
@@ -484,16 +499,15 @@ def group_comparison_table(comparison: pd.DataFrame, settings: TableSettings) ->
                 format_estimate_ci(e, lo, hi, d.summary)
                 for e, lo, hi in zip(data["estimate"], data["ci_low"], data["ci_high"], strict=True)
             ],
-            "Rank-biserial r (95% CI)": [
-                format_estimate_ci(e, lo, hi, d.effect_size)
-                for e, lo, hi in zip(data["effect_size"], data["es_ci_low"], data["es_ci_high"], strict=True)
-            ],
+            "Rank-biserial r (95% CI)": [_effect_size_ci(row, d.effect_size) for _, row in data.iterrows()],
         }
     )
     notes = (
         "Change from baseline in cm; groups by baseline composite VAS "
         f"(severe \u2265 {format_number(settings.severe_threshold, 1)}).",
         "Mann-Whitney U; Hodges-Lehmann shift with distribution-free 95% CI. Exploratory, no multiplicity adjustment.",
+        "Rank-biserial r = \u00b11 when every change of one group lies above (or below) every change of the other: "
+        "its 95% CI is then not estimable (its Fisher-z interval has no width).",
     )
     return DisplayTable("group_comparison", settings.titles["group_comparison"], text_frame(frame), notes)
 
@@ -686,11 +700,12 @@ def lab_paired_tests_table(lab_paired: pd.DataFrame, settings: TableSettings) ->
         param_labels=lab_label_map(settings, lab_paired),
         name="lab_paired_tests",
         unit_note="the test's standard unit",
-        exact_max_n=settings.lab_exact_max_n,
+        exact_below=settings.lab_exact_below,
     )
     notes = (
         table.notes[0],
         table.notes[1],
+        RB_NOT_ESTIMABLE_NOTE,
         "Holm adjustment across tests, separately for each test type. Subjects with a value reported "
         "below or above a limit at either visit are left out.",
     )

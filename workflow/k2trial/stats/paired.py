@@ -7,8 +7,8 @@ The conventions are those of CLINICAL.md (efficacy) and of R's `wilcox.test` / `
   floating-point noise cannot create distinct ranks or break ties.
 * Wilcoxon signed-rank, zero differences dropped (Wilcoxon's method). V = sum of the ranks of the
   positive differences (R's statistic). Exact two-sided p from the exact null distribution of V when
-  there are no ties and no zeros and n <= exact_max_n; otherwise the normal approximation with tie
-  correction and continuity correction.
+  there are no ties and no zeros and n < exact_below (R's rule: n < 50); otherwise the normal approximation
+  with tie correction and continuity correction.
 * Hodges-Lehmann estimate: the median of the Walsh averages (d_i + d_j) / 2, i <= j, of the non-zero
   differences (R drops the zeros before computing them). Distribution-free CI from order statistics
   of the Walsh averages at the signed-rank critical value: exact quantile of V in the exact case;
@@ -20,7 +20,10 @@ The conventions are those of CLINICAL.md (efficacy) and of R's `wilcox.test` / `
 * Paired t: mean change, t-based CI, t with n - 1 df; Cohen's d_z = mean / SD with the approximate CI
   d_z +/- z sqrt(1/n + d_z^2 / (2n)) (z: normal quantile).
 * Matched-pairs rank-biserial r = (T+ - T-) / (T+ + T-) over the non-zero differences (positive when
-  after > before), CI tanh(atanh(r) +/- z SE), SE = sqrt((2n^3 + 3n^2 + n) / 6) / ((n^2 + n) / 2).
+  after > before), CI tanh(atanh(r) +/- z SE), SE = sqrt((2n^3 + 3n^2 + n) / 6) / ((n^2 + n) / 2). When every
+  non-zero difference has one sign (every subject changed in the same direction), r is -1 or +1, atanh(r) is
+  infinite and the interval collapses to the point (-1, -1) or (1, 1): the CI is then not estimable (NaN) and
+  `rb_note` says why (RB_NOT_ESTIMABLE).
 
 Degenerate inputs (no pairs, one pair, all differences zero, all differences equal) give NaN where a
 quantity is undefined and never raise.
@@ -48,6 +51,17 @@ PAIRED_DETAIL_COLUMNS = [c.name for c in PAIRED_DETAIL]
 #: R's qsignrank/qwilcox fuzz: a quantile search accepts a cumulative probability this close below p.
 _QUANTILE_FUZZ = 10 * np.finfo(float).eps
 _VALUE_BISECTION_STEPS = 60
+#: R's rule for the exact Wilcoxon distributions: exact p (and CI) only with fewer than this many values (n < 50).
+EXACT_BELOW = 50
+
+
+def rb_not_estimable(r: float, n: int) -> str:
+    """Why the rank-biserial CI is not estimable: every one of the n non-zero differences (pairs) has one sign."""
+    direction = "rose" if r > 0 else "fell"
+    return (
+        f"not estimable: all {n} non-zero changes have the same sign (every value {direction}), so r = {r:+.0f} "
+        "and the Fisher-z interval tanh(atanh(r) +/- z SE) has no width"
+    )
 
 
 # ----------------------------------------------------------------------------------------- Holm
@@ -117,13 +131,13 @@ def rank_sum_null(m: int, n: int) -> np.ndarray:
     return probs
 
 
-def _lower_quantile(probs: np.ndarray, p: float) -> int:
+def lower_quantile(probs: np.ndarray, p: float) -> int:
     """Smallest q with P(X <= q) >= p (R's qsignrank / qwilcox, with their fuzz)."""
     cdf = np.cumsum(probs)
     return int(np.searchsorted(cdf, p - _QUANTILE_FUZZ, side="left"))
 
 
-def _exact_two_sided_p(probs: np.ndarray, statistic: float) -> float:
+def exact_two_sided_p(probs: np.ndarray, statistic: float) -> float:
     """R's exact two-sided p: twice the smaller tail at the observed statistic, capped at 1."""
     centre = (len(probs) - 1) / 2.0
     q = int(round(statistic))
@@ -255,6 +269,7 @@ class SignedRankResult:
     rank_biserial: float
     rb_ci_low: float
     rb_ci_high: float
+    rb_note: str = ""  # why the rank-biserial CI is NaN ("" when it is estimated)
 
 
 @dataclass(frozen=True)
@@ -350,7 +365,7 @@ def signed_rank_test(
     differences,
     *,
     decimals: int | None,
-    exact_max_n: int = 50,
+    exact_below: int = EXACT_BELOW,
     confidence: float = 0.95,
     continuity: bool = True,
 ) -> SignedRankResult:
@@ -367,20 +382,22 @@ def signed_rank_test(
     nz = len(nonzero)
     nan = math.nan
     if nz == 0:
-        return SignedRankResult(n, 0, 0.0, nan, "normal_cc" if continuity else "normal", *(nan,) * 7)
+        return SignedRankResult(
+            n, 0, 0.0, nan, "normal_cc" if continuity else "normal", *(nan,) * 7, "not estimable: no non-zero change"
+        )
 
     ranks = stats.rankdata(np.abs(nonzero))
     v = float(ranks[nonzero > 0].sum())
     abs_tie_term = _tie_term(np.abs(nonzero))
-    exact = abs_tie_term == 0 and nz == n and nz <= exact_max_n
+    exact = abs_tie_term == 0 and nz == n and nz < exact_below
     total = nz * (nz + 1) // 2
 
     if exact:
         probs = signed_rank_null(nz)
-        p_value = _exact_two_sided_p(probs, v)
+        p_value = exact_two_sided_p(probs, v)
         p_method = "exact"
         alpha = 1.0 - confidence
-        q_upper = _lower_quantile(probs, alpha / 2)
+        q_upper = lower_quantile(probs, alpha / 2)
         q_upper = max(q_upper, 1)
         achieved = 1.0 - 2.0 * float(probs[:q_upper].sum())
         k_low, k_high = q_upper, total + 1 - q_upper
@@ -413,12 +430,17 @@ def signed_rank_test(
 
     # Matched-pairs rank-biserial, positive when after > before.
     r = (2.0 * v - total) / total
-    se = math.sqrt((2 * nz**3 + 3 * nz**2 + nz) / 6.0) / ((nz**2 + nz) / 2.0)
-    z = stats.norm.isf((1.0 - confidence) / 2)
-    with np.errstate(divide="ignore"):
-        centre = np.arctanh(r)
-    rb_low, rb_high = float(np.tanh(centre - z * se)), float(np.tanh(centre + z * se))
-    return SignedRankResult(n, nz, v, p_value, p_method, estimate, ci_low, ci_high, ci_level, r, rb_low, rb_high)
+    rb_low, rb_high, rb_note = nan, nan, ""
+    if abs(r) >= 1.0:
+        rb_note = rb_not_estimable(r, nz)
+    else:
+        se = math.sqrt((2 * nz**3 + 3 * nz**2 + nz) / 6.0) / ((nz**2 + nz) / 2.0)
+        z = stats.norm.isf((1.0 - confidence) / 2)
+        centre = math.atanh(r)
+        rb_low, rb_high = math.tanh(centre - z * se), math.tanh(centre + z * se)
+    return SignedRankResult(
+        n, nz, v, p_value, p_method, estimate, ci_low, ci_high, ci_level, r, rb_low, rb_high, rb_note
+    )
 
 
 def paired_t_test(differences, *, decimals: int | None = None, confidence: float = 0.95) -> PairedTResult:
@@ -450,18 +472,27 @@ def paired_t_test(differences, *, decimals: int | None = None, confidence: float
     return PairedTResult(n, df, mean, mean - half, mean + half, t, p_value, dz, dz - dz_half, dz + dz_half)
 
 
+def _dz_note(t: PairedTResult) -> str:
+    """Why Cohen's d_z has no CI ("" when it has one)."""
+    if t.n < 2:
+        return "not estimable: fewer than 2 pairs"
+    if not math.isfinite(t.cohen_dz):
+        return "not estimable: every change is the same (SD 0)"
+    return ""
+
+
 def paired_comparison_table(
     before,
     after,
     *,
     decimals: int | None,
-    exact_max_n: int = 50,
+    exact_below: int = EXACT_BELOW,
     confidence: float = 0.95,
     continuity: bool = True,
 ) -> pd.DataFrame:
     """`paired_comparison` plus PAIRED_DETAIL_COLUMNS (df, n_nonzero, ci_level)."""
     diff = paired_differences(before, after, decimals)
-    w = signed_rank_test(diff, decimals=decimals, exact_max_n=exact_max_n, confidence=confidence, continuity=continuity)
+    w = signed_rank_test(diff, decimals=decimals, exact_below=exact_below, confidence=confidence, continuity=continuity)
     t = paired_t_test(diff, decimals=decimals, confidence=confidence)
     t_name = f"t (df={int(t.df)})" if t.n >= 2 else "t"
     rows = [
@@ -480,6 +511,7 @@ def paired_comparison_table(
             "effect_size": w.rank_biserial,
             "es_ci_low": w.rb_ci_low,
             "es_ci_high": w.rb_ci_high,
+            "es_ci_note": w.rb_note if w.n else "not estimable: no complete pairs",
             "df": math.nan,
             "n_nonzero": w.n_nonzero,
             "ci_level": w.ci_level,
@@ -499,6 +531,7 @@ def paired_comparison_table(
             "effect_size": t.cohen_dz,
             "es_ci_low": t.dz_ci_low,
             "es_ci_high": t.dz_ci_high,
+            "es_ci_note": _dz_note(t),
             "df": t.df if t.n >= 2 else math.nan,
             "n_nonzero": int(np.count_nonzero(diff)),
             "ci_level": confidence if math.isfinite(t.ci_low) else math.nan,
@@ -509,7 +542,7 @@ def paired_comparison_table(
 
 
 def paired_comparison(
-    before, after, *, decimals: int | None, exact_max_n: int = 50, confidence: float = 0.95
+    before, after, *, decimals: int | None, exact_below: int = EXACT_BELOW, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Wilcoxon signed-rank and paired t comparison of after vs before: exactly two rows.
 
@@ -519,107 +552,5 @@ def paired_comparison(
     matched-pairs rank-biserial with CI. Row 2: test "paired_t", statistic t (df in statistic_name),
     mean change with t CI, Cohen's d_z with CI. n = complete pairs. Columns: PAIRED_TEST_COLUMNS.
     """
-    table = paired_comparison_table(before, after, decimals=decimals, exact_max_n=exact_max_n, confidence=confidence)
+    table = paired_comparison_table(before, after, decimals=decimals, exact_below=exact_below, confidence=confidence)
     return table[PAIRED_TEST_COLUMNS]
-
-
-# -------------------------------------------------------------------- two independent samples
-
-
-@dataclass(frozen=True)
-class RankSumResult:
-    """Wilcoxon-Mann-Whitney test of x vs y with Hodges-Lehmann shift (x - y)."""
-
-    n_x: int
-    n_y: int
-    statistic: float  # R's W: U of x = rank sum of x - n_x (n_x + 1) / 2
-    p_value: float
-    p_method: str
-    estimate: float  # median of all x_i - y_j
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    rank_biserial: float  # (U_x - U_y) / (n_x n_y): positive when x tends to exceed y
-    rb_ci_low: float
-    rb_ci_high: float
-
-
-def rank_sum_test(
-    x,
-    y,
-    *,
-    decimals: int | None,
-    exact_max_n: int = 50,
-    confidence: float = 0.95,
-    continuity: bool = True,
-) -> RankSumResult:
-    """Wilcoxon-Mann-Whitney test x vs y with HL shift and CI, rank-biserial with CI.
-
-    As R's wilcox.test(x, y, conf.int = TRUE) before R 4.6: exact p and CI (order statistics of the
-    n_x n_y differences at qwilcox) when there are no ties and both samples have <= exact_max_n values;
-    otherwise the normal approximation with tie and continuity correction, CI limits at the order
-    statistics where R's corrected statistic crosses the normal quantile (ties of equal values within a
-    sample), clamped to the range of the differences as R does. Values are rounded to `decimals` first.
-    Rank-biserial CI: tanh(atanh(r) +/- z sqrt((n_x + n_y + 1) / (3 n_x n_y))).
-    Empty samples give NaN.
-    """
-    xs, scale = _scaled(_finite(x, decimals), decimals)
-    ys, _ = _scaled(_finite(y, decimals), decimals)
-    nx, ny = len(xs), len(ys)
-    nan = math.nan
-    method = "normal_cc" if continuity else "normal"
-    if nx == 0 or ny == 0:
-        return RankSumResult(nx, ny, nan, nan, method, *(nan,) * 7)
-    pooled = np.concatenate([xs, ys])
-    ranks = stats.rankdata(pooled)
-    u = float(ranks[:nx].sum() - nx * (nx + 1) / 2.0)
-    tie_term = _tie_term(pooled)
-    total = nx * ny
-    alpha = 1.0 - confidence
-    if tie_term == 0 and nx <= exact_max_n and ny <= exact_max_n:
-        probs = rank_sum_null(nx, ny)
-        p_value = _exact_two_sided_p(probs, u)
-        method = "exact"
-        q_upper = max(_lower_quantile(probs, alpha / 2), 1)
-        achieved = 1.0 - 2.0 * float(probs[:q_upper].sum())
-        ci_level = confidence if achieved >= confidence - 1e-12 else achieved
-        k_low = q_upper
-    else:
-        n_all = nx + ny
-        sigma = math.sqrt(nx * ny / 12.0 * ((n_all + 1) - tie_term / (n_all * (n_all - 1))))
-        centred = u - total / 2.0
-        correction = 0.5 * np.sign(centred) if continuity else 0.0
-        if sigma > 0:
-            z_stat = (centred - correction) / sigma
-            p_value = float(min(1.0, 2.0 * min(stats.norm.cdf(z_stat), stats.norm.sf(z_stat))))
-        else:
-            p_value = nan
-        # CI: between observed differences only values tied within x or within y stay tied.
-        sigma_ci = math.sqrt(nx * ny / 12.0 * ((n_all + 1) - (_tie_term(xs) + _tie_term(ys)) / (n_all * (n_all - 1))))
-        z = stats.norm.isf(alpha / 2)
-        shift = 0.5 if continuity else 0.0
-        k_low = min(max(total - math.floor(total / 2.0 + shift + z * sigma_ci), 1), total)
-        ci_level = confidence
-    xv, xc = np.unique(xs, return_counts=True)
-    yv, yc = np.unique(-ys, return_counts=True)
-
-    def shift_stat(k: int) -> float:
-        return kth_pairwise_sum(xv, xc, yv, yc, k, triangle=False) / scale
-
-    estimate = shift_stat((total + 1) // 2) if total % 2 else (shift_stat(total // 2) + shift_stat(total // 2 + 1)) / 2
-    ci_low, ci_high = shift_stat(k_low), shift_stat(total + 1 - k_low)
-    r = (2.0 * u - total) / total
-    se = math.sqrt((nx + ny + 1) / (3.0 * nx * ny))
-    z = stats.norm.isf(alpha / 2)
-    with np.errstate(divide="ignore"):
-        centre = np.arctanh(r)
-    return RankSumResult(
-        nx, ny, u, p_value, method, estimate, ci_low, ci_high, ci_level, r,
-        float(np.tanh(centre - z * se)), float(np.tanh(centre + z * se)),
-    )  # fmt: skip
-
-
-def _finite(values, decimals: int | None) -> np.ndarray:
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    arr = arr[~np.isnan(arr)]
-    return arr if decimals is None else np.round(arr, decimals)

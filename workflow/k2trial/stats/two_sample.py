@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from k2trial.core.values import round_half_away
-from k2trial.stats.paired import _exact_two_sided_p, _lower_quantile, kth_pairwise_sum, rank_sum_null
+from k2trial.stats.paired import EXACT_BELOW, exact_two_sided_p, kth_pairwise_sum, lower_quantile, rank_sum_null
 
 NAN = math.nan
 
@@ -372,7 +372,7 @@ def rank_sum_test(
     *,
     decimals: int | None,
     digits_rank: float = math.inf,
-    exact_below: int = 50,
+    exact_below: int = EXACT_BELOW,
     confidence: float = 0.95,
     continuity: bool = True,
 ) -> RankSumResult:
@@ -446,8 +446,8 @@ def rank_sum_test(
     if nx < exact_below and ny < exact_below and not ties:
         method = METHOD_EXACT
         probs = rank_sum_null(nx, ny)
-        p_value = _exact_two_sided_p(probs, w)
-        k_low = max(_lower_quantile(probs, alpha / 2.0), 1)
+        p_value = exact_two_sided_p(probs, w)
+        k_low = max(lower_quantile(probs, alpha / 2.0), 1)
         achieved_alpha = 2.0 * float(probs[:k_low].sum())
         ci_low, ci_high = diff(k_low), diff(total + 1 - k_low)
         ci_level = 1.0 - achieved_alpha if achieved_alpha - alpha > alpha / 2.0 else confidence
@@ -492,7 +492,10 @@ def rank_sum_test(
     if abs(r) >= 1.0:
         rb_low = rb_high = NAN
         sign = "x_i > y_j" if r > 0 else "x_i < y_j"
-        rb_note = f"every pair has {sign} (r = {r:+.0f}): the Fisher-z interval collapses, not estimable"
+        rb_note = (
+            f"not estimable: every pair has {sign} (r = {r:+.0f}), so the Fisher-z interval tanh(atanh(r) +/- z SE) "
+            "has no width"
+        )
     else:
         se = math.sqrt((nx + ny + 1) / (3.0 * nx * ny))
         zc = float(stats.norm.isf(alpha / 2.0))

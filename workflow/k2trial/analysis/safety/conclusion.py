@@ -54,7 +54,7 @@ class SafetySettings:
     withdrawal_actions: tuple[str, ...]
     paired_visits: tuple[str, str]
     confidence: float
-    exact_max_n: int
+    exact_below: int
     b12_test: str
     b12_deficient_below: float
     b12_adequate_from: float
@@ -69,7 +69,7 @@ class SafetySettings:
             withdrawal_actions=tuple(safety["withdrawal_actions"]),
             paired_visits=(str(visits[0]), str(visits[1])),
             confidence=float(safety["confidence"]),
-            exact_max_n=int(safety["exact_max_n"]),
+            exact_below=int(safety["exact_below"]),
             b12_test=str(b12_status["test"]),
             b12_deficient_below=float(b12_status["deficient_below"]),
             b12_adequate_from=float(b12_status["adequate_from"]),
@@ -264,7 +264,7 @@ def analyse_safety(
             visit_from=settings.paired_visits[0],
             visit_to=settings.paired_visits[1],
             confidence=settings.confidence,
-            exact_max_n=settings.exact_max_n,
+            exact_below=settings.exact_below,
         ),
         "ae_summary": ae.ae_summary(
             listing,

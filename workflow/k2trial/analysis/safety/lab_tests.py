@@ -7,7 +7,7 @@ import pandas as pd
 
 from k2trial.analysis.safety.standards import LabStandards
 from k2trial.core import schema
-from k2trial.stats.paired import holm, paired_comparison
+from k2trial.stats.paired import EXACT_BELOW, holm, paired_comparison
 
 
 def lab_paired_tests(
@@ -17,7 +17,7 @@ def lab_paired_tests(
     visit_from: str,
     visit_to: str,
     confidence: float = 0.95,
-    exact_max_n: int = 50,
+    exact_below: int = EXACT_BELOW,
 ) -> pd.DataFrame:
     """Paired tests of every param (lab order, then eGFR) between two visits, with k2trial.stats.paired.
 
@@ -56,7 +56,7 @@ def lab_paired_tests(
             before[usable],
             after[usable],
             decimals=int(decimals[index]),
-            exact_max_n=exact_max_n,
+            exact_below=exact_below,
             confidence=confidence,
         ).reset_index(drop=True)
         result.insert(0, "population", "safety")
