@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "safety" / "planted"
 RELATED = ("possible", "probable", "definite")
 WITHDRAWAL = ("drug withdrawn", "drug discontinued")
+WINDOW_DAYS = 30
 #: The clean adverse-event table of the contract (raw_row, then the codebook's columns).
 SPEC = read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml").tables["adverse_events.csv"]
 AE_COLUMNS = ["raw_row", *SPEC.column_names]
@@ -35,11 +36,14 @@ def subjects() -> pd.DataFrame:
 
 
 def listing_of(events: pd.DataFrame, subjects: pd.DataFrame) -> pd.DataFrame:
-    return ae.adverse_event_listing(events, subjects, related_levels=RELATED, withdrawal_actions=WITHDRAWAL, spec=SPEC)
+    return ae.adverse_event_listing(
+        events, subjects, related_levels=RELATED, withdrawal_actions=WITHDRAWAL, spec=SPEC, window_days=WINDOW_DAYS
+    )
 
 
 def summary_of(listing: pd.DataFrame, n: int) -> pd.DataFrame:
-    return ae.ae_summary(listing, n, related_levels=RELATED, withdrawal_actions=WITHDRAWAL).set_index("category")
+    summary = ae.ae_summary(listing, n, related_levels=RELATED, withdrawal_actions=WITHDRAWAL, window_days=WINDOW_DAYS)
+    return summary.set_index("category")
 
 
 def test_tables_on_the_fixture_with_a_serious_event_and_a_withdrawal(subjects):
@@ -54,8 +58,9 @@ def test_tables_on_the_fixture_with_a_serious_event_and_a_withdrawal(subjects):
     assert summary.loc["leading_to_withdrawal", ["n_subjects", "n_events"]].tolist() == [1, 1]
     assert summary.loc["leading_to_withdrawal", "percent"] == pytest.approx(100 / 6)
     assert (summary["denominator"] == 6).all() and (summary["note"] == "").all()
-    assert list(summary.index) == ["any", "treatment_emergent", "related", "severe", "serious",
-                                   "leading_to_withdrawal"]  # fmt: skip
+    assert list(summary.index) == ["any", "related", "severe", "serious", "leading_to_withdrawal",
+                                   "not_treatment_emergent"]  # fmt: skip
+    assert summary.loc["not_treatment_emergent", ["n_subjects", "n_events"]].tolist() == [0, 0]
 
     by_term = ae.ae_by_term(listing, 6)
     assert by_term["term"].tolist() == ["Nausea", "Epistaxis", "Headache"]  # "nausea" grouped with "Nausea"
@@ -70,6 +75,8 @@ def test_tables_on_the_fixture_with_a_serious_event_and_a_withdrawal(subjects):
 
     assert listing["subject_id"].tolist() == ["K2-002", "K2-003", "K2-003", "K2-005"]
     assert list(listing.columns) == schema.columns("safety/ae_listing")
+    assert list(listing.columns[:3]) == ["subject_id", "aeseq", "arm"]  # the names issue 15 reads
+    assert listing["aeseq"].isna().all() and (listing["arm"] == "").all()  # not known here; a single arm
     epi = listing.iloc[0]
     # first dose 2013-01-14, onset 2013-03-08: day 54
     assert (epi.study_day, epi.related_to_treatment, epi.leading_to_withdrawal, epi.treatment_emergent) == (
@@ -111,6 +118,35 @@ def event(subject: str, term: str, onset: str = "2013-02-01", **extra) -> dict:
     )
     row.update(extra)
     return row
+
+
+def test_tables_count_treatment_emergent_events_only(subjects):
+    # K2-001: first dose 2013-01-10, last dose 2013-03-06 (56 days); window 30 days after the last dose: 2013-04-05
+    events = pd.DataFrame(
+        [
+            event("K2-001", "Pruritus", onset="2013-01-09", severity="severe", serious="yes"),  # the day before dose 1
+            event("K2-001", "Rash", onset="2013-01-10"),  # the first dose day: treatment-emergent
+            event("K2-001", "Cough", onset="2013-04-05"),  # last dose + 30 days: still treatment-emergent
+            event("K2-001", "Cold", onset="2013-04-06", related="possible"),  # last dose + 31 days: not
+            event("K2-004", "Headache", onset=""),  # no onset date: counted (conservative)
+        ]
+    )
+    listing = listing_of(events, subjects).set_index("term")
+    assert listing["treatment_emergent"].to_dict() == {
+        "Pruritus": False, "Rash": True, "Cough": True, "Cold": False, "Headache": True,
+    }  # fmt: skip
+    summary = summary_of(listing.reset_index(), 6)
+    assert summary.loc["any", ["n_subjects", "n_events"]].tolist() == [2, 3]
+    assert "up to 30 days after the last dose" in summary.loc["any", "description"]
+    # the severe, serious pruritus and the possibly related cold are not treatment-emergent: not counted
+    assert summary.loc["severe", "n_events"] == 0 and summary.loc["serious", "n_events"] == 0
+    assert summary.loc["related", "n_events"] == 0
+    assert summary.loc["not_treatment_emergent", ["n_subjects", "n_events"]].tolist() == [1, 2]
+    by_term = ae.ae_by_term(listing.reset_index(), 6)
+    assert sorted(by_term["term"]) == ["Cough", "Headache", "Rash"]
+    only_before = summary_of(listing_of(events.iloc[:1], subjects), 6)
+    assert only_before.loc["any", "n_events"] == 0
+    assert only_before.loc["any", "note"] == "No treatment-emergent adverse events in the safety set (N = 6)"
 
 
 def test_action_text_ignores_case_and_spacing_but_not_meaning(subjects):

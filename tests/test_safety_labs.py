@@ -73,6 +73,7 @@ def subjects_frame(spec: dict[str, tuple[str, int, bool]], never_dosed: tuple[st
                 "anticoagulant": anticoagulant,
                 "saffl": sid not in never_dosed,
                 "first_dose_date": "" if sid in never_dosed else "2013-01-10",
+                "last_dose_date": "" if sid in never_dosed else "2013-03-06",
             }
             for sid, (sex, age, anticoagulant) in spec.items()
         ]

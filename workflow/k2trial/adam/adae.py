@@ -6,7 +6,7 @@ leading-to-withdrawal flags are the listing's (k2trial.analysis.safety.adverse_e
 dates become SAS dates. Events of subjects outside the safety set are kept (SAFFL = N), as in the listing; the
 summaries count SAFFL = Y. An empty listing gives an ADAE with no records.
 
-AESEQ: the listing's `aeseq` (SDTM input, issue 15) when present; otherwise the event's position within its
+AESEQ: the listing's `aeseq` (SDTM input, issue 15) where known; otherwise the event's position within its
 subject in the listing's order, which is the AESEQ the SDTM writer gives the clean events.
 """
 
@@ -41,10 +41,8 @@ def derive_adae(listing: pd.DataFrame, adsl: pd.DataFrame, spec: AdamSpec) -> pd
     # identifiers, treatment and population
     out["STUDYID"] = adsl_values["STUDYID"]
     out["USUBJID"] = subject
-    if "aeseq" in rows.columns:
-        out["AESEQ"] = number(rows["aeseq"])
-    else:
-        out["AESEQ"] = pd.Series((subject.groupby(subject, sort=False).cumcount() + 1).to_numpy(dtype="float64"))
+    position = pd.Series((subject.groupby(subject, sort=False).cumcount() + 1).to_numpy(dtype="float64"))
+    out["AESEQ"] = number(rows["aeseq"]).fillna(position) if "aeseq" in rows.columns else position
     out["TRTA"] = adsl_values["TRT01A"]
     out["SAFFL"] = adsl_values["SAFFL"]
 

@@ -99,6 +99,7 @@ def subjects_from_adsl(adsl: pd.DataFrame, spec: AdamSpec) -> pd.DataFrame:
             "anticoagulant": pd.Series(_flag(adsl["ANTICOFL"])),
             "saffl": pd.Series(_flag(adsl["SAFFL"])),
             "first_dose_date": _iso(adsl["TRTSDT"].reset_index(drop=True)),
+            "last_dose_date": _iso(adsl["TRTEDT"].reset_index(drop=True)),
         }
     )
 

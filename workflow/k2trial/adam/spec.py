@@ -319,6 +319,7 @@ def parameters_from_config(config: Mapping[str, Any], *, final_visit: str, ctcae
         "final_visit": str(final_visit),
         "composite_items": tuple(str(s) for s in config["composite"]["symptoms"]),
         "ontrt_window_days": int(config["visit_windows"]["clinic_days"]),
+        "te_window_days": int(safety["treatment_emergent_window_days"]),
         "related_levels": ", ".join(str(s) for s in safety["related_levels"]),
         "withdrawal_actions": "; ".join(str(s) for s in safety["withdrawal_actions"]),
         "ctcae_version": str(ctcae_version),

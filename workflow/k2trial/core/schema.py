@@ -223,9 +223,9 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
         *_columns("unit:text n_censored_excluded:int"),
     ),  # fmt: skip
     "safety/ae_listing": _columns(
-        "subject_id:text raw_row:Int64 term:text onset_date:text end_date:text study_day:Int64 severity:text "
-        "serious:text related:text related_to_treatment:bool action:text leading_to_withdrawal:bool outcome:text "
-        "treatment_emergent:bool in_safety_set:bool"
+        "subject_id:text aeseq:Int64 arm:text raw_row:Int64 term:text onset_date:text end_date:text study_day:Int64 "
+        "severity:text serious:text related:text related_to_treatment:bool action:text leading_to_withdrawal:bool "
+        "outcome:text treatment_emergent:bool in_safety_set:bool"
     ),
     "safety/ae_summary": _columns(
         "category:text description:text n_subjects:int percent:float n_events:int denominator:int note:text"

@@ -1,11 +1,17 @@
-"""Adverse events: listing, summary (subjects with any, related, severe, serious, leading to withdrawal) and
-counts by term.
+"""Adverse events: listing of every reported event, summary of the treatment-emergent ones (subjects with any,
+related, severe, serious, leading to withdrawal) and their counts by term.
 
 Input: results/clean/adverse_events.csv (raw columns with canonical values and `raw_row`; zero rows means no
 adverse events were reported). Denominators are the safety set (subjects who took any dose); events of subjects
 outside it are listed but not counted. "Related" and "leading to withdrawal" follow configured lists
 (config.yaml safety.related_levels, safety.withdrawal_actions); action text is compared ignoring case and
-spacing. Treatment-emergent: onset on or after the first dose.
+spacing.
+
+Treatment-emergent (CLINICAL.md): onset on or after the first dose and up to the last dose + a configured window
+(config safety.treatment_emergent_window_days); an event without a (readable) onset date counts as treatment-emergent
+(conservative); a subject without a last dose date (still on treatment) has no upper limit. The summary and the
+by-term table count treatment-emergent events only; the listing keeps every event with `treatment_emergent`
+true/false, and the summary's last row counts the events left out.
 
 Text from the data (terms, actions, outcomes) is carried as data; k2trial.core.io.write_csv neutralises cells a
 spreadsheet would run as formulas.
@@ -24,8 +30,10 @@ from k2trial.core.values import as_bool, subject_numbers
 from k2trial.data.contract import TableSpec
 
 NO_EVENTS_TERM = "No adverse events reported"
-#: The ae_summary category of subjects with any adverse event.
+#: The ae_summary category of subjects with any treatment-emergent adverse event.
 ANY_EVENT = "any"
+#: The ae_summary category of the events that are not treatment-emergent (listed, not counted in the other rows).
+NOT_TREATMENT_EMERGENT = "not_treatment_emergent"
 
 
 def _normalise_text(values: pd.Series) -> pd.Series:
@@ -39,6 +47,7 @@ def adverse_event_listing(
     related_levels: Sequence[str],
     withdrawal_actions: Sequence[str],
     spec: TableSpec,
+    window_days: int,
     label: str = "adverse_events.csv",
 ) -> pd.DataFrame:
     """One row per reported event with derived flags (artifact safety/ae_listing).
@@ -46,8 +55,12 @@ def adverse_event_listing(
     adverse_events: the clean table (k2trial.data.cleaning.read_clean_table; `spec` its contract table: columns,
     required ones, severity levels). subjects: output of k2trial.analysis.safety.lab_table.prepare_subjects.
     study_day = onset - first dose + 1 on or after the first dose, onset - first dose before it (no day 0); empty
-    without a first dose. Sorted by subject number, onset date, term, raw_row. Raises InputDataError for a missing
-    required column, a subject not in subjects.csv or a severity that is not a level of the contract.
+    without a first dose. treatment_emergent: onset on or after the first dose and on or before the last dose +
+    `window_days` (no upper limit without a last dose date), or no readable onset date (conservative); False for a
+    subject never dosed. aeseq: the clean table's `aeseq` (SDTM input) where known, else empty; arm: subjects'
+    `arm` where the study has arms, else empty (a single-arm study has none). Sorted by subject number, onset date,
+    term, raw_row. Raises InputDataError for a missing required column, a subject not in subjects.csv or a severity
+    that is not a level of the contract.
     """
     missing = [c.name for c in spec.columns if c.required and c.name not in adverse_events.columns]
     if missing:
@@ -77,7 +90,13 @@ def adverse_event_listing(
         raise InputDataError(problems)
 
     first_dose = pd.to_datetime(ae["subject_id"].map(known["first_dose_date"]), errors="coerce")
+    last_dose = pd.to_datetime(ae["subject_id"].map(known["last_dose_date"]), errors="coerce")
     onset = pd.to_datetime(ae["onset_date"], errors="coerce", format="%Y-%m-%d")
+    window_end = last_dose + pd.Timedelta(days=int(window_days))
+    emergent = (onset >= first_dose) & ((onset <= window_end) | window_end.isna())
+    emergent = (emergent | onset.isna()) & first_dose.notna()
+    aeseq = pd.to_numeric(ae["aeseq"], errors="coerce") if "aeseq" in ae.columns else pd.Series(np.nan, index=ae.index)
+    arm = ae["subject_id"].map(known["arm"]).fillna("") if "arm" in known.columns else pd.Series("", index=ae.index)
     days = (onset - first_dose).dt.days
     study_day = days.where(days < 0, days + 1).astype("Int64")
     related_set = {level.casefold() for level in related_levels}
@@ -85,6 +104,8 @@ def adverse_event_listing(
     listing = pd.DataFrame(
         {
             "subject_id": ae["subject_id"],
+            "aeseq": aeseq.astype("Int64"),
+            "arm": arm.astype("str"),
             "raw_row": pd.to_numeric(ae["raw_row"], errors="coerce").astype("Int64"),
             "term": ae["term"],
             "onset_date": ae["onset_date"],
@@ -97,7 +118,7 @@ def adverse_event_listing(
             "action": ae["action"],
             "leading_to_withdrawal": _normalise_text(ae["action"]).isin(withdrawal_set),
             "outcome": ae["outcome"],
-            "treatment_emergent": (onset >= first_dose).fillna(False).astype(bool),
+            "treatment_emergent": emergent.fillna(False).astype(bool),
             "in_safety_set": ae["subject_id"].map(known["saffl"]).fillna(False).astype(bool),
         },
         columns=schema.columns("safety/ae_listing"),
@@ -111,33 +132,61 @@ def _is_serious(listing: pd.DataFrame) -> pd.Series:
     return pd.Series(as_bool(listing["serious"]), index=listing.index)
 
 
+def _treatment_emergent_events(listing: pd.DataFrame) -> pd.DataFrame:
+    """The listing's treatment-emergent events of safety-set subjects (what the tables count)."""
+    keep = listing["in_safety_set"].to_numpy(dtype=bool) & listing["treatment_emergent"].to_numpy(dtype=bool)
+    return listing.loc[keep]
+
+
 def ae_summary(
-    listing: pd.DataFrame, n_safety: int, *, related_levels: Sequence[str], withdrawal_actions: Sequence[str]
+    listing: pd.DataFrame,
+    n_safety: int,
+    *,
+    related_levels: Sequence[str],
+    withdrawal_actions: Sequence[str],
+    window_days: int,
 ) -> pd.DataFrame:
-    """Subjects (n, % of the safety set) and events per category: any AE, treatment-emergent, related, severe,
-    serious, leading to withdrawal. With no events in the safety set every count is zero and `note` says so.
+    """Subjects (n, % of the safety set) and events per category of the treatment-emergent events: any, related,
+    severe, serious, leading to withdrawal; then the events of the safety set that are not treatment-emergent (listed,
+    not counted above). With no treatment-emergent events every count of them is zero and `note` says so.
     """
-    events = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)]
+    in_safety = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)]
+    events = _treatment_emergent_events(listing)
+    window = f"onset on or after the first dose and up to {int(window_days)} days after the last dose"
     categories = [
-        (ANY_EVENT, "Any adverse event", np.ones(len(events), bool)),
-        ("treatment_emergent", "Onset on or after the first dose", events["treatment_emergent"].to_numpy(bool)),
+        (
+            ANY_EVENT,
+            f"Any treatment-emergent adverse event ({window}; no onset date counts)",
+            np.ones(len(events), bool),
+        ),
         (
             "related",
-            f"Causality {', '.join(related_levels)}",
+            f"Treatment-emergent, causality {', '.join(related_levels)}",
             events["related_to_treatment"].to_numpy(bool),
         ),
-        ("severe", "Severity severe", events["severity"].eq("severe").to_numpy()),
-        ("serious", "Serious adverse event", _is_serious(events).to_numpy()),
+        ("severe", "Treatment-emergent, severity severe", events["severity"].eq("severe").to_numpy()),
+        ("serious", "Treatment-emergent, serious", _is_serious(events).to_numpy()),
         (
             "leading_to_withdrawal",
-            f"Action: {'; '.join(withdrawal_actions)}",
+            f"Treatment-emergent, action: {'; '.join(withdrawal_actions)}",
             events["leading_to_withdrawal"].to_numpy(bool),
         ),
     ]
-    note = "" if len(events) else f"No adverse events reported in the safety set (N = {n_safety})"
+    if len(events):
+        note = ""
+    elif len(in_safety):
+        note = f"No treatment-emergent adverse events in the safety set (N = {n_safety})"
+    else:
+        note = f"No adverse events reported in the safety set (N = {n_safety})"
+    outside = ~in_safety["treatment_emergent"].to_numpy(dtype=bool)
     rows = []
-    for category, description, selected in categories:
-        n_subjects = int(events.loc[selected, "subject_id"].nunique())
+    parts = [(c, d, events, s) for c, d, s in categories]
+    parts.append(
+        (NOT_TREATMENT_EMERGENT, f"Adverse events not treatment-emergent (listed, not counted above): not {window}",
+         in_safety, outside)
+    )  # fmt: skip
+    for category, description, frame, selected in parts:
+        n_subjects = int(frame.loc[selected, "subject_id"].nunique())
         rows.append(
             {
                 "category": category,
@@ -153,12 +202,12 @@ def ae_summary(
 
 
 def ae_by_term(listing: pd.DataFrame, n_safety: int) -> pd.DataFrame:
-    """Subjects and events per term in the safety set (terms grouped ignoring case and spacing; the first
-    spelling in alphabetical order is shown), with subjects having a related, severe, serious or withdrawal event
-    of that term. Sorted by subjects, then events (descending), then term. With no events: one row
-    "No adverse events reported" with zero counts.
+    """Subjects and treatment-emergent events per term in the safety set (terms grouped ignoring case and spacing;
+    the first spelling in alphabetical order is shown), with subjects having a related, severe, serious or
+    withdrawal event of that term. Sorted by subjects, then events (descending), then term. With no
+    treatment-emergent events: one row "No adverse events reported" with zero counts.
     """
-    events = listing.loc[listing["in_safety_set"].to_numpy(dtype=bool)].copy()
+    events = _treatment_emergent_events(listing).copy()
     columns = schema.columns("safety/ae_by_term")
     if events.empty:
         return pd.DataFrame([{"term": NO_EVENTS_TERM, **{c: 0 for c in columns[1:]}}], columns=columns).assign(

@@ -49,6 +49,7 @@ class SafetySettings:
     """Choices of config.yaml `safety` and `b12_status` (see the schema for meanings)."""
 
     hys_law_window_days: int
+    treatment_emergent_window_days: int
     significant_grade: int
     related_levels: tuple[str, ...]
     withdrawal_actions: tuple[str, ...]
@@ -64,6 +65,7 @@ class SafetySettings:
         visits = tuple(safety["paired_visits"])
         return cls(
             hys_law_window_days=int(safety["hys_law_window_days"]),
+            treatment_emergent_window_days=int(safety["treatment_emergent_window_days"]),
             significant_grade=int(safety["significant_grade"]),
             related_levels=tuple(safety["related_levels"]),
             withdrawal_actions=tuple(safety["withdrawal_actions"]),
@@ -248,6 +250,7 @@ def analyse_safety(
         related_levels=settings.related_levels,
         withdrawal_actions=settings.withdrawal_actions,
         spec=adverse_events_spec,
+        window_days=settings.treatment_emergent_window_days,
     )
     tables = {
         "lab_flags": lab_table.flagged_values(annotated, standards, settings.b12_test),
@@ -271,6 +274,7 @@ def analyse_safety(
             n_safety,
             related_levels=settings.related_levels,
             withdrawal_actions=settings.withdrawal_actions,
+            window_days=settings.treatment_emergent_window_days,
         ),
         "ae_by_term": ae.ae_by_term(listing, n_safety),
         "ae_listing": listing,

@@ -38,7 +38,8 @@ _WEEK_SPAN = 10_000
 #: What the safety analysis reads of results/analysis/labs.csv and subjects.csv (k2trial.core.schema).
 LAB_INPUT_COLUMNS = ("subject_id", "visit", "week", "sample_date", "param", "aval", "unit", "ref_low", "ref_high",
                      "censored", "base")  # fmt: skip
-SUBJECT_INPUT_COLUMNS = ("subject_id", "sex", "age_years", "anticoagulant", "saffl", "first_dose_date")
+SUBJECT_INPUT_COLUMNS = ("subject_id", "sex", "age_years", "anticoagulant", "saffl", "first_dose_date",
+                         "last_dose_date")  # fmt: skip
 
 
 def b12_status(values: Any, deficient_below: float, adequate_from: float, decimals: int = 0) -> np.ndarray:
