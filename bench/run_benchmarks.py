@@ -27,6 +27,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,8 +64,12 @@ def run_env(cwd: Path) -> dict[str, str]:
     return env
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, peak summed RSS (MB) of a command and all its descendants, and its start (epoch seconds)."""
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float]:
+    """Wall seconds, peak summed RSS (MB) of a command and all its descendants, its start (epoch seconds) and the
+    CPU seconds (user + system) of the command and every descendant it waited for.
+
+    CPU seconds vary far less than wall time on a shared machine: they show what a change saves in work."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -98,24 +103,29 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
     thread.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed in {cwd}:\n{stderr[-3000:]}")
-    return elapsed, peak, started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return elapsed, peak, started, cpu
 
 
 def repeat(label: str, runs: int, cmd: list[str], cwd: Path, before=None, timeline: bool = False) -> dict:
     """Median of `runs` runs; with timeline, the job timeline of the median run (Snakemake's job records)."""
-    times, peaks, timelines = [], [], []
+    times, peaks, timelines, cpus = [], [], [], []
     for _ in range(runs):
         if before:
             before()
-        t, m, started = measure(cmd, cwd)
+        t, m, started, cpu = measure(cmd, cwd)
         times.append(t)
         peaks.append(m)
+        cpus.append(cpu)
         if timeline:
             timelines.append(job_timeline(cwd, started, t))
     row = {"label": label, "runs": runs, "median_s": statistics.median(times), "peak_mb": max(peaks), "times": times}
+    row["median_cpu_s"] = statistics.median(cpus)
     if timeline:
         row["timeline"] = timelines[sorted(range(runs), key=lambda i: times[i])[runs // 2]]
-    print(f"  {label:<48} {row['median_s']:9.2f} s  {row['peak_mb']:9.0f} MB  (n={runs})", flush=True)
+    median, peak, cpu = row["median_s"], row["peak_mb"], row["median_cpu_s"]
+    print(f"  {label:<48} {median:9.2f} s  {peak:9.0f} MB  {cpu:7.2f} cpu-s  (n={runs})", flush=True)
     return row
 
 
@@ -188,21 +198,30 @@ def print_timeline(title: str, timeline: dict) -> None:
 
 
 def stage_stats(workdir: Path) -> dict[str, dict[str, float]]:
-    """Seconds and peak RSS (MB, the job's own process and its largest child) per rule, from the timing records."""
+    """Seconds of own work, CPU seconds (imports included) and peak RSS (MB, the job's own process or its largest
+    child) per rule, from the timing records."""
     out: dict[str, dict[str, float]] = {}
     for path in sorted((workdir / "results/provenance/timings").glob("*.json")):
         record = json.loads(path.read_text())
-        row = out.setdefault(record["rule"], {"seconds": 0.0, "peak_mb": 0.0})
+        row = out.setdefault(record["rule"], {"seconds": 0.0, "cpu_s": 0.0, "peak_mb": 0.0})
         row["seconds"] = round(row["seconds"] + record["seconds"], 3)
+        row["cpu_s"] = round(row["cpu_s"] + record.get("cpu_s", 0.0), 3)
         peak = max(record.get("max_rss_mb", 0.0), record.get("max_rss_children_mb", 0.0))
         row["peak_mb"] = max(row["peak_mb"], peak)
     return out
 
 
 def print_stages(title: str, stages: dict[str, dict[str, float]]) -> None:
-    print(f"\n{title}: seconds of each job's own work and its peak RSS (own process or largest child)")
+    print(f"\n{title}: each job's own work (s), its CPU seconds with imports, peak RSS (own process or largest child)")
     for rule, row in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"]):
-        print(f"      {rule:<24} {row['seconds']:8.2f} s {row['peak_mb']:8.0f} MB")
+        print(f"      {rule:<24} {row['seconds']:8.2f} s {row['cpu_s']:8.2f} cpu-s {row['peak_mb']:8.0f} MB")
+    print(f"      {'(all jobs)':<24} {sum(r['seconds'] for r in stages.values()):8.2f} s "
+          f"{sum(r['cpu_s'] for r in stages.values()):8.2f} cpu-s")  # fmt: skip
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine shows in every wall time measured."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:
@@ -217,7 +236,7 @@ def main() -> int:
     snakemake = str(BIN / "snakemake")
     python = sys.executable
     rows: dict[str, dict] = {}
-    print(f"benchmark on {os.cpu_count()} cores; medians of {args.repeats} run(s)")
+    print(f"benchmark on {os.cpu_count()} cores; medians of {args.repeats} run(s); load average {load_average()}")
     with tempfile.TemporaryDirectory(prefix="k2bench-") as tmp:
         tmp = Path(tmp)
         work = copy_repo(tmp / "shipped")
@@ -315,7 +334,7 @@ def main() -> int:
     target("100,000 subjects: peak memory", big and big["peak_mb"] / 1024, 4, "GB")
     target("time(100,000) / time(10,000)", big and mid and big["median_s"] / mid["median_s"], 10, "x")
 
-    print("\ntargets")
+    print(f"\ntargets (load average at the end {load_average()})")
     for t in targets:
         value = "-" if t["value"] is None else f"{t['value']:.2f}"
         print(f"  {t['target']:<40} {value:>9} {t['unit']:<2} (limit {t['limit']}) {t['status']}")
