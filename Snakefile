@@ -41,6 +41,7 @@ PIPELINE_RULES = [
     rules.safety_analysis,
     rules.check_claims,
     rules.make_figures,
+    rules.make_efficacy_figures,
     rules.make_tables,
     rules.execute_notebooks,
     rules.export_notebooks,

@@ -61,12 +61,18 @@ def caption_file(category, entry):
     return path
 
 
-def reported_outputs(section, folder, formats, reported, key="{name}_{fmt}"):
-    """Named outputs of every registry entry of a section (figures, tables, notebooks): one per format, the
-    `reported` format marked for Snakemake's report with its caption and category."""
+def registry_entries(section, rule=None):
+    """The registry entries of a section; with `rule`, those its `rule` key gives to that rule (figures)."""
+    return [e for e in REGISTRY[section] if rule is None or e.get("rule") == rule]
+
+
+def reported_outputs(section, folder, formats, reported, key="{name}_{fmt}", rule=None):
+    """Named outputs of every registry entry of a section (figures, tables, notebooks), or of those drawn by
+    `rule`: one per format, the `reported` format marked for Snakemake's report with its caption and category.
+    """
     category = section.capitalize()
     outputs = {}
-    for entry in REGISTRY[section]:
+    for entry in registry_entries(section, rule):
         for fmt in formats:
             path = f"{RESULTS}/{folder}/{entry['name']}.{fmt}"
             if fmt == reported:

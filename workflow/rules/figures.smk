@@ -1,27 +1,44 @@
-# Reviewer figures (k2trial.report.figures): one job draws every figure of the registry (workflow/report/registry.yaml),
-# PNG for reading and SVG for print.
-# Interpreter start and imports dominate a small study, so one job (forking once to use its two threads)
-# beats one job per figure.
+# Reviewer figures (k2trial.report.figures), PNG for reading and SVG for print, in two jobs so that drawing starts
+# as soon as the data of a figure exist: make_figures draws the figures of the analysis datasets, groups and safety
+# results while the efficacy analysis still runs; make_efficacy_figures those of the efficacy results. The registry
+# (workflow/report/registry.yaml) says which job draws which figure (`rule`). A change of a lab reference range
+# (config/lab_standards.yaml) redraws make_figures only.
+# Interpreter start and imports dominate a small study, so each job draws its figures in one process (forking once
+# to use its two threads) rather than one job per figure.
+
+# What both jobs read: the subjects (the seeded sample of per-subject layers), the vocabulary and the dataset.
+FIGURE_COMMON_INPUTS = {
+    "subjects": rules.derive_subjects.output.subjects,
+    "codebook": config["codebook"],
+    "lab_units": config["lab_units"],
+    "dataset": f"{RAW_DIR}/dataset.yaml",
+}
+FIGURE_PARAMS = {
+    "provenance": PROVENANCE,
+    "reporting": config["reporting"],
+    "seed": config["seed"],
+    # the figures' seed derives from one step name in both jobs: one subject sample for every figure
+    "seed_step": "make_figures",
+    "severe_threshold": config["groups"]["severe_threshold"],
+    "b12_status": config["b12_status"],
+    "vocabulary": VOCABULARY,
+}
 
 
 rule make_figures:
     input:
-        subjects=rules.derive_subjects.output.subjects,
+        **FIGURE_COMMON_INPUTS,
         vas=rules.derive_vas.output.vas,
         labs=rules.derive_labs.output.labs,
         assignment=rules.assign_groups.output.assignment,
         participant_flow=rules.assign_groups.output.participant_flow,
-        weekly=rules.efficacy_analysis.output.weekly,
-        paired_tests=rules.efficacy_analysis.output.paired_tests,
-        responders=rules.efficacy_analysis.output.responders,
         lab_descriptives=rules.safety_analysis.output.lab_descriptives,
         edish=rules.safety_analysis.output.edish,
-        codebook=config["codebook"],
-        lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
-        dataset=f"{RAW_DIR}/dataset.yaml",
     output:
-        **reported_outputs("figures", "figures", ["png", "svg"], reported="png"),
+        **reported_outputs(
+            "figures", "figures", ["png", "svg"], reported="png", rule="make_figures"
+        ),
         provenance=f"{RESULTS}/provenance/make_figures.json",
     log:
         f"{RESULTS}/logs/make_figures.log",
@@ -29,12 +46,43 @@ rule make_figures:
         CONDA_ENV
     threads: 2
     params:
-        provenance=PROVENANCE,
-        reporting=config["reporting"],
-        seed=config["seed"],
-        severe_threshold=config["groups"]["severe_threshold"],
-        b12_status=config["b12_status"],
-        vocabulary=VOCABULARY,
-        registry=REGISTRY["figures"],
+        **FIGURE_PARAMS,
+        registry=registry_entries("figures", "make_figures"),
     script:
         "../scripts/make_figures.py"
+
+
+rule make_efficacy_figures:
+    input:
+        **FIGURE_COMMON_INPUTS,
+        vas=rules.derive_vas.output.vas,
+        assignment=rules.assign_groups.output.assignment,
+        weekly=rules.efficacy_analysis.output.weekly,
+        paired_tests=rules.efficacy_analysis.output.paired_tests,
+        responders=rules.efficacy_analysis.output.responders,
+    output:
+        **reported_outputs(
+            "figures",
+            "figures",
+            ["png", "svg"],
+            reported="png",
+            rule="make_efficacy_figures",
+        ),
+        provenance=f"{RESULTS}/provenance/make_efficacy_figures.json",
+    log:
+        f"{RESULTS}/logs/make_efficacy_figures.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    params:
+        **FIGURE_PARAMS,
+        registry=registry_entries("figures", "make_efficacy_figures"),
+    script:
+        "../scripts/make_figures.py"
+
+
+# Every figure of the registry, in registry order (what the notebooks show and the index lists).
+FIGURE_RULES = [rules.make_figures, rules.make_efficacy_figures]
+FIGURE_PNGS = [
+    f"{RESULTS}/figures/{entry['name']}.png" for entry in REGISTRY["figures"]
+]

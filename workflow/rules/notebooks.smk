@@ -7,7 +7,6 @@
 # both (a text substitution, light enough to follow the figures at once) and writes the normalised .ipynb and the
 # .html. The header of each notebook states the code version, so CODE_FILES are inputs.
 
-NOTEBOOK_FIGURES = [path for path in rules.make_figures.output if path.endswith(".png")]
 NOTEBOOK_TITLES = {entry["name"]: entry["title"] for entry in REGISTRY["notebooks"]}
 NOTEBOOK_LINKS = [
     [entry["link"], f"{entry['name']}.html"] for entry in REGISTRY["notebooks"]
@@ -66,7 +65,7 @@ rule execute_notebooks:
     params:
         provenance=PROVENANCE,
         titles=NOTEBOOK_TITLES,
-        figures=[str(path) for path in NOTEBOOK_FIGURES],
+        figures=FIGURE_PNGS,
         study=config["study"],
         treatment=config["treatment"],
         reporting=config["reporting"],
@@ -91,7 +90,7 @@ rule export_notebooks:
             for name in registry_names("notebooks")
             for step in ("executed", "page")
         },
-        figures=NOTEBOOK_FIGURES,
+        figures=FIGURE_PNGS,
     output:
         **reported_outputs("notebooks", "notebooks", ["ipynb", "html"], reported="html"),
         provenance=f"{RESULTS}/provenance/export_notebooks.json",

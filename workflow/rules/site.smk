@@ -6,7 +6,7 @@ rule build_index:
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
         code=CODE_FILES,
-        figures=artifact_outputs(rules.make_figures),
+        figures=[p for r in FIGURE_RULES for p in artifact_outputs(r)],
         tables=artifact_outputs(rules.make_tables),
         notebooks=artifact_outputs(rules.export_notebooks),
         parameters=[p for p in rules.execute_notebooks.output if p.endswith(".yaml")],
@@ -26,7 +26,7 @@ rule build_index:
         study=config["study"],
         registry=REGISTRY,
         producers={
-            "make_figures": artifact_outputs(rules.make_figures),
+            **{r.rule.name: artifact_outputs(r) for r in FIGURE_RULES},
             "make_tables": artifact_outputs(rules.make_tables),
             "execute_notebooks": [
                 str(p) for p in rules.execute_notebooks.output if p.endswith(".yaml")

@@ -1,5 +1,6 @@
-"""Draw every figure of the registry (PNG and SVG) in one process: interpreter start and imports dominate a small
-study."""
+"""Draw the figures of the registry that this rule draws (params.registry: make_figures or make_efficacy_figures),
+PNG and SVG, in one job: interpreter start and imports dominate a small study. make_efficacy_figures has no
+lab_standards input (none of its figures shows a reference range)."""
 
 from k2trial.core import schema
 from k2trial.core.io import read_yaml, write_bytes
@@ -31,13 +32,13 @@ def main(smk):
     haematology = reporting["b12_haematology"]
     settings = figures.FigureSettings(
         style=style,
-        seed=figures.step_seed(int(smk.params.seed), smk.rule),
+        seed=figures.step_seed(int(smk.params.seed), smk.params.seed_step),
         labels=figures.Labels(vocabulary(smk), float(smk.params.severe_threshold)),
         b12_test=str(b12["test"]),
         b12_deficient_below=float(b12["deficient_below"]),
         b12_adequate_from=float(b12["adequate_from"]),
         haematology_tests=(str(haematology["mcv"]), str(haematology["haemoglobin"])),
-        standards=read_yaml(smk.input.lab_standards)["tests"],
+        standards=read_yaml(smk.input.lab_standards)["tests"] if "lab_standards" in smk.input.keys() else {},
         figures=tuple((entry["name"], int(entry["process"])) for entry in smk.params.registry),
         simulated=bool(dataset.get("simulated", False)),
     )

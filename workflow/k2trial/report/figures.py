@@ -16,6 +16,7 @@ Design rules kept by every function:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -809,100 +810,128 @@ def draw_all(
 def _figure_builders(
     data: Mapping[str, pd.DataFrame], settings: FigureSettings
 ) -> Iterator[tuple[str, Callable[[], Figure]]]:
-    """(name, function drawing the figure) of every figure this module draws; shared inputs are prepared once
-    (the functions draw only when called)."""
+    """(name, function drawing the figure) of every figure this module draws. Each function reads only the inputs
+    its figure needs, when called, so a job that draws some of the figures needs only their inputs (rules
+    make_figures and make_efficacy_figures); the subject sample, from `subjects`, is the same in every job."""
     style = settings.style
     labels = settings.labels
     vocabulary = labels.vocabulary
     final = vocabulary.final_visit.code
-    subjects, vas, assignment = data["subjects"], data["vas"], data["assignment"]
-    efficacy_ids = subjects.loc[as_bool(subjects["efffl"]), "subject_id"]
-    sample = sample_subjects(efficacy_ids, style.max_subjects, settings.seed)
-    note = sample_note(len(sample), len(efficacy_ids), settings.seed)
-    sample_set = set(sample)
+
+    @functools.cache
+    def efficacy_sample() -> tuple[pd.Series, list[str], str, set[str]]:
+        subjects = data["subjects"]
+        efficacy_ids = subjects.loc[as_bool(subjects["efffl"]), "subject_id"]
+        sample = sample_subjects(efficacy_ids, style.max_subjects, settings.seed)
+        return efficacy_ids, sample, sample_note(len(sample), len(efficacy_ids), settings.seed), set(sample)
+
+    def composite() -> pd.DataFrame:
+        vas = data["vas"]
+        return vas[vas["param"] == COMPOSITE]
 
     yield "participant_flow", lambda: participant_flow_figure(data["participant_flow"])
 
-    composite = vas[vas["param"] == COMPOSITE]
-    groups = assignment[["subject_id", "severity_group"]]
-    shown = composite[composite["subject_id"].isin(sample_set)].merge(groups, on="subject_id", how="left")
-    weekly = data["weekly"]
-    weekly_composite = weekly[weekly["param"] == COMPOSITE]
-    in_efficacy = assignment["subject_id"].isin(set(efficacy_ids))
-    sizes = assignment.loc[in_efficacy, "severity_group"].value_counts().to_dict()
-    yield (
-        "composite_trajectories",
-        lambda: composite_trajectories_figure(shown, weekly_composite, SEVERITY_GROUPS, labels, style, note, sizes),
-    )
+    def composite_trajectories() -> Figure:
+        efficacy_ids, _, note, sample_set = efficacy_sample()
+        assignment = data["assignment"]
+        groups = assignment[["subject_id", "severity_group"]]
+        values = composite()
+        shown = values[values["subject_id"].isin(sample_set)].merge(groups, on="subject_id", how="left")
+        weekly = data["weekly"]
+        weekly_composite = weekly[weekly["param"] == COMPOSITE]
+        in_efficacy = assignment["subject_id"].isin(set(efficacy_ids))
+        sizes = assignment.loc[in_efficacy, "severity_group"].value_counts().to_dict()
+        return composite_trajectories_figure(shown, weekly_composite, SEVERITY_GROUPS, labels, style, note, sizes)
 
-    clinic = vas[vas["visit"].isin(vocabulary.clinic_visit_codes) & vas["subject_id"].isin(set(efficacy_ids))]
-    yield "symptoms_by_visit", lambda: symptoms_by_visit_figure(clinic, sample, settings.seed, labels, style, note)
+    yield "composite_trajectories", composite_trajectories
 
-    weekly_all = weekly[weekly["population"] == EFFICACY_SET]
-    yield "vas_heatmap", lambda: vas_heatmap_figure(weekly_all, len(efficacy_ids), labels)
+    def symptoms_by_visit() -> Figure:
+        efficacy_ids, sample, note, _ = efficacy_sample()
+        vas = data["vas"]
+        clinic = vas[vas["visit"].isin(vocabulary.clinic_visit_codes) & vas["subject_id"].isin(set(efficacy_ids))]
+        return symptoms_by_visit_figure(clinic, sample, settings.seed, labels, style, note)
 
-    at_end = composite[(composite["visit"] == final) & composite["subject_id"].isin(sample_set)]
-    at_end = at_end[["subject_id", "pchg"]].merge(subjects[["subject_id", "etiology"]], on="subject_id", how="left")
-    yield "waterfall_week8", lambda: waterfall_figure(at_end, labels, style, note)
+    yield "symptoms_by_visit", symptoms_by_visit
 
-    paired = data["paired_tests"]
-    paired = paired[
-        (paired["test"] == "wilcoxon") & (paired["visit_from"] == BASELINE) & (paired["visit_to"] == final)
-    ].drop_duplicates(["population", "param"])
-    yield "forest_hl_change", lambda: forest_figure(paired, vocabulary.populations, labels)
+    def vas_heatmap() -> Figure:
+        efficacy_ids = efficacy_sample()[0]
+        weekly = data["weekly"]
+        return vas_heatmap_figure(weekly[weekly["population"] == EFFICACY_SET], len(efficacy_ids), labels)
 
-    responders = data["responders"]
-    titles = {
-        code: criterion_label(code, threshold, unit)
-        for code, threshold, unit in responders.reindex(columns=["criterion", "threshold", "unit"]).itertuples(
-            index=False
+    yield "vas_heatmap", vas_heatmap
+
+    def waterfall_week8() -> Figure:
+        _, _, note, sample_set = efficacy_sample()
+        values = composite()
+        at_end = values[(values["visit"] == final) & values["subject_id"].isin(sample_set)]
+        subjects = data["subjects"]
+        at_end = at_end[["subject_id", "pchg"]].merge(subjects[["subject_id", "etiology"]], on="subject_id", how="left")
+        return waterfall_figure(at_end, labels, style, note)
+
+    yield "waterfall_week8", waterfall_week8
+
+    def forest_hl_change() -> Figure:
+        paired = data["paired_tests"]
+        paired = paired[
+            (paired["test"] == "wilcoxon") & (paired["visit_from"] == BASELINE) & (paired["visit_to"] == final)
+        ].drop_duplicates(["population", "param"])
+        return forest_figure(paired, vocabulary.populations, labels)
+
+    yield "forest_hl_change", forest_hl_change
+
+    def responder_rates() -> Figure:
+        responders = data["responders"]
+        titles = {
+            code: criterion_label(code, threshold, unit)
+            for code, threshold, unit in responders.reindex(columns=["criterion", "threshold", "unit"]).itertuples(
+                index=False
+            )
+        }
+        criteria = list(titles.items())
+        return responders_figure(responders, criteria, (EFFICACY_SET, *SEVERITY_GROUPS), labels, style)
+
+    yield "responder_rates", responder_rates
+
+    def lab_trajectories() -> Figure:
+        _, _, note, sample_set = efficacy_sample()
+        labs = data["labs"]
+        medians = data["lab_descriptives"][["param", "week", "median"]]
+        lab_sample = labs[labs["subject_id"].isin(sample_set)]
+        return lab_trajectories_figure(
+            lab_sample, medians, vocabulary.tests, settings.standards, style, note, weeks=vocabulary.clinic_weeks
         )
-    }
-    criteria = list(titles.items())
-    yield (
-        "responder_rates",
-        lambda: responders_figure(responders, criteria, (EFFICACY_SET, *SEVERITY_GROUPS), labels, style),
-    )
 
-    labs = data["labs"]
-    medians = data["lab_descriptives"][["param", "week", "median"]]
-    lab_sample = labs[labs["subject_id"].isin(sample_set)]
-    clinic_weeks = vocabulary.clinic_weeks
-    yield (
-        "lab_trajectories",
-        lambda: lab_trajectories_figure(
-            lab_sample, medians, vocabulary.tests, settings.standards, style, note, weeks=clinic_weeks
-        ),
-    )
+    yield "lab_trajectories", lab_trajectories
 
-    b12, mcv, haemoglobin = settings.b12_test, *settings.haematology_tests
-    deficient = assignment.loc[as_bool(assignment["b12_deficient"]), "subject_id"]
-    deficient_sample = set(sample_subjects(deficient, style.max_subjects, settings.seed))
-    haem = labs[labs["param"].isin([b12, mcv, haemoglobin]) & labs["subject_id"].isin(deficient_sample)]
-    residual = dict(zip(assignment["subject_id"], as_bool(assignment["residual_b12"]), strict=True))
-    hgb_range = reference_band(settings.standards.get(haemoglobin, {}))
-    mcv_range = reference_band(settings.standards.get(mcv, {}))[0]
-    thresholds = {
-        b12: [
-            (settings.b12_deficient_below, f"deficient < {settings.b12_deficient_below:g}"),
-            (settings.b12_adequate_from, f"adequate \u2265 {settings.b12_adequate_from:g}"),
-        ],
-        mcv: [(mcv_range[1], f"macrocytosis > {mcv_range[1]:g}")] if mcv_range else [],
-        haemoglobin: [
-            (band[0], f"{sex} anaemia < {band[0]:g}") for sex, band in zip(SEXES, hgb_range, strict=True) if band
-        ],
-    }
-    b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
-    yield (
-        "b12_haematology",
-        lambda: b12_haematology_figure(
+    def b12_haematology() -> Figure:
+        labs, assignment = data["labs"], data["assignment"]
+        b12, mcv, haemoglobin = settings.b12_test, *settings.haematology_tests
+        deficient = assignment.loc[as_bool(assignment["b12_deficient"]), "subject_id"]
+        deficient_sample = set(sample_subjects(deficient, style.max_subjects, settings.seed))
+        haem = labs[labs["param"].isin([b12, mcv, haemoglobin]) & labs["subject_id"].isin(deficient_sample)]
+        residual = dict(zip(assignment["subject_id"], as_bool(assignment["residual_b12"]), strict=True))
+        hgb_range = reference_band(settings.standards.get(haemoglobin, {}))
+        mcv_range = reference_band(settings.standards.get(mcv, {}))[0]
+        thresholds = {
+            b12: [
+                (settings.b12_deficient_below, f"deficient < {settings.b12_deficient_below:g}"),
+                (settings.b12_adequate_from, f"adequate \u2265 {settings.b12_adequate_from:g}"),
+            ],
+            mcv: [(mcv_range[1], f"macrocytosis > {mcv_range[1]:g}")] if mcv_range else [],
+            haemoglobin: [
+                (band[0], f"{sex} anaemia < {band[0]:g}") for sex, band in zip(SEXES, hgb_range, strict=True) if band
+            ],
+        }
+        b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
+        return b12_haematology_figure(
             haem, residual, vocabulary.tests, thresholds, style, b12_note, codes=(b12, mcv, haemoglobin),
-            weeks=clinic_weeks,
-        ),
-    )  # fmt: skip
+            weeks=vocabulary.clinic_weeks,
+        )  # fmt: skip
 
-    edish = data["edish"]
-    yield "edish", lambda: edish_figure(edish, "peak_alt_xuln", "peak_tbil_xuln", style, 5 * style.max_subjects)
+    yield "b12_haematology", b12_haematology
+
+    edish_threshold = 5 * style.max_subjects
+    yield "edish", lambda: edish_figure(data["edish"], "peak_alt_xuln", "peak_tbil_xuln", style, edish_threshold)
 
 
 def save_all(
