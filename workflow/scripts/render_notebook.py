@@ -74,12 +74,17 @@ def execute(smk):
         write_text(yaml.safe_dump({**common, "title": smk.params.titles[name]}, sort_keys=True), path)
         parameters[name] = {"view": {**view, "parameters_file": posix(path)}}
     templates = {name: getattr(smk.input, f"{name}_template") for name in names}
-    executed = notebooks.execute_notebooks(templates, parameters, cwd=os.getcwd())
-    for name in names:
-        normalised = notebooks.normalise_notebook(executed[name])
+
+    def finish(name, executed):
+        """Normalise, write and render a notebook as soon as it has run (while the other kernel still runs)."""
+        normalised = notebooks.normalise_notebook(executed)
         write_bytes(notebooks.notebook_bytes(normalised), getattr(smk.output, f"{name}_executed"))
         page = notebooks.notebook_html(normalised, smk.params.titles[name])
         write_text(page, getattr(smk.output, f"{name}_page"))
+
+    notebooks.execute_notebooks(
+        templates, parameters, cwd=os.getcwd(), finish=finish, prepare=notebooks.prepare_html_export
+    )
 
 
 def export(smk):

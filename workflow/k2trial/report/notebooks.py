@@ -23,7 +23,7 @@ import hashlib
 import html
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,17 @@ def execute_notebooks(
     cwd: str | Path,
     kernel_name: str = "python3",
     kernels: int = 2,
+    finish: Callable[[str, Any], Any] | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run several templates on `kernels` kernels side by side (notebooks dealt round-robin, each kernel running
     its share one after the other) and return the executed notebooks by name, in the order of `templates`.
+
+    finish(name, notebook), when given, runs in the kernel's thread as soon as that notebook has run, one call at
+    a time (under a lock, so it need not be thread-safe), and what it returns takes the notebook's place in the
+    result: normalising and rendering one notebook overlaps with the other kernel still running cells.
+    prepare(), when given, runs in this thread while the kernels start (they take most of a second to be ready)
+    and before any finish: import and set up what finish needs (nbconvert) in time that is otherwise waiting.
 
     A kernel costs an interpreter start plus IPython and pandas imports (about a second of CPU); the cells of
     these view-only notebooks cost far less. One kernel per notebook wastes that CPU, one kernel for all of
@@ -67,13 +75,18 @@ def execute_notebooks(
     same moment cannot pick the same port, and nothing listens on the network. Every module papermill imports
     lazily while injecting parameters (black formats the injected cell) is imported here first: a module
     imported by two threads at once can be seen half-initialised, which would make the injected cell's
-    formatting, and so the notebook's bytes, depend on thread timing.
+    formatting, and so the notebook's bytes, depend on thread timing; so is every module a papermill run imports
+    lazily later (IPython, ipykernel.kernelspec, pygments), as `prepare` may import the same ones meanwhile.
     Raises papermill's PapermillExecutionError, naming the failing cell, when a cell fails.
     """
     import tempfile
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    import ipykernel.kernelspec  # noqa: F401
+    import IPython  # noqa: F401  (imported by every papermill run, lazily: here first, see above)
     import papermill
+    import pygments.token  # noqa: F401
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
     from papermill.translators import PythonTranslator
@@ -81,13 +94,17 @@ def execute_notebooks(
     PythonTranslator.codify({"warm_up": 1})  # imports black (when installed) once, in this thread
 
     async def reset(manager: AsyncKernelManager) -> None:
+        # The kernel is running (it has just run a notebook): a request on the shell channel is queued until the
+        # socket connects, and its reply comes once the reset is done. No iopub channel, so no wait for it to
+        # connect and drain (wait_for_ready spends 0.2 s there): a silent execution publishes nothing of use.
         client = manager.client()
-        client.start_channels()
+        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         try:
-            await client.wait_for_ready(timeout=60)
-            reply = await client.execute_interactive(
-                RESET_KERNEL_CODE, silent=True, store_history=False, timeout=60, output_hook=lambda msg: None
-            )
+            msg_id = client.execute(RESET_KERNEL_CODE, silent=True, store_history=False)
+            while True:
+                reply = await client.get_shell_msg(timeout=60)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"resetting the notebook kernel failed: {reply['content']}")
         finally:
@@ -102,7 +119,7 @@ def execute_notebooks(
                 for index, name in enumerate(names):
                     if index:
                         run_sync(reset)(manager)
-                    executed[name] = papermill.execute_notebook(
+                    notebook = papermill.execute_notebook(
                         str(templates[name]),
                         None,
                         parameters=dict(parameters[name]),
@@ -114,14 +131,23 @@ def execute_notebooks(
                         request_save_on_cell_execute=False,
                         km=manager,
                     )
+                    if finish is not None:
+                        with lock:
+                            notebook = finish(name, notebook)
+                    executed[name] = notebook
             finally:
                 run_sync(manager.shutdown_kernel)(now=True)
         return executed
 
     names = list(templates)
     shares = [share for share in (names[k :: max(kernels, 1)] for k in range(max(kernels, 1))) if share]
+    lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=max(len(shares), 1)) as pool:
-        results = list(pool.map(run_on_one_kernel, shares))
+        with lock:
+            futures = [pool.submit(run_on_one_kernel, share) for share in shares]
+            if prepare is not None:
+                prepare()
+        results = [future.result() for future in futures]
     merged = {name: notebook for result in results for name, notebook in result.items()}
     return {name: merged[name] for name in names}
 
@@ -178,6 +204,14 @@ def _html_exporter() -> Any:
         exclude_output_prompt=True,
         anchor_link_text="",
     )
+
+
+def prepare_html_export() -> None:
+    """Import nbconvert and compile the exporter's templates now (by rendering an empty notebook), so that the
+    first `notebook_html` costs no more than the others (execute_notebooks runs this while its kernels start)."""
+    import nbformat
+
+    _html_exporter().from_notebook_node(nbformat.v4.new_notebook())
 
 
 def notebook_html(notebook: Any, title: str) -> str:
