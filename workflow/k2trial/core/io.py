@@ -26,13 +26,15 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from k2trial.core.errors import InputDataError, Problem
+
+if TYPE_CHECKING:  # numpy and pandas are imported where used: writing JSON or text needs neither
+    import numpy as np
+    import pandas as pd
 
 #: Spreadsheet row of the first record (the header is row 1).
 FIRST_DATA_ROW = 2
@@ -67,6 +69,9 @@ def read_raw_csv(path: str | Path, file_label: str | None = None, categorical: b
     hashes each cell in C and keeps only the distinct strings, which for millions of rows is several
     times faster and smaller than one Python string per cell (validation works per distinct value).
     """
+    import numpy as np
+    import pandas as pd
+
     path = Path(path)
     label = file_label or path.name
     if not path.exists():
@@ -133,6 +138,8 @@ def _record_shape(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
 
     RFC 4180 quoting is honoured: commas and line breaks inside double quotes do not count.
     """
+    import numpy as np
+
     buf = np.frombuffer(raw, dtype=np.uint8)
     quotes = np.flatnonzero(buf == ord('"'))
     newlines = np.flatnonzero(buf == ord("\n"))
@@ -153,6 +160,8 @@ def _commas_per_line(buf: np.ndarray, quotes: np.ndarray, starts: np.ndarray, li
     inside quoted regions, which are listed explicitly when they are a small part of the file. Otherwise
     the positions of all commas are searched (slower, more memory, always exact).
     """
+    import numpy as np
+
     if not len(line_ends):
         return np.zeros(0, dtype=np.int64)
     is_comma = buf[: int(line_ends[-1]) + 1] == ord(",")  # bytes after the last line end are no record
@@ -187,6 +196,8 @@ def _escape_formula(value: Any) -> Any:
 
 def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Return a copy whose text cells cannot start a spreadsheet formula (each distinct value checked once)."""
+    import pandas as pd
+
     out = frame.copy()
     for column in out.columns:
         series = out[column]
@@ -206,6 +217,9 @@ def floats_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     values at recording precision, so each distinct value is formatted once. Missing stays an empty cell;
     -0.0 is written as 0.
     """
+    import numpy as np
+    import pandas as pd
+
     out = frame.copy()
     for column in out.columns:
         if not pd.api.types.is_float_dtype(out[column].dtype):
@@ -356,6 +370,8 @@ def _quote_fields(values: list[str]) -> list[str]:
 
 def _coded_cells(codes: np.ndarray, texts: list[str]) -> Callable[[int, int], np.ndarray]:
     """Cells of rows start:stop from per-row codes into texts (code -1: missing, an empty cell)."""
+    import numpy as np
+
     table = np.asarray([*texts, ""], dtype=object)
     codes = np.where(codes < 0, len(texts), codes).astype(np.int64, copy=False)
     return lambda start, stop: table[codes[start:stop]]
@@ -363,6 +379,8 @@ def _coded_cells(codes: np.ndarray, texts: list[str]) -> Callable[[int, int], np
 
 def _integer_cells(values: np.ndarray, missing: np.ndarray | None) -> Callable[[int, int], np.ndarray]:
     """Cells of an integer column formatted per row (often all distinct, e.g. raw row numbers)."""
+
+    import numpy as np
 
     def cells(start: int, stop: int) -> np.ndarray:
         out = np.asarray(list(map(str, values[start:stop].tolist())), dtype=object)
@@ -379,6 +397,9 @@ def _fast_csv_columns(frame: pd.DataFrame) -> list[Callable[[int, int], np.ndarr
 
     None when a column or the header is of a kind the fast path does not handle (then pandas writes it).
     """
+    import numpy as np
+    import pandas as pd
+
     if frame.shape[1] < 2 or not all(isinstance(c, str) for c in frame.columns) or frame.columns.has_duplicates:
         return None
     out = []
@@ -413,6 +434,8 @@ def _fast_csv_columns(frame: pd.DataFrame) -> list[Callable[[int, int], np.ndarr
 
 
 def _json_default(value: Any) -> Any:
+    import pandas as pd
+
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, (pd.Timestamp,)):
@@ -460,6 +483,9 @@ def raw_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 500_000) -> Iterator[b
     break (so "7,5" is quoted); cells are written as they are: no formula escaping and no number
     formatting, because raw tables are text already. Each distinct value of a column is quoted once.
     """
+    import numpy as np
+    import pandas as pd
+
     yield (raw_csv_record([str(c) for c in frame.columns]) + "\n").encode("utf-8")
     for start in range(0, len(frame), chunk_rows):
         columns = []
