@@ -92,6 +92,7 @@ def execute_notebooks(
     from papermill.translators import PythonTranslator
 
     PythonTranslator.codify({"warm_up": 1})  # imports black (when installed) once, in this thread
+    client_class = _prompt_ready_client_class()
 
     async def reset(manager: AsyncKernelManager) -> None:
         # The kernel is running (it has just run a notebook): a request on the shell channel is queued until the
@@ -114,6 +115,7 @@ def execute_notebooks(
         executed = {}
         with tempfile.TemporaryDirectory(prefix="k2k-") as sockets:
             manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
+            manager.client_factory = client_class  # the clients papermill makes too
             run_sync(manager.start_kernel)(cwd=str(cwd))
             try:
                 for index, name in enumerate(names):
@@ -150,6 +152,62 @@ def execute_notebooks(
         results = [future.result() for future in futures]
     merged = {name: notebook for result in results for name, notebook in result.items()}
     return {name: merged[name] for name in names}
+
+
+def _prompt_ready_client_class() -> type:
+    """jupyter_client's AsyncKernelClient whose wait_for_ready returns as soon as the kernel is ready.
+
+    papermill (nbclient) waits for every notebook's client to be ready: a kernel_info reply on the shell channel and
+    a message on iopub (the channel is connected), as jupyter_client does; jupyter_client then drains iopub until
+    it has been silent for 0.2 s, a fixed 0.2 s per notebook. Here the drain ends when the kernel reports idle after
+    that kernel_info request (the last message it causes), or after the same 0.2 s of silence when that report
+    was the message already read. Stale status messages would be harmless anyway: nbclient reads only the messages
+    of its own requests.
+    """
+    import time
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.utils import ensure_async
+
+    def is_idle_after(msg: dict[str, Any], msg_id: str) -> bool:
+        return (
+            msg.get("msg_type") == "status"
+            and msg.get("content", {}).get("execution_state") == "idle"
+            and msg.get("parent_header", {}).get("msg_id") == msg_id
+        )
+
+    class PromptReadyKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            abs_timeout = time.time() + (float("inf") if timeout is None else timeout)
+            while True:  # as jupyter_client: a kernel_info reply on shell, then any message on iopub
+                self.kernel_info()
+                try:
+                    msg = await ensure_async(self.shell_channel.get_msg(timeout=1))
+                except Empty:
+                    pass
+                else:
+                    if msg["msg_type"] == "kernel_info_reply":
+                        try:
+                            first = await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
+                        except Empty:
+                            pass
+                        else:
+                            self._handle_kernel_info_reply(msg)
+                            request = msg["parent_header"].get("msg_id", "")
+                            break
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.time() > abs_timeout:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+            done = is_idle_after(first, request)
+            while not done:
+                try:
+                    done = is_idle_after(await ensure_async(self.iopub_channel.get_msg(timeout=0.2)), request)
+                except Empty:
+                    break
+
+    return PromptReadyKernelClient
 
 
 def normalise_notebook(notebook: Any) -> Any:
