@@ -1,8 +1,9 @@
-"""Every efficacy table in one process (results/efficacy/*.csv and analysis_choices.json).
+"""Every efficacy table in one job (results/efficacy/*.csv and analysis_choices.json).
 
-One job on purpose: interpreter start and imports dominate a 30-subject study. Reads the groups assignment
-and results/analysis/vas.csv once into a [subject, param, week] array (k2trial.analysis.vas_cube); the analyses
-are k2trial.analysis.efficacy and k2trial.analysis.sensitivity_models.
+One job on purpose: interpreter start and imports dominate a 30-subject study. Reads the groups assignment and
+results/analysis/vas.csv once into a [subject, param, week] array (k2trial.analysis.vas_cube); the analyses are
+k2trial.analysis.efficacy and k2trial.analysis.sensitivity_models. The sensitivity models (pingouin and statsmodels,
+whose imports cost more than all the other tables) are computed in a forked child, side by side with the rest.
 """
 
 import logging
@@ -11,7 +12,7 @@ from k2trial.analysis import efficacy, groups, sensitivity_models
 from k2trial.analysis.vas_cube import VAS_INPUT_COLUMNS, build_vas_cube
 from k2trial.core import schema
 from k2trial.core.io import write_json
-from k2trial.runtime.step import run_step, vocabulary
+from k2trial.runtime.step import run_step, start_in_child, vocabulary
 
 logger = logging.getLogger("k2trial.efficacy_analysis")
 
@@ -28,6 +29,14 @@ def main(smk):
     del vas
     logger.info("population sizes: %s", {name: int(mask.sum()) for name, mask in members.items()})
 
+    def models():
+        # pingouin's mixed ANOVA and the mixed models (their imports are most of this job's time): in a child
+        # process, side by side with the tables below
+        table = sensitivity_models.models_table(cube, members, settings)
+        schema.write_artifact(table, smk.output.models, "efficacy/models")
+        logger.info("models:\n%s", table[["model", "term", "estimate", "p_value"]].to_string())
+
+    models_done = start_in_child(models, "efficacy/models")
     paired = efficacy.paired_tests(cube, members, settings)
     outputs = {
         "paired_tests": paired,
@@ -37,7 +46,6 @@ def main(smk):
         "group_comparison": efficacy.group_comparison_table(cube, members, settings),
         "weekly": efficacy.weekly_table(cube, members),
         "symptom_ranking": efficacy.symptom_ranking(paired, settings),
-        "models": sensitivity_models.models_table(cube, members, settings),
     }
     for name, table in outputs.items():
         schema.write_artifact(table, getattr(smk.output, name), f"efficacy/{name}")
@@ -47,8 +55,8 @@ def main(smk):
         adequate_b12_from=smk.params.b12_status["adequate_from"],
     )
     write_json(choices, smk.output.analysis_choices)
-    models = outputs["models"]
-    logger.info("efficacy tables written; models:\n%s", models[["model", "term", "estimate", "p_value"]].to_string())
+    models_done()
+    logger.info("efficacy tables written")
 
 
 run_step(snakemake, main)

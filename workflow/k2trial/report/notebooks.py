@@ -363,10 +363,12 @@ def embed_figures_in_page(page: str, pngs: Mapping[str, bytes], title: str = "pa
     def replace(match: re.Match[str]) -> str:
         return f"<img alt={match.group(1)} {_figure_attributes(html.unescape(match.group(2)), pngs)}/>"
 
+    # The page is checked before the PNGs go in (a scan of the embedded page reads megabytes of base64); what goes
+    # in is data URIs only, so the embedded page is offline when the page is.
+    assert_offline(page, title)
     embedded = _PAGE_PLACEHOLDER.sub(replace, page)
     if FIGURE_PLACEHOLDER in embedded:
         raise ConfigError(f"{title}: a figure placeholder not in the form <img alt=... {FIGURE_PLACEHOLDER}=.../>")
-    assert_offline(embedded, title)
     return embedded
 
 
