@@ -1,6 +1,7 @@
 # Helpers shared by all stages: paths and the conda environment. Scripts and notebooks import the analysis
 # library `k2trial`, installed into the environment by `make env` (pyproject.toml).
 import glob
+import hashlib
 import os
 
 import yaml
@@ -148,3 +149,16 @@ def stop_idle_scheduler_timers(log=None):
             function, "__qualname__", ""
         ):
             thread.cancel()
+
+
+def _sha256_of(path):
+    digest = hashlib.sha256()
+    with open(os.path.join(workflow.basedir, path), "rb") as handle:
+        digest.update(handle.read())
+    return digest.hexdigest()
+
+
+# path -> sha256 of every code file: the parameter of the rules that state the code and analysis versions
+# (execute_notebooks, build_index, manifest). A change of any file's content changes it, so those rules rerun,
+# as they would with the files as inputs, without some 150 inputs each for Snakemake to stat and checksum.
+CODE_HASHES = {path: _sha256_of(path) for path in CODE_FILES}

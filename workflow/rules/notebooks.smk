@@ -5,7 +5,7 @@
 # that executing and rendering overlap with drawing the figures: execute_notebooks runs them on two kernels side by
 # side and renders their offline HTML (figures are placeholders), export_notebooks embeds the PNGs as data URIs in
 # both (a text substitution, light enough to follow the figures at once) and writes the normalised .ipynb and the
-# .html. The header of each notebook states the code version, so CODE_FILES are inputs.
+# .html. The header of each notebook states the code version, so the hashes of CODE_FILES are a parameter.
 
 NOTEBOOK_TITLES = {entry["name"]: entry["title"] for entry in REGISTRY["notebooks"]}
 NOTEBOOK_LINKS = [
@@ -22,7 +22,6 @@ rule execute_notebooks:
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
         catalog=rules.make_tables.output.catalog,
-        code=CODE_FILES,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
         row_accounting=rules.clean_raw_data.output.row_accounting,
@@ -64,6 +63,7 @@ rule execute_notebooks:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
+        code=CODE_HASHES,
         titles=NOTEBOOK_TITLES,
         figures=FIGURE_PNGS,
         study=config["study"],

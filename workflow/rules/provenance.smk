@@ -6,7 +6,6 @@ rule manifest:
     input:
         records=PROVENANCE_RECORDS,
         validation_report=rules.validate_raw_data.output.report_json,
-        code=CODE_FILES,
         lock=LOCK,
     output:
         manifest=f"{RESULTS}/MANIFEST.json",
@@ -15,6 +14,8 @@ rule manifest:
         f"{RESULTS}/logs/manifest.log",
     conda:
         CONDA_ENV
+    params:
+        code=CODE_HASHES,
     script:
         "../scripts/write_manifest.py"
 

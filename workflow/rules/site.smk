@@ -5,7 +5,6 @@ rule build_index:
     input:
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
-        code=CODE_FILES,
         figures=[p for r in FIGURE_RULES for p in artifact_outputs(r)],
         tables=artifact_outputs(rules.make_tables),
         notebooks=artifact_outputs(rules.export_notebooks),
@@ -23,6 +22,7 @@ rule build_index:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
+        code=CODE_HASHES,
         study=config["study"],
         registry=REGISTRY,
         producers={

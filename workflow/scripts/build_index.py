@@ -9,7 +9,7 @@ import yaml
 import k2trial
 from k2trial.core.io import sha256_file, write_text
 from k2trial.report import page, site
-from k2trial.report.notebooks import version_info
+from k2trial.report.notebooks import version_info_from_hashes
 from k2trial.runtime.step import run_step
 
 #: Sections of the index and the registry lists they show.
@@ -42,8 +42,7 @@ def main(smk):
         dataset = yaml.safe_load(handle) or {}
     with open(smk.input.validation_report, encoding="utf-8") as handle:
         data_version = json.load(handle).get("data_version")
-    code_files = {Path(p).as_posix(): Path(p).read_bytes() for p in smk.input.code}
-    versions = version_info(code_files, smk.config, k2trial.__version__)
+    versions = version_info_from_hashes(smk.params.code, smk.config, k2trial.__version__)
     study = smk.params.study
     header = page.header_html(
         study["title"],

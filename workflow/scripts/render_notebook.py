@@ -21,7 +21,7 @@ from k2trial.report import notebooks
 from k2trial.runtime.step import run_step
 
 #: Inputs of execute_notebooks that are not analysis artifacts listed in the parameters file.
-NOT_DATA = {"dataset", "catalog", "code", "codebook", "lab_units"}
+NOT_DATA = {"dataset", "catalog", "codebook", "lab_units"}
 #: Prefix of the inputs the view reads beyond those the parameters file lists.
 VIEW_INPUT = "view_"
 
@@ -36,8 +36,7 @@ def execute(smk):
         dataset = yaml.safe_load(handle) or {}
     with open(smk.input.validation_report, encoding="utf-8") as handle:
         data_version = json.load(handle).get("data_version")
-    code_files = {posix(p): Path(p).read_bytes() for p in smk.input.code}
-    versions = notebooks.version_info(code_files, smk.config, k2trial.__version__)
+    versions = notebooks.version_info_from_hashes(smk.params.code, smk.config, k2trial.__version__)
     listed = {
         key: posix(value)
         for key, value in smk.input.items()

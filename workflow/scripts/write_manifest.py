@@ -12,7 +12,7 @@ from k2trial.runtime.step import run_step
 def main(smk):
     records = [json.loads(Path(p).read_text()) for p in sorted(smk.input.records)]
     report = json.loads(Path(smk.input.validation_report).read_text())
-    code = provenance.code_hashes(smk.input.code, Path.cwd())
+    code = dict(sorted(smk.params.code.items()))  # path -> sha256 (common.smk CODE_HASHES)
     lock_sha = provenance.sha256_file(smk.input.lock)
     version = provenance.analysis_version(smk.config, code, lock_sha)
     manifest = provenance.manifest(records, data_version_hash=report.get("data_version"), analysis_version_hash=version)

@@ -297,7 +297,11 @@ def notebook_html(notebook: Any, title: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 def content_hash(files: Mapping[str, bytes]) -> str:
     """sha256 over sorted (relative path, sha256 of content) pairs: the same files give the same hash."""
-    lines = "".join(f"{name}\0{hashlib.sha256(data).hexdigest()}\n" for name, data in sorted(files.items()))
+    return _hash_of_hashes({name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
+
+
+def _hash_of_hashes(hashes: Mapping[str, str]) -> str:
+    lines = "".join(f"{name}\0{digest}\n" for name, digest in sorted(hashes.items()))
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
@@ -389,13 +393,21 @@ def version_info(code_files: Mapping[str, bytes], config: Mapping[str, Any], pac
 
     code_files: repository-relative path -> content of the workflow's code files (common.smk CODE_FILES).
     """
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in code_files.items()}
+    return version_info_from_hashes(hashes, config, package_version)
+
+
+def version_info_from_hashes(
+    code_hashes: Mapping[str, str], config: Mapping[str, Any], package_version: str
+) -> dict[str, str]:
+    """`version_info` from the sha256 of each code file (common.smk CODE_HASHES, a parameter of the rules that
+    state the versions) rather than their contents: the same versions."""
     from k2trial.runtime.provenance import analysis_version
 
-    code_only = {name: data for name, data in code_files.items() if not name.startswith("config/")}
-    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(code_files.items())}
-    lock = next((data for name, data in code_files.items() if name.endswith("requirements.lock")), None)
-    lock_sha = hashlib.sha256(lock).hexdigest() if lock is not None else ""
+    hashes = dict(sorted(code_hashes.items()))
+    code_only = {name: digest for name, digest in hashes.items() if not name.startswith("config/")}
+    lock_sha = next((digest for name, digest in hashes.items() if name.endswith("requirements.lock")), "")
     return {
-        "code_version": code_version(code_only, package_version),
+        "code_version": f"k2trial {package_version}, code {_hash_of_hashes(code_only)[:12]}",
         "analysis_version": analysis_version(config, hashes, lock_sha),
     }
