@@ -42,7 +42,8 @@ from k2trial.adam.common import AdamDataError, iso_dates, sas_dates
 from k2trial.adam.write import conform, dataset_json_text, set_xpt_formats, xpt_namestrs
 from k2trial.analysis import efficacy, groups
 from k2trial.analysis.safety import adverse_events as ae
-from k2trial.analysis.safety import lab_summaries, lab_table, toxicity_grades
+from k2trial.analysis.safety import lab_grades, lab_summaries, lab_table
+from k2trial.analysis.safety.ctcae import criteria_file, load_ctcae_criteria
 from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.analysis.vas_cube import build_vas_cube
 from k2trial.core import schema
@@ -86,7 +87,8 @@ class Context:
         self.results = work / "results"
         self.config = read_yaml(work / "config" / "config.yaml")
         self.lab_units = read_yaml(work / "config" / "lab_units.yaml")
-        self.standards = load_lab_standards(self.lab_units, read_yaml(work / "config" / "lab_standards.yaml"))
+        criteria = load_ctcae_criteria(criteria_file(work / "config" / "ctcae", self.config["safety"]["ctcae_version"]))
+        self.standards = load_lab_standards(self.lab_units, read_yaml(work / "config" / "lab_standards.yaml"), criteria)
         self.words = load_vocabulary(read_yaml(work / "data" / "raw" / "codebook.yaml"), self.lab_units, self.config)
         self.contract = read_contract(work / "data" / "raw" / "codebook.yaml", work / "config" / "lab_units.yaml")
         parameters = parameters_from_config(
@@ -303,7 +305,7 @@ def test_adlb_baseline_ranges_grades_and_shift(ctx, adam):
                    & (adlb["AVISITN"] == row["week"])]  # fmt: skip
         assert len(hit) == 1
         assert hit[f"ATOXDSC{suffix}"].iloc[0] == row["term"]
-        assert hit[f"ATOXGR{suffix}"].iloc[0] == str(row["grade"])
+        assert hit[f"ATOXGR{suffix}"].iloc[0] == ("" if pd.isna(row["grade"]) else str(row["grade"]))
     assert (adlb.loc[adlb["ANL01FL"] == "Y", "AVISITN"] > 0).all()
 
 
@@ -563,7 +565,7 @@ def test_safety_tables_from_adam_equal_the_pipeline(ctx, read_back, tmp_path):
     safety = ctx.config["safety"]
     tables = {
         "lab_shifts": lab_summaries.lab_shifts(annotated, prepared, ctx.standards),
-        "ctcae_worst": toxicity_grades.ctcae_worst(grades, ctx.standards),
+        "ctcae_worst": lab_grades.ctcae_worst(grades, ctx.standards),
         "ae_summary": ae.ae_summary(
             listing,
             n_safety,

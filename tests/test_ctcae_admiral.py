@@ -27,6 +27,7 @@ from k2trial.analysis.safety.ctcae import (
     load_ctcae_criteria,
 )
 from k2trial.core.errors import ConfigError
+from k2trial.core.io import read_yaml
 from k2trial.core.values import compare, round_significant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -482,3 +483,103 @@ def test_entries_of_one_term_for_disjoint_units() -> None:
     graded = grade_records(loaded, test=["K"] * 4, value=[2.9, 11.0, 2.9, 2.9], unit=["mmol/L", "mg/dL", "mEq/L", None])
     assert graded["grade"].tolist()[:2] == [3, 3]
     assert graded["reason"].tolist() == ["", "", "unit_not_graded", "no_unit"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The safety step's own path: every ctcv5 case of a term this study grades, through labs.csv, annotate_labs and
+# lab_grades.ctcae_grades (issue 12, acceptance)
+# --------------------------------------------------------------------------------------------------------------
+def _study_standards():
+    from k2trial.analysis.safety.standards import load_lab_standards
+
+    return load_lab_standards(
+        read_yaml(ROOT / "config" / "lab_units.yaml"),
+        read_yaml(ROOT / "config" / "lab_standards.yaml"),
+        criteria("ctcae_v5.0.yaml"),
+    )
+
+
+def _as_labs_csv(cases: pd.DataFrame, standards) -> tuple[pd.DataFrame, pd.DataFrame, list[str], pd.DataFrame]:
+    """One subject per case: the case's record at week 4 (value, unit and range as reported), and, when the case has
+    a baseline, the baseline record at week 0, on the first-dose day, in the same unit, with a range that gives it
+    admiral's BNRIND (HIGH, LOW, NORMAL or none). Cases whose unit the study's contract does not accept for the test
+    are returned apart (validation would stop them before any grading)."""
+    units = {t.code: t.test for t in standards.tests}
+    aliases = {k.casefold(): v for k, v in read_yaml(ROOT / "config" / "lab_units.yaml")["unit_aliases"].items()}
+    rows, subjects, not_accepted = [], [], []
+    for i, case in cases.reset_index(drop=True).iterrows():
+        test = units[case["our_test"]]
+        raw_unit = "" if pd.isna(case["avalu"]) else "".join(str(case["avalu"]).split()).casefold()
+        entries = standards.ctcae.entries(case["our_term"])
+        unitless = all(e.units is None or standards.ctcae.canonical_unit("") in e.units for e in entries)
+        if raw_unit == "" and not unitless:  # admiral: no unit, no grade; the contract requires a unit
+            not_accepted.append(f"{case['test_id']} #{case['testnum']}: no unit for {test.code}")
+            continue
+        # no unit: relative criteria ignore it, a dimensionless test (INR) has none
+        unit = test.unit if raw_unit == "" else aliases.get(raw_unit, raw_unit)
+        if unit not in test.units:
+            not_accepted.append(f"{case['test_id']} #{case['testnum']}: {case['avalu']} for {test.code}")
+            continue
+        factor = test.units[unit]
+        subject = f"C-{i:04d}"
+        subjects.append({"subject_id": subject, "sex": "M", "age_years": 50, "anticoagulant": False,
+                         "saffl": True, "first_dose_date": "2020-01-08", "last_dose_date": "2020-03-01"})  # fmt: skip
+        base = case["base"]
+        record = dict(subject_id=subject, param=test.code, unit=test.unit, reported_unit=unit, censored=False)
+        if pd.notna(base):
+            bnrind = "" if pd.isna(case["bnrind"]) else str(case["bnrind"])
+            low, high = {"HIGH": (np.nan, base / 2), "LOW": (base * 2, np.nan), "NORMAL": (base / 2, base * 2)}.get(
+                bnrind, (np.nan, np.nan)
+            )
+            rows.append({**record, "visit": "baseline", "week": 0, "sample_date": "2020-01-08", "aval": base * factor,
+                         "ref_low": low * factor, "ref_high": high * factor, "reported_value": base,
+                         "reported_ref_low": low, "reported_ref_high": high, "base": base * factor, "chg": 0.0,
+                         "baseline_record": True})  # fmt: skip
+        rows.append({**record, "visit": "week4", "week": 4, "sample_date": "2020-02-05", "aval": case["aval"] * factor,
+                     "ref_low": case["anrlo"] * factor, "ref_high": case["anrhi"] * factor,
+                     "reported_value": case["aval"], "reported_ref_low": case["anrlo"],
+                     "reported_ref_high": case["anrhi"], "base": base * factor, "chg": (case["aval"] - base) * factor,
+                     "baseline_record": False})  # fmt: skip
+    return pd.DataFrame(rows), pd.DataFrame(subjects), not_accepted, cases.reset_index(drop=True)
+
+
+def test_the_safety_step_grades_every_ctcv5_case_of_the_study_terms_as_admiral(oracle: pd.DataFrame) -> None:
+    from k2trial.analysis.safety import lab_grades, lab_table
+
+    standards = _study_standards()
+    study = {(t.term, t.param) for t in standards.terms}
+    cases = oracle[(oracle["criteria"] == "ctcv5")]
+    cases = cases[[(a, b) in study for a, b in zip(cases["our_term"], cases["our_test"], strict=True)]]
+    labs, subjects, not_accepted, cases = _as_labs_csv(cases, standards)
+    prepared = lab_table.prepare_subjects(subjects)
+    annotated = lab_table.annotate_labs(labs, prepared, standards, b12_deficient_below=200, b12_adequate_from=300,
+                                        b12_test="B12")  # fmt: skip
+    # admiral grades with the lab's own limits only: the study's choice of default ranges is off here
+    grades = lab_grades.ctcae_grades(annotated, prepared, standards, use_default_ranges=False)
+    graded = grades[grades["week"] == 4].set_index(["subject_id", "term"])["grade"]
+    checked, no_value, disagree = 0, 0, []
+    accepted = set(labs["subject_id"])
+    for i, case in cases.iterrows():
+        subject, key = f"C-{i:04d}", (case["test_id"], case["testnum"])
+        if subject not in accepted:
+            continue  # the unit was not accepted (listed below)
+        if pd.isna(case["aval"]):  # no result: the safety step grades no missing value; admiral gives no grade
+            assert pd.isna(case["expected_grade"]), key
+            no_value += 1
+            continue
+        ours = graded.loc[(subject, case["our_term"])]
+        expected = INR_NOT_ANTICOAGULATED[key][0] if key in INR_NOT_ANTICOAGULATED else case["expected_grade"]
+        same = (pd.isna(ours) and pd.isna(expected)) or (not pd.isna(ours) and ours == expected)
+        checked += 1
+        if not same:
+            disagree.append(
+                f"{key}: {case['our_term']} {case['aval']} {case['avalu']}: ours {ours}, admiral {expected}"
+            )
+    assert not disagree, "\n".join(disagree)
+    # results this study's contract does not accept (validation stops them, so they are never graded): a unit
+    # config/lab_units.yaml does not list for the test (haemoglobin in mmol/L; admiral's malformed G/cL and 10^9/M,
+    # for which admiral gives no grade) or no unit where the term has absolute limits (admiral: no grade)
+    expected_reasons = ("mmol/L for HGB", "G/cL", "10^9/M", "no unit for")
+    assert all(any(r in n for r in expected_reasons) for n in not_accepted), not_accepted
+    assert checked + no_value + len(not_accepted) == len(cases) == 271
+    assert (checked, no_value, len(not_accepted)) == (236, 22, 13)  # 236 graded cases, every one as admiral

@@ -171,6 +171,34 @@ def test_labs_convert_to_standard_units_with_ranges_and_censoring(contract):
         assert row.aval == pytest.approx(aval) and row.unit == unit and row.censored == censored, row
         np.testing.assert_allclose([row.ref_low, row.ref_high], [low, high], rtol=1e-12, equal_nan=True)
         assert row.visit == "baseline" and row.week == 0 and row.base == row.aval and row.chg == 0
+        assert row.baseline_record
+    # what the laboratory reported stays beside the standard value: CREAT 88.4 umol/L with range 53-106 umol/L
+    creat = _row(out, param="CREAT")
+    assert (creat.reported_value, creat.reported_unit, creat.reported_ref_low, creat.reported_ref_high) == (
+        88.4, "umol/L", 53.0, 106.0,
+    )  # fmt: skip
+    assert _row(out, param="TBIL").reported_value == 3.4 and _row(out, param="NA").reported_unit == "mmol/L"
+
+
+def test_values_in_the_standard_unit_keep_their_reported_precision(contract):
+    # issue 12, item 9: ALT 23.5 U/L (the contract records ALT in whole U/L) became 24 without a trace. A value
+    # reported in the standard unit is kept as reported; only a converted value is rounded to the contract's
+    # decimals (60 umol/L / 88.4 = 0.6787 -> 0.68 mg/dL), and its reported value stays beside it.
+    labs = _labs(
+        [
+            ("K2-010", "Baseline", "2012-12-30", "ALT", "23.5", "U/L", 7.0, 40.0),
+            ("K2-010", "Week 4", "2013-01-29", "ALT", "31", "U/L", 7.0, 40.0),
+            ("K2-010", "Baseline", "2012-12-30", "CREAT", "60", "umol/L", NAN, 40.5),
+            ("K2-010", "Baseline", "2012-12-30", "K", "2.49", "mmol/L", 3.5, 5.1),
+        ]
+    )
+    out = derivation.derive_labs(labs, SUBJECTS, contract)
+    alt = out[out["param"] == "ALT"]
+    assert alt["aval"].tolist() == [23.5, 31.0] and alt["base"].tolist() == [23.5, 23.5]
+    assert alt["chg"].tolist() == [0.0, 7.5]  # at the decimals the values carry
+    creat = _row(out, param="CREAT")
+    assert (creat.aval, creat.ref_high, creat.reported_value, creat.reported_ref_high) == (0.68, 0.46, 60.0, 40.5)
+    assert _row(out, param="K").aval == 2.49  # not 2.5 (potassium is recorded to 1 decimal)
 
 
 def test_lab_baseline_is_the_last_value_on_or_before_first_dose(contract):
@@ -187,11 +215,14 @@ def test_lab_baseline_is_the_last_value_on_or_before_first_dose(contract):
     )
     out = derivation.derive_labs(labs, SUBJECTS, contract)
     k10 = out[out["subject_id"] == "K2-010"]
-    assert k10["aval"].tolist() == [12.0, 12.6, 13.2]  # 13.15 -> 13.2 (half up, 1 decimal)
+    assert k10["aval"].tolist() == [12.0, 12.6, 13.15]  # reported in g/dL: kept as reported
     assert k10["base"].tolist() == [12.0, 12.0, 12.0]
-    assert k10["chg"].tolist() == pytest.approx([0.0, 0.6, 1.2])
+    assert k10["chg"].tolist() == [0.0, 0.6, 1.15]
+    assert k10["baseline_record"].tolist() == [True, False, False]
     k3 = out[out["subject_id"] == "K2-003"]
     assert k3["base"].isna().all()  # no value on or before the first dose
+    assert not k3["baseline_record"].any()  # the week-0 sample after the first dose is no baseline
     k2 = out[out["subject_id"] == "K2-002"]
     assert k2["base"].tolist() == [15.0, 15.0] and np.isnan(k2["aval"].iloc[1]) and np.isnan(k2["chg"].iloc[1])
+    assert k2["baseline_record"].tolist() == [True, False]
     assert out["subject_id"].tolist() == ["K2-002", "K2-002", "K2-003", "K2-003", "K2-010", "K2-010", "K2-010"]

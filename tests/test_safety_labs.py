@@ -1,4 +1,4 @@
-"""Laboratory safety (k2trial.analysis.safety: standards, lab_table, kidney, toxicity_grades, hepatic,
+"""Laboratory safety (k2trial.analysis.safety: standards, lab_table, kidney, lab_grades, hepatic,
 lab_summaries): unit conversions, standards, flags, CTCAE v5.0 grade boundaries, eGFR,
 B12 status, shifts, descriptives with censored values, Hy's law and eDISH.
 
@@ -16,14 +16,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from k2trial.analysis.safety import hepatic, kidney, lab_summaries, lab_table, standards, toxicity_grades
+from k2trial.analysis.safety import hepatic, kidney, lab_grades, lab_summaries, lab_table, standards
+from k2trial.analysis.safety.ctcae import grade_records, load_ctcae_criteria
 from k2trial.core import schema, values
 from k2trial.core.errors import ConfigError, InputDataError
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_UNITS = yaml.safe_load((ROOT / "config/lab_units.yaml").read_text())
 LAB_STANDARDS = yaml.safe_load((ROOT / "config/lab_standards.yaml").read_text())
-STANDARDS = standards.load_lab_standards(LAB_UNITS, LAB_STANDARDS)
+CTCAE_V5 = load_ctcae_criteria(ROOT / "config/ctcae/ctcae_v5.0.yaml")
+STANDARDS = standards.load_lab_standards(LAB_UNITS, LAB_STANDARDS, CTCAE_V5)
 VISIT_OF_WEEK = {0: "baseline", 4: "week4", 8: "week8"}
 
 
@@ -39,7 +41,8 @@ def case(
     censored: tuple[int, ...] = (),
     first_date: str = "2013-01-10",
 ) -> list[dict]:
-    """Rows of labs.csv for one subject and test; `values` by study week; base = the week-0 value."""
+    """Rows of labs.csv for one subject and test, reported in the standard unit; `values` by study week; base = the
+    week-0 value (sampled on the first-dose day, the baseline record)."""
     unit = LAB_UNITS["tests"][param]["unit"]
     base = values.get(0, np.nan)
     start = pd.Timestamp(first_date)
@@ -54,9 +57,14 @@ def case(
             "unit": unit,
             "ref_low": ref[0] if ref else np.nan,
             "ref_high": ref[1] if ref else np.nan,
+            "reported_value": value,
+            "reported_unit": unit,
+            "reported_ref_low": ref[0] if ref else np.nan,
+            "reported_ref_high": ref[1] if ref else np.nan,
             "censored": week in censored,
             "base": base,
             "chg": value - base,
+            "baseline_record": week == 0,
         }
         for week, value in values.items()
     ]
@@ -88,13 +96,16 @@ def annotate(rows: list[dict], subjects: pd.DataFrame) -> tuple[pd.DataFrame, pd
     return annotated, prepared
 
 
-def grades_by(rows: list[dict], subjects: pd.DataFrame) -> dict[tuple[str, str, int, str], int]:
+def grades_by(rows: list[dict], subjects: pd.DataFrame) -> dict[tuple[str, str, int, str], int | None]:
     annotated, prepared = annotate(rows, subjects)
-    g = toxicity_grades.ctcae_grades(annotated, prepared, STANDARDS)
-    return {(r.subject_id, r.param, int(r.week), r.term): int(r.grade) for r in g.itertuples(index=False)}
+    g = lab_grades.ctcae_grades(annotated, prepared, STANDARDS, use_default_ranges=True)
+    return {
+        (r.subject_id, r.param, int(r.week), r.term): None if pd.isna(r.grade) else int(r.grade)
+        for r in g.itertuples(index=False)
+    }
 
 
-def term(name: str) -> standards.CtcaeTerm:
+def term(name: str) -> standards.GradedTerm:
     return next(t for t in STANDARDS.terms if t.term == name)
 
 
@@ -107,22 +118,25 @@ def grade_values(
     base: float = np.nan,
     baseline_abnormal: bool = False,
     anticoagulant: bool = False,
-    at_baseline: bool = False,
-) -> list[int]:
+) -> list[int | None]:
+    """CTCAE v5.0 grades of values of one term's test in its standard unit (grade_records, as the safety step calls
+    it); the baseline indicator is HIGH/LOW (in the term's direction) when `baseline_abnormal`, else NORMAL."""
     t = term(name)
     n = len(values)
-    grade, _ = toxicity_grades.grade_term(
-        t,
-        np.array(values, float),
-        np.full(n, lln),
-        np.full(n, uln),
-        np.full(n, base),
-        np.full(n, STANDARDS.test(t.param).decimals),
-        is_baseline_visit=np.full(n, at_baseline),
-        baseline_abnormal=np.full(n, baseline_abnormal),
-        anticoagulant=np.full(n, anticoagulant),
+    abnormal = "HIGH" if t.direction == "high" else "LOW"
+    graded = grade_records(
+        CTCAE_V5,
+        test=[t.param] * n,
+        value=np.array(values, float),
+        unit=[STANDARDS.test(t.param).unit] * n,
+        lln=np.full(n, lln),
+        uln=np.full(n, uln),
+        baseline=np.full(n, base),
+        baseline_indicator=[abnormal if baseline_abnormal else "NORMAL"] * n,
+        anticoagulated=[anticoagulant] * n,
+        term=[name] * n,
     )
-    return grade.tolist()
+    return [None if pd.isna(g) else int(g) for g in graded["grade"]]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -194,13 +208,33 @@ def test_standards_cover_every_test_in_lab_order():
     assert STANDARDS.ctcae_version == "5.0"
 
 
+def test_graded_terms_are_those_of_the_criteria_for_the_study_tests():
+    # by test in lab_units order, then in the criteria file's order; hypokalaemia and hyponatraemia both graded
+    assert [(t.term, t.param) for t in STANDARDS.terms[:4]] == [
+        ("Anemia", "HGB"), ("Hemoglobin increased", "HGB"), ("Leukocytosis", "WBC"),
+        ("White blood cell decreased", "WBC"),
+    ]  # fmt: skip
+    assert {t.param for t in STANDARDS.terms} == {"HGB", "WBC", "PLT", "ALT", "AST", "ALP", "TBIL", "ALB", "CREAT",
+                                                   "NA", "K", "GLUCF", "INR"}  # fmt: skip
+    assert term("Hypokalemia").direction == "low" and term("Hyponatremia").direction == "low"
+    v4 = standards.load_lab_standards(
+        LAB_UNITS, LAB_STANDARDS, load_ctcae_criteria(ROOT / "config/ctcae/ctcae_v4.03.yaml")
+    )
+    assert v4.ctcae_version == "4.03" and ("Hyperglycemia", "GLUCF") in [(t.term, t.param) for t in v4.terms]
+
+
+def test_a_unit_the_criteria_cannot_grade_is_a_config_error():
+    units = yaml.safe_load((ROOT / "config/lab_units.yaml").read_text())
+    units["tests"]["GLUCF"]["units"]["mg/L"] = 0.1  # accepted by the contract, no CTCAE limit in mg/L
+    with pytest.raises(ConfigError, match="Hypoglycemia cannot grade GLUCF reported in mg/L"):
+        standards.load_lab_standards(units, LAB_STANDARDS, CTCAE_V5)
+    with pytest.raises(ConfigError, match="'ctcae' section is no longer read"):
+        standards.load_lab_standards(LAB_UNITS, {**LAB_STANDARDS, "ctcae": {}}, CTCAE_V5)
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda s: s["ctcae"]["terms"][0].update(param="XYZ"), "unknown test"),
-        (lambda s: s["ctcae"]["terms"][5].update(unit="g/L"), "recorded in g/dL"),
-        (lambda s: s["ctcae"]["terms"][0]["criteria"][0].update(op="=>"), ".op must be"),
-        (lambda s: s["ctcae"]["terms"][0]["criteria"][0].update(of="UNL"), ".of must be"),
         (lambda s: s["tests"].pop("K"), "test K has no default reference range"),
         (lambda s: s["tests"]["ALT"].update(range=[40.0, 7.0]), "low < high"),
         (lambda s: s["hys_law"].update(bilirubin="BILI"), "hys_law names unknown test"),
@@ -210,34 +244,31 @@ def test_inconsistent_standards_are_config_errors(edit, message):
     broken = yaml.safe_load((ROOT / "config/lab_standards.yaml").read_text())
     edit(broken)
     with pytest.raises(ConfigError, match=message):
-        standards.load_lab_standards(LAB_UNITS, broken)
+        standards.load_lab_standards(LAB_UNITS, broken, CTCAE_V5)
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Comparison at recording precision
+# Comparison of a value with a limit: as recorded, at 15 significant digits
 # ------------------------------------------------------------------------------------------------------------------
 def test_exactly_three_times_uln_is_not_above_it_despite_float_noise():
     # 1.15 x 3 is 3.4499999999999997 in binary floating point: a naive comparison calls 3.45 "> 3 x ULN"
     assert 3.45 > 3 * 1.15
-    assert not values.compare_at_precision([3.45], [3 * 1.15], ">", 2)[0]
-    assert values.compare_at_precision([3.46], [3 * 1.15], ">", 2)[0]
-    assert values.compare_at_precision([3.45], [3 * 1.15], ">=", 2)[0]
-    # and a value carrying conversion noise is taken at its recording precision (2 decimals for TBIL)
-    assert not values.compare_at_precision([3.4500000001], [3.45], ">", 2)[0]
-    assert not values.compare_at_precision([np.nan], [1.0], "<", 2)[0]
+    assert not values.compare([3.45], [3 * 1.15], ">")[0]
+    assert values.compare([3.46], [3 * 1.15], ">")[0]
+    assert values.compare([3.45], [3 * 1.15], ">=")[0]
+    # a value is compared with the digits it was recorded with: 3.451 is above 3.45
+    assert values.compare([3.451], [3.45], ">")[0]
+    assert not values.compare([np.nan], [1.0], "<")[0]
 
 
 def test_round_half_up():
-    # the rounding the safety step uses (eGFR, changes, values compared with limits): halves away from zero on
-    # both sides, decimal halves that binary floats hold just below the half, missing stays missing
+    # the rounding the safety step uses (converted values, changes): halves away from zero on both sides, decimal
+    # halves that binary floats hold just below the half, missing stays missing
     rounded = values.round_half_away(
         [0.5, 1.5, 2.5, 2.675, 0.285, 1.005, -2.5, -0.25, -1.005, np.nan], [0, 0, 0, 2, 2, 2, 0, 1, 2, 0]
     )
     assert rounded[:-1].tolist() == [1.0, 2.0, 3.0, 2.68, 0.29, 1.01, -3.0, -0.3, -1.01]
     assert np.isnan(rounded[-1])
-    # a change of -2.5 U/L at 0 decimals is -3 (the floor(x + 0.5) rule this replaced gave -2)
-    assert values.compare_at_precision([-2.5], [-3.0], "<=", 0).tolist() == [True]
-    assert values.compare_at_precision([np.nan], [1.0], "<", 0).tolist() == [False]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -289,8 +320,8 @@ def test_creatinine_takes_the_worse_of_baseline_and_uln_criteria():
     assert grade_values("Creatinine increased", values, uln=1.3, base=0.9) == [0, 1, 2, 2, 3, 3, 4]
     # without a baseline value only the ULN criteria apply: 1.95 = 1.5 x ULN -> G1, 1.96 -> G2, 3.91 -> G3
     assert grade_values("Creatinine increased", [1.95, 1.96, 3.90, 3.91], uln=1.3) == [1, 2, 2, 3]
-    # at the baseline visit the baseline criteria do not apply (1.5 x itself would be meaningless)
-    assert grade_values("Creatinine increased", [2.0], uln=1.3, base=2.0, at_baseline=True) == [2]
+    # the baseline record itself: value = baseline is never > 1.5 x baseline; 2.0 > 1.5 x ULN 1.3 is grade 2
+    assert grade_values("Creatinine increased", [2.0], uln=1.3, base=2.0) == [2]
 
 
 def test_anaemia_boundaries():
@@ -314,22 +345,24 @@ def test_inr_with_anticoagulant_is_multiples_of_baseline():
     # baseline 2.00 on a vitamin K antagonist: G1 > 1-1.5 x BL, G2 > 1.5-2.5 x BL, G3 > 2.5 x BL
     values = [2.00, 2.01, 3.00, 3.01, 5.00, 5.01]
     assert grade_values("INR increased", values, uln=1.2, base=2.0, anticoagulant=True) == [0, 1, 1, 2, 2, 3]
-    # at the baseline visit, or without a baseline value, the absolute criteria apply
-    assert grade_values("INR increased", [2.5], uln=1.2, base=2.5, anticoagulant=True, at_baseline=True) == [2]
-    assert grade_values("INR increased", [2.6], uln=1.2, anticoagulant=True) == [3]
+    # the baseline record is graded by the same rule (1 x baseline: grade 0, as admiral); without a baseline value
+    # the INR of a patient on anticoagulation cannot be graded (CTCAE grades it against baseline only)
+    assert grade_values("INR increased", [2.5], uln=1.2, base=2.5, anticoagulant=True) == [0]
+    assert grade_values("INR increased", [2.6], uln=1.2, anticoagulant=True) == [None]
 
 
 def test_chemistry_boundaries():
     assert grade_values("Hyponatremia", [135, 134, 130, 129, 120, 119], lln=135) == [0, 1, 1, 3, 3, 4]
     assert grade_values("Hypernatremia", [145, 146, 150, 151, 155, 156, 160, 161], uln=145) == [0, 1, 1, 2, 2, 3, 3, 4]
     assert grade_values("Hyperkalemia", [5.1, 5.2, 5.5, 5.6, 6.0, 6.1, 7.0, 7.1], uln=5.1) == [0, 1, 1, 2, 2, 3, 3, 4]
-    assert grade_values("Hypokalemia", [3.5, 3.4, 3.0, 2.9, 2.5, 2.4], lln=3.5) == [0, 1, 1, 3, 3, 4]
+    # hypokalaemia < LLN - 3.0 is grade 1 or 2 by symptoms: worst case grade 2, as hyponatraemia (issue 12, item 7)
+    assert grade_values("Hypokalemia", [3.5, 3.4, 3.0, 2.9, 2.5, 2.4], lln=3.5) == [0, 2, 2, 3, 3, 4]
     assert grade_values("Hypoglycemia", [70, 69, 55, 54, 40, 39, 30, 29], lln=70) == [0, 1, 1, 2, 2, 3, 3, 4]
     assert grade_values("Hypoalbuminemia", [3.5, 3.4, 3.0, 2.9, 2.0, 1.9], lln=3.5) == [0, 1, 1, 2, 2, 3]
 
 
 def test_missing_value_is_not_graded():
-    assert grade_values("Anemia", [np.nan], lln=12.0) == [-1]
+    assert grade_values("Anemia", [np.nan], lln=12.0) == [None]
 
 
 def test_pipeline_detects_abnormal_baseline_and_anticoagulant_from_the_data():
@@ -351,21 +384,25 @@ def test_pipeline_detects_abnormal_baseline_and_anticoagulant_from_the_data():
     )
     grades = grades_by(rows, subjects)
     alt, inr, bili = "Alanine aminotransferase increased", "INR increased", "Blood bilirubin increased"
-    assert grades[("K2-001", "ALT", 0, alt)] == 1  # baseline graded against the ULN
+    # the baseline record is graded by the rule of its own baseline: 60 = 1 x BL, grade 0 (issue 12, item 4;
+    # graded against the ULN it read 1.5 x ULN, grade 1, and the later grades were on another scale)
+    assert grades[("K2-001", "ALT", 0, alt)] == 0
     assert grades[("K2-001", "ALT", 4, alt)] == 0  # < 1.5 x BL
     assert grades[("K2-001", "ALT", 8, alt)] == 1  # = 1.5 x BL
     assert grades[("K2-002", "ALT", 4, alt)] == 1
     assert grades[("K2-002", "ALT", 8, alt)] == 2
-    assert grades[("K2-003", "INR", 0, inr)] == 2  # absolute at baseline
+    assert grades[("K2-003", "INR", 0, inr)] == 0  # on anticoagulation: 1 x baseline
     assert grades[("K2-003", "INR", 4, inr)] == 1
     assert grades[("K2-003", "INR", 8, inr)] == 2
     assert grades[("K2-004", "INR", 4, inr)] == 2
     assert grades[("K2-005", "TBIL", 8, bili)] == 2  # 3 x ULN is "> 1.5-3 x ULN": grade 2, not 3
     annotated, prepared = annotate(rows, subjects)
-    table = toxicity_grades.ctcae_grades(annotated, prepared, STANDARDS)
+    table = lab_grades.ctcae_grades(annotated, prepared, STANDARDS, use_default_ranges=True)
     first = table[(table.subject_id == "K2-001") & (table.week == 8)].iloc[0]
-    assert bool(first.baseline_abnormal) is True
-    assert first.criterion == ">= 1.5 x baseline (baseline abnormal)"
+    assert (first.baseline_flag, first.baseline_value, first.uln) == ("HIGH", 60.0, 40.0)
+    assert first.criterion == ">= 1.5 x baseline [baseline_abnormal]"
+    assert first.default_range  # ULN 40 U/L is the default: the lab gave no range
+    assert (table["ctcae_version"] == "5.0").all()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -440,20 +477,25 @@ def test_ckd_epi_2021_worked_examples(scr, female, age, expected):
 
 def test_egfr_rows_and_kdigo_categories():
     spec = STANDARDS.egfr
-    values = [120, 90, 89.5, 89.4, 60, 59, 45, 44, 30, 29, 15, 14, np.nan]
-    assert kidney.kdigo_category(values, spec.kdigo, spec.decimals).tolist() == [
-        "G1", "G1", "G1", "G2", "G2", "G3a", "G3a", "G3b", "G3b", "G4", "G4", "G5", "",
+    # categories of the unrounded value (issue 12, item 10): 89.5 is G2 though it is displayed as 90
+    values = [120, 90, 89.99, 89.5, 89.4, 60, 59.99, 45, 44, 30, 29, 15, 14, np.nan]
+    assert kidney.kdigo_category(values, spec.kdigo).tolist() == [
+        "G1", "G1", "G2", "G2", "G2", "G2", "G3a", "G3a", "G3b", "G3b", "G4", "G4", "G5", "",
     ]  # fmt: skip
     rows = case("K2-001", "CREAT", {0: 0.8, 8: 1.6}) + case("K2-002", "CREAT", {0: 1.2})
     annotated, _ = annotate(rows, subjects_frame({"K2-001": ("F", 50, False), "K2-002": ("M", 60, False)}))
     egfr = annotated[annotated["param"] == "EGFR"].set_index(["subject_id", "week"])
-    # 89.71 is reported as 90 (whole mL/min/1.73m2): G1; 1.6 mg/dL: 142 x (1.6/0.7)^-1.2 x 0.73278 x 1.012
-    assert egfr.loc[("K2-001", 0), "aval"] == 90
-    assert egfr.loc[("K2-001", 0), "category"] == "G1"
-    assert egfr.loc[("K2-001", 8), "aval"] == round(ckd_epi_2021_by_hand(1.6, True, 50)) == 39
+    # 0.8 mg/dL, F, 50 years: eGFR 89.71, displayed as 90 in whole mL/min/1.73m2 but KDIGO G2 (< 90), not G1;
+    # 1.6 mg/dL: 142 x (1.6/0.7)^-1.2 x 0.73278 x 1.012 = 38.98
+    assert egfr.loc[("K2-001", 0), "aval"] == pytest.approx(ckd_epi_2021_by_hand(0.8, True, 50), rel=1e-12)
+    assert round(egfr.loc[("K2-001", 0), "aval"], 2) == 89.71
+    assert egfr.loc[("K2-001", 0), "category"] == "G2"
+    assert egfr.loc[("K2-001", 8), "aval"] == pytest.approx(ckd_epi_2021_by_hand(1.6, True, 50), rel=1e-12)
     assert egfr.loc[("K2-001", 8), "category"] == "G3b"
-    assert egfr.loc[("K2-001", 8), "chg"] == -51
-    assert egfr.loc[("K2-002", 0), "aval"] == 69
+    assert egfr.loc[("K2-001", 8), "chg"] == pytest.approx(
+        ckd_epi_2021_by_hand(1.6, True, 50) - ckd_epi_2021_by_hand(0.8, True, 50), rel=1e-12
+    )
+    assert round(egfr.loc[("K2-002", 0), "aval"], 2) == 69.23
     assert egfr.loc[("K2-002", 0), "unit"] == "mL/min/1.73m2"
 
 

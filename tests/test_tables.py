@@ -370,8 +370,9 @@ def test_ctcae_worst_table_handles_missing_grade_level():
         {"term": "Anemia", "param": "HGB", "baseline_grade": "0", "worst_grade": "missing", "n": 1},
         {"term": "Anemia", "param": "HGB", "baseline_grade": "2", "worst_grade": "0", "n": 0},
     ]
-    table = kt.ctcae_worst_table(pd.DataFrame(rows), SETTINGS)
+    table = kt.ctcae_worst_table(pd.DataFrame(rows).assign(ctcae_version="5.0"), SETTINGS)
     assert table.frame["Baseline grade"].tolist() == ["0", "1"]
+    assert table.notes[0].startswith("CTCAE v5.0 laboratory criteria")  # the version graded, from the artifact
     assert table.frame.iloc[0][["Worst grade 0", "Worst grade missing", "Total"]].tolist() == ["25", "1", "26"]
     assert table.frame.iloc[1][["Worst grade 0", "Worst grade 1", "Total"]].tolist() == ["3", "1", "4"]
 

@@ -8,7 +8,7 @@ rules of each layer.
 Subpackages:
     core      errors (typed, user-facing), io (CSV/JSON/YAML reading and deterministic atomic writing, file
               hashes), schema (every artifact's columns and dtypes; the one reader and writer), values
-              (rounding half away from zero, booleans, subject order, missing), vocabulary (symptoms, visits,
+              (the one rounding rule and comparison, booleans, subject order, missing), vocabulary (symptoms, visits,
               populations, lab tests and their labels, from codebook and config)
     data      contract (the codebook as objects), raw_files (reading), validation (checks), validation_report
               (report writers), cleaning (fixes, audit log, queries), derivation (analysis datasets),
@@ -16,8 +16,8 @@ Subpackages:
     stats     paired (signed-rank, Hodges-Lehmann, paired t, Holm), random_intercept (REML fitter), summaries,
               two_sample (between-arm tests), mmrm
     analysis  groups, baseline (participant flow, Table 1), vas_cube, efficacy, sensitivity_models, claims,
-              safety/ (standards, lab_table, lab_summaries, kidney, toxicity_grades, hepatic, lab_tests,
-              adverse_events, conclusion, ctcae)
+              safety/ (standards, ctcae (criteria and evaluator), lab_table, lab_grades, lab_summaries, kidney,
+              hepatic, lab_tests, adverse_events, conclusion)
     report    formatting (numbers as text), render (HTML, LaTeX, CSV of display tables), tables, figures, page
               (HTML pieces), site (index), notebooks (papermill, normalisation, export), notebook_view (what
               the notebooks call)

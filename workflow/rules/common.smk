@@ -127,6 +127,7 @@ CODE_FILES = _repo_files(
     "workflow/report/*.yaml",
     "workflow/schemas/*.yaml",
     "config/*.yaml",
+    "config/ctcae/*.yaml",
     "envs/requirements.lock",
 )
 

@@ -1,6 +1,7 @@
-# Safety: laboratory flags, CTCAE v5.0 grades, Hy's law and eDISH, lab paired tests, adverse-event tables and
-# the safety conclusion (results/safety/). config/lab_standards.yaml is an input of this rule only, so a change
-# of a reference range or CTCAE criterion reruns the safety analysis and what depends on it, nothing upstream.
+# Safety: laboratory flags, CTCAE grades (the criteria file of config safety.ctcae_version), Hy's law and eDISH, lab
+# paired tests, adverse-event tables and the safety conclusion (results/safety/). config/lab_standards.yaml and the
+# CTCAE criteria are inputs of the safety rules only, so a change of a reference range or a CTCAE criterion reruns
+# the safety analysis and what depends on it, nothing upstream.
 
 
 rule safety_analysis:
@@ -11,6 +12,7 @@ rule safety_analysis:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
         lab_standards=config["lab_standards"],
+        ctcae_criteria=f"{config['ctcae_criteria_dir']}/ctcae_v{config['safety']['ctcae_version']}.yaml",
     output:
         provenance=f"{RESULTS}/provenance/safety_analysis.json",
         lab_flags=f"{RESULTS}/safety/lab_flags.csv",

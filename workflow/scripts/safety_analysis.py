@@ -1,14 +1,15 @@
 """Safety analysis: every results/safety/*.csv table in one process (k2trial.analysis.safety.conclusion.analyse_safety).
 
 Inputs: results/analysis/labs.csv and subjects.csv, results/clean/adverse_events.csv, the contract (codebook.yaml,
-config/lab_units.yaml) and config/lab_standards.yaml. One process for all tables: interpreter start and imports
-dominate a small study.
+config/lab_units.yaml), config/lab_standards.yaml and the CTCAE criteria of the configured version (config/ctcae/).
+One process for all tables: interpreter start and imports dominate a small study.
 """
 
 import logging
 
 from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES, SafetySettings, analyse_safety
+from k2trial.analysis.safety.ctcae import load_ctcae_criteria
 from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
 from k2trial.core.io import read_yaml
@@ -18,11 +19,12 @@ from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.safety_analysis")
 #: Repeated text of labs.csv read as categories (100,000 subjects give 5.4 million lab rows).
-LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit")
+LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit", "reported_unit")
 
 
 def main(smk):
-    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards))
+    criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
+    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
     labs = schema.read_artifact(

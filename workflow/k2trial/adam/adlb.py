@@ -40,12 +40,7 @@ from k2trial.analysis.safety.standards import LabStandards
 from k2trial.core.errors import ConfigError
 
 DATASET = "ADLB"
-LABS = Needs(
-    "analysis/labs",
-    required=("subject_id", "visit", "week", "sample_date", "param", "aval", "unit", "ref_low", "ref_high",
-              "censored", "base", "chg"),
-    optional=("lbseq",),
-)  # fmt: skip
+LABS = Needs("analysis/labs", required=lab_table.LAB_INPUT_COLUMNS, optional=("lbseq",))
 SUBJECTS = Needs("analysis/subjects", required=lab_table.SUBJECT_INPUT_COLUMNS)
 GRADES = Needs(
     "safety/ctcae_grades", required=("subject_id", "param", "visit", "week", "term", "grade"), optional=("lbseq",)
@@ -112,7 +107,7 @@ def _terms(standards: LabStandards, direction: str) -> dict[str, str]:
             continue
         if term.param in out:
             raise ConfigError(
-                f"config/lab_standards.yaml: {term.param} has two CTCAE terms for a {direction} value "
+                f"CTCAE v{standards.ctcae_version} criteria: {term.param} has two terms for a {direction} value "
                 f"({out[term.param]}, {term.term}); ADLB holds one (ATOXDSC{direction[0].upper()})"
             )
         out[term.param] = term.term
@@ -127,7 +122,8 @@ def _grades_by_record(grades: pd.DataFrame, records: pd.DataFrame, standards: La
     unknown = ~term.isin(list(direction_of))
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise problem(GRADES, row, "term", term.iloc[row], "term not in config/lab_standards.yaml", "adam_term")
+        raise problem(GRADES, row, "term", term.iloc[row], f"term not graded by the CTCAE v{standards.ctcae_version} "
+                      "criteria", "adam_term")  # fmt: skip
     rows = rows[(term.map(direction_of) == direction).to_numpy()]
     if "lbseq" in rows.columns and "LBSEQ" in records.columns:
         theirs = [rows["subject_id"].astype("str"), number(rows["lbseq"])]

@@ -4,7 +4,7 @@ computed from the ADaM datasets).
 Each function reads only ADaM variables and the spec's codelists (whose `from` values are the artifacts' terms),
 and returns a frame in the layout an analysis function reads, so that the pipeline's own functions compute the
 tables from an ADaM delivery: k2trial.analysis.efficacy on `vas_from_adqs` and `assignment_from_adsl`,
-k2trial.analysis.safety.lab_summaries.lab_shifts on `annotated_from_adlb`, toxicity_grades.ctcae_worst on
+k2trial.analysis.safety.lab_summaries.lab_shifts on `annotated_from_adlb`, lab_grades.ctcae_worst on
 `grades_from_adlb`, adverse_events.ae_summary / ae_by_term on `listing_from_adae`. The frames may come from the
 XPT or Dataset-JSON files (k2trial.data.sdtm.read_domain: dates then arrive as ISO text) or from the derivations
 (dates as SAS day numbers); both are accepted.
@@ -117,8 +117,9 @@ def _analysis_lab_records(adlb: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]
 def annotated_from_adlb(adlb: pd.DataFrame, adsl: pd.DataFrame, standards: LabStandards,
                         spec: AdamSpec) -> pd.DataFrame:  # fmt: skip
     """The annotated lab table (lab_table.annotate_labs' layout) that lab_summaries.lab_shifts and lab_descriptives
-    read, from ADLB: values, BASE/CHG, ANRLO/ANRHI, ANRIND as the flag, BNRIND as the baseline flag; baseline and
-    analysed records only (ABLFL, ANL01FL)."""
+    read, from ADLB: values, BASE/CHG, ANRLO/ANRHI, ANRIND as the flag, BNRIND as the baseline flag, ABLFL as the
+    baseline record; baseline and analysed records only (ABLFL, ANL01FL). ADLB holds the standard unit only, so
+    the reported value and limits are AVAL, ANRLO and ANRHI."""
     rows, week = _analysis_lab_records(adlb)
     visit_codes = spec.codelist_of("ADLB", "AVISIT").source(rows["AVISIT"])
     visits = list(dict.fromkeys(visit_codes.iloc[np.argsort(week, kind="stable")]))
@@ -143,14 +144,18 @@ def annotated_from_adlb(adlb: pd.DataFrame, adsl: pd.DataFrame, standards: LabSt
             "chg": rows["CHG"].to_numpy(dtype="float64"),
             "baseline_flag": pd.Categorical(rows["BNRIND"].astype("str").replace("", None), categories=list(FLAGS)),
             "category": pd.Categorical([None] * len(rows), categories=[]),
+            "baseline_record": _flag(rows["ABLFL"]),
+            "reported_value": rows["AVAL"].to_numpy(dtype="float64"),
+            "reported_low": rows["ANRLO"].to_numpy(dtype="float64"),
+            "reported_high": rows["ANRHI"].to_numpy(dtype="float64"),
         }
     )
 
 
 def grades_from_adlb(adlb: pd.DataFrame, adsl: pd.DataFrame, standards: LabStandards) -> pd.DataFrame:
-    """CTCAE grades in the layout of safety/ctcae_grades that toxicity_grades.ctcae_worst reads (subject_id, term,
-    week, grade): one row per baseline or analysed record and graded direction (ATOXDSCL/ATOXGRL,
-    ATOXDSCH/ATOXGRH); week 0 marks the baseline record."""
+    """CTCAE grades in the layout of safety/ctcae_grades that lab_grades.ctcae_worst reads (subject_id, param, term,
+    week, grade, baseline_record): one row per baseline or analysed record and graded direction (ATOXDSCL/ATOXGRL,
+    ATOXDSCH/ATOXGRH); ABLFL marks the baseline record (week 0)."""
     rows, week = _analysis_lab_records(adlb)
     parts = []
     for suffix in ("L", "H"):
@@ -160,15 +165,17 @@ def grades_from_adlb(adlb: pd.DataFrame, adsl: pd.DataFrame, standards: LabStand
             pd.DataFrame(
                 {
                     "subject_id": rows["USUBJID"].astype("str").to_numpy()[graded],
+                    "param": rows["PARAMCD"].astype("str").to_numpy()[graded],
                     "term": rows[f"ATOXDSC{suffix}"].astype("str").to_numpy()[graded],
                     "week": week[graded],
-                    "grade": grade.to_numpy(dtype="float64")[graded].astype(np.int64),
+                    "grade": pd.array(grade.to_numpy(dtype="float64")[graded].astype(np.int64), dtype="Int64"),
+                    "baseline_record": _flag(rows["ABLFL"])[graded],
                 }
             )
         )
     out = pd.concat(parts, ignore_index=True)
     out["subject_id"] = _subject_category(out["subject_id"], adsl)
-    out["term"] = pd.Categorical(out["term"], categories=[t.term for t in standards.terms])
+    out["term"] = pd.Categorical(out["term"], categories=list(dict.fromkeys(t.term for t in standards.terms)))
     return out
 
 

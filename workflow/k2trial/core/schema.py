@@ -133,7 +133,8 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     ),
     "analysis/labs": _columns(
         "subject_id:text visit:text week:int sample_date:text param:text aval:float unit:text ref_low:float "
-        "ref_high:float censored:bool base:float chg:float"
+        "ref_high:float reported_value:float reported_unit:text reported_ref_low:float reported_ref_high:float "
+        "censored:bool base:float chg:float baseline_record:bool"
     ),
     # results/groups
     "groups/assignment": _columns(
@@ -188,8 +189,9 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     ),
     # results/safety
     "safety/lab_flags": _columns(
-        "subject_id:text param:text visit:text week:int aval:float unit:text censored:bool ref_low:float "
-        "ref_high:float range_source:text flag:text baseline_flag:text category:text"
+        "subject_id:text param:text visit:text week:int aval:float unit:text reported_value:float "
+        "reported_unit:text censored:bool ref_low:float ref_high:float range_source:text flag:text baseline_flag:text "
+        "category:text"
     ),
     "safety/lab_descriptives": (
         *_columns("param:text unit:text visit:text week:int"),
@@ -201,11 +203,14 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
         "param:text visit:text week:int baseline_category:text category:text n:int percent:float denominator:int"
     ),
     "safety/ctcae_grades": _columns(
-        "subject_id:text param:text visit:text week:int aval:float unit:text censored:bool term:text grade:int "
-        "criterion:text baseline_abnormal:boolean"
+        "subject_id:text param:text visit:text week:int aval:float unit:text censored:bool reported_value:float "
+        "reported_unit:text lln:float uln:float default_range:bool baseline_value:float baseline_flag:text "
+        "baseline_record:bool term:text direction:text grade:Int64 reason:text criterion:text lower_bound:bool "
+        "ctcae_version:text"
     ),
     "safety/ctcae_worst": _columns(
-        "term:text param:text baseline_grade:text worst_grade:text n:int percent:float denominator:int"
+        "term:text param:text baseline_grade:text worst_grade:text n:int percent:float denominator:int "
+        "ctcae_version:text"
     ),
     "safety/hys_law": _columns(
         "subject_id:text visit:text week:int sample_date:text alt:float alt_xuln:float ast:float ast_xuln:float "
@@ -236,7 +241,8 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     ),
     "safety/safety_conclusion": _columns(
         "scope:text param:text name:text panel:text unit:text n_subjects:int worst_grade:Int64 n_new_grade:int "
-        "n_significant_shift:int n_significant:int significant:bool subjects:text rule:text"
+        "n_significant_shift:int n_significant:int significant:bool n_default_range_grades:int ctcae_version:text "
+        "subjects:text rule:text"
     ),
     # results/claims
     "claims/claims": _columns(

@@ -217,11 +217,6 @@ def compare(values: Any, thresholds: Any, op: str) -> np.ndarray:
     return out
 
 
-def compare_at_precision(values: Any, thresholds: Any, op: str, decimals: Any) -> np.ndarray:
-    """`values <op> thresholds` with the value rounded half away from zero to `decimals` (scalar or per value)."""
-    return compare(round_half_away(values, decimals), thresholds, op)
-
-
 def is_missing(value: Any) -> bool:
     """None, pandas NA/NaT and float NaN are missing; everything else is not."""
     if value is None or value is pd.NA or value is pd.NaT:

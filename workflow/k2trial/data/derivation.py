@@ -14,7 +14,7 @@ import pandas as pd
 
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError
-from k2trial.core.values import round_half_away, sort_by_subject
+from k2trial.core.values import recorded_decimals, round_half_away, sort_by_subject
 from k2trial.core.vocabulary import COMPOSITE
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract
@@ -150,13 +150,19 @@ def derive_subjects(
 # Labs
 # --------------------------------------------------------------------------------------------------
 def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """labs.csv: every clean lab record in the test's standard unit (config/lab_units.yaml).
+    """labs.csv: every clean lab record in the test's standard unit (config/lab_units.yaml), beside the value, unit
+    and range as the laboratory reported them.
 
-    aval = reported value x unit factor, rounded half up to the test's decimals; a censored result
-    ("<0.2", ">x") keeps its limit as aval, never zero, with censored = True. ref_low/ref_high: the
-    reporting lab's range converted and rounded the same way (missing when the lab gave none).
-    base = the last non-missing aval on or before the first dose date (for a subject never dosed: the
-    Baseline visit); chg = aval - base, rounded to the test's decimals.
+    reported_value / reported_unit / reported_ref_low / reported_ref_high: the result and the lab's range as
+    reported (canonical unit spelling); a censored result ("<0.2", ">x") keeps its limit, never zero, with
+    censored = True. aval = the value in the standard unit: a value reported in the standard unit keeps the
+    precision it was reported with (ALT 23.5 U/L stays 23.5: nothing is rounded away); a converted value is
+    reported value x unit factor rounded half away from zero to the test's decimals (the conversion creates digits
+    nobody measured; the reported value beside it keeps what was measured). ref_low/ref_high: the lab's range by
+    the same rule (missing when the lab gave none). base = the last non-missing aval on or before the first dose
+    date (for a subject never dosed: the Baseline visit), baseline_record = True on the record it comes from (one
+    per subject and test; a baseline sample dated after the first dose is no baseline); chg = aval - base, rounded
+    to the decimals the two values carry (at least the test's decimals).
     """
     tests = contract.lab_tests
     code = labs["test_code"].to_numpy(dtype=object)
@@ -179,6 +185,14 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
             rule="unit_not_allowed",
         )
     decimals = _per_code(test_codes, [tests[c].decimals for c in test_names], np.int64)
+    converted = factor != 1.0
+
+    def standard(values: np.ndarray) -> np.ndarray:
+        """Values in the standard unit: as reported in it, else converted and rounded to the test's decimals."""
+        return np.where(converted, round_half_away(values * factor, decimals), values)
+
+    ref_low = labs["ref_low"].to_numpy(dtype=float)
+    ref_high = labs["ref_high"].to_numpy(dtype=float)
     labels = labs["visit"].to_numpy(dtype=object)
     visit_codes, visit_names = pd.factorize(labels)
     visits_cat = pd.Categorical.from_codes(visit_codes, categories=pd.Index(visit_names, dtype=object))
@@ -189,10 +203,14 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
             "week": ct.visit_weeks(visits_cat, contract),
             "sample_date": labs["sample_date"].to_numpy(dtype=object),
             "param": code,
-            "aval": round_half_away(value * factor, decimals),
+            "aval": standard(value),
             "unit": _per_code(test_codes, [tests[c].unit for c in test_names], object),
-            "ref_low": round_half_away(labs["ref_low"].to_numpy(dtype=float) * factor, decimals),
-            "ref_high": round_half_away(labs["ref_high"].to_numpy(dtype=float) * factor, decimals),
+            "ref_low": standard(ref_low),
+            "ref_high": standard(ref_high),
+            "reported_value": value,
+            "reported_unit": units,
+            "reported_ref_low": ref_low,
+            "reported_ref_high": ref_high,
             "censored": censored,
         }
     )
@@ -216,7 +234,12 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     last = order[np.append(key[order][1:] != key[order][:-1], True)] if len(order) else order
     base_of_key = np.full(len(subject_names) * n_tests, np.nan)
     base_of_key[key[last]] = aval[last]
-    out["base"] = base_of_key[key]
-    out["chg"] = round_half_away(out["aval"] - out["base"], decimals)
+    base = base_of_key[key]
+    out["base"] = base
+    carried = np.maximum(decimals, np.maximum(recorded_decimals(aval), recorded_decimals(base)))
+    out["chg"] = round_half_away(aval - base, carried)
+    baseline_record = np.zeros(len(out), dtype=bool)
+    baseline_record[last] = True
+    out["baseline_record"] = baseline_record
     out = sort_by_subject(out, ct.category_order(tests_cat, list(tests)), week)
     return out[schema.columns("analysis/labs")]

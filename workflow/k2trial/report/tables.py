@@ -684,9 +684,12 @@ def ctcae_worst_table(ctcae_worst: pd.DataFrame, settings: TableSettings) -> Dis
             **_counts_and_total(wide, grades, "Worst grade {}"),
         }
     )
+    versions = ", ".join(f"v{v}" for v in pd.unique(ctcae_worst["ctcae_version"].astype(str)))
     notes = (
-        "CTCAE v5.0 laboratory criteria (CLINICAL.md); counts of subjects; grade 0 = within the criteria's normal; "
-        "missing = no value at that time. Rows only for baseline grades that occurred.",
+        f"CTCAE {versions} laboratory criteria (config/ctcae/): the value as reported against the lab's limits in its "
+        "unit; counts of subjects; grade 0 = no criterion met; missing = no graded value at that time. Baseline: "
+        "the record that supplied the baseline value (last on or before the first dose). Rows only for baseline "
+        "grades that occurred.",
     )
     return DisplayTable(name, settings.titles[name], text_frame(frame), notes)
 

@@ -3,8 +3,8 @@
 `analyse_safety` runs every safety table from the analysis datasets (labs.csv, subjects.csv) and the clean
 adverse-event table; `safety_conclusion` states, per param, whether a clinically significant abnormality
 emerged on treatment, with the rule text, for the published-claims check. Laboratory details: the annotated lab
-table (lab_table), its summaries (lab_summaries), CTCAE grades (toxicity_grades), liver screens (hepatic), paired
-tests (lab_tests); adverse events: adverse_events.
+table (lab_table), its summaries (lab_summaries), CTCAE grades (lab_grades, with the criteria of the configured
+version), liver screens (hepatic), paired tests (lab_tests); adverse events: adverse_events.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from k2trial.analysis.safety import adverse_events as ae
-from k2trial.analysis.safety import hepatic, lab_summaries, lab_table, lab_tests, toxicity_grades
+from k2trial.analysis.safety import hepatic, lab_grades, lab_summaries, lab_table, lab_tests
 from k2trial.analysis.safety.lab_table import FLAGS, LabArrays
 from k2trial.analysis.safety.standards import LabStandard, LabStandards
 from k2trial.core import schema
-from k2trial.core.values import compare_at_precision
+from k2trial.core.errors import ConfigError
+from k2trial.core.values import compare
 from k2trial.data.contract import TableSpec
 
 #: Output tables of `analyse_safety`, in the order they are written (file = name + ".csv").
@@ -50,6 +51,8 @@ class SafetySettings:
 
     hys_law_window_days: int
     treatment_emergent_window_days: int
+    ctcae_version: str
+    grade_with_default_ranges: bool
     significant_grade: int
     related_levels: tuple[str, ...]
     withdrawal_actions: tuple[str, ...]
@@ -66,6 +69,8 @@ class SafetySettings:
         return cls(
             hys_law_window_days=int(safety["hys_law_window_days"]),
             treatment_emergent_window_days=int(safety["treatment_emergent_window_days"]),
+            ctcae_version=str(safety["ctcae_version"]),
+            grade_with_default_ranges=bool(safety["grade_with_default_ranges"]),
             significant_grade=int(safety["significant_grade"]),
             related_levels=tuple(safety["related_levels"]),
             withdrawal_actions=tuple(safety["withdrawal_actions"]),
@@ -104,16 +109,20 @@ def safety_conclusion(
     """Whether a clinically significant abnormality emerged on treatment (safety/safety_conclusion).
 
     Per lab param (scope "lab", lab order; PT and INR have their own rows, panel coagulation) a subject counts
-    when, after baseline, (a) a CTCAE grade >= significant_grade is reached that is higher than the baseline
-    grade (no baseline value = grade 0), or (b) the baseline flag was NORMAL and a value lies beyond the crossed
-    limit by more than the test's margin, in a direction that matters for the test. Then a row for the Hy's
-    law screen (scope "hys_law") and an overall row (scope "overall", param "ALL": any of the above).
-    n_subjects: safety-set subjects with an on-treatment value; `subjects` lists the first IDs counted.
+    when, after baseline, (a) a CTCAE grade >= significant_grade is reached that is higher than the grade of the
+    baseline record (no graded baseline = grade 0), or (b) the flag of the baseline record was NORMAL and a value
+    lies beyond the crossed limit by more than the test's margin (value as reported against the limit in its unit),
+    in a direction that matters for the test. Then a row for the Hy's law screen (scope "hys_law") and an overall
+    row (scope "overall", param "ALL": any of the above). n_subjects: safety-set subjects with an on-treatment
+    value; `subjects` lists the first IDs counted; n_default_range_grades: the param's grades (all visits and terms)
+    that rest on a default reference range (ctcae_grades.csv default_range); ctcae_version: the criteria graded.
     """
     arr = LabArrays(annotated, standards, subjects)
     ids = np.array(arr.subject_ids, dtype=object)
     params = list(standards.all_params)
-    baseline_grade, worst_grade = toxicity_grades.subject_term_grades(grades, arr.n_subjects, len(standards.terms))
+    version = standards.ctcae_version
+    baseline_grade, worst_grade = lab_grades.subject_term_grades(grades, standards, arr.n_subjects)
+    default_grades = grades.loc[grades["default_range"].to_numpy(dtype=bool), "param"].astype("str").value_counts()
     baseline_flag = np.full(arr.size, -1, dtype=np.int64)
     at_bl = arr.is_baseline & (arr.flag >= 0)
     baseline_flag[arr.key[at_bl]] = arr.flag[at_bl]
@@ -133,23 +142,25 @@ def safety_conclusion(
         for i in term_indices:
             new_grade |= (worst_grade[i] >= significant_grade) & (worst_grade[i] > np.maximum(baseline_grade[i], 0))
             worst = max(worst, int(worst_grade[i].max(initial=-1)))
-        value, decimals = arr.aval[on_treatment], arr.decimals[on_treatment]
+        value = arr.value[on_treatment]
         beyond = np.zeros(len(on_treatment), bool)
         if test.direction in ("high", "both"):
-            beyond |= compare_at_precision(value, arr.high[on_treatment] * (1 + test.shift_margin), ">", decimals)
+            beyond |= compare(value, arr.uln[on_treatment] * (1 + test.shift_margin), ">")
         if test.direction in ("low", "both"):
-            beyond |= compare_at_precision(value, arr.low[on_treatment] * (1 - test.shift_margin), "<", decimals)
+            beyond |= compare(value, arr.lln[on_treatment] * (1 - test.shift_margin), "<")
         from_normal = baseline_flag[arr.key[on_treatment]] == normal
         shifted = np.zeros(arr.n_subjects, bool)
         shifted[arr.s[on_treatment[from_normal & beyond]]] = True
         significant = new_grade | shifted
         any_significant |= significant
         terms = "; ".join(standards.terms[i].term for i in term_indices)
+        n_default = int(default_grades.get(test.code, 0))
         grade_rule = (
-            f"a CTCAE v{standards.ctcae_version} grade >= {significant_grade} above the baseline grade ({terms})"
+            f"a CTCAE v{version} grade >= {significant_grade} above the baseline grade ({terms})"
             if term_indices
-            else f"(no CTCAE v{standards.ctcae_version} laboratory term)"
+            else f"(no CTCAE v{version} laboratory term)"
         )
+        on_default = f"; {n_default} grade(s) rest on a default reference range" if n_default else ""
         joiner = " or " if term_indices else " "
         rows.append(
             {
@@ -164,8 +175,10 @@ def safety_conclusion(
                 "n_significant_shift": int(shifted.sum()),
                 "n_significant": int(significant.sum()),
                 "significant": bool(significant.any()),
+                "n_default_range_grades": n_default,
+                "ctcae_version": version,
                 "subjects": _subject_list(ids, significant),
-                "rule": f"On treatment: {grade_rule}{joiner}{_shift_rule_text(test)}",
+                "rule": f"On treatment: {grade_rule}{joiner}{_shift_rule_text(test)}{on_default}",
             }
         )
     hys = np.isin(ids, hys_law["subject_id"].to_numpy(dtype=object))
@@ -188,6 +201,8 @@ def safety_conclusion(
             "n_significant_shift": 0,
             "n_significant": int(hys.sum()),
             "significant": bool(hys.any()),
+            "n_default_range_grades": 0,
+            "ctcae_version": version,
             "subjects": _subject_list(ids, hys),
             "rule": f"On treatment: {rule.describe()}, within {window} (FDA 2009)",
         }
@@ -206,6 +221,8 @@ def safety_conclusion(
             "n_significant_shift": 0,
             "n_significant": int(any_significant.sum()),
             "significant": bool(any_significant.any()),
+            "n_default_range_grades": int(default_grades.sum()),
+            "ctcae_version": version,
             "subjects": _subject_list(ids, any_significant),
             "rule": "Any of the rows above",
         }
@@ -242,7 +259,14 @@ def analyse_safety(
         b12_adequate_from=settings.b12_adequate_from,
         b12_test=settings.b12_test,
     )
-    grades = toxicity_grades.ctcae_grades(annotated, prepared, standards)
+    if standards.ctcae_version != settings.ctcae_version:
+        raise ConfigError(
+            f"config safety.ctcae_version is {settings.ctcae_version}, but the CTCAE criteria given are of version "
+            f"{standards.ctcae_version}"
+        )
+    grades = lab_grades.ctcae_grades(
+        annotated, prepared, standards, use_default_ranges=settings.grade_with_default_ranges
+    )
     hys = hepatic.hys_law_cases(annotated, prepared, standards, window_days=settings.hys_law_window_days)
     listing = ae.adverse_event_listing(
         adverse_events,
@@ -258,7 +282,7 @@ def analyse_safety(
         "lab_shifts": lab_summaries.lab_shifts(annotated, prepared, standards),
         "lab_categories": lab_summaries.lab_category_counts(annotated, standards, settings.b12_test),
         "ctcae_grades": grades,
-        "ctcae_worst": toxicity_grades.ctcae_worst(grades, standards),
+        "ctcae_worst": lab_grades.ctcae_worst(grades, standards),
         "hys_law": hys,
         "edish": hepatic.edish(annotated, prepared, standards),
         "lab_paired_tests": lab_tests.lab_paired_tests(

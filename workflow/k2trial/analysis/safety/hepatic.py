@@ -1,7 +1,9 @@
 """Liver safety: the Hy's law laboratory screen (FDA 2009) and the eDISH points.
 
-Thresholds come from config/lab_standards.yaml (`hys_law`) and are compared at recording precision
-(k2trial.core.values.compare_at_precision); `*_xuln` columns are value / ULN of the range in force.
+Thresholds come from config/lab_standards.yaml (`hys_law`). Multiples of the ULN are those of the value as reported
+against the ULN in force in the same unit (the lab's, else the default converted to that unit), compared at 15
+significant digits (k2trial.core.values.compare): no conversion or rounding moves 3 x ULN. `*_xuln` columns are that
+ratio; `alt`, `ast`, `tbil`, `alp` the values in the standard unit.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 from k2trial.analysis.safety.lab_table import LabArrays, visit_weeks
 from k2trial.analysis.safety.standards import LabStandards
 from k2trial.core import schema
-from k2trial.core.values import compare_at_precision
+from k2trial.core.values import compare
 
 EDISH_QUADRANTS = ("potential Hy's law", "hyperbilirubinaemia", "Temple's corollary", "normal or mild")
 
@@ -22,7 +24,7 @@ EDISH_QUADRANTS = ("potential Hy's law", "hyperbilirubinaemia", "Temple's coroll
 def _on_treatment_rows(arr: LabArrays, param: str, standards: LabStandards) -> np.ndarray:
     """Rows of one param after baseline that have a value."""
     rows = arr.rows_of(param, standards)
-    return rows[arr.post[rows] & ~np.isnan(arr.aval[rows])]
+    return rows[arr.post[rows] & ~np.isnan(arr.value[rows])]
 
 
 def _per_subject_visit(arr: LabArrays, rows: np.ndarray, values: np.ndarray, fill: Any) -> np.ndarray:
@@ -34,13 +36,13 @@ def _per_subject_visit(arr: LabArrays, rows: np.ndarray, values: np.ndarray, fil
 
 
 def _xuln(arr: LabArrays, rows: np.ndarray) -> np.ndarray:
-    """value / ULN of the rows (NaN without a positive ULN)."""
-    high = arr.high[rows]
-    return np.divide(arr.aval[rows], high, out=np.full(len(rows), np.nan), where=high > 0)
+    """value / ULN of the rows in the reported unit (NaN without a positive ULN)."""
+    high = arr.uln[rows]
+    return np.divide(arr.value[rows], high, out=np.full(len(rows), np.nan), where=high > 0)
 
 
 def _at_least_xuln(arr: LabArrays, rows: np.ndarray, factor: float) -> np.ndarray:
-    return compare_at_precision(arr.aval[rows], factor * arr.high[rows], ">=", arr.decimals[rows])
+    return compare(arr.value[rows], factor * arr.uln[rows], ">=")
 
 
 def hys_law_cases(
@@ -49,7 +51,7 @@ def hys_law_cases(
     """Potential Hy's law cases on treatment (safety/hys_law), one row per subject and aminotransferase visit.
 
     A visit qualifies when ALT or AST >= 3 x ULN and total bilirubin >= 2 x ULN (thresholds from
-    lab_standards.yaml, compared at recording precision) and ALP < 2 x ULN. Bilirubin must be at the same
+    lab_standards.yaml, value and ULN in the reported unit) and ALP < 2 x ULN. Bilirubin must be at the same
     visit when window_days is 0, else sampled within window_days of the aminotransferase sample (the highest
     such bilirubin is reported, `tbil_visit` says where). ALP is taken at the aminotransferase visit; when it
     was not measured cholestasis cannot be excluded, the row is kept and `note` says so. Post-baseline
@@ -94,9 +96,7 @@ def hys_law_cases(
         columns[name] = _per_subject_visit(arr, rows, arr.aval[rows], np.nan)[sv]
         columns[f"{name}_xuln"] = _per_subject_visit(arr, rows, _xuln(arr, rows), np.nan)[sv]
     alp_rows = _on_treatment_rows(arr, rule.alp, standards)
-    alp_below = compare_at_precision(
-        arr.aval[alp_rows], rule.alp_below_xuln * arr.high[alp_rows], "<", arr.decimals[alp_rows]
-    )
+    alp_below = compare(arr.value[alp_rows], rule.alp_below_xuln * arr.uln[alp_rows], "<")
     alp_ok = _per_subject_visit(arr, alp_rows, alp_below.astype(float), np.nan)[sv]
     keep = np.isnan(alp_ok) | (alp_ok == 1.0)
     visit_names = np.array(arr.visits, dtype=object)

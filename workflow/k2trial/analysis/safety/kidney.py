@@ -3,8 +3,9 @@
 CKD-EPI 2021 (Inker LA, Eneanya ND, Coresh J, et al. New creatinine- and cystatin C-based equations to estimate GFR
 without race. N Engl J Med 2021;385:1737-49):
     eGFR = 142 x min(Scr/k, 1)^a x max(Scr/k, 1)^-1.200 x 0.9938^age x 1.012 [if female]
-with k = 0.7 (F) / 0.9 (M), a = -0.241 (F) / -0.302 (M), creatinine in mg/dL, age in years. KDIGO categories and
-the rounding of eGFR come from config/lab_standards.yaml (`egfr`).
+with k = 0.7 (F) / 0.9 (M), a = -0.241 (F) / -0.302 (M), creatinine in mg/dL, age in years. KDIGO categories come
+from config/lab_standards.yaml (`egfr`) and apply to the unrounded eGFR (89.71 is G2, though it is displayed as 90);
+`egfr.decimals` is the precision eGFR is displayed at, never a step of the analysis.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from k2trial.core.values import round_half_away
+from k2trial.core.values import compare
 
 CKD_EPI_2021_MULTIPLIER = 142.0
 CKD_EPI_2021_KAPPA = {"F": 0.7, "M": 0.9}
@@ -48,15 +49,14 @@ def ckd_epi_2021(creatinine_mg_dl: Any, female: Any, age_years: Any) -> np.ndarr
     return egfr
 
 
-def kdigo_category(egfr: Any, kdigo: Sequence[tuple[str, float]], decimals: int) -> np.ndarray:
-    """KDIGO GFR category (e.g. G1 >= 90, G2 60-89, ...) of eGFR values; "" when missing.
+def kdigo_category(egfr: Any, kdigo: Sequence[tuple[str, float]]) -> np.ndarray:
+    """KDIGO GFR category (e.g. G1 >= 90, G2 60-89, ...) of unrounded eGFR values; "" when missing.
 
-    `kdigo` lists (category, lower bound) best first; the value is compared at `decimals` (a value of 89.96 with
-    one decimal is 90.0, category G1).
+    `kdigo` lists (category, lower bound) best first. The value is compared as computed (both sides at 15 significant
+    digits, k2trial.core.values.compare): 89.71 is G2 (< 90), although it is displayed as 90 in whole units.
     """
-    values = round_half_away(egfr, decimals)
-    bounds = np.array([b for _, b in kdigo][::-1], dtype=float)
-    names = np.array([c for c, _ in kdigo][::-1] + [""], dtype=object)
-    index = np.searchsorted(bounds, values, side="right") - 1
-    index = np.where(np.isnan(values) | (index < 0), len(bounds), index)
-    return names[index]
+    values = np.asarray(egfr, dtype=float)
+    out = np.full(values.shape, "", dtype=object)
+    for category, bound in reversed(list(kdigo)):  # worst first: a better category overwrites
+        out[compare(values, bound, ">=")] = category
+    return out

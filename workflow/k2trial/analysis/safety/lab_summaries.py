@@ -35,7 +35,7 @@ def lab_descriptives(annotated: pd.DataFrame, standards: LabStandards) -> pd.Dat
     s = annotated["subject_id"].cat.codes.to_numpy().astype(np.int64)
     p = annotated["param"].cat.codes.to_numpy().astype(np.int64)
     key = s * len(standards.all_params) + p
-    baseline_rows = (annotated["week"].to_numpy() == 0) & annotated["aval"].notna().to_numpy()
+    baseline_rows = annotated["baseline_record"].to_numpy(dtype=bool) & annotated["aval"].notna().to_numpy()
     baseline_censored = np.zeros(len(standards.all_params) * len(annotated["subject_id"].cat.categories), bool)
     baseline_censored[key[baseline_rows]] = frame["censored"].to_numpy()[baseline_rows]
     frame["chg_censored"] = (frame["censored"].to_numpy() | baseline_censored[key]) & frame["chg"].notna().to_numpy()
@@ -91,7 +91,8 @@ def _worst_flag(arr: LabArrays, direction: str) -> np.ndarray:
 
 
 def lab_shifts(annotated: pd.DataFrame, subjects: pd.DataFrame, standards: LabStandards) -> pd.DataFrame:
-    """Shift tables: baseline flag (`from`) x flag at each post-baseline visit, worst low and worst high (`to`).
+    """Shift tables: baseline flag (`from`: the flag of the baseline record, the one that supplied `base`; MISSING
+    without one) x flag at each post-baseline visit, worst low and worst high (`to`).
 
     worst_low: LOW if any post-baseline value is low, else NORMAL if any is normal, else HIGH; worst_high the
     mirror. MISSING: no value. Every safety-set subject is counted once per param and comparison, so the counts
@@ -140,13 +141,14 @@ def lab_category_counts(annotated: pd.DataFrame, standards: LabStandards, b12_te
     """B12 status and KDIGO category by visit, cross-classified by the baseline category (safety/lab_categories).
 
     percent = 100 x n / subjects of the safety set in that baseline category (so "deficient at baseline ->
-    adequate at week 8" reads directly); "missing" = no value. Full grid, sorted by param, week, categories.
+    adequate at week 8" reads directly); the baseline category is that of the baseline record; "missing" = no value.
+    Full grid, sorted by param, week, categories.
     """
     s = annotated["subject_id"].cat.codes.to_numpy().astype(np.int64)
     n_subjects = len(annotated["subject_id"].cat.categories)
     p = annotated["param"].cat.codes.to_numpy().astype(np.int64)
     v = annotated["visit"].cat.codes.to_numpy().astype(np.int64)
-    week = annotated["week"].to_numpy()
+    baseline_record = annotated["baseline_record"].to_numpy(dtype=bool)
     category = annotated["category"].cat.codes.to_numpy().astype(np.int64)
     names = list(annotated["category"].cat.categories)
     visits = list(annotated["visit"].cat.categories)
@@ -161,7 +163,7 @@ def lab_category_counts(annotated: pd.DataFrame, standards: LabStandards, b12_te
         level_code = np.array([levels.index(n) if n in levels else -1 for n in names] + [-1])
         cat = level_code[np.where(category < 0, len(names), category)]
         baseline = np.full(n_subjects, len(levels), dtype=np.int64)
-        at_bl = rows & (week == 0) & (cat >= 0)
+        at_bl = rows & baseline_record & (cat >= 0)
         baseline[s[at_bl]] = cat[at_bl]
         labels = [*levels, MISSING]
         n_lvl = len(labels)

@@ -2,14 +2,22 @@
 flags, B12 status and eGFR with its KDIGO category; and `LabArrays`, its integer view for vectorised work.
 
 Conventions (CLINICAL.md, safety section):
-- Values (`aval`) are in the standard unit of config/lab_units.yaml. A value reported as "<x" or ">x" is
-  *censored*: `aval` holds the limit x (never zero); flags and categories use the limit.
-- Reference range of a value: the reporting lab's limits when given (`ref_low`, `ref_high`), else the default
-  range of config/lab_standards.yaml for the subject's sex. Each limit is filled on its own.
-- Flags: LOW if value < lower limit, HIGH if value > upper limit, else NORMAL, compared at the test's recording
-  precision (k2trial.core.values.compare_at_precision).
-- Baseline: the baseline visit (study week 0); the baseline *value* is `base` of labs.csv (last value on or
-  before the first dose). Post-baseline (on treatment) = week > 0.
+- Values (`aval`) are in the standard unit of config/lab_units.yaml; `reported_value` and `reported_unit` are the
+  value as the laboratory reported it. A value reported as "<x" or ">x" is *censored*: it holds the limit x (never
+  zero); flags, grades and categories use the limit.
+- Reference range of a value: the reporting lab's limits when given, else the default range of
+  config/lab_standards.yaml for the subject's sex. Each limit is filled on its own. `ref_low`/`ref_high` are the
+  range in force in the standard unit (for display); `reported_low`/`reported_high` the same limits in the reported
+  unit (the lab's own, or the default converted to that unit); `low_default`/`high_default` say which limit is a
+  default.
+- Flags: LOW if value < lower limit, HIGH if value > upper limit, else NORMAL: the value as reported against the
+  limits in its unit, both at 15 significant digits (k2trial.core.values.compare), so neither a conversion nor a
+  rounding moves a value across a limit. `lab_flag` is the same against the lab's own limits only (missing when a
+  limit it would need is not given).
+- Baseline: the record that supplied `base` of labs.csv (`baseline_record`: the last value on or before the first
+  dose) is the baseline of the flags (`baseline_flag`), the shift tables, the CTCAE grades and the conclusion; a
+  sample of the baseline visit dated after the first dose is no baseline. Post-baseline (on treatment) = week > 0.
+- eGFR (CKD-EPI 2021) from the creatinine in mg/dL, unrounded; its KDIGO category on the unrounded value.
 - Population: the safety set (`saffl`). Ordering: subjects by the number in the ID, params in lab_units order
   then eGFR, visits by study week.
 
@@ -28,7 +36,7 @@ from k2trial.analysis.safety.kidney import ckd_epi_2021, kdigo_category
 from k2trial.analysis.safety.standards import SEXES, LabStandards
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError, Problem
-from k2trial.core.values import as_bool, compare_at_precision, round_half_away, subject_numbers
+from k2trial.core.values import as_bool, compare, subject_numbers
 
 FLAGS = ("LOW", "NORMAL", "HIGH")
 RANGE_SOURCES = ("lab", "default", "lab+default", "none")
@@ -37,20 +45,21 @@ B12_STATUSES = ("deficient", "borderline", "adequate")
 _WEEK_SPAN = 10_000
 #: What the safety analysis reads of results/analysis/labs.csv and subjects.csv (k2trial.core.schema).
 LAB_INPUT_COLUMNS = ("subject_id", "visit", "week", "sample_date", "param", "aval", "unit", "ref_low", "ref_high",
-                     "censored", "base")  # fmt: skip
+                     "reported_value", "reported_unit", "reported_ref_low", "reported_ref_high", "censored", "base",
+                     "chg", "baseline_record")  # fmt: skip
 SUBJECT_INPUT_COLUMNS = ("subject_id", "sex", "age_years", "anticoagulant", "saffl", "first_dose_date",
                          "last_dose_date")  # fmt: skip
 
 
-def b12_status(values: Any, deficient_below: float, adequate_from: float, decimals: int = 0) -> np.ndarray:
+def b12_status(values: Any, deficient_below: float, adequate_from: float) -> np.ndarray:
     """B12 status of serum values in pg/mL: deficient (< deficient_below), borderline, adequate (>= adequate_from).
 
-    Compared at `decimals` (B12 is recorded in whole pg/mL); "" when missing. A censored "<x" value is graded at
-    its limit x, an upper bound: "<150" is deficient, "<250" would read borderline although it may be deficient.
+    Compared as recorded (k2trial.core.values.compare); "" when missing. A censored "<x" value is graded at its
+    limit x, an upper bound: "<150" is deficient, "<250" would read borderline although it may be deficient.
     """
     values = np.asarray(values, dtype=float)
-    deficient = compare_at_precision(values, np.full(values.shape, deficient_below), "<", decimals)
-    adequate = compare_at_precision(values, np.full(values.shape, adequate_from), ">=", decimals)
+    deficient = compare(values, deficient_below, "<")
+    adequate = compare(values, adequate_from, ">=")
     status = np.where(deficient, B12_STATUSES[0], np.where(adequate, B12_STATUSES[2], B12_STATUSES[1]))
     return np.where(np.isnan(values), "", status).astype(object)
 
@@ -124,15 +133,16 @@ def annotate_labs(
     """Per-visit lab table of the safety set with reference ranges, flags, baseline flags, eGFR and categories.
 
     labs: results/analysis/labs.csv (DATASETS.md). subjects: output of `prepare_subjects`.
-    Returns the columns of safety/lab_flags plus sample_date, base and chg: `ref_low`/`ref_high` are the limits
-    used (the lab's, else the default by sex; `range_source` lab | default | lab+default | none); `flag`
-    LOW/NORMAL/HIGH (missing without a value);
-    `baseline_flag` the flag at the baseline visit; `category` the B12 status (B12 rows) or the KDIGO category
-    (eGFR rows, param = standards.egfr.param, computed from creatinine, sex and age, `censored` when the
-    creatinine is). Rows of subjects outside the safety set are dropped. Sorted by subject, param, week.
+    Returns the columns of safety/lab_flags plus sample_date, base, chg, baseline_record and the grading inputs
+    reported_low, reported_high (limits in force in the reported unit), low_default, high_default and lab_flag (see
+    the module docstring): `ref_low`/`ref_high` are the limits used in the standard unit (the lab's, else the default
+    by sex; `range_source` lab | default | lab+default | none); `flag` LOW/NORMAL/HIGH (missing without a value);
+    `baseline_flag` the flag of the baseline record; `category` the B12 status (B12 rows) or the KDIGO category (eGFR
+    rows, param = standards.egfr.param, computed from creatinine, sex and age, `censored` when the creatinine is).
+    Rows of subjects outside the safety set are dropped. Sorted by subject, param, week.
 
-    Raises InputDataError for subjects missing from subjects.csv, unknown tests, or a unit that is not the
-    test's standard unit.
+    Raises InputDataError for subjects missing from subjects.csv, unknown tests, a unit that is not the test's
+    standard unit, or a reported unit that config/lab_units.yaml does not accept for the test.
     """
     schema.require(labs, "analysis/labs", LAB_INPUT_COLUMNS, label)
     params = standards.lab_params
@@ -153,6 +163,7 @@ def annotate_labs(
 
     problems = errors(subject_all < 0, "subject_id", "known_subject", lambda i: "subject not in subjects.csv")
     problems += errors(param_code < 0, "param", "known_test", lambda i: "test code not in config/lab_units.yaml")
+    reported_factor = np.full(len(labs), np.nan)
     if not problems:
         standard_units = standards.units()[:n_lab_params]
         distinct_units = list(dict.fromkeys(standard_units))
@@ -163,6 +174,13 @@ def annotate_labs(
             "unit",
             "standard_unit",
             lambda i: f"{labs['param'].iloc[i]} must be in its standard unit {standard_units[param_code[i]]}",
+        )
+        reported_factor = unit_factors(labs["reported_unit"], param_code, standards)
+        problems += errors(
+            np.isnan(reported_factor),
+            "reported_unit",
+            "accepted_unit",
+            lambda i: f"unit not accepted for {labs['param'].iloc[i]} in config/lab_units.yaml",
         )
     if problems:
         raise InputDataError(problems)
@@ -182,12 +200,20 @@ def annotate_labs(
         order = np.argsort(sort_key, kind="stable")
         keep, s, p, week = keep[order], s[order], p[order], week[order]
     rows = keep
+
+    def numbers(column: str) -> np.ndarray:
+        return pd.to_numeric(labs[column], errors="coerce").to_numpy(dtype=float)[rows]
+
     visit = visit_code_all[rows]
-    aval = pd.to_numeric(labs["aval"], errors="coerce").to_numpy(dtype=float)[rows]
-    base = pd.to_numeric(labs["base"], errors="coerce").to_numpy(dtype=float)[rows]
-    ref_low = pd.to_numeric(labs["ref_low"], errors="coerce").to_numpy(dtype=float)[rows]
-    ref_high = pd.to_numeric(labs["ref_high"], errors="coerce").to_numpy(dtype=float)[rows]
+    aval, base = numbers("aval"), numbers("base")
+    ref_low, ref_high = numbers("ref_low"), numbers("ref_high")
+    reported, lab_low, lab_high = numbers("reported_value"), numbers("reported_ref_low"), numbers("reported_ref_high")
+    factor = reported_factor[rows]
     censored = as_bool(_as_category(labs["censored"]))[rows]
+    baseline_record = as_bool(_as_category(labs["baseline_record"]))[rows] & ~np.isnan(aval)
+    reported_units = _as_category(labs["reported_unit"])
+    unit_names = [str(u) for u in reported_units.cat.categories]
+    unit_code = reported_units.cat.codes.to_numpy()[rows]
     if "sample_date" in labs.columns:
         dates = _as_category(labs["sample_date"])
         date_names = list(dates.cat.categories)
@@ -197,37 +223,40 @@ def annotate_labs(
 
     female = safety["female"].to_numpy()[s]
     sex_index = np.where(female, 0, 1)
-    default_low = np.array([[t.ranges[sex][0] for sex in SEXES] for t in standards.tests])
-    default_high = np.array([[t.ranges[sex][1] for sex in SEXES] for t in standards.tests])
-    low = np.where(np.isnan(ref_low), default_low[p, sex_index], ref_low)
-    high = np.where(np.isnan(ref_high), default_high[p, sex_index], ref_high)
-    n_given = (~np.isnan(ref_low)).astype(int) + (~np.isnan(ref_high)).astype(int)
+    default_low = np.array([[t.ranges[sex][0] for sex in SEXES] for t in standards.tests])[p, sex_index]
+    default_high = np.array([[t.ranges[sex][1] for sex in SEXES] for t in standards.tests])[p, sex_index]
+    low_default, high_default = np.isnan(lab_low), np.isnan(lab_high)
+    low = np.where(np.isnan(ref_low), default_low, ref_low)
+    high = np.where(np.isnan(ref_high), default_high, ref_high)
+    reported_low = np.where(low_default, default_low / factor, lab_low)  # the default in the reported unit
+    reported_high = np.where(high_default, default_high / factor, lab_high)
+    n_given = (~low_default).astype(int) + (~high_default).astype(int)
     range_source = np.select([n_given == 2, n_given == 0], [0, 1], 2)
-    decimals = standards.decimals()[p]
-    flag = _flag_codes(aval, low, high, decimals)
+    flag = _flag_codes(reported, reported_low, reported_high)
+    lab_flag = _flag_codes(reported, lab_low, lab_high, complete=True)
 
     n_subjects = len(safety_ids)
     n_params = n_lab_params + 1
     key = s * n_params + p
-    baseline = (week == 0) & ~np.isnan(aval)
-    baseline_flag = _broadcast_baseline(key, baseline, flag, n_subjects * n_params, fill=-1)
-    chg = aval - base
+    baseline_flag = _broadcast_baseline(key, baseline_record, flag, n_subjects * n_params, fill=-1)
+    chg = numbers("chg")
 
     kdigo_names = [k for k, _ in standards.egfr.kdigo]
     category_names = [*B12_STATUSES, *kdigo_names]
     category = np.full(len(rows), -1, dtype=np.int64)
     if b12_test in params:
         b12 = np.flatnonzero(p == params.index(b12_test))
-        status = b12_status(aval[b12], b12_deficient_below, b12_adequate_from, standards.test(b12_test).decimals)
+        status = b12_status(aval[b12], b12_deficient_below, b12_adequate_from)
         category[b12] = pd.Index(category_names).get_indexer(status)
 
-    # eGFR rows derived from the creatinine rows, placed after the subject's lab rows (eGFR is the last param)
+    # eGFR rows derived from the creatinine rows (unrounded; the KDIGO category on the unrounded value), placed after
+    # the subject's lab rows (eGFR is the last param); the creatinine's baseline record is eGFR's
     egfr_spec = standards.egfr
     creat = np.flatnonzero(p == params.index(egfr_spec.creatinine))
     age = safety["age_years"].to_numpy(dtype=float)[s[creat]]
-    egfr = round_half_away(ckd_epi_2021(aval[creat], female[creat], age), egfr_spec.decimals)
-    egfr_base = round_half_away(ckd_epi_2021(base[creat], female[creat], age), egfr_spec.decimals)
-    egfr_category = pd.Index(category_names).get_indexer(kdigo_category(egfr, egfr_spec.kdigo, egfr_spec.decimals))
+    egfr = ckd_epi_2021(aval[creat], female[creat], age)
+    egfr_base = ckd_epi_2021(base[creat], female[creat], age)
+    egfr_category = pd.Index(category_names).get_indexer(kdigo_category(egfr, egfr_spec.kdigo))
     n_lab_rows, n_egfr = len(rows), len(creat)
     lab_position = np.arange(n_lab_rows) + np.searchsorted(s[creat], s, side="left")
     egfr_position = np.searchsorted(s, s[creat], side="right") + np.arange(n_egfr)
@@ -240,6 +269,7 @@ def annotate_labs(
         return out
 
     all_p = merged(p, n_lab_params)
+    egfr_unit = len(unit_names)  # eGFR is reported in its own unit
     columns = {
         "subject_id": pd.Categorical.from_codes(merged(s, s[creat]), categories=safety_ids),
         "param": pd.Categorical.from_codes(all_p, categories=list(standards.all_params)),
@@ -248,17 +278,46 @@ def annotate_labs(
         "sample_date": pd.Categorical.from_codes(merged(date_code, date_code[creat]), categories=date_names),
         "aval": merged(aval, egfr),
         "unit": unit_column(all_p, standards),
+        "reported_value": merged(reported, egfr),
+        "reported_unit": pd.Categorical.from_codes(
+            merged(unit_code, egfr_unit), categories=_unique([*unit_names, egfr_spec.unit])
+        ),
         "censored": merged(censored, censored[creat]),
         "ref_low": merged(low, np.nan),
         "ref_high": merged(high, np.nan),
         "range_source": pd.Categorical.from_codes(merged(range_source, 3), categories=list(RANGE_SOURCES)),
         "flag": pd.Categorical.from_codes(merged(flag, -1), categories=list(FLAGS)),
-        "base": merged(base, egfr_base),
-        "chg": merged(round_half_away(chg, decimals), round_half_away(egfr - egfr_base, egfr_spec.decimals)),
         "baseline_flag": pd.Categorical.from_codes(merged(baseline_flag, -1), categories=list(FLAGS)),
         "category": pd.Categorical.from_codes(merged(category, egfr_category), categories=category_names),
+        "base": merged(base, egfr_base),
+        "chg": merged(chg, egfr - egfr_base),
+        "baseline_record": merged(baseline_record, baseline_record[creat]),
+        "reported_low": merged(reported_low, np.nan),
+        "reported_high": merged(reported_high, np.nan),
+        "low_default": merged(low_default, False),
+        "high_default": merged(high_default, False),
+        "lab_flag": pd.Categorical.from_codes(merged(lab_flag, -1), categories=list(FLAGS)),
     }
     return pd.DataFrame(columns)
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def unit_factors(units: pd.Series, param_code: np.ndarray, standards: LabStandards) -> np.ndarray:
+    """Per row, the factor converting its reported unit to the test's standard unit (NaN when not accepted)."""
+    cat = _as_category(units)
+    names = [str(u) for u in cat.cat.categories]
+    table = np.array(
+        [[t.test.units.get(u, np.nan) for u in names] + [np.nan] for t in standards.tests], dtype=float
+    )  # test x unit (the last column: no unit)
+    codes = cat.cat.codes.to_numpy()
+    codes = np.where(codes < 0, len(names), codes)
+    ok = param_code >= 0
+    out = np.full(len(codes), np.nan)
+    out[ok] = table[param_code[ok], codes[ok]]
+    return out
 
 
 def flagged_values(annotated: pd.DataFrame, standards: LabStandards, b12_test: str) -> pd.DataFrame:
@@ -304,11 +363,15 @@ def visit_weeks(annotated: pd.DataFrame) -> dict[str, int]:
     return {name: int(w) if np.isfinite(w) else -1 for name, w in zip(names, first_week, strict=True)}
 
 
-def _flag_codes(aval: np.ndarray, low: np.ndarray, high: np.ndarray, decimals: np.ndarray) -> np.ndarray:
-    """0 LOW, 1 NORMAL, 2 HIGH, -1 no value."""
-    is_low = compare_at_precision(aval, low, "<", decimals)
-    is_high = compare_at_precision(aval, high, ">", decimals)
-    return np.where(np.isnan(aval), -1, np.where(is_low, 0, np.where(is_high, 2, 1)))
+def _flag_codes(value: np.ndarray, low: np.ndarray, high: np.ndarray, *, complete: bool = False) -> np.ndarray:
+    """0 LOW, 1 NORMAL, 2 HIGH, -1 no value; value and limits in one unit, compared at 15 significant digits.
+
+    complete: NORMAL only when both limits are given (otherwise -1 unless the value is beyond the limit there is).
+    """
+    is_low = compare(value, low, "<")
+    is_high = compare(value, high, ">")
+    normal = np.ones(len(value), dtype=bool) if not complete else ~(np.isnan(low) | np.isnan(high))
+    return np.where(np.isnan(value), -1, np.where(is_low, 0, np.where(is_high, 2, np.where(normal, 1, -1))))
 
 
 def _broadcast_baseline(
@@ -321,7 +384,12 @@ def _broadcast_baseline(
 
 
 class LabArrays:
-    """Integer codes and numeric columns of an annotated lab table, for vectorised work."""
+    """Integer codes and numeric columns of an annotated lab table, for vectorised work.
+
+    `value`, `lln`, `uln`: the value as reported and the limits in force in its unit (what flags, grades and the
+    x ULN ratios use); `aval`, `low`, `high`: the same in the standard unit. `is_baseline`: the baseline record (the
+    one that supplied `base`) with a value; `post`: a visit after baseline (week > 0).
+    """
 
     def __init__(self, annotated: pd.DataFrame, standards: LabStandards, subjects: pd.DataFrame):
         self.n_subjects = len(annotated["subject_id"].cat.categories)
@@ -336,12 +404,15 @@ class LabArrays:
         self.base = annotated["base"].to_numpy(dtype=float)
         self.low = annotated["ref_low"].to_numpy(dtype=float)
         self.high = annotated["ref_high"].to_numpy(dtype=float)
+        self.value = annotated["reported_value"].to_numpy(dtype=float)
+        self.lln = annotated["reported_low"].to_numpy(dtype=float)
+        self.uln = annotated["reported_high"].to_numpy(dtype=float)
         self.censored = annotated["censored"].to_numpy(dtype=bool)
         self.flag = annotated["flag"].cat.codes.to_numpy().astype(np.int64)
         self.decimals = standards.decimals()[self.p]
         self.key = self.s * self.n_params + self.p
         self.size = self.n_subjects * self.n_params
-        self.is_baseline = (self.week == 0) & ~np.isnan(self.aval)
+        self.is_baseline = annotated["baseline_record"].to_numpy(dtype=bool) & ~np.isnan(self.aval)
         self.post = self.week > 0
         safety = safety_set(subjects)
         if safety["subject_id"].tolist() != self.subject_ids:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from k2trial.analysis.safety.lab_table import visit_weeks
 from k2trial.analysis.safety.standards import LabStandards
 from k2trial.core import schema
 from k2trial.stats.paired import EXACT_BELOW, holm, paired_comparison
@@ -23,8 +24,10 @@ def lab_paired_tests(
 
     Same columns as the efficacy paired tests (population "safety"), plus `unit` and `n_censored_excluded`:
     subjects whose value at either visit is censored are left out (the limit is only a bound), complete cases
-    otherwise. Differences are rounded to the test's recording decimals by the engine. Holm adjustment across
-    params, separately for each test (wilcoxon, paired_t); family "lab_params_<from>_<to>_<test>".
+    otherwise. A visit at study week 0 (the baseline visit) stands for the baseline: its value is that of the baseline
+    record (the one that supplied `base`), so a baseline sample dated after the first dose is no baseline here
+    either. Differences are rounded to the test's recording decimals by the engine. Holm adjustment across params,
+    separately for each test (wilcoxon, paired_t); family "lab_params_<from>_<to>_<test>".
     """
     params = list(standards.all_params)
     s = annotated["subject_id"].cat.codes.to_numpy().astype(np.int64)
@@ -33,6 +36,8 @@ def lab_paired_tests(
     v = annotated["visit"].cat.codes.to_numpy().astype(np.int64)
     aval = annotated["aval"].to_numpy(dtype=float)
     censored = annotated["censored"].to_numpy(dtype=bool)
+    baseline_record = annotated["baseline_record"].to_numpy(dtype=bool)
+    weeks = visit_weeks(annotated)
     n_subjects = len(annotated["subject_id"].cat.categories)
     decimals = standards.decimals()
     by_param = np.argsort(p.astype(np.int16), kind="stable")
@@ -44,8 +49,13 @@ def lab_paired_tests(
         for visit in (visit_from, visit_to):
             value = np.full(n_subjects, np.nan)
             flag = np.zeros(n_subjects, bool)
-            if visit in visits:
+            if weeks.get(visit) == 0:
+                rows = param_rows[baseline_record[param_rows] & ~np.isnan(aval[param_rows])]
+            elif visit in visits:
                 rows = param_rows[(v[param_rows] == visits.index(visit)) & ~np.isnan(aval[param_rows])]
+            else:
+                rows = param_rows[:0]
+            if len(rows):
                 value[s[rows]] = aval[rows]
                 flag[s[rows]] = censored[rows]
             pair.append((value, flag))

@@ -1,10 +1,11 @@
-"""Laboratory standards of the safety analysis: default reference ranges, clinically relevant directions, CTCAE
-criteria, the Hy's law rule and the eGFR specification, read from config/lab_standards.yaml and checked against
-config/lab_units.yaml (k2trial.core.vocabulary.LabTest gives code, name, unit and recording decimals).
+"""Laboratory standards of the safety analysis: default reference ranges, clinically relevant directions, the Hy's
+law rule and the eGFR specification from config/lab_standards.yaml, checked against config/lab_units.yaml
+(k2trial.core.vocabulary.LabTest gives code, name, unit, accepted units and recording decimals), and the CTCAE terms
+that grade the study's tests, from the criteria file of the configured CTCAE version (config/ctcae/,
+k2trial.analysis.safety.ctcae).
 
-`load_lab_standards` turns the two parsed YAML files into frozen objects and raises ConfigError naming the entry
-when they disagree (a test without a default range, a CTCAE term in another unit than its test, an unknown
-operator, reference or condition).
+`load_lab_standards` turns them into frozen objects and raises ConfigError naming the entry when they disagree (a
+test without a default range, a unit the contract accepts for a graded test that the CTCAE criteria cannot grade).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from k2trial.analysis.safety.ctcae import CtcaeCriteria
 from k2trial.core.errors import ConfigError
 from k2trial.core.vocabulary import LabTest, lab_tests
 
 SEXES = ("F", "M")
 DIRECTIONS = ("low", "high", "both")
-REFERENCES = ("ULN", "LLN", "baseline", "absolute")
-CONDITIONS = ("always", "baseline_normal", "baseline_abnormal", "anticoagulated", "not_anticoagulated")
-OPERATORS = (">", ">=", "<", "<=")
 GRADES = (0, 1, 2, 3, 4)
 
 
@@ -55,32 +54,12 @@ class LabStandard:
 
 
 @dataclass(frozen=True)
-class Criterion:
-    """`value <op> limit x reference` gives `grade` when the `when` condition holds (see lab_standards.yaml)."""
+class GradedTerm:
+    """A CTCAE term of the criteria file that grades one of the study's tests, in one direction."""
 
-    grade: int
-    op: str
-    limit: float
-    of: str
-    when: str
-
-    def describe(self, unit: str) -> str:
-        if self.of == "absolute":
-            text = f"{self.op} {self.limit:g}" + ("" if unit == "ratio" else f" {unit}")
-        elif self.limit == 1.0:
-            text = f"{self.op} {self.of}"
-        else:
-            text = f"{self.op} {self.limit:g} x {self.of}"
-        return text if self.when == "always" else f"{text} ({self.when.replace('_', ' ')})"
-
-
-@dataclass(frozen=True)
-class CtcaeTerm:
     term: str
     param: str
     direction: str  # high (increase graded) | low
-    unit: str
-    criteria: tuple[Criterion, ...]
 
 
 @dataclass(frozen=True)
@@ -113,10 +92,14 @@ class EgfrSpec:
 @dataclass(frozen=True)
 class LabStandards:
     tests: tuple[LabStandard, ...]  # in lab_units order
-    ctcae_version: str
-    terms: tuple[CtcaeTerm, ...]
+    ctcae: CtcaeCriteria  # the criteria of the configured CTCAE version
+    terms: tuple[GradedTerm, ...]  # the terms that grade the study's tests, criteria-file order
     hys_law: HysLawRule
     egfr: EgfrSpec
+
+    @property
+    def ctcae_version(self) -> str:
+        return self.ctcae.version
 
     @property
     def lab_params(self) -> tuple[str, ...]:
@@ -158,13 +141,31 @@ def _range_pair(value: Any, where: str) -> tuple[float, float]:
     return low, high
 
 
-def load_lab_standards(lab_units: Mapping[str, Any], lab_standards: Mapping[str, Any]) -> LabStandards:
-    """Build the safety standards from the parsed YAML files, checking them against each other.
+def graded_terms(criteria: CtcaeCriteria, params: Sequence[str]) -> tuple[GradedTerm, ...]:
+    """The (term, test) pairs of the criteria that grade one of `params`: by test in `params` order (lab_units
+    order), then in criteria-file order (Anemia before Hemoglobin increased for HGB)."""
+    seen: dict[tuple[str, str], GradedTerm] = {}
+    for param in params:
+        for entry in criteria.terms:
+            if param in entry.tests:
+                seen.setdefault((entry.term, param), GradedTerm(entry.term, param, entry.direction))
+    return tuple(seen.values())
 
-    Raises ConfigError naming the entry when a test of lab_units has no default range, a CTCAE term names an
-    unknown test or a unit other than the test's standard unit, or a criterion uses an unknown operator,
-    reference or condition.
+
+def load_lab_standards(
+    lab_units: Mapping[str, Any], lab_standards: Mapping[str, Any], ctcae: CtcaeCriteria
+) -> LabStandards:
+    """Build the safety standards from the parsed YAML files and the CTCAE criteria, checking them against each other.
+
+    Raises ConfigError naming the entry when a test of lab_units has no default range, lab_standards.yaml still has
+    a `ctcae` section (the criteria are config/ctcae/ now), or a unit that lab_units.yaml accepts for a graded test is
+    one the CTCAE criteria cannot grade (values are graded in the unit they are reported in).
     """
+    if "ctcae" in lab_standards:
+        raise ConfigError(
+            "config/lab_standards.yaml: the 'ctcae' section is no longer read: the CTCAE criteria are the file of the "
+            "configured version in config/ctcae/ (config safety.ctcae_version)"
+        )
     unit_tests = _need(lab_units, "tests", "lab_units.yaml")
     std_tests = _need(lab_standards, "tests", "top level")
     panels = lab_standards.get("panels", {}) or {}
@@ -203,43 +204,18 @@ def load_lab_standards(lab_units: Mapping[str, Any], lab_standards: Mapping[str,
             )
         )
     by_code = {t.code: t for t in tests}
-
-    ctcae = _need(lab_standards, "ctcae", "top level")
-    terms = []
-    for i, raw in enumerate(_need(ctcae, "terms", "ctcae")):
-        where = f"ctcae.terms[{i}]"
-        param = _need(raw, "param", where)
-        if param not in by_code:
-            raise ConfigError(f"config/lab_standards.yaml: {where} grades unknown test {param!r}")
-        unit = _need(raw, "unit", where)
-        if unit != by_code[param].unit:
-            raise ConfigError(
-                f"config/lab_standards.yaml: {where} ({raw.get('term')}) is in {unit}, but {param} is recorded "
-                f"in {by_code[param].unit}"
-            )
-        direction = _need(raw, "direction", where)
-        if direction not in ("low", "high"):
-            raise ConfigError(f"config/lab_standards.yaml: {where}.direction must be low or high")
-        criteria = []
-        for j, c in enumerate(_need(raw, "criteria", where)):
-            cw = f"{where}.criteria[{j}]"
-            crit = Criterion(
-                grade=int(_need(c, "grade", cw)),
-                op=str(_need(c, "op", cw)),
-                limit=float(_need(c, "limit", cw)),
-                of=str(_need(c, "of", cw)),
-                when=str(c.get("when", "always")),
-            )
-            if crit.grade not in GRADES[1:]:
-                raise ConfigError(f"config/lab_standards.yaml: {cw}.grade must be 1-4")
-            if crit.op not in OPERATORS:
-                raise ConfigError(f"config/lab_standards.yaml: {cw}.op must be one of {OPERATORS}")
-            if crit.of not in REFERENCES:
-                raise ConfigError(f"config/lab_standards.yaml: {cw}.of must be one of {REFERENCES}")
-            if crit.when not in CONDITIONS:
-                raise ConfigError(f"config/lab_standards.yaml: {cw}.when must be one of {CONDITIONS}")
-            criteria.append(crit)
-        terms.append(CtcaeTerm(str(_need(raw, "term", where)), param, direction, unit, tuple(criteria)))
+    terms = graded_terms(ctcae, tuple(by_code))
+    for graded in terms:
+        entries = [e for e in ctcae.entries(graded.term) if graded.param in e.tests]
+        if any(e.units is None for e in entries):  # relative criteria only: any unit
+            continue
+        allowed = frozenset().union(*(e.units for e in entries))
+        for unit in by_code[graded.param].test.units:
+            if ctcae.canonical_unit(unit) not in allowed:
+                raise ConfigError(
+                    f"CTCAE v{ctcae.version} criteria: term {graded.term} cannot grade {graded.param} reported in "
+                    f"{unit}, a unit config/lab_units.yaml accepts (criteria units: {', '.join(sorted(allowed))})"
+                )
 
     hl = _need(lab_standards, "hys_law", "top level")
     hys = HysLawRule(
@@ -269,4 +245,4 @@ def load_lab_standards(lab_units: Mapping[str, Any], lab_standards: Mapping[str,
     )
     if egfr.creatinine not in by_code or egfr.param in by_code:
         raise ConfigError("config/lab_standards.yaml: egfr.creatinine must be a test, egfr.param a new code")
-    return LabStandards(tuple(tests), str(ctcae.get("version", "")), tuple(terms), hys, egfr)
+    return LabStandards(tuple(tests), ctcae, terms, hys, egfr)
