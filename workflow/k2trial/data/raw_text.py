@@ -135,7 +135,7 @@ class Workbench:
         candidates = np.flatnonzero(free)
         if not len(candidates):
             return candidates
-        count = max(1, int(np.floor(self.rates[kind] * len(candidates) + 0.5)))
+        count = max(1, int(scaled_integers(self.rates[kind] * len(candidates), 0)))
         return np.sort(self.rng.choice(candidates, size=count, replace=False))
 
     def put(self, kind: str, file: str, column: str, idx: np.ndarray, values: np.ndarray) -> None:

@@ -36,7 +36,7 @@ import yaml
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
-from k2trial.core.values import scaled_integers
+from k2trial.core.values import round_half_away, scaled_integers
 from k2trial.data.contract import load_contract
 from k2trial.data.raw_text import (
     EPOCH,
@@ -386,7 +386,7 @@ def simulate_vas_tenths(rng: np.random.Generator, severe: np.ndarray, vas: Mappi
     noise = rng.normal(0.0, vas["noise_sd"] * 10.0, size=(n, 9, 5))
     noise[:, [0, 8], :] = 0.0
     values = week8[:, None, :] + (baseline - week8)[:, None, :] * shape[:, :, None] + noise
-    out = np.clip(np.floor(values + 0.5), 0, 100).astype(np.int64)
+    out = np.clip(scaled_integers(values, 0), 0, 100).astype(np.int64)
     out[:, 0, :] = baseline
     out[:, 8, :] = week8
     return out
@@ -462,7 +462,7 @@ def simulate_lab_values(
         cohort.diabetic[:, None], stable_in(*labs["glucose_diabetic"]), values[:, :, col["GLUCF"]]
     )
     # INR follows PT (ISI 1.0), so the coagulation panel is coherent
-    pt = np.floor(values[:, :, col["PT"]] * 10 + 0.5) / 10
+    pt = round_half_away(values[:, :, col["PT"]], 1)
     values[:, :, col["INR"]] = pt / labs["mean_normal_pt"]
     return values
 
@@ -532,7 +532,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     del subject_of
     impossible = wb.canon["symptom_diary.csv"]["vas_cm"] == ""
     dup_candidates = np.flatnonzero(~impossible)
-    dup_count = max(1, int(np.floor(sim["mess"]["rates"]["duplicate_row"] * len(impossible) + 0.5)))
+    dup_count = max(1, int(scaled_integers(sim["mess"]["rates"]["duplicate_row"] * len(impossible), 0)))
     duplicated = np.sort(wb.rng.choice(dup_candidates, size=min(dup_count, len(dup_candidates)), replace=False))
 
     # assembled in this order so each working array is released as soon as it is used

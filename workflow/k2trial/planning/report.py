@@ -13,7 +13,6 @@ import html
 import io
 import math
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import matplotlib
@@ -25,6 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
 
+from k2trial.core.values import rounded_decimal
 from k2trial.planning import power as pw
 from k2trial.planning.scenarios import Cell, PilotEstimates, PlanningConfig
 
@@ -34,12 +34,10 @@ SIMULATED_MARK = "SIMULATED DATA"
 
 
 def fmt(value: Any, digits: int = 2) -> str:
-    """A number rounded half up to `digits` decimals ("-" for missing)."""
-    if value is None or pd.isna(value) or not math.isfinite(float(value)):
-        return "-"
-    quantum = Decimal(1).scaleb(-digits)
-    text = str(Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP))
-    return "0" + text[2:] if text.startswith("-0") and Decimal(text) == 0 else text
+    """A number rounded half away from zero to `digits` decimals (k2trial.core.values.rounded_decimal, the one
+    rounding rule; "-" for missing)."""
+    rounded = None if value is None or pd.isna(value) else rounded_decimal(value, digits)
+    return "-" if rounded is None else str(rounded)
 
 
 def fmt_n(value: Any) -> str:
