@@ -48,7 +48,6 @@ PIPELINE_RULES = [
     rules.build_index,
 ]
 PROVENANCE_RECORDS = [r.output.provenance for r in PIPELINE_RULES]
-INTERMEDIATES = [rules.validate_raw_data.output.validated, *NOTEBOOK_PAGES]
 
 
 include: "workflow/rules/provenance.smk"
@@ -58,9 +57,8 @@ include: "workflow/rules/planning.smk"
 rule all:
     default_target: True
     input:
-        # every output but the intermediates deleted once used (temp(): the validation result, the notebooks'
-        # pre-rendered pages)
-        [p for r in PIPELINE_RULES for p in r.output if p not in INTERMEDIATES],
+        # every output but the notebooks' pre-rendered pages, temp() files deleted once export_notebooks used them
+        [p for r in PIPELINE_RULES for p in r.output if p not in NOTEBOOK_PAGES],
         rules.build_index.output,
         rules.manifest.output,
 

@@ -7,7 +7,6 @@ rule clean_raw_data:
         unpack(raw_inputs),
         report_json=rules.validate_raw_data.output.report_json,
         report_md=rules.validate_raw_data.output.report_md,
-        validated=rules.validate_raw_data.output.validated,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
@@ -27,5 +26,6 @@ rule clean_raw_data:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
+        visit_windows=config["visit_windows"],
     script:
         "../scripts/clean_raw_data.py"

@@ -1,6 +1,5 @@
 # Validation of the raw files against the contract (data/raw/README.md, codebook.yaml, lab_units.yaml).
-# The job succeeds whenever it wrote the report; errors stop the run in clean_raw_data (the gate), which cleans the
-# validation result passed on in `validated` rather than validating the raw files again.
+# The job succeeds whenever it wrote the report; errors stop the run in clean_raw_data (the gate).
 
 
 rule validate_raw_data:
@@ -12,8 +11,6 @@ rule validate_raw_data:
         provenance=f"{RESULTS}/provenance/validate_raw_data.json",
         report_json=f"{RESULTS}/validation/report.json",
         report_md=f"{RESULTS}/validation/report.md",
-        # the validation result, for clean_raw_data (deleted once it has been read)
-        validated=temp(f"{RESULTS}/validation/validated.pickle"),
     log:
         f"{RESULTS}/logs/validate_raw_data.log",
     conda:

@@ -1,20 +1,17 @@
 """Clean the raw data: canonical tables, audit log, data queries and row accounting (results/clean/).
 
 First the gate: when validation failed, stop with the first errors and the report's path, before any
-output is written, so nothing downstream runs. The validation result comes from validate_raw_data (input
-`validated`), not from validating the raw files again; the raw files are only hashed, to check that they are the
-files that were validated.
+output is written, so nothing downstream runs.
 """
 
 import json
 import logging
-import pickle
 from pathlib import Path
 
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError
-from k2trial.core.io import data_version, write_csv
-from k2trial.data import cleaning, raw_files, validation_report
+from k2trial.core.io import write_csv
+from k2trial.data import cleaning, raw_files, validation, validation_report
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
 
@@ -26,16 +23,12 @@ def main(smk):
     validation_report.require_passed(report, report_path=smk.input.report_md)
     contract = read_contract(smk.input.codebook, smk.input.lab_units)
     paths = {name: getattr(smk.input, key, None) for name, key in raw_files.input_keys(contract).items()}
-    # the data files whose hashes make the data version (k2trial.data.raw_files.read_raw_dataset)
-    data_files = [paths.get(name) for name in (*contract.table_names, contract.dataset_file.name)]
-    present = [path for path in data_files if path is not None and Path(path).exists()]
-    with open(smk.input.validated, "rb") as handle:
-        result = pickle.load(handle)
-    current = data_version(present) if present else None
-    if not current == result.data_version == report["data_version"]:
+    raw = raw_files.read_raw_dataset(paths, contract, categorical=True)
+    if raw.data_version != report["data_version"]:
         raise InputDataError(
             [validation_report.stale_report_problem(smk.input.report_json)], report_path=smk.input.report_md
         )
+    result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
     if result.status != "passed":
         raise InputDataError(result.errors(), report_path=smk.input.report_md)
     clean = cleaning.clean_dataset(result, contract, text_as_categorical=True)

@@ -2,14 +2,11 @@
 
 The job succeeds whenever it could write the report, also when the data have errors: the report must
 survive (Snakemake deletes the outputs of failed jobs). The gate is the first step of clean_raw_data.
-It also hands cleaning the validation result itself (output `validated`, a pickle Snakemake deletes once cleaning
-has read it), so that cleaning does not read and validate the raw files a second time.
 """
 
 import logging
-import pickle
 
-from k2trial.core.io import write_bytes, write_json, write_text
+from k2trial.core.io import write_json, write_text
 from k2trial.data import raw_files, validation, validation_report
 from k2trial.data.contract import read_contract
 from k2trial.runtime.step import run_step
@@ -25,7 +22,6 @@ def main(smk):
     report = validation_report.build_report(result, limit_per_rule=smk.params.validation["report_limit_per_rule"])
     write_json(report, smk.output.report_json)
     write_text(validation_report.report_markdown(report, contract), smk.output.report_md)
-    write_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), smk.output.validated)
     counts = report["counts"]
     logger.info(
         "validation %s: %d error(s), %d fixable, %d warning(s); report %s",
