@@ -182,8 +182,8 @@ def ae_summary(
     rows = []
     parts = [(c, d, events, s) for c, d, s in categories]
     parts.append(
-        (NOT_TREATMENT_EMERGENT, f"Adverse events not treatment-emergent (listed, not counted above): not {window}",
-         in_safety, outside)
+        (NOT_TREATMENT_EMERGENT, "Adverse events not treatment-emergent (onset before the first dose or more than "
+         f"{int(window_days)} days after the last dose): listed, not counted above", in_safety, outside)
     )  # fmt: skip
     for category, description, frame, selected in parts:
         n_subjects = int(frame.loc[selected, "subject_id"].nunique())
