@@ -185,6 +185,11 @@ def recorded_decimals(values: Any, max_decimals: int = SIGNIFICANT_DIGITS) -> np
     """Decimals each value carries at 15 significant digits (23.5 -> 1, 1.05 -> 2, 120.0 -> 0, 1.0499999999999998
     -> 2), at most `max_decimals`; 0 for missing, zero and infinite values. int64."""
     x = np.asarray(values, dtype=float)
+    if x.size > 1000:  # recorded values repeat: work once per distinct value
+        codes, distinct = pd.factorize(x.ravel(), use_na_sentinel=True)
+        if len(distinct) < x.size // 2:
+            per_distinct = np.append(recorded_decimals(np.asarray(distinct, dtype=float), max_decimals), 0)
+            return per_distinct[np.where(codes < 0, len(distinct), codes)].reshape(x.shape)
     out = np.zeros(x.shape, dtype=np.int64)
     ok, _, m, p = _mantissas(x, SIGNIFICANT_DIGITS)
     for _ in range(SIGNIFICANT_DIGITS):  # strip trailing zeros of the mantissa

@@ -208,7 +208,7 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
             "ref_low": standard(ref_low),
             "ref_high": standard(ref_high),
             "reported_value": value,
-            "reported_unit": units,
+            "reported_unit": units_cat,
             "reported_ref_low": ref_low,
             "reported_ref_high": ref_high,
             "censored": censored,

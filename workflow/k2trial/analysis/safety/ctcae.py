@@ -421,11 +421,27 @@ def _texts(values: Any, n: int, label: str) -> pd.Series:
     return series.where(series.notna(), "").astype(str)
 
 
+def _mapped_texts(values: Any, n: int, label: str, normalise) -> np.ndarray:
+    """`normalise` (a function of a str Series) applied to the text of every record (as `_texts`), computed once per
+    distinct value: millions of records carry few distinct test codes, units or indicators."""
+    if values is None or _is_scalar(values):
+        return _texts(values, n, label).pipe(normalise).to_numpy(dtype=object)
+    codes, distinct = pd.factorize(pd.Series(values).reset_index(drop=True), use_na_sentinel=True)
+    if len(codes) != n:
+        raise ValueError(f"{label} has {len(codes)} values, value has {n}")
+    texts = normalise(pd.Series([*(str(v) for v in distinct), ""], dtype=object)).to_numpy(dtype=object)
+    return texts[np.where(codes < 0, len(distinct), codes)]
+
+
 def _tristate(values: Any, n: int) -> np.ndarray:
     """1 (True), 0 (False) or -1 (unknown) per record."""
     if values is None:
         return np.full(n, -1, dtype=np.int8)
-    text = _texts(values, n, "anticoagulated").str.strip().str.upper()
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        if len(values) != n:
+            raise ValueError(f"anticoagulated has {len(values)} values, value has {n}")
+        return values.astype(np.int8)
+    text = pd.Series(_mapped_texts(values, n, "anticoagulated", lambda t: t.str.strip().str.upper()))
     out = np.full(n, -1, dtype=np.int8)
     out[text.isin(_TRUE_TEXT).to_numpy()] = 1
     out[text.isin(_FALSE_TEXT).to_numpy()] = 0
@@ -489,9 +505,9 @@ def grade_records(
     if _is_scalar(value):
         raise ValueError("value must hold one element per record")
     n = len(pd.Series(value))
-    tests = _texts(test, n, "test").str.strip().str.upper().to_numpy(dtype=object)
+    tests = _mapped_texts(test, n, "test", lambda t: t.str.strip().str.upper())
     values = _floats(value, n, "value")
-    unit_raw = _texts(unit, n, "unit").str.replace(r"\s+", "", regex=True).str.casefold()
+    unit_raw = pd.Series(_mapped_texts(unit, n, "unit", lambda t: t.str.replace(r"\s+", "", regex=True).str.casefold()))
     canonical = unit_raw.map(dict(criteria.unit_spellings)).fillna("").to_numpy(dtype=object)
     base = _floats(baseline, n, "baseline")
     if pct_change is None:
@@ -499,7 +515,9 @@ def grade_records(
             pchg = np.where(base != 0, 100.0 * (values - base) / base, np.nan)
     else:
         pchg = _floats(pct_change, n, "pct_change")
-    indicator = _texts(baseline_indicator, n, "baseline_indicator").str.strip().str.upper()
+    indicator = pd.Series(
+        _mapped_texts(baseline_indicator, n, "baseline_indicator", lambda t: t.str.strip().str.upper())
+    )
     records = _Records(
         test=tests,
         value=values,
@@ -515,7 +533,7 @@ def grade_records(
     )
     requested = None
     if term is not None:
-        requested = _texts(term, n, "term").str.strip().str.casefold().to_numpy(dtype=object)
+        requested = _mapped_texts(term, n, "term", lambda t: t.str.strip().str.casefold())
 
     frames = []
     names = criteria.term_names()

@@ -55,8 +55,9 @@ def ctcae_grades(
 
     units = annotated["reported_unit"].astype("str").to_numpy(dtype=object)
     factor = unit_factors(annotated["reported_unit"].iloc[rows], arr.p[rows], standards)
-    low_default = annotated["low_default"].to_numpy(dtype=bool)[rows]
-    high_default = annotated["high_default"].to_numpy(dtype=bool)[rows]
+    low_default_all = annotated["low_default"].to_numpy(dtype=bool)
+    high_default_all = annotated["high_default"].to_numpy(dtype=bool)
+    low_default, high_default = low_default_all[rows], high_default_all[rows]
     lln, uln = arr.lln[rows], arr.uln[rows]
     lab_lln, lab_uln = np.where(low_default, np.nan, lln), np.where(high_default, np.nan, uln)
 
@@ -75,24 +76,38 @@ def ctcae_grades(
     indicator = np.where(has_baseline, arr.flag[at], -1)
     lab_indicator = np.where(has_baseline, lab_flag[at], -1)
 
-    common = dict(
-        test=np.array(params, dtype=object)[arr.p[rows]],
-        value=arr.value[rows],
-        unit=units[rows],
-        baseline=baseline_value,
-        anticoagulated=arr.anticoagulant[arr.s[rows]],
-    )
-    in_force = grade_records(standards.ctcae, lln=lln, uln=uln, baseline_indicator=_indicator(indicator), **common)
-    lab_only = grade_records(
-        standards.ctcae, lln=lab_lln, uln=lab_uln, baseline_indicator=_indicator(lab_indicator), **common
-    )
-    used = in_force if use_default_ranges else lab_only
+    test = pd.Categorical.from_codes(arr.p[rows], categories=params)
+    unit = annotated["reported_unit"].iloc[rows].to_numpy()
+    anticoagulated = arr.anticoagulant[arr.s[rows]]
+
+    def graded(at: np.ndarray, low: np.ndarray, high: np.ndarray, flags: np.ndarray) -> pd.DataFrame:
+        return grade_records(
+            standards.ctcae, test=test[at], value=arr.value[rows][at], unit=unit[at], lln=low[at], uln=high[at],
+            baseline=baseline_value[at], baseline_indicator=pd.Categorical(_indicator(flags[at])),
+            anticoagulated=anticoagulated[at],
+        )  # fmt: skip
+
+    everything = np.arange(len(rows))
     if use_default_ranges:
-        with_default, without = (
-            g["grade"].astype("Float64").fillna(-1).to_numpy(dtype=float) for g in (in_force, lab_only)
-        )
-        default_range = with_default != without
+        used = graded(everything, lln, uln, indicator)
+        # a grade rests on a default range when grading with the lab's limits only changes it (or leaves none): only
+        # records with a default limit, or whose baseline record has one, can differ, so only they are graded again
+        base_default = np.zeros(len(rows), dtype=bool)
+        base_default[has_baseline] = (low_default_all | high_default_all)[at[has_baseline]]
+        again = np.flatnonzero(low_default | high_default | base_default)
+        default_range = np.zeros(len(used), dtype=bool)
+        if len(again):
+            lab_only = graded(again, lab_lln, lab_uln, lab_indicator)
+            record_of_row = used["record"].to_numpy()
+            first = np.searchsorted(record_of_row, again)  # the rows of `used` of each record, in term order
+            counts = np.bincount(record_of_row, minlength=len(rows))[again]
+            offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            position = np.repeat(first, counts) + offset
+            with_default = used["grade"].astype("Float64").fillna(-1).to_numpy(dtype=float)[position]
+            without = lab_only["grade"].astype("Float64").fillna(-1).to_numpy(dtype=float)
+            default_range[position] = with_default != without
     else:
+        used = graded(everything, lab_lln, lab_uln, lab_indicator)
         default_range = np.zeros(len(used), dtype=bool)
     record = rows[used["record"].to_numpy()]
     position = used["record"].to_numpy()
@@ -110,20 +125,20 @@ def ctcae_grades(
             "unit": annotated["unit"].to_numpy()[record],
             "censored": arr.censored[record],
             "reported_value": arr.value[record],
-            "reported_unit": units[record],
+            "reported_unit": annotated["reported_unit"].iloc[record].to_numpy(),
             "lln": limits_low,
             "uln": limits_high,
             "default_range": default_range,
             "baseline_value": baseline_value[position],
-            "baseline_flag": _indicator(flags),
+            "baseline_flag": pd.Categorical(_indicator(flags)),
             "baseline_record": arr.is_baseline[record],
             "term": pd.Categorical(used["term"].to_numpy(dtype=object), categories=terms),
-            "direction": used["direction"].to_numpy(dtype=object),
+            "direction": pd.Categorical(used["direction"].to_numpy(dtype=object)),
             "grade": pd.array(used["grade"], dtype="Int64"),
-            "reason": used["reason"].to_numpy(dtype=object),
-            "criterion": used["criterion"].to_numpy(dtype=object),
+            "reason": pd.Categorical(used["reason"].to_numpy(dtype=object)),
+            "criterion": pd.Categorical(used["criterion"].to_numpy(dtype=object)),
             "lower_bound": used["lower_bound"].to_numpy(dtype=bool),
-            "ctcae_version": standards.ctcae_version,
+            "ctcae_version": pd.Categorical([standards.ctcae_version] * len(record)),
         }
     )
     # grade_records orders the terms of a record as the criteria file does, which is LabStandards.terms' order
@@ -131,10 +146,16 @@ def ctcae_grades(
 
 
 def _term_index(grades: pd.DataFrame, standards: LabStandards) -> np.ndarray:
-    """Per grade row, the index of its (term, param) in standards.terms (-1 for none)."""
+    """Per grade row, the index of its (term, param) in standards.terms (-1 for none); looked up once per distinct
+    term and param."""
     lookup = {(t.term, t.param): i for i, t in enumerate(standards.terms)}
-    pairs = zip(grades["term"].astype("str"), grades["param"].astype("str"), strict=True)
-    return np.array([lookup.get(pair, -1) for pair in pairs], dtype=np.int64)
+    term_codes, terms = pd.factorize(grades["term"], use_na_sentinel=True)
+    param_codes, params = pd.factorize(grades["param"], use_na_sentinel=True)
+    table = np.array(
+        [[lookup.get((str(t), str(p)), -1) for p in params] + [-1] for t in terms] + [[-1] * (len(params) + 1)],
+        dtype=np.int64,
+    )
+    return table[np.where(term_codes < 0, len(terms), term_codes), np.where(param_codes < 0, len(params), param_codes)]
 
 
 def subject_term_grades(
