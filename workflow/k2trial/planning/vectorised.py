@@ -198,7 +198,7 @@ class RankSumBatch:
 
 @lru_cache(maxsize=512)
 def exact_rank_sum_tails(n_x: int, n_y: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper): P(W <= w) and P(W >= w) for w = 0 .. n_x n_y, each summed as paired._exact_two_sided_p sums."""
+    """(lower, upper): P(W <= w) and P(W >= w) for w = 0 .. n_x n_y, each summed as paired.exact_two_sided_p sums."""
     probs = rank_sum_null(n_x, n_y)
     lower = np.array([probs[: q + 1].sum() for q in range(len(probs))])
     upper = np.array([probs[q:].sum() for q in range(len(probs))])
