@@ -130,8 +130,9 @@ def library_pages(tmp_path_factory) -> Path:
     import pandas as pd
 
     from k2trial.report import figures as kf
+    from k2trial.report import notebook_view as nbv
     from k2trial.report import notebooks as nbk
-    from k2trial.report import site
+    from k2trial.report import page, render, site
     from k2trial.report import tables as kt
 
     root = tmp_path_factory.mktemp("site")
@@ -141,16 +142,25 @@ def library_pages(tmp_path_factory) -> Path:
     png = kf.render_figure(kf.participant_flow_figure(flow), style.dpi)["png"]
     (root / "figures").mkdir()
     (root / "figures" / "participant_flow.png").write_bytes(png)
-    table = kt.participant_flow_table(flow)
+    from conftest import read_config, shipped_vocabulary
+
+    from k2trial.core.io import read_yaml
+
+    config = read_config()
+    registry = read_yaml(Path(__file__).resolve().parents[1] / "workflow/report/registry.yaml")
+    settings = kt.TableSettings.from_config(
+        config["reporting"], config["efficacy"], config["safety"], 8.0, shipped_vocabulary(), registry["tables"]
+    )
+    table = kt.participant_flow_table(flow, settings)
     (root / "tables").mkdir()
-    (root / "tables" / "participant_flow.html").write_text(kt.to_html_document(table, simulated=True))
+    (root / "tables" / "participant_flow.html").write_text(render.to_html_document(table, simulated=True))
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Study summary\n\n## The study"), nbformat.v4.new_code_cell("x")]
-    header = nbk.header_html("Study", "Ref", "CTRI", "ds <x>", "1", True, "abc", "k2trial 0.1.0, code 0")
+    header = page.header_html("Study", "Ref", "CTRI", "ds <x>", "1", True, "abc", "k2trial 0.1.0, code 0")
     nb.cells[1].outputs = [
         nbformat.v4.new_output(
             "display_data",
-            data={"text/html": header + nbk.figure_html(png, "Flow") + nbk.table_html({"t": table}, "t")},
+            data={"text/html": header + page.figure_html(png, "Flow") + nbv.table_html({"t": table}, "t")},
         )
     ]
     (root / "notebooks").mkdir()

@@ -64,6 +64,19 @@ def test_build_matches_committed_snapshot(built):
     )
 
 
+def test_every_artifact_of_a_build_matches_its_schema(built):
+    # the build as the workflow wrote it: every analysis artifact's header is its schema's
+    from k2trial.core import schema
+
+    checked = 0
+    for name in schema.ARTIFACTS:
+        path = built / "results" / f"{name}.csv"
+        if path.exists():
+            schema.check_columns(name, schema.read_header(path), str(path))
+            checked += 1
+    assert checked >= 20, f"only {checked} schema artifacts found in the build"
+
+
 def test_snapshot_comparison_names_a_changed_artifact(built):
     expected = json.loads(SNAPSHOT.read_text())
     tampered = dict(artifact_hashes(built))
