@@ -83,7 +83,35 @@ def test_figures_draw_the_tables():
         table, "itt", ["ancova", "rank_sum", "responder_50"], {"ancova": "ANCOVA"}, {"week8": "Week 8"}, style, "t"
     )
     texts = [t.get_text() for a in forest.axes for t in a.texts]
-    assert texts == ["-5.25 (-6.10, -4.40)", "-5.50 (-6.50, -4.50)", "0.75 (0.20, 0.95)"]
+    assert texts == ["-5.25 (-6.10 to -4.40)", "-5.50 (-6.50 to -4.50)", "0.75 (0.20 to 0.95)"]
     assert [t.get_text() for t in forest.axes[0].get_yticklabels()] == ["ANCOVA, Week 8"]
     png = kf.render_figure(forest, 80)["png"]
     assert png[:4] == b"\x89PNG"
+
+
+def test_display_tables_format_the_artifacts():
+    from k2trial.report.arm_tables import between_arm_display_table, visit_summary_display_table
+    from k2trial.report.formatting import Decimals
+
+    members = {"itt": list(ALLOCATION["subject_id"])}
+    summary = visit_summary_by_arm(_vas(), ALLOCATION, members, ["MK7", "PLACEBO"], ["baseline", "week8"])
+    labels = {"arm": {"MK7": "MK-7", "PLACEBO": "Placebo"}, "visit": {"week8": "Week 8"}, "param": {"pain": "Pain"}}
+    shown = visit_summary_display_table(summary, "vas_by_arm", "t", Decimals(), labels, ["MK7", "PLACEBO"])
+    row = shown.frame[(shown.frame["Visit"] == "Week 8") & (shown.frame["Value"] == "Value")].iloc[0]
+    assert row["MK-7: n"] == "4" and row["MK-7: mean (SD)"] == "3.25 (1.04)"  # sd of 3, 4.5, 2, 3.5 = 1.0408
+    assert row["MK-7: median (Q1, Q3)"] == "3.25 (2.75, 3.75)"
+    table = pd.DataFrame(
+        {
+            "population": ["itt"], "param": ["pain"], "visit": ["week8"], "test": ["responder_50"],
+            "arm_treated": ["MK7"], "arm_control": ["PLACEBO"], "n_treated": [4], "n_control": [4],
+            "estimate": [0.75], "ci_low": [0.1234], "ci_high": [0.9567], "p_value": [0.0286], "p_adjusted": [0.0572],
+            "family": ["responders"], "estimate_type": ["risk_difference"], "method": ["Newcombe hybrid score"],
+        }
+    )  # fmt: skip
+    shown = between_arm_display_table(table, "between_arm", "t", Decimals(), labels)
+    assert shown.frame.iloc[0].to_dict() == {
+        "Population": "itt", "Endpoint": "Pain", "Visit": "Week 8", "Analysis": "responder_50",
+        "n (MK-7 / Placebo)": "4 / 4", "Difference (95% CI)": "0.750 (0.123 to 0.957)", "p": "0.029",
+        "p (Holm)": "0.057", "Holm family": "responders",
+    }  # fmt: skip
+    assert "responder_50: Newcombe hybrid score" in shown.notes

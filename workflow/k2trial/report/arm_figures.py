@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from k2trial.report.figures import LINESTYLES, MARKERS, Style
-from k2trial.report.formatting import format_number
+from k2trial.report.formatting import format_estimate_ci
 
 OFF_TREATMENT = "off treatment"
 
@@ -103,10 +103,7 @@ def between_arm_forest_figure(
                 row["estimate"], y[j], xerr=[[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]],
                 fmt=MARKERS[colour_index % len(MARKERS)], color=style.colour(colour_index), capsize=2.5, ms=4.5,
             )  # fmt: skip
-            text = (
-                f"{format_number(row['estimate'], decimals)} ({format_number(row['ci_low'], decimals)}, "
-                f"{format_number(row['ci_high'], decimals)})"
-            )
+            text = format_estimate_ci(row["estimate"], row["ci_low"], row["ci_high"], decimals)
             ax.annotate(text, (1.02, y[j]), xycoords=("axes fraction", "data"), va="center", fontsize=7)
         ax.axvline(0.0, color="#333333", lw=0.8, ls="--")
         ax.set_yticks(y)
