@@ -104,7 +104,9 @@ def open_offline(driver, page: Path) -> dict:
 
 
 def assert_works_offline(page: Path, seen: dict, min_images: int = 0) -> None:
-    online = [url for url in seen["requests"] if not url.startswith(("file://", "data:"))]
+    # chrome:// and devtools:// are the browser's own resources (an icon it shows now and then), not the page's
+    own = ("file://", "data:", "chrome://", "chrome-extension://", "devtools://")
+    online = [url for url in seen["requests"] if not url.startswith(own)]
     assert not online, f"{page.name} requested {online}"
     assert not seen["console"], f"{page.name} console errors: {seen['console']}"
     broken = [image for image in seen["images"] if not image[1] or image[2] <= 0]
