@@ -88,11 +88,11 @@ def test_declared_sites_replace_the_codebook_sites(contract):
         ("SITE-A", "invalid", None),
         ("", "missing", None),
     ]
-    assert column.detail[2] == "expected a site declared in sites of dataset.yaml: S1, S2"
+    assert column.detail[2] == "expected one of the sites of dataset.yaml: S1, S2"
     # the codebook's sites by default
     default = ct.normalise_column(["SITE-B", "S1"], site, contract)
     assert list(default.row_text()) == ["SITE-B", None]
-    assert default.detail[1] == "expected a site declared in sites of codebook.yaml: SITE-A, SITE-B"
+    assert default.detail[1] == "expected one of the sites of codebook.yaml: SITE-A, SITE-B"
 
 
 def test_declarations_record_names_the_source_of_each(contract):

@@ -201,7 +201,7 @@ def test_an_undeclared_site(contract, folder):
     _set(folder, SUBJECTS, 5, "site", "S3")
     problem = _only(_validate(contract, folder), "site_undeclared")
     assert (problem.file, problem.row, problem.column, problem.value) == (SUBJECTS, 5, "site", "S3")
-    assert problem.message == "site not declared: expected a site declared in sites of dataset.yaml: S1, S2"
+    assert problem.message == "site not declared: expected one of the sites of dataset.yaml: S1, S2"
 
 
 def test_a_day_first_date_from_a_site_not_declared_day_first(contract, dataset, folder):

@@ -420,8 +420,7 @@ def subject_id_expectation(contract: Contract) -> str:
 
 def sites_expectation(contract: Contract) -> str:
     """The sites declared, as validation messages say them."""
-    where = "sites of " + contract.sites_source
-    return f"expected a site declared in {where}: " + ", ".join(contract.site_day_first)
+    return f"expected one of the sites of {contract.sites_source}: " + ", ".join(contract.site_day_first)
 
 
 # --------------------------------------------------------------------------------------------------
