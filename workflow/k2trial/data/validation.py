@@ -13,7 +13,7 @@ file (contract order), row (file-level problems first), column (contract order),
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -287,11 +287,11 @@ def _column_problems(
     table: NormalisedTable,
     spec: ct.ColumnSpec,
     subjects: np.ndarray,
-    sites: np.ndarray | None = None,
+    site_of: Callable[[np.ndarray], np.ndarray] | None = None,
     contract: Contract | None = None,
 ) -> pd.DataFrame:
-    """The problems of one column. sites (per row, with `contract`): the row's site, named in the message of a
-    day-first date from a site not declared day_first."""
+    """The problems of one column. site_of (with `contract`): the site of the rows at the given positions, named in
+    the message of a day-first date from a site not declared day_first (asked only for those rows)."""
     column = table.columns[spec.name]
     rule = _rule_for_status(column, spec)
     flagged = np.flatnonzero((rule != None)[column.codes])  # noqa: E711
@@ -299,11 +299,11 @@ def _column_problems(
         return _empty_problems()
     distinct = column.codes[flagged]
     detail = column.detail[distinct]
-    if spec.type == "date" and sites is not None and contract is not None:
+    if spec.type == "date" and site_of is not None and contract is not None:
         elsewhere = np.flatnonzero(detail == ct.DAY_FIRST_ELSEWHERE)
         if len(elsewhere):
             detail = detail.copy()
-            detail[elsewhere] = [_day_first_elsewhere(site, contract) for site in sites[flagged[elsewhere]]]
+            detail[elsewhere] = [_day_first_elsewhere(site, contract) for site in site_of(flagged[elsewhere])]
     return _problem_frame(
         table.spec.name,
         table.rows[flagged],
@@ -495,6 +495,17 @@ def _subject_index(subjects: NormalisedTable | None, contract: Contract) -> Subj
     )
 
 
+def _rows_of(column: NormalisedColumn, rows: np.ndarray) -> np.ndarray:
+    """The canonical text of a column at row positions `rows`."""
+    return column.text[column.codes[rows]]
+
+
+def _subject_sites(sites: np.ndarray, position: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The site of the subject of each row at positions `rows` (None where the subject is unknown)."""
+    at = position[rows]
+    return np.where(at >= 0, sites[np.maximum(at, 0)] if len(sites) else None, None)
+
+
 def _site_day_first(site: NormalisedColumn, contract: Contract) -> np.ndarray:
     """Per row: whether the row's site writes day-first dates (True where the site is unreadable, so
     that the site error is not repeated as date errors)."""
@@ -540,13 +551,13 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
         if frame is None:
             continue
         day_first = None
-        sites = None
+        site_of = None
         done: dict[str, NormalisedColumn] = {}
         if name == "subjects.csv":
             if "site" in frame.columns:
                 done["site"] = ct.normalise_column(frame["site"], spec.column("site"), contract)
                 day_first = _site_day_first(done["site"], contract)
-                sites = done["site"].row_text()
+                site_of = partial(_rows_of, done["site"])
         elif "subject_id" in frame.columns:
             done["subject_id"] = ct.normalise_subject_ids(frame["subject_id"], contract)
             # Where the site is unknown (unreadable subjects.csv, unknown subject) day-first dates are
@@ -556,9 +567,7 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
             else:
                 position = subjects.locate(done["subject_id"])
                 day_first = np.where(position >= 0, subjects.take(subjects.day_first, position), True)
-                sites = np.full(len(frame), None, dtype=object)
-                known = np.flatnonzero(position >= 0)
-                sites[known] = subjects.site[position[known]]
+                site_of = partial(_subject_sites, subjects.site, position)
         table = _normalise_table(frame, spec, contract, day_first, done)
         tables[name] = table
         if name == "subjects.csv":
@@ -567,7 +576,7 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
         subject_text = table.subject_text()
         for column in spec.columns:
             if column.name in table.columns:
-                pieces.append(_column_problems(table, column, subject_text, sites, contract))
+                pieces.append(_column_problems(table, column, subject_text, site_of, contract))
         duplicates, _ = _duplicate_problems(table)
         pieces.append(duplicates)
     if "labs.csv" in tables:
