@@ -265,9 +265,11 @@ def test_unusable_declarations_name_dataset_yaml_and_the_key(contract, dataset, 
 @pytest.mark.workflow
 def test_declared_dataset_runs_end_to_end_and_its_vas_dataset_is_the_truth(dataset, tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
-    write_declared_dataset(dataset, workdir / "k2pn")
-    run = run_snakemake(workdir, "--config", "raw_dir=k2pn")
+    raw_dir = write_declared_dataset(dataset, tmp_path / "k2pn")  # outside the repository copy
+    run = run_snakemake(workdir, "--config", f"raw_dir={raw_dir}")
     assert run.returncode == 0, run.stderr[-4000:]
+    for part in ("data/raw/codebook.yaml", "data/raw/dataset.yaml", "config/config.yaml", "config/lab_units.yaml"):
+        assert (workdir / part).read_bytes() == (ROOT / part).read_bytes(), part  # no repository edit
     results = workdir / "results"
     config = read_config()
     contract = ct.read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml")
