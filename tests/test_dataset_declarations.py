@@ -255,6 +255,9 @@ def test_unusable_declarations_name_dataset_yaml_and_the_key(contract, dataset, 
     assert (problem.file, problem.row, problem.column, problem.value) == ("dataset.yaml", None, key, value)
     assert message in problem.message
     assert result.contract is None and result.tables == {}  # values are not checked against an unusable declaration
+    report = validation_report.build_report(result)
+    assert report["status"] == "failed" and report["declarations"] is None
+    assert "no value of the raw files was checked" in validation_report.report_markdown(report, contract)
     with pytest.raises(ct.ConfigError, match=re.escape(f"dataset.yaml: {key}")):
         ct.apply_declarations(contract, {**description, **declarations})
 

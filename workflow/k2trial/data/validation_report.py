@@ -24,7 +24,8 @@ def build_report(result: ValidationResult, limit_per_rule: int = 1000) -> dict[s
     """report.json: status, counts (exact), problems (the first `limit_per_rule` of each file and rule),
     data_version, files (sha256 per raw data file); when dataset.yaml declares the subject IDs or sites,
     `declarations` after contract_version: the subject-ID pattern and the sites in force and where each was
-    declared (a report without it: the codebook's defaults were in force)."""
+    declared (a report without it: the codebook's defaults were in force; null: the declarations could not be
+    used, and no value was checked)."""
     problems = result.problems
     rank = problems.groupby(["file", "rule"], sort=False).cumcount().to_numpy()
     shown = problems[rank < limit_per_rule]
@@ -41,7 +42,11 @@ def build_report(result: ValidationResult, limit_per_rule: int = 1000) -> dict[s
             "records": {name: len(table) for name, table in result.tables.items()},
         }
     )
-    declarations = {"declarations": result.declarations()} if result.declared else {}
+    declarations: dict[str, Any] = {}
+    if result.declared:
+        declarations["declarations"] = result.declarations()
+    elif result.contract is None:  # dataset.yaml declares, but unusably: nothing was in force, nothing checked
+        declarations["declarations"] = None
     return {
         "status": result.status,
         "contract_version": result.contract_version,
@@ -91,6 +96,14 @@ def report_markdown(report: Mapping[str, Any], contract: Contract) -> str:
     ]
     if report.get("declarations"):
         lines += ["", *declarations_markdown(report["declarations"])]
+    elif "declarations" in report:
+        lines += [
+            "",
+            "## Declarations in force",
+            "",
+            "None: the subject_id or sites declarations of dataset.yaml cannot be used (see its errors below), "
+            "so no value of the raw files was checked.",
+        ]
     if counts["reported"] < counts["total"]:
         lines += [
             "",

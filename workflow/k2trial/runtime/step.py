@@ -153,7 +153,11 @@ def write_job_provenance(smk: Any, started: float) -> None:
     if report is not None and report.exists():
         report_content = json.loads(report.read_text())
         data_version = report_content.get("data_version")
-        declarations = report_content.get("declarations") or _default_declarations(smk.config)
+        # null in the report: dataset.yaml's declarations could not be used; absent: the codebook's were in force
+        if "declarations" in report_content:
+            declarations = report_content["declarations"]
+        else:
+            declarations = _default_declarations(smk.config)
     record_path = smk.output.provenance
     outputs = [o for o in smk.output if o != record_path]
     record = provenance.job_record(
@@ -169,7 +173,7 @@ def write_job_provenance(smk: Any, started: float) -> None:
         config=smk.config,
         commit=provenance.git_commit(repo),
     )
-    if declarations is not None:
+    if report is not None and report.exists():
         record["declarations"] = declarations
     write_json(record, record_path)
     # Timings are volatile: kept apart (results/provenance/timings/) from what reproducibility checks compare.
