@@ -57,6 +57,10 @@ class TableSettings:
     symptoms_comparison_visit: str | None
     exact_below: int
     lab_exact_below: int
+    #: the responder visit (efficacy.responders.visit) and what the study says of thresholds applied to params that
+    #: are not pain (efficacy.responders.analogy; "" when every param is pain)
+    responder_visit: str = ""
+    responder_analogy: str = ""
 
     @classmethod
     def from_config(
@@ -73,6 +77,8 @@ class TableSettings:
             symptoms_comparison_visit=comparison[1] if comparison else None,
             exact_below=int(efficacy["exact_below"]),
             lab_exact_below=int(safety["exact_below"]),
+            responder_visit=str(efficacy["responders"]["visit"]),
+            responder_analogy=str(efficacy["responders"].get("analogy") or ""),
         )
 
     def population_label(self, population: Any) -> str:
@@ -464,9 +470,10 @@ def responders_table(responders: pd.DataFrame, settings: TableSettings) -> Displ
             ],
         }
     )
+    analogy = f"; {settings.responder_analogy}" if settings.responder_analogy else ""
     notes = (
         "Responder thresholds (IMMPACT): \u2265 30% and \u2265 50% reduction, \u2265 2-point reduction from baseline "
-        "to week 8. They were validated for pain scales; applied here to tingling and numbness by analogy.",
+        f"to {settings.visit_label(settings.responder_visit).lower()}. They were validated for pain scales{analogy}.",
         "Percent change undefined when baseline is 0. Clopper-Pearson exact 95% CI.",
     )
     return DisplayTable("responders", settings.titles["responders"], text_frame(frame), notes)
