@@ -6,7 +6,13 @@ import os
 
 import yaml
 
-from k2trial.core.vocabulary import visit_windows, vocabulary_sources
+from k2trial.core.vocabulary import (
+    fill_words,
+    load_vocabulary,
+    protocol_words,
+    visit_windows,
+    vocabulary_sources,
+)
 
 # Set for every job this workflow starts (not read from the user's environment): iteration order is
 # deterministic (ENGINEERING.md, determinism); a job that succeeded ends without tearing its interpreter down
@@ -51,7 +57,19 @@ RAW_TABLES = [
 with open(
     os.path.join(workflow.basedir, "workflow/report/registry.yaml"), encoding="utf-8"
 ) as handle:
-    REGISTRY = yaml.safe_load(handle)
+    # titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
+    REGISTRY = fill_words(
+        yaml.safe_load(handle),
+        protocol_words(
+            load_vocabulary(
+                yaml.safe_load(open(config["codebook"], encoding="utf-8")),
+                yaml.safe_load(open(config["lab_units"], encoding="utf-8")),
+                VOCABULARY,
+            ),
+            config["efficacy"],
+            config["safety"],
+        ),
+    )
 # Snakemake's report reads a caption file per reported output; they are written from the registry when the
 # workflow is parsed (only when their text changed), beside Snakemake's own state.
 CAPTIONS_DIR = os.path.abspath(os.path.join(".snakemake", "report-captions"))
