@@ -4,6 +4,10 @@ Why matplotlib rather than seaborn here: every figure is a simple composition (l
 points with analytic intervals), and importing seaborn costs about 1.4 s of the 2 s budget of a small
 rebuild; drawing directly also keeps jitter and sampling under an explicit seed.
 
+The protocol comes from the vocabulary (k2trial.core.vocabulary, from the study config): the diary items and the
+primary VAS (the composite, or a single-item study's item), the visits and weeks drawn, the end of treatment, and
+the off-treatment follow-up, shaded and labelled "off treatment" on every week axis (`shade_off_treatment`).
+
 Design rules kept by every function:
 - the colour palette is colour-blind safe (Okabe-Ito by default) and every colour distinction is doubled
   by a marker, line style or hatch, so figures read in greyscale;

@@ -1,7 +1,8 @@
 """Display tables for reviewers: each builder turns analysis artifacts (results/groups, efficacy, safety) into a
 `DisplayTable` of text (k2trial.report.render) and does nothing but format: every number comes from an artifact,
-every label from the vocabulary (k2trial.core.vocabulary), every title from the registry of reporting outputs
-(workflow/report/registry.yaml). Numbers are formatted by k2trial.report.formatting.
+every label from the vocabulary (k2trial.core.vocabulary: the study config's protocol, so a follow-up visit reads
+"Week 12 (off treatment)" and a single-item study's primary VAS is its item), every title from the registry of
+reporting outputs (workflow/report/registry.yaml). Numbers are formatted by k2trial.report.formatting.
 
 `BUILDERS` maps each table of the registry to its builder; `build_all_tables` builds them in registry order.
 """
