@@ -1,11 +1,21 @@
-# Reproducible analysis of the vitamin K2-7 neuropathy pilot (Kulkarni et al., 2013).
-# Full rebuild: snakemake --cores 4        Another dataset: snakemake --cores 4 --config raw_dir=DIR
+# Reproducible analysis of the vitamin K2-7 neuropathy studies (Kulkarni et al., 2013, and the studies of its programme).
+# Full rebuild of the default study: snakemake --cores 4       Another dataset: snakemake --cores 4 --config raw_dir=DIR
+# Another study: snakemake --cores 4 --configfile config/studies/<name>.yaml (builds into its results_dir)
 from snakemake.utils import min_version, validate
+
+from k2trial.core.vocabulary import DEFAULT_STUDY_CONFIG
 
 min_version("9.0")
 
 
+# Cross-study conventions and analysis choices; a study config given with --configfile is merged over them.
 configfile: "config/config.yaml"
+
+
+# The default study only when no study config was given: Snakemake merges config files key by key, so loading it
+# under another study would leave its entries (a diary item, a population) in that study's config.
+if "study" not in config:
+    workflow.configfile(DEFAULT_STUDY_CONFIG)
 
 
 report: "workflow/report/workflow.rst"

@@ -26,6 +26,7 @@ rule clean_raw_data:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
-        visit_windows=config["visit_windows"],
+        vocabulary=VOCABULARY,
+        visit_windows=VISIT_WINDOWS,
     script:
         "../scripts/clean_raw_data.py"

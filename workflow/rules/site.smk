@@ -23,7 +23,7 @@ rule build_index:
     params:
         provenance=PROVENANCE,
         code=CODE_HASHES,
-        study=config["study"],
+        study=STUDY,
         registry=REGISTRY,
         producers={
             **{r.rule.name: artifact_outputs(r) for r in FIGURE_RULES},

@@ -17,7 +17,8 @@ rule validate_raw_data:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
-        visit_windows=config["visit_windows"],
+        vocabulary=VOCABULARY,
+        visit_windows=VISIT_WINDOWS,
         validation=config["validation"],
     script:
         "../scripts/validate_raw_data.py"

@@ -8,14 +8,14 @@ import logging
 
 from k2trial.core.io import write_json, write_text
 from k2trial.data import raw_files, validation, validation_report
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.validate_raw_data")
 
 
 def main(smk):
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     paths = {name: getattr(smk.input, key, None) for name, key in raw_files.input_keys(contract).items()}
     raw = raw_files.read_raw_dataset(paths, contract, categorical=True)
     result = validation.validate_dataset(raw, contract, smk.params.visit_windows)

@@ -1,8 +1,10 @@
 """The raw-data contract as Python objects, and the normalisers that read raw text into canonical values.
 
 The contract lives in two YAML files: `data/raw/codebook.yaml` (files, columns, types, accepted variants)
-and `config/lab_units.yaml` (test codes, aliases, units and conversion factors). `load_contract` turns
-them into frozen dataclasses; `read_contract` reads the two files first.
+and `config/lab_units.yaml` (test codes, aliases, units and conversion factors); the visits, diary items and VAS
+scale it checks are the study's protocol (the study config's `protocol`, filled into the codebook by
+k2trial.core.vocabulary.study_codebook). `load_contract` turns them into frozen dataclasses; `read_contract` reads
+the two files first.
 
 A dataset may declare its own subject-ID pattern and sites in its `dataset.yaml` (DECLARATION_KEYS):
 `declaration_problems` checks such declarations, `apply_declarations` returns the contract with them in force
@@ -37,7 +39,7 @@ import pandas as pd
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import FLOAT_FORMAT, read_yaml
-from k2trial.core.vocabulary import LabTest, Visit, diary_visits, lab_tests
+from k2trial.core.vocabulary import LabTest, Visit, diary_visits, lab_tests, study_codebook
 
 # Statuses of a distinct raw value (see module docstring).
 OK = "ok"
@@ -217,8 +219,12 @@ def _label_key(label: str) -> str:
     return re.sub(r"\s+", " ", label).strip().lower()
 
 
-def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> Contract:
-    """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings."""
+def load_contract(
+    codebook: Mapping[str, Any], lab_units: Mapping[str, Any], protocol: Mapping[str, Any] | None = None
+) -> Contract:
+    """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings and the study config's
+    `protocol` (None: the default study's; see k2trial.core.vocabulary.study_codebook)."""
+    codebook = study_codebook(codebook, protocol)
     visits = codebook["visits"]
     tables: dict[str, TableSpec] = {}
     dataset_file = None
@@ -281,9 +287,11 @@ def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> 
     )
 
 
-def read_contract(codebook_path: str | Path, lab_units_path: str | Path) -> Contract:
-    """Read codebook.yaml and lab_units.yaml and build the contract."""
-    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path))
+def read_contract(
+    codebook_path: str | Path, lab_units_path: str | Path, protocol: Mapping[str, Any] | None = None
+) -> Contract:
+    """Read codebook.yaml and lab_units.yaml and build the contract of the study `protocol` (None: the default)."""
+    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path), protocol)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ RULES: dict[str, Rule] = {
     "dose_dates_order": Rule(ERROR, "last dose date before first dose date"),
     "visit_window": Rule(
         WARNING,
-        "visit date outside its window (config visit_windows)",
+        "visit date outside its window (the study config's protocol: diary window_days, clinic_visits)",
         "The visit date is outside the protocol window; please confirm the date",
     ),
     "baseline_missing": Rule(
@@ -521,7 +521,9 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
 
     The subject-ID pattern and the sites that dataset.yaml declares are in force (contract.apply_declarations);
     when a declaration cannot be used, that is the error reported and the values are not checked.
-    visit_windows: config `visit_windows` (diary_days, clinic_days, baseline_days_before_first_dose).
+    visit_windows: from the study config's protocol (workflow/rules/common.smk VISIT_WINDOWS): diary_days (the diary
+    window), clinic_visits (per clinic visit: week, target day after the first dose, window_days) and
+    baseline_days_before_first_dose.
     Returns all problems, sorted; nothing is raised for bad data.
     """
     pieces = [_from_problems(raw.read_problems)]
@@ -733,7 +735,8 @@ def _check_dates(
                 pieces.append(
                     _row_problems(table, table.columns[name].row_values() < consent, name, "date_before_consent")
                 )
-    window_days = {"symptom_diary.csv": windows["diary_days"], "labs.csv": windows["clinic_days"]}
+    # per file: study week -> (target day after the first dose, window in days); the diary's week k at day 7k
+    schedule = {"labs.csv": {int(v["week"]): (int(v["day"]), int(v["window_days"])) for v in windows["clinic_visits"]}}
     date_columns = {
         "symptom_diary.csv": "assessment_date",
         "labs.csv": "sample_date",
@@ -768,8 +771,15 @@ def _check_dates(
         pieces.append(
             _row_problems(table, early, date_column, "before_first_dose", detail=partial(_dated, "first dose", first))
         )
-        target = first + (np.maximum(week, 0) * 7).astype("timedelta64[D]")
-        tolerance = _days(window_days[name])
+        weeks = np.maximum(week, 0)
+        day, window = weeks * 7, np.full(len(weeks), int(windows["diary_days"]))
+        for visit_week, (visit_day, visit_window) in schedule.get(name, {}).items():
+            day, window = (
+                np.where(weeks == visit_week, visit_day, day),
+                np.where(weeks == visit_week, visit_window, window),
+            )
+        target = first + day.astype("timedelta64[D]")
+        tolerance = window.astype("timedelta64[D]")
         post = (week > 0) & (np.abs(date - target) > tolerance) & ~early
         lead = _days(windows["baseline_days_before_first_dose"])
         base = (week == 0) & ((date > first) | (date < first - lead))
@@ -777,7 +787,7 @@ def _check_dates(
         if outside.any():
             detail = np.full(len(date), "", dtype=object)
             idx = np.flatnonzero(post)
-            detail[idx] = "expected " + _iso(target[idx]) + f" +/- {window_days[name]} days"
+            detail[idx] = "expected " + _iso(target[idx]) + " +/- " + window[idx].astype(str).astype(object) + " days"
             idx = np.flatnonzero(base)
             detail[idx] = "expected between " + _iso((first - lead)[idx]) + " and the first dose on " + _iso(first[idx])
             pieces.append(_row_problems(table, outside, date_column, "visit_window", detail=detail))

@@ -19,13 +19,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import k2trial
 from k2trial.core.errors import K2TrialError
 from k2trial.core.io import read_yaml, write_json
 from k2trial.core.vocabulary import Vocabulary, load_vocabulary
 from k2trial.runtime import provenance
+
+if TYPE_CHECKING:
+    from k2trial.data.contract import Contract
 
 logger = logging.getLogger("k2trial")
 
@@ -117,9 +120,17 @@ def start_in_child(work: Callable[[], None], what: str) -> Callable[[], None]:
 
 
 def vocabulary(smk: Any) -> Vocabulary:
-    """The job's vocabulary: inputs `codebook` and `lab_units`, params `vocabulary` (config composite and
-    populations; workflow/rules/common.smk VOCABULARY)."""
+    """The job's vocabulary: inputs `codebook` and `lab_units`, params `vocabulary` (the study config's composite,
+    populations and protocol; workflow/rules/common.smk VOCABULARY)."""
     return load_vocabulary(read_yaml(smk.input.codebook), read_yaml(smk.input.lab_units), smk.params.vocabulary)
+
+
+def contract(smk: Any) -> Contract:
+    """The job's raw-data contract: inputs `codebook` and `lab_units` and the study's protocol (params
+    `vocabulary`; without `protocol` there, the default study's)."""
+    from k2trial.data.contract import read_contract
+
+    return read_contract(smk.input.codebook, smk.input.lab_units, dict(smk.params.vocabulary).get("protocol"))
 
 
 def _original_script_name() -> str | None:
