@@ -23,6 +23,7 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/adam.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/notebooks.smk"
@@ -40,6 +41,7 @@ PIPELINE_RULES = [
     rules.efficacy_analysis,
     rules.safety_analysis,
     rules.check_claims,
+    rules.write_adam,
     rules.make_figures,
     rules.make_efficacy_figures,
     rules.make_tables,
