@@ -15,6 +15,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/sdtm_inputs.smk"
+include: "workflow/rules/sdtm.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/clean.smk"
@@ -32,6 +34,7 @@ include: "workflow/rules/site.smk"
 
 # The jobs of the default target; each writes a provenance record that the manifest collects.
 PIPELINE_RULES = [
+    *([rules.import_sdtm] if SDTM_INPUT else []),
     rules.validate_raw_data,
     rules.clean_raw_data,
     rules.derive_subjects,
