@@ -128,6 +128,7 @@ CODE_FILES = _repo_files(
     "workflow/schemas/*.yaml",
     "config/*.yaml",
     "config/ctcae/*.yaml",
+    "config/adam/*.yaml",
     "envs/requirements.lock",
 )
 

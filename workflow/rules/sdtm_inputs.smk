@@ -49,3 +49,14 @@ def sdtm_inputs(wildcards=None):
         files["checksums"] = f"{RAW_DIR}/SHA256SUMS"
     files["domains"] = sdtm_files(RAW_DIR, SDTM_INPUT) if SDTM_INPUT else []
     return files
+
+
+def archive_inputs(wildcards=None):
+    """The raw files an archive holds: raw_dir's CSV files (raw_inputs), or for an SDTM input its domain files,
+    dataset.yaml and SHA256SUMS (one named input per domain file)."""
+    if SDTM_INPUT is None:
+        return raw_inputs()
+    files = {key: path for key, path in sdtm_inputs().items() if key != "domains"}
+    for path in sdtm_files(RAW_DIR, SDTM_INPUT):
+        files[f"sdtm_{os.path.basename(path).replace('.', '_')}"] = path
+    return files
