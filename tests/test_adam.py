@@ -246,10 +246,13 @@ def test_parameters_must_all_be_given_and_fill_the_derivations(ctx):
 # ----------------------------------------------------------------------------------------------------------------
 # Contents
 # ----------------------------------------------------------------------------------------------------------------
-def test_adsl_has_one_row_per_subject(ctx, adam):
+def test_adsl_has_one_row_per_subject(ctx, adam, read_back):
     subjects = ctx.artifact("analysis/subjects")
     adsl = adam["ADSL"]
     assert len(adsl) == len(subjects) and adsl["USUBJID"].is_unique
+    # the build's adsl.xpt too (rule write_adam)
+    from_file = read_back["ADSL"]["USUBJID"]
+    assert from_file.is_unique and from_file.tolist() == subjects["subject_id"].tolist()
     assert adsl["USUBJID"].tolist() == subjects["subject_id"].tolist()
     assert set(adsl["ARMCD"]) == {"MK7"} and (adsl["TRT01A"] == adsl["TRT01P"]).all()
     assert adsl["ITTFL"].eq("Y").all()
