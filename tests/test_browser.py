@@ -219,7 +219,7 @@ def test_results_index_and_notebooks_work_offline(browser, built_results):
     index = built_results / "index.html"
     seen = open_offline(browser, index)
     assert_works_offline(index, seen, min_images=10)
-    assert text_of(seen["h2"]) == ["Notebooks", "Figures", "Tables"]
+    assert text_of(seen["h2"]) == ["Notebooks", "Figures", "Tables", "ADaM"]  # ADaM: rule write_adam (issue 16)
     assert seen["banner"] is None or seen["banner"][1]
     simulated = seen["banner"] is not None
     for name, (title, sections) in NOTEBOOK_HEADINGS.items():
