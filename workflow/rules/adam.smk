@@ -44,8 +44,7 @@ rule write_adam:
         vocabulary=VOCABULARY,
         # what k2trial.adam.parameters_from_config reads: the derivation texts and flags depend on it
         settings={
-            key: config[key]
-            for key in ("groups", "b12_status", "composite", "visit_windows", "safety")
+            key: config[key] for key in ("groups", "b12_status", "protocol", "safety")
         },
     script:
         "../scripts/write_adam.py"

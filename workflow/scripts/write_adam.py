@@ -25,7 +25,7 @@ from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
 from k2trial.core.io import read_yaml
 from k2trial.data.cleaning import read_clean_table
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step, vocabulary
 
 logger = logging.getLogger("k2trial.write_adam")
@@ -39,7 +39,7 @@ def main(smk):
         smk.params.settings, final_visit=words.final_visit.label, ctcae_version=standards.ctcae_version
     )
     spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_parameters(parameters)
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects")
     adsl = derive_adsl(subjects, schema.read_artifact(smk.input.assignment, "groups/assignment"), spec)
     diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
