@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import rscript
 import yaml
-from conftest import copy_workflow, read_config, run_snakemake
+from conftest import _merged, copy_workflow, read_config, run_snakemake
 
 from k2trial.adam import adae as adae_module
 from k2trial.adam import adlb as adlb_module
@@ -102,7 +102,8 @@ class Context:
         parameters = parameters_from_config(
             self.config, final_visit=self.words.final_visit.label, ctcae_version=self.standards.ctcae_version
         )
-        self.spec = load_spec(work / "config" / "adam" / "spec.yaml", label="config/adam/spec.yaml").with_parameters(
+        spec = load_spec(work / "config" / "adam" / "spec.yaml", label="config/adam/spec.yaml")
+        self.spec = spec.with_protocol_terms(self.words, self.config["protocol"]["vas"]["unit"]).with_parameters(
             parameters
         )
 
@@ -739,3 +740,35 @@ def test_conform_refuses_what_the_spec_does_not_allow(ctx, adam):
         conform(adsl, load_spec(path).dataset("ADSL"), load_spec(path))
     with pytest.raises(AdamDataError, match="two records share the dataset's keys"):
         conform(pd.concat([adsl, adsl.iloc[:1]], ignore_index=True), spec.dataset("ADSL"), spec)
+
+
+def test_protocol_terms_are_the_studys_items_and_visits():
+    from k2trial.adam.spec import protocol_terms
+
+    config = read_config()
+    words = load_vocabulary(
+        read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), read_yaml(ROOT / "config" / "lab_units.yaml"), config
+    )
+    terms = protocol_terms(words, "cm")
+    assert [(t.code, t.decode, t.sources) for t in terms["QSPARAM"]] == [
+        ("TINGLING", "Tingling VAS (cm)", ("tingling",)),
+        ("NUMBNESS", "Numbness VAS (cm)", ("numbness",)),
+        ("WEAKNESS", "Weakness VAS (cm)", ("weakness",)),
+        ("FATIGUE", "Fatigue VAS (cm)", ("fatigue",)),
+        ("CRAMPS", "Cramps VAS (cm)", ("cramps",)),
+        ("VASCOMP", "Composite VAS, mean of the 5 items (cm)", ("composite",)),
+    ]
+    assert [(t.code, t.decode) for t in terms["AVISIT"]][:2] == [
+        ("Baseline", "Baseline (week 0)"),
+        ("Week 1", "Week 1"),
+    ]
+    assert len(terms["AVISIT"]) == 9
+    with pytest.raises(ConfigError, match="takes its terms from the study's protocol"):
+        load_spec(SPEC).codelist("QSPARAM")
+    pain = _merged(read_yaml(ROOT / "config" / "config.yaml"), read_yaml(ROOT / "tests/fixtures/studies/pain12.yaml"))
+    pain_words = load_vocabulary(
+        read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), read_yaml(ROOT / "config" / "lab_units.yaml"), pain
+    )
+    pain_terms = protocol_terms(pain_words, "cm")
+    assert [t.code for t in pain_terms["QSPARAM"]] == ["PAIN"]  # one item: no composite
+    assert [t.code for t in pain_terms["AVISIT"]][-1] == "Week 12"

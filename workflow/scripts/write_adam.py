@@ -38,7 +38,9 @@ def main(smk):
     parameters = parameters_from_config(
         smk.params.settings, final_visit=words.final_visit.label, ctcae_version=standards.ctcae_version
     )
-    spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_parameters(parameters)
+    vas_unit = smk.params.settings["protocol"]["vas"]["unit"]
+    spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_protocol_terms(words, vas_unit)
+    spec = spec.with_parameters(parameters)
     contract = study_contract(smk)
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects")
     adsl = derive_adsl(subjects, schema.read_artifact(smk.input.assignment, "groups/assignment"), spec)

@@ -2,8 +2,9 @@
 specification (config/adam/spec.yaml) that drives their variables, types, lengths, labels and codelists, written
 as SAS transport v5 and CDISC Dataset-JSON v1.1 with a define.json beside them.
 
-    spec = load_spec("config/adam/spec.yaml").with_parameters(parameters_from_config(config, final_visit="Week 8",
-                                                                                     ctcae_version="5.0"))
+    spec = load_spec("config/adam/spec.yaml").with_protocol_terms(vocabulary, vas_unit="cm")   # the study's items
+    spec = spec.with_parameters(parameters_from_config(config, final_visit=vocabulary.final_visit.label,
+                                                       ctcae_version="5.0"))
     adsl = derive_adsl(subjects, assignment, spec)                      # analysis/subjects, groups/assignment
     adqs = derive_adqs(vas, diary, adsl, spec)                          # analysis/vas, clean/symptom_diary
     adlb = derive_adlb(labs, subjects, grades, adsl, standards, spec)   # analysis/labs, safety/ctcae_grades

@@ -27,7 +27,7 @@ import pandas as pd
 
 from k2trial.core.errors import ConfigError, InputDataError, Problem
 from k2trial.core.io import read_yaml
-from k2trial.core.vocabulary import composite_items
+from k2trial.core.vocabulary import COMPOSITE, Vocabulary, composite_items
 
 #: define.xml / ADaM class names of the `class` codes.
 CLASSES = {
@@ -109,6 +109,7 @@ class Codelist:
     type: str
     terms: tuple[Term, ...]
     spec_file: str = ""
+    from_protocol: bool = False  # terms come from the study's protocol (AdamSpec.with_protocol_terms)
 
     @property
     def codes(self) -> list[str | float]:
@@ -259,9 +260,15 @@ class AdamSpec:
 
     def codelist(self, codelist_id: str) -> Codelist:
         try:
-            return self.codelists[codelist_id]
+            codelist = self.codelists[codelist_id]
         except KeyError:
             raise ConfigError(f"{self.file}: no codelist {codelist_id!r}") from None
+        if codelist.from_protocol:
+            raise ConfigError(
+                f"{self.file}: codelist {codelist_id!r} takes its terms from the study's protocol "
+                "(AdamSpec.with_protocol_terms was not called)"
+            )
+        return codelist
 
     def codelist_of(self, dataset: str, variable: str) -> Codelist:
         """The codelist attached to a variable (ConfigError when it has none)."""
@@ -274,6 +281,16 @@ class AdamSpec:
         if name not in self.parameters:
             raise ConfigError(f"{self.file}: parameter {name!r} was not given (AdamSpec.with_parameters)")
         return self.parameters[name]
+
+    def with_protocol_terms(self, vocabulary: Vocabulary, vas_unit: str) -> AdamSpec:
+        """A copy whose `terms: protocol` codelists hold the study's terms (protocol_terms): the diary items and
+        the composite (QSPARAM), the diary visits (AVISIT)."""
+        terms = protocol_terms(vocabulary, vas_unit)
+        codelists = {
+            cid: replace(c, terms=terms[cid], from_protocol=False) if c.from_protocol else c
+            for cid, c in self.codelists.items()
+        }
+        return replace(self, codelists=codelists)
 
     def with_parameters(self, values: Mapping[str, Any]) -> AdamSpec:
         """A copy with the parameter values set and every `{name}` of the derivation texts replaced.
@@ -379,6 +396,14 @@ def _load_codelist(codelist_id: str, raw: Any, where: _Where) -> Codelist:
     kind = raw["type"]
     if kind not in TYPES:
         raise where.error(f"must be one of {', '.join(TYPES)} (got {kind!r})", codelist=codelist_id, key="type")
+    if raw["terms"] == PROTOCOL_TERMS:
+        if codelist_id not in PROTOCOL_CODELISTS:
+            raise where.error(
+                f"terms: {PROTOCOL_TERMS} is only for the codelists {', '.join(PROTOCOL_CODELISTS)}",
+                codelist=codelist_id, key="terms",
+            )  # fmt: skip
+        name = _text(raw["name"], where, "name", codelist=codelist_id)
+        return Codelist(codelist_id, name, kind, (), where.file, from_protocol=True)
     if not isinstance(raw["terms"], list):
         raise where.error("must be a list of terms", codelist=codelist_id, key="terms")
     terms: list[Term] = []
@@ -499,6 +524,40 @@ def _load_dataset(name: str, raw: Any, where: _Where, codelists: Mapping[str, Co
         name=name, label=label, class_=kind, structure=_text(raw["structure"], where, "structure", dataset=name),
         keys=tuple(keys), sources=tuple(sources), variables=variables,
     )  # fmt: skip
+
+
+#: `terms: protocol` in a codelist: its terms are the study's (protocol_terms), not listed in the spec.
+PROTOCOL_TERMS = "protocol"
+#: The codelists whose terms the protocol gives, and the PARAMCD of the composite.
+PROTOCOL_CODELISTS = ("QSPARAM", "AVISIT")
+COMPOSITE_PARAMCD = "VASCOMP"
+
+
+def protocol_terms(vocabulary: Vocabulary, vas_unit: str) -> dict[str, tuple[Term, ...]]:
+    """The study's terms of QSPARAM and AVISIT, in protocol order.
+
+    QSPARAM: per diary item, code = the item upper-cased (at most 8 characters, as PARAMCD must be), decode
+    "<label> VAS (<unit>)"; the composite (when the study has one) VASCOMP, "Composite VAS, <method> of the <n> items
+    (<unit>)". AVISIT: per diary visit, code = its label, decode = its label ("Baseline (week 0)" at week 0).
+    """
+    items = []
+    for item in vocabulary.symptoms:
+        code = str(item).upper()
+        if len(code) > 8 or not re.fullmatch(r"[A-Z][A-Z0-9_]*", code):
+            raise ConfigError(
+                f"study config protocol.diary.items: {item!r} gives PARAMCD {code!r}, not an XPT v5 name of at most "
+                "8 letters, digits or underscores starting with a letter"
+            )
+        items.append(Term(code=code, decode=f"{vocabulary.param_label(item)} VAS ({vas_unit})", sources=(item,)))
+    if vocabulary.has_composite:
+        n = len(vocabulary.composite_symptoms)
+        decode = f"Composite VAS, {vocabulary.composite_method} of the {n} items ({vas_unit})"
+        items.append(Term(code=COMPOSITE_PARAMCD, decode=decode, sources=(COMPOSITE,)))
+    visits = tuple(
+        Term(code=v.label, decode=f"{v.label} (week 0)" if v.week == 0 else v.label, sources=(v.code,))
+        for v in vocabulary.visits
+    )
+    return {"QSPARAM": tuple(items), "AVISIT": visits}
 
 
 def load_spec(path: str | Path, label: str | None = None) -> AdamSpec:
