@@ -34,6 +34,14 @@ include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/figures.smk"
+
+
+# A randomised study (config `arms`): allocation, summaries and figures by arm; a single-arm study has none.
+if ARMS:
+
+    include: "workflow/rules/arms.smk"
+
+
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/site.smk"
@@ -56,6 +64,7 @@ PIPELINE_RULES = [
     rules.execute_notebooks,
     rules.export_notebooks,
     rules.build_index,
+    *ARM_RULES,
 ]
 PROVENANCE_RECORDS = [r.output.provenance for r in PIPELINE_RULES]
 

@@ -15,6 +15,7 @@ rule check_claims:
         safety_conclusion=rules.safety_analysis.output.safety_conclusion,
         hys_law=rules.safety_analysis.output.hys_law,
         ae_summary=rules.safety_analysis.output.ae_summary,
+        **ARM_CLAIM_INPUTS,
     output:
         provenance=f"{RESULTS}/provenance/check_claims.json",
         claims=f"{RESULTS}/claims/claims.csv",

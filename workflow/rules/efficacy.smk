@@ -1,5 +1,6 @@
 # Efficacy: paired tests, Friedman, descriptives, responders, group comparisons, models and weekly
-# trajectories of the VAS diary, in one job (k2trial.analysis.efficacy; results/efficacy/).
+# trajectories of the VAS diary, in one job (k2trial.analysis.efficacy; results/efficacy/); in a randomised study
+# also the between-arm comparisons (k2trial.analysis.between_arm; efficacy/between_arm.csv).
 
 
 rule efficacy_analysis:
@@ -8,6 +9,7 @@ rule efficacy_analysis:
         vas=rules.derive_vas.output.vas,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
+        **ALLOCATION,
     output:
         provenance=f"{RESULTS}/provenance/efficacy_analysis.json",
         paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
@@ -19,6 +21,7 @@ rule efficacy_analysis:
         weekly=f"{RESULTS}/efficacy/weekly.csv",
         symptom_ranking=f"{RESULTS}/efficacy/symptom_ranking.csv",
         analysis_choices=f"{RESULTS}/efficacy/analysis_choices.json",
+        **({"between_arm": f"{RESULTS}/efficacy/between_arm.csv"} if ARMS else {}),
     log:
         f"{RESULTS}/logs/efficacy_analysis.log",
     conda:
@@ -29,5 +32,6 @@ rule efficacy_analysis:
         groups=config["groups"],
         b12_status=config["b12_status"],
         vocabulary=VOCABULARY,
+        arms=ARMS,
     script:
         "../scripts/efficacy_analysis.py"

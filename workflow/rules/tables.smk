@@ -25,6 +25,7 @@ rule make_tables:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
         dataset=f"{RAW_DIR}/dataset.yaml",
+        **ARM_TABLE_INPUTS,
     output:
         **reported_outputs("tables", "tables", ["csv", "html", "tex"], reported="html"),
         provenance=f"{RESULTS}/provenance/make_tables.json",

@@ -83,7 +83,7 @@ class Layout:
 def study_layout(params: Mapping[str, Any]) -> Layout:
     """The raw files' layout of the codebook and lab units in `params` (see `build_params`)."""
     protocol = params.get("protocol")
-    contract = load_contract(params["codebook"], params["lab_units"], protocol)
+    contract = load_contract(params["codebook"], params["lab_units"], protocol, params.get("arms"))
     week = {v.label: v.week for v in contract.diary_visits}
     protocol = protocol or {"clinic_visits": [{"day": 7 * week[v]} for v in contract.clinic_visits], "lab_panel": []}
     return Layout(
@@ -173,6 +173,7 @@ def build_params(
             "clinic_visits": protocol["clinic_visits"],
             "baseline_days_before_first_dose": protocol["baseline_days_before_first_dose"],
         },
+        "arms": dict(config["arms"]) if config.get("arms") else None,
         "lab_units": dict(lab_units),
         "lab_standards": dict(lab_standards),
         "codebook": dict(codebook if codebook is not None else read_yaml(_default_codebook(config))),
@@ -291,6 +292,7 @@ class _Cohort:
     consent: np.ndarray  # days since 1970-01-01
     first_dose: np.ndarray
     last_dose: np.ndarray
+    arm: np.ndarray | None = None  # randomised studies: index into the arm codes (config arms.codes)
 
 
 def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any], layout: Layout) -> _Cohort:
@@ -343,12 +345,42 @@ def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any]
     )
 
 
+def allocate_arms(
+    rng: np.random.Generator, strata: np.ndarray, codes: Sequence[str], ratio: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """Stratified randomisation: within each stratum (its subjects in subject order), the arms in proportion to
+    `ratio` (default 1:1; largest remainder, the same as allocate_counts) in a random order. Returns the index into
+    `codes` per subject."""
+    weights = [float((ratio or {}).get(c, 1.0)) for c in codes]
+    out = np.empty(len(strata), dtype=np.int64)
+    for stratum in sorted(set(strata.tolist())):
+        members = np.flatnonzero(strata == stratum)
+        out[members] = _shuffled_labels(rng, allocate_counts(len(members), weights))
+    return out
+
+
+def vas_groups(cohort: _Cohort, vas: Mapping[str, Any], layout: Layout, arms: Mapping[str, Any] | None) -> np.ndarray:
+    """The group of each subject whose VAS anchors apply (simulation.vas.anchors_by: arm or etiology); all "" when
+    the anchors are not by group."""
+    by = vas.get("anchors_by")
+    if by is None:
+        return np.full(len(cohort.number), "", dtype=object)
+    if by == "arm":
+        if cohort.arm is None or not arms:
+            raise ConfigError("simulation.vas.anchors_by is arm, but the study config declares no arms")
+        return np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
+    if by == "etiology":
+        return np.array(layout.etiologies, dtype=object)[cohort.etiology]
+    raise ConfigError(f"simulation.vas.anchors_by must be arm or etiology, got {by!r}")
+
+
 def simulate_vas_tenths(
     rng: np.random.Generator,
     severe: np.ndarray,
     vas: Mapping[str, Any],
     items: Sequence[str],
     weeks: Sequence[int],
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Diary VAS in tenths of the unit, shape (n, diary weeks, items in protocol order), by the calibration's model.
 
@@ -360,10 +392,22 @@ def simulate_vas_tenths(
     composite hits a target drawn from its range (g(m) = a / (1 + a), clipped to 0.25-0.75), plus Gaussian noise
     (noise_sd), rounded to 0.1 and clipped to 0-10.
     trajectory (any items): every item uniform in its range at each anchor week (week 0 first), linear in between,
-    plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10.
+    plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10. With `anchors_by` (arm or
+    etiology), `anchors` holds one such set per group (`groups`: each subject's group, `vas_groups`), drawn group by
+    group in the order of `anchors`.
     Raises ConfigError when the calibration does not fit the diary (e.g. a severe band above 8.9 with the leading
     items at most 9.5 and the others at most 8.5, or an anchor week that is not a diary week).
     """
+    if vas["model"] == "trajectory" and vas.get("anchors_by"):
+        out = np.zeros((len(severe), len(weeks), len(items)), dtype=np.int64)
+        groups = np.full(len(severe), "", dtype=object) if groups is None else groups
+        unknown = sorted(set(groups.tolist()) - {str(g) for g in vas["anchors"]})
+        if unknown:
+            raise ConfigError(f"simulation.vas.anchors has no anchors for {unknown} ({vas['anchors_by']})")
+        for group, anchors in vas["anchors"].items():
+            members = np.flatnonzero(groups == str(group))
+            out[members] = _trajectory_vas_tenths(rng, len(members), {**vas, "anchors": anchors}, len(items), weeks)
+        return out
     if vas["model"] == "trajectory":
         return _trajectory_vas_tenths(rng, len(severe), vas, len(items), weeks)
     leading = [items.index(i) for i in vas["leading_items"] if i in items]
@@ -565,7 +609,18 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     sim = params["simulation"]
     n = int(n_subjects)
     cohort = _simulate_cohort(n, derive_rng(seed, "cohort"), params, layout)
-    vas = simulate_vas_tenths(derive_rng(seed, "vas"), cohort.severe, sim["vas"], layout.symptoms, layout.diary_weeks)
+    arms = params.get("arms")
+    if arms:
+        cohort.arm = allocate_arms(
+            derive_rng(seed, "allocation"),
+            cohort.etiology,
+            [str(c) for c in arms["codes"]],
+            sim.get("allocation_ratio"),
+        )
+    vas = simulate_vas_tenths(
+        derive_rng(seed, "vas"), cohort.severe, sim["vas"], layout.symptoms, layout.diary_weeks,
+        groups=vas_groups(cohort, sim["vas"], layout, arms),
+    )  # fmt: skip
     lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params, layout)
     diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim, layout)
     low, high = sim["dosing"]["capsules_returned"]
@@ -584,7 +639,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         "dosing.csv": np.repeat(np.arange(n), len(layout.dosing_weeks)),
     }
     wb = Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
-    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout))
+    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout, arms))
     wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days, layout))
     wb.canon["symptom_diary.csv"]["_week"] = np.tile(
         np.repeat(np.arange(len(layout.diary_weeks)), len(layout.symptoms)), n
@@ -650,10 +705,18 @@ def _simulate_visit_days(
     return diary_days, lab_days
 
 
-def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
-    """subjects.csv in canonical text (ISO dates)."""
+def _subjects_columns(
+    cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout: Layout, arms: Mapping[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """subjects.csv in canonical text (ISO dates); in a randomised study with the arm (and the stratum: the
+    etiology, when the contract has the column)."""
     n = len(ids)
     yes_no = np.array(["no", "yes"], dtype=object)
+    randomised = {}
+    if arms and cohort.arm is not None:
+        randomised["arm"] = np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
+        if "stratum" in layout.columns["subjects.csv"]:
+            randomised["stratum"] = np.array(layout.etiologies, dtype=object)[cohort.etiology]
     return {
         "subject_id": ids,
         "site": site,
@@ -673,6 +736,7 @@ def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout
         "last_dose_date": format_dates(cohort.last_dose, False),
         "status": np.full(n, "completed", dtype=object),
         "withdrawal_reason": np.full(n, "", dtype=object),
+        **randomised,
     }
 
 

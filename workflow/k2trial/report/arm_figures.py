@@ -114,3 +114,63 @@ def between_arm_forest_figure(
         ax.set_xlabel(f"{unit}\n{treated_side}", fontsize=8)
     fig.suptitle(title, x=0.01, ha="left", fontsize=9.5)
     return fig
+
+
+# ------------------------------------------------------------------------------------------- the figures of a study
+
+#: Display names of the between-arm tests (the forest plot's rows, the tables).
+TEST_LABELS = {
+    "ancova": "ANCOVA",
+    "rank_sum": "Rank-sum (HL shift)",
+    "mmrm": "MMRM",
+}
+
+
+def test_label(test: str) -> str:
+    """ "responder_30" -> "Responders >= 30%", "responder_2pt" -> "Responders >= 2 points", else TEST_LABELS."""
+    if test in TEST_LABELS:
+        return TEST_LABELS[test]
+    if test.startswith("responder_"):
+        value = test.removeprefix("responder_")
+        return (
+            f"Responders \u2265 {value.removesuffix('pt')} points"
+            if value.endswith("pt")
+            else f"Responders \u2265 {value}%"
+        )
+    return test
+
+
+def arm_figures(
+    data: Mapping[str, pd.DataFrame],
+    names: Sequence[str],
+    titles: Mapping[str, str],
+    vocabulary,
+    style: Style,
+    population: str,
+) -> dict[str, Figure]:
+    """The registry figures of a randomised study by name: `consort_diagram` (arms/consort_flow),
+    `arm_trajectories` (arms/vas_by_arm: the primary VAS of `population` by week and arm, follow-up shaded) and
+    `between_arm_forest` (efficacy/between_arm: the per-visit tests of `population`). KeyError for another name."""
+    from k2trial.report.consort import consort_figure
+
+    arm_labels = {a: vocabulary.arm_label(a) for a in vocabulary.arms}
+    builders = {
+        "consort_diagram": lambda: consort_figure(
+            data["consort_flow"], tuple(vocabulary.arms), style, titles["consort_diagram"]
+        ),
+        "arm_trajectories": lambda: arm_trajectories_figure(
+            data["vas_by_arm"], population, vocabulary.primary_param, "aval", arm_labels, style,
+            f"{titles['arm_trajectories']}: {vocabulary.param_label(vocabulary.primary_param)}, "
+            f"{vocabulary.population_label(population)}",
+            f"{vocabulary.param_label(vocabulary.primary_param, short=True)} VAS (mean, 95% CI)",
+            treatment_end_week=float(vocabulary.end_of_treatment.week),
+        ),
+        "between_arm_forest": lambda: between_arm_forest_figure(
+            data["between_arm"], population,
+            [t for t in dict.fromkeys(data["between_arm"]["test"]) if t != "mmrm"],
+            {t: test_label(t) for t in dict.fromkeys(data["between_arm"]["test"])},
+            {v: vocabulary.visit_labels.get(v, v) for v in vocabulary.visit_codes},
+            style, f"{titles['between_arm_forest']}, {vocabulary.population_label(population)}",
+        ),
+    }  # fmt: skip
+    return {name: builders[name]() for name in names}
