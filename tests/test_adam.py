@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import rscript
 import yaml
-from conftest import copy_workflow, run_snakemake
+from conftest import copy_workflow, read_config, run_snakemake
 
 from k2trial.adam import adae as adae_module
 from k2trial.adam import adlb as adlb_module
@@ -85,7 +85,7 @@ class Context:
     def __init__(self, work: Path):
         self.work = work
         self.results = work / "results"
-        self.config = read_yaml(work / "config" / "config.yaml")
+        self.config = read_config()  # the copy's config: the repository's, merged with the default study
         self.lab_units = read_yaml(work / "config" / "lab_units.yaml")
         criteria = load_ctcae_criteria(criteria_file(work / "config" / "ctcae", self.config["safety"]["ctcae_version"]))
         self.standards = load_lab_standards(self.lab_units, read_yaml(work / "config" / "lab_standards.yaml"), criteria)

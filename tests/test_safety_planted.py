@@ -16,15 +16,16 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import read_config
 
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES
 from k2trial.core import schema
+from k2trial.core.vocabulary import vocabulary_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "safety" / "planted"
 SCRIPT = ROOT / "workflow" / "scripts" / "safety_analysis.py"
-CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+CONFIG = read_config()
 
 
 class Named(list):
@@ -56,7 +57,9 @@ def run_safety_step(inputs: Path, out: Path) -> dict[str, pd.DataFrame]:
             ctcae_criteria=str(ROOT / "config" / "ctcae" / f"ctcae_v{CONFIG['safety']['ctcae_version']}.yaml"),
         ),
         output=Named(**{name: str(out / f"{name}.csv") for name in SAFETY_TABLES}),
-        params=SimpleNamespace(safety=CONFIG["safety"], b12_status=CONFIG["b12_status"]),
+        params=SimpleNamespace(
+            safety=CONFIG["safety"], b12_status=CONFIG["b12_status"], vocabulary=vocabulary_sources(CONFIG)
+        ),
         log=[str(out / "safety_analysis.log")],
         rule="safety_analysis",
     )

@@ -22,7 +22,15 @@ from k2trial.data import raw_files, validation, validation_report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"
-WINDOWS = {"diary_days": 3, "clinic_days": 7, "baseline_days_before_first_dose": 28}
+WINDOWS = {
+    "diary_days": 3,
+    "clinic_visits": [
+        {"week": 0, "day": 0, "window_days": 7},
+        {"week": 4, "day": 28, "window_days": 7},
+        {"week": 8, "day": 56, "window_days": 7},
+    ],
+    "baseline_days_before_first_dose": 28,
+}
 DIARY, LABS, SUBJECTS, DOSING, AES = "symptom_diary.csv", "labs.csv", "subjects.csv", "dosing.csv", "adverse_events.csv"
 
 

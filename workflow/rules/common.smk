@@ -6,7 +6,7 @@ import os
 
 import yaml
 
-from k2trial.core.vocabulary import vocabulary_sources
+from k2trial.core.vocabulary import visit_windows, vocabulary_sources
 
 # Set for every job this workflow starts (not read from the user's environment): iteration order is
 # deterministic (ENGINEERING.md, determinism); a job that succeeded ends without tearing its interpreter down
@@ -36,11 +36,7 @@ STUDY = {
 TREATMENT = dict(PROTOCOL["treatment"])
 # Validation's visit windows (k2trial.data.validation): the diary window, the clinic visits' target days and windows,
 # and how long before the first dose the baseline may be.
-VISIT_WINDOWS = {
-    "diary_days": PROTOCOL["diary"]["window_days"],
-    "clinic_visits": PROTOCOL["clinic_visits"],
-    "baseline_days_before_first_dose": PROTOCOL["baseline_days_before_first_dose"],
-}
+VISIT_WINDOWS = visit_windows(PROTOCOL)
 
 # A randomised study (the study config's `arms`: codes, labels, control, stratification, per-protocol set) has an
 # allocation, between-arm efficacy and reports by arm (workflow/rules/arms.smk); a single-arm study has none of them.

@@ -40,6 +40,7 @@ rule make_tables:
         efficacy=config["efficacy"],
         safety=config["safety"],
         severe_threshold=config["groups"]["severe_threshold"],
+        groups_note=config["groups"].get("note", ""),
         study_title=STUDY["title"],
         vocabulary=VOCABULARY,
         registry=REGISTRY["tables"],

@@ -396,6 +396,17 @@ class Vocabulary:
         return test.title if test else str(code)
 
 
+def visit_windows(protocol: Mapping[str, Any]) -> dict[str, Any]:
+    """The visit windows validation checks (k2trial.data.validation.validate_dataset): the diary window
+    (`diary_days`; week k is expected at first dose + 7k days), every clinic visit with its target day and window
+    (`clinic_visits`), and how long before the first dose the baseline may be."""
+    return {
+        "diary_days": int(protocol["diary"]["window_days"]),
+        "clinic_visits": [dict(v) for v in protocol["clinic_visits"]],
+        "baseline_days_before_first_dose": int(protocol["baseline_days_before_first_dose"]),
+    }
+
+
 def composite_sources(protocol: Mapping[str, Any]) -> dict[str, Any] | None:
     """The protocol's composite in the form the workflow's jobs are given (`symptoms`, `method`,
     `require_all_symptoms`); None for a study without a composite."""

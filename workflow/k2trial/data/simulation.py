@@ -39,6 +39,7 @@ import yaml
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
 from k2trial.core.values import round_half_away, scaled_integers
+from k2trial.core.vocabulary import visit_windows
 from k2trial.data.contract import load_contract
 from k2trial.data.raw_text import (
     EPOCH,
@@ -168,12 +169,8 @@ def build_params(
         "simulation": dict(config["simulation"]),
         "protocol": dict(protocol),
         "treatment": dict(protocol["treatment"]),
-        "visit_windows": {
-            "diary_days": protocol["diary"]["window_days"],
-            "clinic_visits": protocol["clinic_visits"],
-            "baseline_days_before_first_dose": protocol["baseline_days_before_first_dose"],
-        },
-        "arms": dict(config["arms"]) if config.get("arms") else None,
+        "visit_windows": visit_windows(protocol),
+        **({"arms": dict(config["arms"])} if config.get("arms") else {}),
         "lab_units": dict(lab_units),
         "lab_standards": dict(lab_standards),
         "codebook": dict(codebook if codebook is not None else read_yaml(_default_codebook(config))),
