@@ -32,20 +32,14 @@ rule arm_summaries:
         subjects=rules.derive_subjects.output.subjects,
         vas=rules.derive_vas.output.vas,
         assignment=rules.assign_groups.output.assignment,
-        labs=rules.derive_labs.output.labs,
-        adverse_events=rules.clean_raw_data.output.adverse_events,
         dataset=f"{RAW_DIR}/dataset.yaml",
         codebook=config["codebook"],
         lab_units=config["lab_units"],
-        lab_standards=config["lab_standards"],
-        ctcae_criteria=f"{config['ctcae_criteria_dir']}/ctcae_v{config['safety']['ctcae_version']}.yaml",
     output:
         provenance=f"{RESULTS}/provenance/arm_summaries.json",
         consort_flow=f"{RESULTS}/arms/consort_flow.csv",
         vas_by_arm=f"{RESULTS}/arms/vas_by_arm.csv",
         baseline_by_arm=f"{RESULTS}/arms/baseline_by_arm.csv",
-        ae_summary_by_arm=f"{RESULTS}/arms/ae_summary_by_arm.csv",
-        lab_descriptives_by_arm=f"{RESULTS}/arms/lab_descriptives_by_arm.csv",
     log:
         f"{RESULTS}/logs/arm_summaries.log",
     conda:
@@ -56,11 +50,39 @@ rule arm_summaries:
         confidence=config["efficacy"]["confidence"],
         analysed_population=ARMS["consort_analysed"],
         summary_populations=ARMS["summary_populations"],
+        vocabulary=VOCABULARY,
+    script:
+        "../scripts/arm_summaries.py"
+
+
+# The safety analysis of each arm's subjects (k2trial.analysis.safety, as treated): its AE summary and laboratory
+# descriptives by arm. Like safety_analysis, it reads the lab standards and the CTCAE criteria.
+rule safety_by_arm:
+    input:
+        allocation=rules.derive_allocation.output.allocation,
+        subjects=rules.derive_subjects.output.subjects,
+        labs=rules.derive_labs.output.labs,
+        adverse_events=rules.clean_raw_data.output.adverse_events,
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
+        lab_standards=config["lab_standards"],
+        ctcae_criteria=f"{config['ctcae_criteria_dir']}/ctcae_v{config['safety']['ctcae_version']}.yaml",
+    output:
+        provenance=f"{RESULTS}/provenance/safety_by_arm.json",
+        ae_summary_by_arm=f"{RESULTS}/arms/ae_summary_by_arm.csv",
+        lab_descriptives_by_arm=f"{RESULTS}/arms/lab_descriptives_by_arm.csv",
+    log:
+        f"{RESULTS}/logs/safety_by_arm.log",
+    conda:
+        CONDA_ENV
+    params:
+        provenance=PROVENANCE,
+        arms=ARMS,
         safety=config["safety"],
         b12_status=config["b12_status"],
         vocabulary=VOCABULARY,
     script:
-        "../scripts/arm_summaries.py"
+        "../scripts/safety_by_arm.py"
 
 
 rule make_arm_figures:
@@ -98,17 +120,16 @@ ARM_TABLE_INPUTS = {
     "between_arm": rules.efficacy_analysis.output.between_arm,
     **{
         key: rules.arm_summaries.output[key]
-        for key in (
-            "consort_flow",
-            "vas_by_arm",
-            "baseline_by_arm",
-            "ae_summary_by_arm",
-            "lab_descriptives_by_arm",
-        )
+        for key in ("consort_flow", "vas_by_arm", "baseline_by_arm")
+    },
+    **{
+        key: rules.safety_by_arm.output[key]
+        for key in ("ae_summary_by_arm", "lab_descriptives_by_arm")
     },
 }
 ARM_RULES = [
     rules.derive_allocation,
     rules.arm_summaries,
+    rules.safety_by_arm,
     rules.make_arm_figures,
 ]

@@ -1,19 +1,11 @@
 """The summaries by arm of a randomised study (results/arms/): the CONSORT flow (k2trial.analysis.consort), the VAS
-by visit and arm with the mean's t interval (k2trial.analysis.by_arm), Table 1 by arm (k2trial.analysis.baseline),
-and the adverse-event summary and laboratory descriptives of each arm's safety set (k2trial.analysis.safety, as
-treated: the data hold the arm given, which is the arm randomised)."""
+by visit and arm with the mean's t interval (k2trial.analysis.by_arm) and Table 1 by arm (k2trial.analysis.baseline).
+The safety tables by arm: scripts/safety_by_arm.py."""
 
-from k2trial.analysis import arms as arm_sets
 from k2trial.analysis import baseline, by_arm, groups
 from k2trial.analysis.consort import ArmDesign, Screening, consort_flow
-from k2trial.analysis.safety import lab_table
-from k2trial.analysis.safety.conclusion import SafetySettings, analyse_safety
-from k2trial.analysis.safety.ctcae import load_ctcae_criteria
-from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
 from k2trial.core.io import read_yaml
-from k2trial.data.cleaning import read_clean_table
-from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import logger, run_step, vocabulary
 
 
@@ -42,7 +34,7 @@ def main(smk):
     flow_input = subjects[["subject_id", "status", "withdrawal_reason", "saffl"]].merge(
         allocation[["subject_id", "arm"]], on="subject_id", validate="one_to_one"
     )
-    label = f"Analysed ({words.population_label(analysed_set)}, primary VAS at baseline and end of treatment)"
+    label = "Analysed"
     flow = consort_flow(flow_input, set(analysed), design, _screening(dataset), analysed_label=label)
     schema.write_artifact(flow.astype({"reason": "string"}), smk.output.consort_flow, "arms/consort_flow")
 
@@ -61,29 +53,6 @@ def main(smk):
     table1 = baseline.baseline_characteristics(subjects[list(baseline.SUBJECT_INPUT_COLUMNS)], assignment, words, by=by)
     schema.write_artifact(table1, smk.output.baseline_by_arm, "arms/baseline_by_arm")
 
-    # Safety by arm: each arm's subjects through the one safety analysis
-    criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
-    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
-    settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
-    contract = study_contract(smk)
-    spec = contract.tables["adverse_events.csv"]
-    labs = schema.read_artifact(smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS)
-    events = read_clean_table(smk.input.adverse_events, spec)
-    safety_subjects = subjects[list(lab_table.SUBJECT_INPUT_COLUMNS)]
-    ae, lab = {}, {}
-    for arm in codes:
-        chosen = set(allocation.loc[allocation["arm"] == arm, "subject_id"])
-        tables = analyse_safety(
-            labs[labs["subject_id"].isin(chosen)].reset_index(drop=True),
-            safety_subjects[safety_subjects["subject_id"].isin(chosen)].reset_index(drop=True),
-            events[events["subject_id"].isin(chosen)].reset_index(drop=True),
-            standards,
-            settings,
-            spec,
-        )
-        ae[arm], lab[arm] = tables["ae_summary"], tables["lab_descriptives"]
-    schema.write_artifact(arm_sets.by_arm(ae), smk.output.ae_summary_by_arm, "arms/ae_summary_by_arm")
-    schema.write_artifact(arm_sets.by_arm(lab), smk.output.lab_descriptives_by_arm, "arms/lab_descriptives_by_arm")
     logger.info("CONSORT flow:\n%s", flow.to_string(index=False))
 
 

@@ -290,6 +290,8 @@ class _Cohort:
     first_dose: np.ndarray
     last_dose: np.ndarray
     arm: np.ndarray | None = None  # randomised studies: index into the arm codes (config arms.codes)
+    withdrawal_week: np.ndarray | None = None  # the last diary week of a withdrawn subject; -1: completed
+    withdrawal_reason: np.ndarray | None = None  # "" for a subject who completed
 
 
 def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any], layout: Layout) -> _Cohort:
@@ -354,6 +356,36 @@ def allocate_arms(
         members = np.flatnonzero(strata == stratum)
         out[members] = _shuffled_labels(rng, allocate_counts(len(members), weights))
     return out
+
+
+def simulate_dropouts(
+    rng: np.random.Generator, n: int, dropouts: Mapping[str, Any] | None, weeks: Sequence[int], treatment_weeks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Withdrawals (simulation.dropouts: `count` subjects, scaled like the other counts by n / n_subjects by the
+    caller; each withdraws after a diary week drawn from `weeks` [first, last] and gives a reason drawn from
+    `reasons`). Returns (last diary week or -1, reason or "", last dosing day offset in days from the first dose or
+    -1): a withdrawn subject stops the diary, the clinic visits and the capsules after that week."""
+    week = np.full(n, -1, dtype=np.int64)
+    reason = np.full(n, "", dtype=object)
+    dose_days = np.full(n, -1, dtype=np.int64)
+    count = int((dropouts or {}).get("count", 0))
+    if not count:
+        return week, reason, dose_days
+    first, last = (int(w) for w in dropouts["weeks"])
+    allowed = [w for w in weeks if first <= w <= last and w > 0]
+    if not allowed or count > n:
+        raise ConfigError(f"simulation.dropouts: {count} withdrawals after weeks {first}-{last} of diary weeks {weeks}")
+    chosen = np.sort(rng.choice(n, size=count, replace=False))
+    week[chosen] = rng.choice(np.asarray(allowed), size=count)
+    reasons = [str(r) for r in dropouts["reasons"]]
+    reason[chosen] = np.asarray(reasons, dtype=object)[rng.integers(0, len(reasons), size=count)]
+    dose_days[chosen] = 7 * np.minimum(week[chosen], treatment_weeks) - 1
+    return week, reason, dose_days
+
+
+def _keep_rows(columns: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of a table's columns where `keep` is true (a withdrawn subject's later records do not exist)."""
+    return {name: values[keep] for name, values in columns.items()}
 
 
 def vas_groups(cohort: _Cohort, vas: Mapping[str, Any], layout: Layout, arms: Mapping[str, Any] | None) -> np.ndarray:
@@ -618,6 +650,31 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         derive_rng(seed, "vas"), cohort.severe, sim["vas"], layout.symptoms, layout.diary_weeks,
         groups=vas_groups(cohort, sim["vas"], layout, arms),
     )  # fmt: skip
+    dropouts = sim.get("dropouts")
+    if dropouts:
+        scaled = {
+            **dropouts,
+            "count": int(allocate_counts(n, [dropouts["count"], sim["n_subjects"] - dropouts["count"]])[0]),
+        }
+        cohort.withdrawal_week, cohort.withdrawal_reason, dose_days = simulate_dropouts(
+            derive_rng(seed, "dropouts"), n, scaled, layout.diary_weeks, int(params["treatment"]["duration_weeks"])
+        )
+        cohort.last_dose = np.where(dose_days >= 0, cohort.first_dose + dose_days, cohort.last_dose)
+    final = max(layout.diary_weeks)
+    if cohort.withdrawal_week is None:
+        last_week = np.full(n, final)
+    else:
+        last_week = np.where(cohort.withdrawal_week >= 0, cohort.withdrawal_week, final)
+
+    def grid(weeks: Sequence[int], per_week: int) -> np.ndarray:
+        """Which records of a subject x week (x item or test) grid exist: those up to the subject's last week."""
+        return np.repeat(np.asarray(weeks)[None, :] <= last_week[:, None], per_week).reshape(-1)
+
+    keep = {
+        "symptom_diary.csv": grid(layout.diary_weeks, len(layout.symptoms)),
+        "labs.csv": grid(layout.clinic_weeks, len(layout.lab_panel)),
+        "dosing.csv": grid(layout.dosing_weeks, 1),
+    }
     lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params, layout)
     diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim, layout)
     low, high = sim["dosing"]["capsules_returned"]
@@ -635,17 +692,22 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         "labs.csv": np.repeat(np.arange(n), len(layout.clinic_weeks) * n_tests),
         "dosing.csv": np.repeat(np.arange(n), len(layout.dosing_weeks)),
     }
+    subject_of.update({file: subject_of[file][mask] for file, mask in keep.items()})
     wb = Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
     wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout, arms))
-    wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days, layout))
+    wb.add_table(
+        "symptom_diary.csv", _keep_rows(_diary_columns(vas, ids, diary_days, layout), keep["symptom_diary.csv"])
+    )
     wb.canon["symptom_diary.csv"]["_week"] = np.tile(
         np.repeat(np.arange(len(layout.diary_weeks)), len(layout.symptoms)), n
-    )
-    wb.canon["symptom_diary.csv"]["_tenths"] = vas.reshape(-1)
+    )[keep["symptom_diary.csv"]]
+    wb.canon["symptom_diary.csv"]["_tenths"] = vas.reshape(-1)[keep["symptom_diary.csv"]]
     lab_columns, si_rows = _lab_columns(cohort, lab_values, ids, lab_days, params, layout)
-    wb.add_table("labs.csv", lab_columns)
+    new_row = np.cumsum(keep["labs.csv"]) - 1
+    si_rows = new_row[si_rows[keep["labs.csv"][si_rows]]]
+    wb.add_table("labs.csv", _keep_rows(lab_columns, keep["labs.csv"]))
     del lab_columns, lab_values
-    wb.add_table("dosing.csv", _dosing_columns(ids, returned, dispensed, layout))
+    wb.add_table("dosing.csv", _keep_rows(_dosing_columns(ids, returned, dispensed, layout), keep["dosing.csv"]))
     wb.add_table("adverse_events.csv", {c: np.empty(0, dtype=object) for c in layout.columns["adverse_events.csv"]})
 
     # systematic site conventions: day-first dates, SI units
@@ -654,8 +716,12 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         ("subjects.csv", "consent_date", cohort.consent),
         ("subjects.csv", "first_dose_date", cohort.first_dose),
         ("subjects.csv", "last_dose_date", cohort.last_dose),
-        ("symptom_diary.csv", "assessment_date", np.repeat(diary_days.reshape(-1), len(layout.symptoms))),
-        ("labs.csv", "sample_date", np.repeat(lab_days.reshape(-1), n_tests)),
+        (
+            "symptom_diary.csv",
+            "assessment_date",
+            np.repeat(diary_days.reshape(-1), len(layout.symptoms))[keep["symptom_diary.csv"]],
+        ),
+        ("labs.csv", "sample_date", np.repeat(lab_days.reshape(-1), n_tests)[keep["labs.csv"]]),
     ):
         idx = np.flatnonzero(day_first_site[subject_of[file]])
         wb.writable(file, column)[idx] = format_dates(days[idx], True)
@@ -675,7 +741,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     raw_rows = _raw_rows(wb, duplicated, layout)
     mess = _assemble_mess(wb, raw_rows, duplicated, layout)
     study_raw = _assemble_raw(wb, duplicated, layout)
-    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible, layout)
+    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible, layout, keep)
     return SimulatedStudy(
         raw=study_raw, truth=truth, dataset_meta=dataset_meta(n, seed, sim["dataset_description"]), mess=mess
     )
@@ -709,6 +775,8 @@ def _subjects_columns(
     etiology, when the contract has the column)."""
     n = len(ids)
     yes_no = np.array(["no", "yes"], dtype=object)
+    withdrawn = cohort.withdrawal_week >= 0 if cohort.withdrawal_week is not None else np.zeros(n, dtype=bool)
+    reasons = cohort.withdrawal_reason if cohort.withdrawal_reason is not None else np.full(n, "", dtype=object)
     randomised = {}
     if arms and cohort.arm is not None:
         randomised["arm"] = np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
@@ -731,8 +799,8 @@ def _subjects_columns(
         "consent_date": format_dates(cohort.consent, False),
         "first_dose_date": format_dates(cohort.first_dose, False),
         "last_dose_date": format_dates(cohort.last_dose, False),
-        "status": np.full(n, "completed", dtype=object),
-        "withdrawal_reason": np.full(n, "", dtype=object),
+        "status": np.where(withdrawn, "withdrawn", "completed").astype(object),
+        "withdrawal_reason": reasons,
         **randomised,
     }
 
@@ -859,8 +927,10 @@ def _assemble_truth(
     dispensed: int,
     impossible: np.ndarray,
     layout: Layout,
+    keep: Mapping[str, np.ndarray],
 ) -> dict[str, pd.DataFrame]:
-    """Clean tables with typed columns; releases the workbench's canonical columns."""
+    """Clean tables with typed columns; releases the workbench's canonical columns. keep: the records that exist
+    of each file's full subject x visit grid (a withdrawn subject's later ones do not)."""
     numbers: dict[str, dict[str, np.ndarray]] = {
         "subjects.csv": {
             "age_years": cohort.age.astype(float),
@@ -868,14 +938,16 @@ def _assemble_truth(
             "height_cm": cohort.height.astype(float),
             "diabetes_duration_years": np.where(cohort.diabetes_years >= 0, cohort.diabetes_years, np.nan),
         },
-        "symptom_diary.csv": {"vas_cm": np.where(impossible, np.nan, vas.reshape(-1) / 10.0)},
+        "symptom_diary.csv": {
+            "vas_cm": np.where(impossible, np.nan, vas.reshape(-1)[keep["symptom_diary.csv"]] / 10.0)
+        },
         "labs.csv": {
             column: map_distinct(wb.canon["labs.csv"][column], lambda s: float(s) if s else np.nan).astype(float)
             for column in ("ref_low", "ref_high")
         },
         "dosing.csv": {
             "capsules_dispensed": np.full(wb.rows("dosing.csv"), dispensed, dtype=np.int64),
-            "capsules_returned": returned.reshape(-1).astype(np.int64),
+            "capsules_returned": returned.reshape(-1)[keep["dosing.csv"]].astype(np.int64),
         },
     }
     truth: dict[str, pd.DataFrame] = {}
