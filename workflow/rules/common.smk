@@ -45,6 +45,15 @@ ALLOCATION = {"allocation": f"{RESULTS}/analysis/allocation.csv"} if ARMS else {
 # The artifacts of the tables by arm and the jobs of a randomised study (set by arms.smk; none in a single-arm study).
 ARM_TABLE_INPUTS = {}
 ARM_RULES = []
+# What the between-arm notebook reads (workflow/rules/notebooks.smk; a randomised study only).
+ARM_NOTEBOOK_INPUTS = (
+    {
+        "between_arm": f"{RESULTS}/efficacy/between_arm.csv",
+        "vas_by_arm": f"{RESULTS}/arms/vas_by_arm.csv",
+    }
+    if ARMS
+    else {}
+)
 # What the claims of a randomised study may read besides the single-arm artifacts (workflow/rules/claims.smk).
 ARM_CLAIM_INPUTS = (
     {

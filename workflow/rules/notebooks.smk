@@ -37,6 +37,7 @@ rule execute_notebooks:
         claims_summary=rules.check_claims.output.summary,
         view_audit_summary=rules.clean_raw_data.output.audit_summary,
         view_symptom_ranking=rules.efficacy_analysis.output.symptom_ranking,
+        **ARM_NOTEBOOK_INPUTS,
     output:
         **{
             key: path

@@ -34,7 +34,7 @@ def main(smk):
     flow_input = subjects[["subject_id", "status", "withdrawal_reason", "saffl"]].merge(
         allocation[["subject_id", "arm"]], on="subject_id", validate="one_to_one"
     )
-    label = "Analysed"
+    label = "Analysed"  # who: the caption of the diagram (registry) and config arms.consort_analysed
     flow = consort_flow(flow_input, set(analysed), design, _screening(dataset), analysed_label=label)
     schema.write_artifact(flow.astype({"reason": "string"}), smk.output.consort_flow, "arms/consort_flow")
 
