@@ -95,7 +95,11 @@ rule make_arm_figures:
         lab_units=config["lab_units"],
     output:
         **reported_outputs(
-            "figures", "figures", ["png", "svg"], reported="png", rule="make_arm_figures"
+            "figures",
+            "figures",
+            ["png", "svg"],
+            reported="png",
+            rule="make_arm_figures",
         ),
         provenance=f"{RESULTS}/provenance/make_arm_figures.json",
     log:

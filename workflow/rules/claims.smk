@@ -4,6 +4,7 @@
 
 rule check_claims:
     input:
+        **ARM_CLAIM_INPUTS,
         claims=config["claims"],
         dataset=f"{RAW_DIR}/dataset.yaml",
         subjects=rules.derive_subjects.output.subjects,
@@ -15,7 +16,6 @@ rule check_claims:
         safety_conclusion=rules.safety_analysis.output.safety_conclusion,
         hys_law=rules.safety_analysis.output.hys_law,
         ae_summary=rules.safety_analysis.output.ae_summary,
-        **ARM_CLAIM_INPUTS,
     output:
         provenance=f"{RESULTS}/provenance/check_claims.json",
         claims=f"{RESULTS}/claims/claims.csv",

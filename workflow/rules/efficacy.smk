@@ -5,12 +5,13 @@
 
 rule efficacy_analysis:
     input:
+        **ALLOCATION,
         assignment=rules.assign_groups.output.assignment,
         vas=rules.derive_vas.output.vas,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
-        **ALLOCATION,
     output:
+        **({"between_arm": f"{RESULTS}/efficacy/between_arm.csv"} if ARMS else {}),
         provenance=f"{RESULTS}/provenance/efficacy_analysis.json",
         paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
         friedman=f"{RESULTS}/efficacy/friedman.csv",
@@ -21,7 +22,6 @@ rule efficacy_analysis:
         weekly=f"{RESULTS}/efficacy/weekly.csv",
         symptom_ranking=f"{RESULTS}/efficacy/symptom_ranking.csv",
         analysis_choices=f"{RESULTS}/efficacy/analysis_choices.json",
-        **({"between_arm": f"{RESULTS}/efficacy/between_arm.csv"} if ARMS else {}),
     log:
         f"{RESULTS}/logs/efficacy_analysis.log",
     conda:

@@ -19,6 +19,7 @@ rule execute_notebooks:
             f"{name}_template": f"workflow/notebooks/{name}.ipynb"
             for name in registry_names("notebooks")
         },
+        **ARM_NOTEBOOK_INPUTS,
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
         catalog=rules.make_tables.output.catalog,
@@ -37,7 +38,6 @@ rule execute_notebooks:
         claims_summary=rules.check_claims.output.summary,
         view_audit_summary=rules.clean_raw_data.output.audit_summary,
         view_symptom_ranking=rules.efficacy_analysis.output.symptom_ranking,
-        **ARM_NOTEBOOK_INPUTS,
     output:
         **{
             key: path

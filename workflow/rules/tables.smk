@@ -5,6 +5,7 @@
 
 rule make_tables:
     input:
+        **ARM_TABLE_INPUTS,
         participant_flow=rules.assign_groups.output.participant_flow,
         baseline_characteristics=rules.assign_groups.output.baseline_characteristics,
         descriptives=rules.efficacy_analysis.output.descriptives,
@@ -25,7 +26,6 @@ rule make_tables:
         codebook=config["codebook"],
         lab_units=config["lab_units"],
         dataset=f"{RAW_DIR}/dataset.yaml",
-        **ARM_TABLE_INPUTS,
     output:
         **reported_outputs("tables", "tables", ["csv", "html", "tex"], reported="html"),
         provenance=f"{RESULTS}/provenance/make_tables.json",
