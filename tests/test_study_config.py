@@ -13,11 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, copy_workflow, run_snakemake
+from conftest import ROOT, copy_workflow, read_config, run_snakemake
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_yaml
-from k2trial.core.vocabulary import COMPOSITE, load_vocabulary, study_codebook, vocabulary_sources
+from k2trial.core.vocabulary import (
+    COMPOSITE,
+    fill_words,
+    load_vocabulary,
+    protocol_words,
+    study_codebook,
+    vocabulary_sources,
+)
 
 FIXTURES = ROOT / "tests" / "fixtures" / "studies"
 FIVE_SYMPTOMS = ("tingling", "numbness", "weakness", "fatigue", "cramps")
@@ -80,6 +87,21 @@ def test_a_protocol_whose_parts_disagree_is_refused_naming_the_key(edit, message
     edit(study["protocol"])
     with pytest.raises(ConfigError, match=message):
         _vocabulary(study)
+
+
+def test_registry_words_say_the_pilots_text_for_the_pilot_and_the_pain_studys_for_it():
+    config = read_config()
+    pilot = protocol_words(_vocabulary(config), config["efficacy"], config["safety"])
+    registry = fill_words({"title": "Friedman test over {efficacy_visits}", "n": 1}, pilot)
+    assert registry == {"title": "Friedman test over baseline, week 4 and week 8", "n": 1}
+    assert pilot["assessed_visits"] == "week 4 and at week 8" and pilot["diary_weeks_in_words"] == "eight"
+    assert (pilot["primary"], pilot["Primary"], pilot["model_param"]) == ("composite", "Composite", "composite")
+    study = _pain12()
+    pain = protocol_words(_vocabulary(study), study["efficacy"], study["safety"])
+    assert pain["efficacy_visits"] == "baseline, week 4, week 8 and week 12"
+    assert pain["clinic_visits_after_baseline"] == "week 4, week 8, week 12"
+    assert (pain["primary"], pain["end_of_treatment"], pain["diary_weeks"]) == ("pain", "week 8", "0-12")
+    assert pain["diary_weeks_in_words"] == "twelve"
 
 
 def _output_texts(results: Path) -> dict[str, str]:

@@ -6,7 +6,13 @@ import os
 
 import yaml
 
-from k2trial.core.vocabulary import visit_windows, vocabulary_sources
+from k2trial.core.vocabulary import (
+    fill_words,
+    load_vocabulary,
+    protocol_words,
+    visit_windows,
+    vocabulary_sources,
+)
 
 # Set for every job this workflow starts (not read from the user's environment): iteration order is
 # deterministic (ENGINEERING.md, determinism); a job that succeeded ends without tearing its interpreter down
@@ -78,7 +84,19 @@ RAW_TABLES = [
 with open(
     os.path.join(workflow.basedir, "workflow/report/registry.yaml"), encoding="utf-8"
 ) as handle:
-    REGISTRY = yaml.safe_load(handle)
+    # titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
+    REGISTRY = fill_words(
+        yaml.safe_load(handle),
+        protocol_words(
+            load_vocabulary(
+                yaml.safe_load(open(config["codebook"], encoding="utf-8")),
+                yaml.safe_load(open(config["lab_units"], encoding="utf-8")),
+                VOCABULARY,
+            ),
+            config["efficacy"],
+            config["safety"],
+        ),
+    )
 # Entries marked `randomised: true` (CONSORT diagram, tables and figures by arm, the between-arm notebook) belong to
 # a randomised study only: a single-arm study gets none of them, not empty ones.
 REGISTRY = {

@@ -2,9 +2,10 @@
 
 The publication splits patients by baseline VAS into a moderate group (VAS 6-8) and a severe group
 (VAS 8-9); the ranges overlap at 8, so the boundary is a configured threshold: severe when the baseline
-composite VAS (cm, mean of the configured symptoms) is >= `severe_threshold`, moderate below it. The
-composite is compared at its recording precision (`composite_decimals`), so 7.999999999 from
-floating-point averaging counts as 8.00. Baseline composites outside the published range are flagged,
+primary VAS (the composite, the mean of the protocol's composite items; a single-item study's item: the
+vocabulary's primary_param, read by rule assign_groups) is >= `severe_threshold`, moderate below it. It is held
+in the column baseline_composite and compared at the composite's recording precision (`composite_decimals`), so
+7.999999999 from floating-point averaging counts as 8.00. Baseline composites outside the published range are flagged,
 never excluded.
 
 Analysis populations, all within the efficacy set (`efffl`); config `populations` chooses which are reported, in

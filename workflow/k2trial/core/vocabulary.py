@@ -475,3 +475,52 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
         arm_labels={str(k): str(v) for k, v in (arms or {}).get("labels", {}).items()},
         control_arm=str(arms["control"]) if arms and arms.get("control") is not None else None,
     )
+
+
+#: Small counts in words ("over eight weeks").
+NUMBER_WORDS = (
+    *("zero", "one", "two", "three", "four", "five", "six"),
+    *("seven", "eight", "nine", "ten", "eleven", "twelve"),
+)
+
+
+def _and(words: Sequence[str], last: str = " and ") -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + last + words[-1] if words else ""
+
+
+def protocol_words(vocabulary: Vocabulary, efficacy: Mapping[str, Any], safety: Mapping[str, Any]) -> dict[str, str]:
+    """What the titles and captions of workflow/report/registry.yaml say of the protocol, by placeholder
+    (`{end_of_treatment}` -> "week 8"): the primary VAS, the end of treatment, the efficacy visits, the responder
+    visit, the sensitivity model's param, the visit the lab change is tested at, the clinic visits after baseline
+    and the diary weeks (`fill_words` puts them in)."""
+    label = {v.code: v.label.lower() for v in vocabulary.visits}
+    after = [v.label.lower() for v in vocabulary.clinic_visits[1:]]
+    last = max(vocabulary.diary_weeks)
+    primary = vocabulary.param_label(vocabulary.primary_param, short=True)
+    return {
+        "primary": primary.lower(),
+        "Primary": primary,
+        "end_of_treatment": vocabulary.end_of_treatment.label.lower(),
+        "efficacy_visits": _and([label[v] for v in efficacy["visits"]]),
+        "responder_visit": label[efficacy["responders"]["visit"]],
+        "model_param": vocabulary.param_label(efficacy["mixed_model"]["param"], short=True).lower(),
+        "lab_paired_to": label[safety["paired_visits"][1]],
+        "clinic_visits_after_baseline": ", ".join(after),
+        "assessed_visits": _and(after, " and at "),
+        "diary_weeks": f"{min(vocabulary.diary_weeks)}-{last}",
+        "diary_weeks_in_words": NUMBER_WORDS[last] if last < len(NUMBER_WORDS) else str(last),
+    }
+
+
+def fill_words(value: Any, words: Mapping[str, str]) -> Any:
+    """`value` (a registry entry: mappings, lists, text) with every `{placeholder}` of `words` in its text replaced."""
+    if isinstance(value, str):
+        for key, text in words.items():
+            value = value.replace("{" + key + "}", text)
+        return value
+    if isinstance(value, Mapping):
+        return {k: fill_words(v, words) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_words(v, words) for v in value]
+    return value

@@ -4,6 +4,10 @@ Why matplotlib rather than seaborn here: every figure is a simple composition (l
 points with analytic intervals), and importing seaborn costs about 1.4 s of the 2 s budget of a small
 rebuild; drawing directly also keeps jitter and sampling under an explicit seed.
 
+The protocol comes from the vocabulary (k2trial.core.vocabulary, from the study config): the diary items and the
+primary VAS (the composite, or a single-item study's item), the visits and weeks drawn, the end of treatment, and
+the off-treatment follow-up, shaded and labelled "off treatment" on every week axis (`shade_off_treatment`).
+
 Design rules kept by every function:
 - the colour palette is colour-blind safe (Okabe-Ito by default) and every colour distinction is doubled
   by a marker, line style or hatch, so figures read in greyscale;
@@ -240,13 +244,19 @@ class Labels:
         return self.vocabulary.end_of_treatment.label.lower()
 
 
-def shade_off_treatment(ax: Axes, vocabulary: Vocabulary, pad: float = 0.4) -> None:
-    """Shade the off-treatment follow-up (the weeks after the end of treatment) on a week axis and label it
-    "off treatment"; nothing for a study without follow-up."""
+def off_treatment_period(vocabulary: Vocabulary) -> tuple[int, int] | None:
+    """(end of treatment, last follow-up week) of the off-treatment follow-up; None for a study without."""
     if not vocabulary.follow_up_visits:
+        return None
+    return vocabulary.end_of_treatment.week, max(v.week for v in vocabulary.follow_up_visits)
+
+
+def shade_off_treatment(ax: Axes, period: tuple[int, int] | None, pad: float = 0.4) -> None:
+    """Shade the off-treatment follow-up `period` (off_treatment_period) on a week axis and label it
+    "off treatment"; nothing for a study without follow-up (None)."""
+    if period is None:
         return
-    start = vocabulary.end_of_treatment.week
-    end = max(v.week for v in vocabulary.follow_up_visits) + pad
+    start, end = period[0], period[1] + pad
     ax.axvspan(start, end, color="#999999", alpha=0.15, lw=0, zorder=0)
     ax.text(
         (start + end) / 2,
@@ -334,8 +344,9 @@ def composite_trajectories_figure(
             )
         size = (group_sizes or {}).get(group, len(lines))
         ax.set_title(f"{labels.population(group)}\nn = {size:,}", fontsize=9)
-        _week_axis(ax, labels.vocabulary.diary_weeks)
-        shade_off_treatment(ax, labels.vocabulary)
+        period = off_treatment_period(labels.vocabulary)
+        _week_axis(ax, labels.vocabulary.diary_weeks, **({"label": "Study week"} if period else {}))
+        shade_off_treatment(ax, period)
         ax.set_ylim(0, 10)
         ax.set_yticks(range(0, 11, 2))
     axes[0].set_ylabel(f"{labels.primary} VAS (cm, 0-10)")
@@ -621,11 +632,12 @@ def lab_trajectories_figure(
     note: str = "",
     *,
     weeks: Sequence[int],
+    off_treatment: tuple[int, int] | None = None,
 ) -> Figure:
     """Per test: subject lines (thin; a sample when large), the median over all subjects by visit (bold),
     and the default reference range (shaded; where ranges differ by sex the female range is shaded and the
     male limits dashed). labs: subject_id, param, week, aval; medians: param, week, median. weeks: of the clinic
-    visits (x axis)."""
+    visits (x axis); off_treatment: the follow-up period, shaded (off_treatment_period)."""
     codes = [c for c in tests if c in set(labs["param"]) or c in set(medians["param"])]
     ncols = 3
     nrows = max(1, int(np.ceil(len(codes) / ncols)))
@@ -663,6 +675,7 @@ def lab_trajectories_figure(
         ax.set_title(unit_text(test.title), fontsize=8.5)
         ax.set_xticks(list(weeks))
         ax.set_xlim(min(weeks) - 0.5, max(weeks) + 0.5)
+        shade_off_treatment(ax, off_treatment, pad=0.5)
         values = np.concatenate(
             [part["aval"].dropna().to_numpy(dtype=float), med["median"].dropna().to_numpy(dtype=float)]
         )
@@ -702,6 +715,7 @@ def b12_haematology_figure(
     *,
     codes: Sequence[str],
     weeks: Sequence[int],
+    off_treatment: tuple[int, int] | None = None,
 ) -> Figure:
     """Serum B12, MCV and haemoglobin by visit in the B12-deficient subjects, one line per subject, the
     residual subgroup (prior B12 therapy, adequate B12 at baseline) in a second colour and line style.
@@ -736,6 +750,7 @@ def b12_haematology_figure(
             _right_margin_label(ax, text, value, 7)
         ax.set_title(unit_text(tests[code].title), fontsize=9)
         _week_axis(ax, weeks, label="Week")
+        shade_off_treatment(ax, off_treatment)
         ax.set_xlabel("Week")
         ax.autoscale_view(scalex=False)
     handles = [
@@ -944,7 +959,14 @@ def _figure_builders(
         medians = data["lab_descriptives"][["param", "week", "median"]]
         lab_sample = labs[labs["subject_id"].isin(sample_set)]
         return lab_trajectories_figure(
-            lab_sample, medians, vocabulary.tests, settings.standards, style, note, weeks=vocabulary.clinic_weeks
+            lab_sample,
+            medians,
+            vocabulary.tests,
+            settings.standards,
+            style,
+            note,
+            weeks=vocabulary.clinic_weeks,
+            off_treatment=off_treatment_period(vocabulary),
         )
 
     yield "lab_trajectories", lab_trajectories
@@ -971,7 +993,7 @@ def _figure_builders(
         b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
         return b12_haematology_figure(
             haem, residual, vocabulary.tests, thresholds, style, b12_note, codes=(b12, mcv, haemoglobin),
-            weeks=vocabulary.clinic_weeks,
+            weeks=vocabulary.clinic_weeks, off_treatment=off_treatment_period(vocabulary),
         )  # fmt: skip
 
     yield "b12_haematology", b12_haematology

@@ -1,7 +1,8 @@
 """Display tables for reviewers: each builder turns analysis artifacts (results/groups, efficacy, safety) into a
 `DisplayTable` of text (k2trial.report.render) and does nothing but format: every number comes from an artifact,
-every label from the vocabulary (k2trial.core.vocabulary), every title from the registry of reporting outputs
-(workflow/report/registry.yaml). Numbers are formatted by k2trial.report.formatting.
+every label from the vocabulary (k2trial.core.vocabulary: the study config's protocol, so a follow-up visit reads
+"Week 12 (off treatment)" and a single-item study's primary VAS is its item), every title from the registry of
+reporting outputs (workflow/report/registry.yaml). Numbers are formatted by k2trial.report.formatting.
 
 `BUILDERS` maps each table of the registry to its builder; `build_all_tables` builds them in registry order.
 """
@@ -21,7 +22,7 @@ from k2trial.analysis.safety.lab_table import FLAGS
 from k2trial.analysis.safety.standards import GRADES
 from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, is_missing
-from k2trial.core.vocabulary import BASELINE, Vocabulary
+from k2trial.core.vocabulary import BASELINE, OFF_TREATMENT, Vocabulary
 from k2trial.report.formatting import (
     MISSING,
     Decimals,
@@ -93,7 +94,9 @@ class TableSettings:
         return population_label(self.vocabulary, population, self.severe_threshold)
 
     def visit_label(self, visit: Any) -> str:
-        return label(self.vocabulary.visit_labels, visit)
+        """ "Week 4"; a visit of the off-treatment follow-up says so: "Week 12 (off treatment)"."""
+        text = label(self.vocabulary.visit_labels, visit)
+        return f"{text} ({OFF_TREATMENT})" if self.vocabulary.off_treatment(str(visit)) else text
 
     def param_label(self, param: Any) -> str:
         return MISSING if is_missing(param) else self.vocabulary.param_label(param)
