@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, _merged, copy_workflow, run_snakemake
 
 from k2trial.analysis import arms, groups
-from k2trial.core.errors import InputDataError
+from k2trial.core.errors import ConfigError, InputDataError
 from k2trial.core.io import read_yaml
 from k2trial.core.vocabulary import study_codebook, visit_windows
 from k2trial.data import contract as ct
@@ -136,6 +136,14 @@ def test_the_allocation_flags_each_analysis_set_and_says_why_a_subject_is_not_pe
     assert members["per_protocol"].tolist() == [True, False, False, False, False]
     assert members["safety_placebo"].tolist() == [False, True, False, True, False]
     assert members["itt"].all()  # ITT is everyone randomised, not only the efficacy set
+    # a set within one randomisation stratum (a subgroup by cause)
+    by_cause = groups.population_members(
+        table, ["itt_diabetes", "per_protocol_b12_deficiency"], table, ("MK7", "PLACEBO")
+    )
+    assert by_cause["itt_diabetes"].tolist() == [True, True, False, False, True]
+    assert by_cause["per_protocol_b12_deficiency"].tolist() == [False] * 5
+    with pytest.raises(ConfigError, match="same population name"):
+        arms.arm_population_names(["DIABETES", "PLACEBO"], ["diabetes"])
 
 
 def test_an_arm_outside_the_declared_codes_names_the_file_row_and_value():
@@ -231,7 +239,10 @@ def test_rct2021_builds_with_between_arm_results_consort_and_tables_by_arm(tmp_p
     ancova = itt[itt["test"] == "ancova"].set_index("visit")
     assert ancova.loc["week8", "estimate"] < -3.0 and ancova.loc["week8", "p_value"] < 0.001
     assert "stratum" in ancova.loc["week8", "method"]
-    assert set(between["population"]) == {"itt", "per_protocol"}
+    assert set(between["population"]) == {"itt", "per_protocol", "itt_b12_deficiency", "itt_diabetes"}
+    # within one cause there is no stratum to adjust for
+    within = between[(between["population"] == "itt_diabetes") & (between["test"] == "ancova")]
+    assert within["method"].str.startswith("ANCOVA: change ~ arm + baseline (lm)").all()
     assert (between.loc[between["test"] == "ancova", "family"] == "primary_visits").all()
     # within-arm paired tests per arm
     paired = pd.read_csv(results / "efficacy" / "paired_tests.csv")

@@ -8,6 +8,8 @@ Populations of a randomised design (config `populations` names which are reporte
     per_protocol   randomised and treated, meeting every criterion of config arms.per_protocol
     <set>_<arm>    the members of one of these three in one arm: `itt_mk7` is the ITT set of arm MK7 (the arm code
                    lower-cased); the within-arm paired tests run on these
+    <set>_<stratum>  the members of one of these three in one randomisation stratum (a subgroup by cause:
+                   `itt_diabetes`); the between-arm comparisons may run on these
 The definition of the per-protocol set is data (config arms.per_protocol): `completed: true` (status completed),
 `min_compliance_pct` (capsule compliance at least this; missing compliance fails), `exclude_anticoagulant: true`
 (a vitamin K antagonist is a protocol deviation), `efficacy_set: true` (the primary VAS at baseline and at the end
@@ -110,23 +112,36 @@ def allocation_table(
     return sort_by_subject(out)[schema.columns("analysis/allocation")]
 
 
+def strata_of(allocation: pd.DataFrame) -> tuple[str, ...]:
+    """The randomisation strata present in the allocation, sorted (none when the study does not stratify)."""
+    return tuple(sorted(str(s) for s in allocation["stratum"].dropna().unique()))
+
+
 def arm_members(
     allocation: pd.DataFrame, populations: Sequence[str], arm_codes: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Membership (aligned with the rows of `allocation`) of the randomised-design populations among `populations`
-    (ARM_SETS and `<set>_<arm>`); other names are left out for the caller."""
+    (ARM_SETS, `<set>_<arm>` and `<set>_<stratum>`: a subgroup by cause); other names are left out for the caller."""
     by_name = {}
+    arm = allocation["arm"].astype(str)
+    stratum = allocation["stratum"].astype("string")
     for base, flag in ARM_SETS.items():
         in_set = as_bool(allocation[flag])
         by_name[base] = in_set
-        for arm in arm_codes:
-            by_name[arm_population(base, arm)] = in_set & (allocation["arm"].astype(str) == arm).to_numpy(bool)
+        for code in arm_codes:
+            by_name[arm_population(base, code)] = in_set & (arm == code).to_numpy(bool)
+        for level in strata_of(allocation):
+            by_name[arm_population(base, level)] = in_set & (stratum == level).fillna(False).to_numpy(bool)
     return {p: by_name[p] for p in populations if p in by_name}
 
 
-def arm_population_names(arm_codes: Sequence[str]) -> tuple[str, ...]:
-    """Every population name a randomised design knows (ARM_SETS and one per set and arm)."""
-    return tuple(name for base in ARM_SETS for name in (base, *(arm_population(base, arm) for arm in arm_codes)))
+def arm_population_names(arm_codes: Sequence[str], strata: Sequence[str] = ()) -> tuple[str, ...]:
+    """Every population name a randomised design knows: ARM_SETS, one per set and arm, one per set and stratum.
+    Raises ConfigError when an arm code and a stratum give the same name."""
+    names = [name for base in ARM_SETS for name in (base, *(arm_population(base, c) for c in (*arm_codes, *strata)))]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"arm codes {list(arm_codes)} and strata {list(strata)} give the same population name")
+    return tuple(names)
 
 
 def by_arm(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

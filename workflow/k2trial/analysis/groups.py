@@ -159,9 +159,9 @@ def population_members(
     one per set and arm: k2trial.analysis.arms) come from the allocation's flags instead, not restricted to the
     efficacy set (ITT is everyone randomised). Raises ConfigError for a population without a membership rule.
     """
-    from k2trial.analysis.arms import arm_members, arm_population_names
+    from k2trial.analysis.arms import arm_members, arm_population_names, strata_of
 
-    design = arm_population_names(arm_codes) if allocation is not None else ()
+    design = arm_population_names(arm_codes, strata_of(allocation)) if allocation is not None else ()
     unknown = [p for p in populations if p not in MEMBERSHIP and p not in design]
     if unknown:
         known = ", ".join([*MEMBERSHIP, *design])
