@@ -831,8 +831,13 @@ def _arm_labels(settings: TableSettings, tests: Iterable[str] = ()) -> dict[str,
     from k2trial.report.arm_figures import test_label
 
     words = settings.vocabulary
+    populations = {p: settings.population_label(p) for p in words.populations}
+    # a set within one randomisation stratum (k2trial.analysis.arms: itt_diabetes): the set's label and the cause's
+    for base in ("itt", "per_protocol", "safety"):
+        for level, text in words.level_labels.get("etiology", {}).items():
+            populations.setdefault(f"{base}_{level}", f"{words.population_label(base)}: {text}")
     return {
-        "population": {p: settings.population_label(p) for p in words.populations},
+        "population": populations,
         "param": words.param_labels,
         "visit": words.visit_labels,
         "arm": dict(words.arm_labels),
