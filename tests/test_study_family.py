@@ -91,6 +91,21 @@ def test_a_randomised_study_without_or_with_a_wrong_arm_is_an_error_naming_file_
     assert list(zip(flagged["rule"], flagged["severity"], strict=True)) == [("column_unexpected", "warning")]
 
 
+def test_the_registry_entries_of_a_randomised_study_have_their_builders():
+    from k2trial.report import tables
+    from k2trial.report.arm_figures import ARM_FIGURES
+
+    registry = read_yaml(ROOT / "workflow" / "report" / "registry.yaml")
+    figures = [e["name"] for e in registry["figures"] if e.get("randomised")]
+    assert figures == list(ARM_FIGURES)
+    assert all(e["rule"] == "make_arm_figures" for e in registry["figures"] if e.get("randomised"))
+    by_arm = [e["name"] for e in registry["tables"] if e.get("randomised")]
+    assert by_arm == ["consort_flow", "table1_by_arm", "vas_by_visit_arm", "between_arm", "ae_summary_by_arm",
+                      "lab_summary_by_arm"]  # fmt: skip
+    assert set(by_arm) <= set(tables.BUILDERS)
+    assert [e["name"] for e in registry["notebooks"] if e.get("randomised")] == ["between_arm"]
+
+
 # ------------------------------------------------------------------------------------ allocation and populations
 
 CLEAN = pd.DataFrame(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from k2trial.core.errors import ConfigError
 from k2trial.report.figures import LINESTYLES, MARKERS, Style
 from k2trial.report.formatting import format_estimate_ci
 
@@ -143,6 +144,10 @@ def test_label(test: str) -> str:
     return test
 
 
+#: The figures of a randomised study that `arm_figures` draws (registry entries with `rule: make_arm_figures`).
+ARM_FIGURES = ("consort_diagram", "arm_trajectories", "between_arm_forest")
+
+
 def arm_figures(
     data: Mapping[str, pd.DataFrame],
     names: Sequence[str],
@@ -176,4 +181,8 @@ def arm_figures(
             style, f"{titles['between_arm_forest']}, {vocabulary.population_label(population)}",
         ),
     }  # fmt: skip
+    assert tuple(builders) == ARM_FIGURES
+    unknown = [name for name in names if name not in builders]
+    if unknown:
+        raise ConfigError(f"registry figures without a builder in k2trial.report.arm_figures: {unknown}")
     return {name: builders[name]() for name in names}
