@@ -202,6 +202,30 @@ def test_rct2021_is_randomised_one_to_one_within_cause():
     assert (subjects["stratum"] == subjects["etiology"]).all()
 
 
+def test_rct2021_adverse_events_are_configurable_per_arm_and_validate(tmp_path):
+    config = _study("rct2021")
+    config["simulation"]["adverse_events"]["subjects"] = {"MK7": 2, "PLACEBO": 1}
+    params = simulation.build_params(
+        config, read_yaml(ROOT / config["lab_units"]), read_yaml(ROOT / config["lab_standards"]),
+        read_yaml(ROOT / config["codebook"]),
+    )  # fmt: skip
+    study = simulation.generate_study(20, int(config["seed"]), params)
+    events, subjects = study.truth["adverse_events.csv"], study.truth["subjects.csv"]
+    arm = subjects.set_index("subject_id")["arm"]
+    assert events["subject_id"].map(arm).value_counts().to_dict() == {"MK7": 2, "PLACEBO": 1}
+    assert set(events["term"]) <= {"Headache", "Nausea", "Dyspepsia"} and set(events["severity"]) == {"mild"}
+    dates = subjects.set_index("subject_id").loc[events["subject_id"]]
+    onset = pd.to_datetime(events["onset_date"]).to_numpy()
+    assert (onset > pd.to_datetime(dates["first_dose_date"]).to_numpy()).all()
+    assert (onset <= pd.to_datetime(dates["last_dose_date"]).to_numpy()).all()
+    # the other files do not change with the adverse events
+    for file in ("subjects.csv", "symptom_diary.csv", "labs.csv", "dosing.csv"):
+        assert simulation.dataset_file_bytes(study)[file] == (ROOT / config["raw_dir"] / file).read_bytes(), file
+    simulation.write_raw_dataset(study, tmp_path)
+    problems = _validate(config, tmp_path)
+    assert (problems["severity"] != "error").all(), problems[problems["severity"] == "error"]
+
+
 def test_open100_withdrawals_end_their_records_after_the_week_they_leave():
     truth = _simulated("open100").truth
     subjects, diary = truth["subjects.csv"], truth["symptom_diary.csv"]

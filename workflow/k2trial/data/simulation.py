@@ -708,7 +708,9 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     wb.add_table("labs.csv", _keep_rows(lab_columns, keep["labs.csv"]))
     del lab_columns, lab_values
     wb.add_table("dosing.csv", _keep_rows(_dosing_columns(ids, returned, dispensed, layout), keep["dosing.csv"]))
-    wb.add_table("adverse_events.csv", {c: np.empty(0, dtype=object) for c in layout.columns["adverse_events.csv"]})
+    wb.add_table(
+        "adverse_events.csv", _adverse_event_columns(derive_rng(seed, "adverse_events"), cohort, ids, sim, layout, arms)
+    )
 
     # systematic site conventions: day-first dates, SI units
     day_first_site = np.array([bool(sim["sites"][name]["day_first"]) for name in site_names])[cohort.site]
@@ -803,6 +805,60 @@ def _subjects_columns(
         "withdrawal_reason": reasons,
         **randomised,
     }
+
+
+def _adverse_event_columns(
+    rng: np.random.Generator,
+    cohort: _Cohort,
+    ids: np.ndarray,
+    sim: Mapping[str, Any],
+    layout: Layout,
+    arms: Mapping[str, Any] | None,
+) -> dict[str, np.ndarray]:
+    """adverse_events.csv in canonical text: simulation.adverse_events `subjects` (per arm code, or `all` in a
+    single-arm study) subjects with one treatment-emergent event each, drawn from the group's treated subjects; the
+    term, severity and causality drawn from `terms`, `severity` and `related`; onset on a treatment day after the
+    first dose, resolved 1-7 days later, not serious. None declared: no adverse events (a header row only)."""
+    columns = layout.columns["adverse_events.csv"]
+    spec = sim.get("adverse_events") or {}
+    wanted = {str(k): int(v) for k, v in (spec.get("subjects") or {}).items()}
+    if not sum(wanted.values()):
+        return {c: np.empty(0, dtype=object) for c in columns}
+    n = len(ids)
+    if arms and cohort.arm is not None:
+        group = np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
+    else:
+        group = np.full(n, "all", dtype=object)
+    unknown = sorted(set(wanted) - set(group.tolist()))
+    if unknown:
+        raise ConfigError(f"simulation.adverse_events.subjects names groups without subjects: {unknown}")
+    chosen = []
+    for name, count in wanted.items():
+        members = np.flatnonzero(group == name)
+        if count > len(members):
+            raise ConfigError(f"simulation.adverse_events.subjects: {count} in {name}, which has {len(members)}")
+        chosen.append(rng.choice(members, size=count, replace=False))
+    subjects = np.sort(np.concatenate(chosen))
+    k = len(subjects)
+    span = np.maximum(cohort.last_dose[subjects] - cohort.first_dose[subjects], 1)
+    onset = cohort.first_dose[subjects] + rng.integers(1, span, endpoint=True)
+    end = onset + rng.integers(1, 7, size=k, endpoint=True)
+
+    def pick(key: str) -> np.ndarray:
+        return np.asarray([str(v) for v in spec[key]], dtype=object)[rng.integers(0, len(spec[key]), size=k)]
+
+    values = {
+        "subject_id": ids[subjects],
+        "term": pick("terms"),
+        "onset_date": format_dates(onset, False),
+        "end_date": format_dates(end, False),
+        "severity": pick("severity"),
+        "serious": np.full(k, "no", dtype=object),
+        "related": pick("related"),
+        "action": np.full(k, "none", dtype=object),
+        "outcome": np.full(k, "recovered", dtype=object),
+    }
+    return {c: values[c] for c in columns}
 
 
 def _diary_columns(vas: np.ndarray, ids: np.ndarray, diary_days: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
