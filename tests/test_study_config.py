@@ -104,6 +104,32 @@ def test_registry_words_say_the_pilots_text_for_the_pilot_and_the_pain_studys_fo
     assert pain["diary_weeks_in_words"] == "twelve"
 
 
+def test_the_simulator_writes_a_dataset_of_the_studys_shape():
+    from k2trial.data import simulation
+
+    study = {**read_config(), **{k: v for k, v in _pain12().items() if k != "efficacy"}}
+    params = simulation.build_params(
+        study,
+        read_yaml(ROOT / "config" / "lab_units.yaml"),
+        read_yaml(ROOT / "config" / "lab_standards.yaml"),
+        read_yaml(ROOT / "data" / "raw" / "codebook.yaml"),
+    )
+    truth = simulation.generate_study(12, 3, params).truth
+    diary = truth["symptom_diary.csv"]
+    assert set(diary["symptom"]) == {"pain"}
+    assert list(pd.unique(diary["visit"])) == ["Baseline", *(f"Week {k}" for k in range(1, 13))]
+    assert len(diary) == 12 * 13
+    anchors = _pain12()["simulation"]["vas"]["anchors"]
+    for week, (low, high) in anchors.items():
+        label = "Baseline" if week == 0 else f"Week {week}"
+        values = diary.loc[diary["visit"] == label, "vas_cm"].dropna()
+        assert values.between(low, high).all(), week
+    labs = truth["labs.csv"]
+    assert list(pd.unique(labs["visit"])) == ["Baseline", "Week 4", "Week 8", "Week 12"]
+    assert len(labs) == 12 * 4 * 18
+    assert list(pd.unique(truth["dosing.csv"]["visit"])) == ["Week 4", "Week 8"]
+
+
 def _output_texts(results: Path) -> dict[str, str]:
     """Every text output of a build (CSV, HTML, notebooks, JSON, YAML, Markdown, LaTeX, SVG)."""
     suffixes = {".csv", ".html", ".ipynb", ".json", ".yaml", ".yml", ".md", ".tex", ".svg"}

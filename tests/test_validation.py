@@ -268,6 +268,20 @@ def test_visits_outside_their_window_are_warnings(raw, contract):
     assert hits.iloc[3]["detail"] == "expected between 2012-12-13 and the first dose on 2013-01-10"
 
 
+def test_each_clinic_visit_is_checked_at_its_own_target_day_and_window(raw, contract):
+    # K2-001's first dose 2013-01-07; the protocol's week-4 visit at day 30 +/- 2 (not 7 x 4 +/- 7): target
+    # 2013-02-06, so a sample on 2013-02-12 (6 days late) is outside, one on 2013-02-08 (2 days) inside
+    windows = {**WINDOWS, "clinic_visits": [{"week": 0, "day": 0, "window_days": 7},
+                                            {"week": 4, "day": 30, "window_days": 2},
+                                            {"week": 8, "day": 56, "window_days": 7}]}  # fmt: skip
+    _set(raw, LABS, 20, "sample_date", "2013-02-12")
+    _set(raw, LABS, 21, "sample_date", "2013-02-08")
+    hits = _find(validation.validate_dataset(raw, contract, windows), "visit_window")
+    assert list(zip(hits["file"], hits["row"], hits["detail"], strict=True)) == [
+        (LABS, 20, "expected 2013-02-06 +/- 2 days")
+    ]
+
+
 def test_missing_baselines_are_warnings_per_subject_and_symptom_or_test(raw, contract):
     _drop(raw, DIARY, 2)  # K2-001 baseline tingling
     _set(raw, DIARY, 3, "vas_cm", "")  # K2-001 baseline numbness without a value
