@@ -25,6 +25,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/sdtm_inputs.smk"
+include: "workflow/rules/sdtm.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/clean.smk"
@@ -33,6 +35,7 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/adam.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -49,6 +52,7 @@ include: "workflow/rules/site.smk"
 
 # The jobs of the default target; each writes a provenance record that the manifest collects.
 PIPELINE_RULES = [
+    *([rules.import_sdtm] if SDTM_INPUT else []),
     rules.validate_raw_data,
     rules.clean_raw_data,
     rules.derive_subjects,
@@ -58,6 +62,7 @@ PIPELINE_RULES = [
     rules.efficacy_analysis,
     rules.safety_analysis,
     rules.check_claims,
+    rules.write_adam,
     rules.make_figures,
     rules.make_efficacy_figures,
     rules.make_tables,

@@ -165,6 +165,7 @@ def test_missing_and_unexpected_columns(raw, contract):
         (SUBJECTS, 2, "consent_date", "", "required_missing"),
         (SUBJECTS, 2, "subject_id", "X-1", "subject_id_invalid"),
         (SUBJECTS, 2, "sex", "X", "category_invalid"),
+        (SUBJECTS, 2, "site", "SITE-C", "site_undeclared"),
         (SUBJECTS, 2, "metformin", "maybe", "yes_no_invalid"),
         (SUBJECTS, 2, "weight_kg", "seventy", "number_invalid"),
         (SUBJECTS, 2, "weight_kg", "62.500,0", "number_invalid"),
@@ -191,6 +192,27 @@ def test_unreadable_values_are_errors_naming_file_row_column_and_value(raw, cont
     assert hits.iloc[0]["value"] == value
     assert hits.iloc[0]["severity"] == "error"
     assert result.status == "failed"
+
+
+def test_messages_name_the_codebook_defaults_when_nothing_is_declared(raw, contract):
+    _set(raw, SUBJECTS, 2, "consent_date", "02/01/2013")  # K2-001, SITE-A
+    _set(raw, DIARY, 47, "assessment_date", "2013-01-10")  # K2-002 at SITE-B: ISO is accepted from every site
+    _set(raw, DIARY, 92, "subject_id", "K2PN-003")
+    _set(raw, SUBJECTS, 4, "site", "S1")
+    result = _validate(raw, contract)
+    assert not result.declared and result.contract.subject_id_source == "codebook.yaml"
+    messages = {(p.file, p.row, p.column): p.message for p in result.errors()}
+    assert messages[(SUBJECTS, 2, "consent_date")] == (
+        "not a date the contract accepts: day-first date from a site not declared day_first (order ambiguous): "
+        "site SITE-A has day_first: false in the sites of codebook.yaml (day-first sites: SITE-B); "
+        "write the date as YYYY-MM-DD"
+    )
+    assert messages[(DIARY, 92, "subject_id")] == "not a subject ID: expected an ID like K2-001"
+    assert messages[(SUBJECTS, 4, "site")] == (
+        "site not declared: expected one of the sites of codebook.yaml: SITE-A, SITE-B"
+    )
+    assert (DIARY, 47, "assessment_date") not in messages
+    assert "declarations" not in validation_report.build_report(result)  # the report is as before
 
 
 def test_impossible_values_are_fixable_and_set_missing(raw, contract):

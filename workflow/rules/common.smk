@@ -199,6 +199,7 @@ CODE_FILES = _repo_files(
     "config/*.yaml",
     "config/studies/*.yaml",
     "config/ctcae/*.yaml",
+    "config/adam/*.yaml",
     "envs/requirements.lock",
 )
 

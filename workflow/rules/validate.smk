@@ -4,7 +4,7 @@
 
 rule validate_raw_data:
     input:
-        unpack(raw_inputs),
+        unpack(read_inputs),
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:

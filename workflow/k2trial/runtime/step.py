@@ -161,9 +161,15 @@ def write_job_provenance(smk: Any, started: float) -> None:
         **provenance.code_hashes(provenance.library_files(library), library.parent),
     }
     report = Path(settings["validation_report"]) if settings.get("validation_report") else None
-    data_version = None
+    data_version, declarations = None, None
     if report is not None and report.exists():
-        data_version = json.loads(report.read_text()).get("data_version")
+        report_content = json.loads(report.read_text())
+        data_version = report_content.get("data_version")
+        # null in the report: dataset.yaml's declarations could not be used; absent: the codebook's were in force
+        if "declarations" in report_content:
+            declarations = report_content["declarations"]
+        else:
+            declarations = _default_declarations(smk.config)
     record_path = smk.output.provenance
     outputs = [o for o in smk.output if o != record_path]
     record = provenance.job_record(
@@ -179,6 +185,8 @@ def write_job_provenance(smk: Any, started: float) -> None:
         config=smk.config,
         commit=provenance.git_commit(repo),
     )
+    if report is not None and report.exists():
+        record["declarations"] = declarations
     write_json(record, record_path)
     # Timings are volatile: kept apart (results/provenance/timings/) from what reproducibility checks compare.
     timing_path = Path(record_path).parent / "timings" / Path(record_path).name
@@ -188,6 +196,24 @@ def write_job_provenance(smk: Any, started: float) -> None:
     timing["started"] = round(started, 3)
     timing.update(_resources_used())
     write_json(timing, timing_path)
+
+
+def _default_declarations(config: Any) -> dict[str, Any] | None:
+    """The subject-ID pattern and sites in force when dataset.yaml declares none: the codebook's (config
+    `codebook`), as the validation report would name them (k2trial.data.contract.declarations_record)."""
+    path = Path(str((config or {}).get("codebook", "")))
+    if not path.is_file():
+        return None
+    codebook = read_yaml(path)
+    subject, sites = codebook.get("subject_id") or {}, codebook.get("sites") or {}
+    source = path.name
+    return {
+        "subject_id": {"declared_in": source, "pattern": subject.get("canonical_pattern")},
+        "sites": {
+            "declared_in": source,
+            "sites": {str(k): {"day_first": bool((v or {}).get("day_first", False))} for k, v in sites.items()},
+        },
+    }
 
 
 def _resources_used() -> dict[str, float]:
