@@ -35,7 +35,14 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
-include: "workflow/rules/adam.smk"
+
+
+# The ADaM delivery when the study has an ADaM spec (config adam_spec; the default study's: config/adam/spec.yaml).
+if ADAM_SPEC:
+
+    include: "workflow/rules/adam.smk"
+
+
 include: "workflow/rules/figures.smk"
 
 
@@ -62,7 +69,7 @@ PIPELINE_RULES = [
     rules.efficacy_analysis,
     rules.safety_analysis,
     rules.check_claims,
-    rules.write_adam,
+    *([rules.write_adam] if ADAM_SPEC else []),
     rules.make_figures,
     rules.make_efficacy_figures,
     rules.make_tables,

@@ -44,6 +44,9 @@ TREATMENT = dict(PROTOCOL["treatment"])
 # and how long before the first dose the baseline may be.
 VISIT_WINDOWS = visit_windows(PROTOCOL)
 
+# The ADaM delivery's spec (workflow/rules/adam.smk): config/adam/spec.yaml unless the study config names another;
+# `adam_spec: null` for a study without an ADaM spec (its controlled terms are the pilot's): no ADaM datasets.
+ADAM_SPEC = config.get("adam_spec", "config/adam/spec.yaml")
 # A randomised study (the study config's `arms`: codes, labels, control, stratification, per-protocol set) has an
 # allocation, between-arm efficacy and reports by arm (workflow/rules/arms.smk); a single-arm study has none of them.
 ARMS = config.get("arms") or None
