@@ -301,6 +301,27 @@ def test_rct2021_builds_with_between_arm_results_consort_and_tables_by_arm(tmp_p
     assert allocated.to_dict() == {"MK7": 10, "PLACEBO": 10}
     table1 = pd.read_csv(results / "tables" / "table1_by_arm.csv")
     assert list(table1.columns[1:]) == ["Overall (N=20)", "MK-7 100 mcg twice daily (N=10)", "Placebo (N=10)"]
+    # the summaries by arm, recomputed here from the analysis datasets and the allocation (CSV: 12 significant digits)
+    allocation = pd.read_csv(results / "analysis" / "allocation.csv")
+    vas = pd.read_csv(results / "analysis" / "vas.csv").merge(allocation[["subject_id", "arm"]], on="subject_id")
+    expected = vas.groupby(["arm", "visit"])["aval"].agg(["count", "mean", "std"])
+    summary = pd.read_csv(results / "arms" / "vas_by_arm.csv")
+    shown = summary[(summary["population"] == "itt") & (summary["variable"] == "aval")].set_index(["arm", "visit"])
+    for key, row in expected.iterrows():
+        assert shown.loc[key, "n"] == row["count"], key
+        assert shown.loc[key, "mean"] == pytest.approx(row["mean"], rel=1e-11), key
+        assert shown.loc[key, "sd"] == pytest.approx(row["std"], rel=1e-11), key
+    subjects = pd.read_csv(results / "analysis" / "subjects.csv").merge(allocation[["subject_id", "arm"]])
+    table1 = pd.read_csv(results / "arms" / "baseline_by_arm.csv")
+    female = table1[(table1["characteristic"] == "sex") & (table1["level"] == "F")].set_index("group")["count"]
+    assert female.to_dict() == {"overall": int((subjects["sex"] == "F").sum()),
+                                **(subjects[subjects["sex"] == "F"].groupby("arm").size().to_dict())}  # fmt: skip
+    ae = pd.read_csv(results / "arms" / "ae_summary_by_arm.csv")
+    any_ae = ae[ae["category"] == "any"].set_index("arm")
+    assert any_ae["n_subjects"].to_dict() == {"MK7": 0, "PLACEBO": 0}  # the abstract reports none: none simulated
+    assert any_ae["denominator"].to_dict() == {"MK7": 10, "PLACEBO": 10}
+    labs = pd.read_csv(results / "arms" / "lab_descriptives_by_arm.csv")
+    assert set(labs["arm"]) == {"MK7", "PLACEBO"} and (labs.loc[labs["visit"] == "baseline", "n"] == 10).all()
     assert "SIMULATED DATA" in (results / "notebooks" / "between_arm.html").read_text()
     assert "between_arm.html" in (results / "index.html").read_text()
     _claims_reproduced(results)
