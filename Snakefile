@@ -35,8 +35,23 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
-include: "workflow/rules/adam.smk"
+
+
+# The ADaM delivery when the study has an ADaM spec (config adam_spec; the default study's: config/adam/spec.yaml).
+if ADAM_SPEC:
+
+    include: "workflow/rules/adam.smk"
+
+
 include: "workflow/rules/figures.smk"
+
+
+# A randomised study (config `arms`): allocation, summaries and figures by arm; a single-arm study has none.
+if ARMS:
+
+    include: "workflow/rules/arms.smk"
+
+
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/site.smk"
@@ -54,13 +69,14 @@ PIPELINE_RULES = [
     rules.efficacy_analysis,
     rules.safety_analysis,
     rules.check_claims,
-    rules.write_adam,
+    *([rules.write_adam] if ADAM_SPEC else []),
     rules.make_figures,
     rules.make_efficacy_figures,
     rules.make_tables,
     rules.execute_notebooks,
     rules.export_notebooks,
     rules.build_index,
+    *ARM_RULES,
 ]
 PROVENANCE_RECORDS = [r.output.provenance for r in PIPELINE_RULES]
 

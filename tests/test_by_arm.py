@@ -84,7 +84,9 @@ def test_figures_draw_the_tables():
     )
     texts = [t.get_text() for a in forest.axes for t in a.texts]
     assert texts == ["-5.25 (-6.10 to -4.40)", "-5.50 (-6.50 to -4.50)", "0.75 (0.20 to 0.95)"]
-    assert [t.get_text() for t in forest.axes[0].get_yticklabels()] == ["ANCOVA, Week 8"]
+    # the differences in the endpoint's units above, the difference of proportions below
+    assert [t.get_text() for t in forest.axes[0].get_yticklabels()] == ["ANCOVA, Week 8", "rank_sum, Week 8"]
+    assert [t.get_text() for t in forest.axes[1].get_yticklabels()] == ["responder_50, Week 8"]
     png = kf.render_figure(forest, 80)["png"]
     assert png[:4] == b"\x89PNG"
 

@@ -556,8 +556,12 @@ def run_scripts(out: Path, config: dict) -> None:
             analysis_choices=str(out / "efficacy/analysis_choices.json"),
         ),
         params=_Named(
-            efficacy=config["efficacy"], groups=config["groups"], b12_status=config["b12_status"], vocabulary=vocabulary
-        ),
+            efficacy=config["efficacy"],
+            groups=config["groups"],
+            b12_status=config["b12_status"],
+            vocabulary=vocabulary,
+            arms=config.get("arms"),  # a single-arm study: no between-arm comparisons
+        ),  # fmt: skip
         log=[str(out / "logs/efficacy_analysis.log")],
         rule="efficacy_analysis",
     )

@@ -22,7 +22,8 @@ kf.apply_style(STYLE)
 VOCABULARY = shipped_vocabulary()
 LABELS = kf.Labels(VOCABULARY, 8.0)
 REGISTRY = read_yaml(ROOT / "workflow/report/registry.yaml")
-FIGURES = tuple((entry["name"], int(entry["process"])) for entry in REGISTRY["figures"])
+# the figures of k2trial.report.figures; those of a randomised study (registry `randomised`): tests/test_study_family.py
+FIGURES = tuple((entry["name"], int(entry["process"])) for entry in REGISTRY["figures"] if not entry.get("randomised"))
 NAMES = tuple(name for name, _ in FIGURES)
 
 

@@ -291,9 +291,10 @@ def test_lab_standards_is_an_input_of_the_safety_rules_only():
     readers = {name for name, text in blocks.items() if "lab_standards" in text}
     assert {"safety_analysis", "make_figures"} <= readers
     assert not readers & upstream, readers & upstream
-    # the CTCAE criteria file of the configured version is read by the safety analysis and by the ADaM writer (ADLB's
-    # grade directions and version), which runs after it anyway
-    assert {name for name, text in blocks.items() if "ctcae_criteria" in text} == {"safety_analysis", "write_adam"}
+    # the CTCAE criteria file of the configured version is read by the safety analyses (overall, and by arm in a
+    # randomised study) and by the ADaM writer (ADLB's grade directions and version), which runs after it anyway
+    readers = {name for name, text in blocks.items() if "ctcae_criteria" in text}
+    assert readers == {"safety_analysis", "safety_by_arm", "write_adam"}
     assert "rules.safety_analysis.output" in blocks["write_adam"]
 
 

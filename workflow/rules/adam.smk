@@ -1,7 +1,7 @@
 # ADaM datasets (issue 16; docs/ADAM.md): ADSL, ADQS, ADLB and ADAE as SAS transport v5 and CDISC Dataset-JSON v1.1,
 # and define.json, their metadata, all written from config/adam/spec.yaml (k2trial.adam) into results/adam/.
 
-ADAM_SPEC = "config/adam/spec.yaml"
+# ADAM_SPEC: workflow/rules/common.smk (the study config's adam_spec; this file is included only when there is one).
 # The datasets of the delivery, in the spec's order (lower-case file names); the C loader reads the spec in 5 ms
 # instead of 50 (every snakemake call parses this).
 with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle:

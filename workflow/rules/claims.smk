@@ -4,6 +4,7 @@
 
 rule check_claims:
     input:
+        **ARM_CLAIM_INPUTS,
         claims=config["claims"],
         dataset=f"{RAW_DIR}/dataset.yaml",
         subjects=rules.derive_subjects.output.subjects,

@@ -44,6 +44,36 @@ TREATMENT = dict(PROTOCOL["treatment"])
 # and how long before the first dose the baseline may be.
 VISIT_WINDOWS = visit_windows(PROTOCOL)
 
+# The ADaM delivery's spec (workflow/rules/adam.smk): config/adam/spec.yaml unless the study config names another;
+# `adam_spec: null` for a study without an ADaM spec (its controlled terms are the pilot's): no ADaM datasets.
+ADAM_SPEC = config.get("adam_spec", "config/adam/spec.yaml")
+# A randomised study (the study config's `arms`: codes, labels, control, stratification, per-protocol set) has an
+# allocation, between-arm efficacy and reports by arm (workflow/rules/arms.smk); a single-arm study has none of them.
+ARMS = config.get("arms") or None
+ALLOCATION = {"allocation": f"{RESULTS}/analysis/allocation.csv"} if ARMS else {}
+# The artifacts of the tables by arm and the jobs of a randomised study (set by arms.smk; none in a single-arm study).
+ARM_TABLE_INPUTS = {}
+ARM_RULES = []
+# What the between-arm notebook reads (workflow/rules/notebooks.smk; a randomised study only).
+ARM_NOTEBOOK_INPUTS = (
+    {
+        "between_arm": f"{RESULTS}/efficacy/between_arm.csv",
+        "vas_by_arm": f"{RESULTS}/arms/vas_by_arm.csv",
+    }
+    if ARMS
+    else {}
+)
+# What the claims of a randomised study may read besides the single-arm artifacts (workflow/rules/claims.smk).
+ARM_CLAIM_INPUTS = (
+    {
+        **ALLOCATION,
+        "between_arm": f"{RESULTS}/efficacy/between_arm.csv",
+        "vas_by_arm": f"{RESULTS}/arms/vas_by_arm.csv",
+    }
+    if ARMS
+    else {}
+)
+
 RAW_TABLES = [
     "subjects.csv",
     "symptom_diary.csv",
@@ -70,6 +100,16 @@ with open(
             config["safety"],
         ),
     )
+# Entries marked `randomised: true` (CONSORT diagram, tables and figures by arm, the between-arm notebook) belong to
+# a randomised study only: a single-arm study gets none of them, not empty ones.
+REGISTRY = {
+    section: (
+        [e for e in entries if ARMS or not e.get("randomised")]
+        if isinstance(entries, list)
+        else entries
+    )
+    for section, entries in REGISTRY.items()
+}
 # Snakemake's report reads a caption file per reported output; they are written from the registry when the
 # workflow is parsed (only when their text changed), beside Snakemake's own state.
 CAPTIONS_DIR = os.path.abspath(os.path.join(".snakemake", "report-captions"))

@@ -1,14 +1,17 @@
 # Efficacy: paired tests, Friedman, descriptives, responders, group comparisons, models and weekly
-# trajectories of the VAS diary, in one job (k2trial.analysis.efficacy; results/efficacy/).
+# trajectories of the VAS diary, in one job (k2trial.analysis.efficacy; results/efficacy/); in a randomised study
+# also the between-arm comparisons (k2trial.analysis.between_arm; efficacy/between_arm.csv).
 
 
 rule efficacy_analysis:
     input:
+        **ALLOCATION,
         assignment=rules.assign_groups.output.assignment,
         vas=rules.derive_vas.output.vas,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
+        **({"between_arm": f"{RESULTS}/efficacy/between_arm.csv"} if ARMS else {}),
         provenance=f"{RESULTS}/provenance/efficacy_analysis.json",
         paired_tests=f"{RESULTS}/efficacy/paired_tests.csv",
         friedman=f"{RESULTS}/efficacy/friedman.csv",
@@ -29,5 +32,6 @@ rule efficacy_analysis:
         groups=config["groups"],
         b12_status=config["b12_status"],
         vocabulary=VOCABULARY,
+        arms=ARMS,
     script:
         "../scripts/efficacy_analysis.py"

@@ -19,6 +19,7 @@ rule execute_notebooks:
             f"{name}_template": f"workflow/notebooks/{name}.ipynb"
             for name in registry_names("notebooks")
         },
+        **ARM_NOTEBOOK_INPUTS,
         dataset=f"{RAW_DIR}/dataset.yaml",
         validation_report=rules.validate_raw_data.output.report_json,
         catalog=rules.make_tables.output.catalog,

@@ -6,6 +6,7 @@
 
 rule safety_analysis:
     input:
+        **ALLOCATION,
         labs=rules.derive_labs.output.labs,
         subjects=rules.derive_subjects.output.subjects,
         adverse_events=rules.clean_raw_data.output.adverse_events,

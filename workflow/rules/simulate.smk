@@ -23,6 +23,7 @@ rule simulate_dataset:
     params:
         simulation=config["simulation"],
         protocol=PROTOCOL,
+        arms=ARMS,
     script:
         "../scripts/simulate_dataset.py"
 
@@ -47,5 +48,6 @@ rule regenerate_shipped_data:
         seed=config["seed"],
         simulation=config["simulation"],
         protocol=PROTOCOL,
+        arms=ARMS,
     script:
         "../scripts/simulate_dataset.py"

@@ -8,7 +8,7 @@ rule build_index:
         figures=[p for r in FIGURE_RULES for p in artifact_outputs(r)],
         tables=artifact_outputs(rules.make_tables),
         notebooks=artifact_outputs(rules.export_notebooks),
-        adam=artifact_outputs(rules.write_adam),
+        adam=artifact_outputs(rules.write_adam) if ADAM_SPEC else [],
         parameters=[p for p in rules.execute_notebooks.output if p.endswith(".yaml")],
     output:
         provenance=f"{RESULTS}/provenance/build_index.json",
@@ -33,7 +33,9 @@ rule build_index:
                 str(p) for p in rules.execute_notebooks.output if p.endswith(".yaml")
             ],
             "export_notebooks": artifact_outputs(rules.export_notebooks),
-            "write_adam": artifact_outputs(rules.write_adam),
+            **(
+                {"write_adam": artifact_outputs(rules.write_adam)} if ADAM_SPEC else {}
+            ),
         },
     script:
         "../scripts/build_index.py"

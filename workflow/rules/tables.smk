@@ -5,6 +5,7 @@
 
 rule make_tables:
     input:
+        **ARM_TABLE_INPUTS,
         participant_flow=rules.assign_groups.output.participant_flow,
         baseline_characteristics=rules.assign_groups.output.baseline_characteristics,
         descriptives=rules.efficacy_analysis.output.descriptives,

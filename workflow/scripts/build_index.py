@@ -26,7 +26,8 @@ def main(smk):
     index_dir = os.path.dirname(smk.output.index) or "."
     registry = smk.params.registry
     titles = {section: {e["name"]: e["title"] for e in registry[key]} for section, key in SECTIONS.items()}
-    titles["ADaM"] = site.adam_titles(json.loads(Path(define_file(smk.input.adam)).read_text(encoding="utf-8")))
+    if smk.input.adam:  # a study without an ADaM spec has no ADaM delivery (config adam_spec)
+        titles["ADaM"] = site.adam_titles(json.loads(Path(define_file(smk.input.adam)).read_text(encoding="utf-8")))
     artifacts = []
     for rule, outputs in sorted(smk.params.producers.items()):
         for path in outputs:

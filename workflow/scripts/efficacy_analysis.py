@@ -4,11 +4,15 @@ One job on purpose: interpreter start and imports dominate a 30-subject study. R
 results/analysis/vas.csv once into a [subject, param, week] array (k2trial.analysis.vas_cube); the analyses are
 k2trial.analysis.efficacy and k2trial.analysis.sensitivity_models. The sensitivity models (pingouin and statsmodels,
 whose imports cost more than all the other tables) are computed in a forked child, side by side with the rest.
+In a randomised study (params.arms) the populations of the design come from results/analysis/allocation.csv, and
+efficacy/between_arm.csv holds the comparisons between the arms (k2trial.analysis.between_arm, Holm families from
+config efficacy.between_arm).
 """
 
 import logging
 
 from k2trial.analysis import efficacy, groups, sensitivity_models
+from k2trial.analysis.between_arm import BetweenArmSettings, between_arm_table
 from k2trial.analysis.vas_cube import VAS_INPUT_COLUMNS, build_vas_cube
 from k2trial.core import schema
 from k2trial.core.io import write_json
@@ -23,7 +27,12 @@ def main(smk):
     assignment = schema.read_artifact(
         smk.input.assignment, "groups/assignment", groups.MEMBER_COLUMNS, label="assignment.csv"
     )
-    members = groups.population_members(assignment, settings.populations)
+    arms = smk.params.arms
+    allocation, codes = None, ()
+    if arms:
+        allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", label="allocation.csv")
+        codes = tuple(str(c) for c in arms["codes"])
+    members = groups.population_members(assignment, settings.populations, allocation, codes)
     vas = schema.read_artifact(smk.input.vas, "analysis/vas", VAS_INPUT_COLUMNS, categorical=True, label="vas.csv")
     cube = build_vas_cube(vas, assignment["subject_id"].astype(str).to_numpy(), words, file_label="vas.csv")
     del vas
@@ -55,6 +64,14 @@ def main(smk):
         adequate_b12_from=smk.params.b12_status["adequate_from"],
     )
     write_json(choices, smk.output.analysis_choices)
+    if allocation is not None:
+        between = BetweenArmSettings.from_config(smk.params.efficacy, arms, params_known=words.params)
+        ordered = allocation.set_index("subject_id").loc[assignment["subject_id"].astype(str)].reset_index()
+        table = between_arm_table(
+            cube, ordered, groups.population_members(assignment, between.populations, allocation, codes), between
+        )
+        schema.write_artifact(table, smk.output.between_arm, "efficacy/between_arm")
+        logger.info("between-arm:\n%s", table[["population", "param", "visit", "test", "estimate", "p_value"]])
     models_done()
     logger.info("efficacy tables written")
 

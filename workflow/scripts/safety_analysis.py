@@ -1,7 +1,8 @@
 """Safety analysis: every results/safety/*.csv table in one process (k2trial.analysis.safety.conclusion.analyse_safety).
 
 Inputs: results/analysis/labs.csv and subjects.csv, results/clean/adverse_events.csv, the contract (codebook.yaml,
-config/lab_units.yaml), config/lab_standards.yaml and the CTCAE criteria of the configured version (config/ctcae/).
+config/lab_units.yaml), config/lab_standards.yaml and the CTCAE criteria of the configured version (config/ctcae/);
+in a randomised study results/analysis/allocation.csv (the arm of each subject, for the AE listing).
 One process for all tables: interpreter start and imports dominate a small study.
 """
 
@@ -31,6 +32,9 @@ def main(smk):
         smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS, categorical=LAB_CATEGORIES
     )
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
+    if "allocation" in smk.input.keys():  # a randomised study: the AE listing names each event's arm
+        allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", ["subject_id", "arm"])
+        subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     spec = contract.tables["adverse_events.csv"]
     adverse_events = read_clean_table(smk.input.adverse_events, spec)
     tables = analyse_safety(labs, subjects, adverse_events, standards, settings, spec)

@@ -17,6 +17,8 @@ from k2trial.runtime.step import logger, run_step
 
 def _params(smk):
     config = {"simulation": dict(smk.params.simulation), "protocol": dict(smk.params.protocol)}
+    if smk.params.arms:
+        config["arms"] = dict(smk.params.arms)
     return simulation.build_params(
         config, read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), read_yaml(smk.input.codebook)
     )

@@ -121,18 +121,30 @@ def _levels(characteristic: Characteristic, data: pd.DataFrame, vocabulary: Voca
 
 
 def baseline_characteristics(
-    subjects: pd.DataFrame, assignment: pd.DataFrame, vocabulary: Vocabulary, table: Sequence[Characteristic] = TABLE1
+    subjects: pd.DataFrame,
+    assignment: pd.DataFrame,
+    vocabulary: Vocabulary,
+    table: Sequence[Characteristic] = TABLE1,
+    by: tuple[pd.Series, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Table 1 statistics (groups/baseline_characteristics): per characteristic, level and group, the group's N,
     the subjects counted (n), the count of a level or flag, and for continuous characteristics mean, SD, median,
     Q1, Q3, min and max. Characteristics absent from the data are left out. Rows in Table 1 order, then group.
+
+    by: (group of each subject_id, the groups in order) for other columns than the severity groups, for example
+    the randomised arm (arms/baseline_by_arm): the overall column, then one per group.
     """
     primary = vocabulary.param_label(vocabulary.primary_param, short=True).lower()
     keep = [c for c in ("subject_id", "severity_group", "baseline_composite", "residual_b12") if c in assignment]
     data = subjects.merge(assignment[keep], on="subject_id", how="left", validate="one_to_one")
     no_groups = pd.Series(pd.NA, index=data.index, dtype="string")
     severity = data["severity_group"].astype("string") if "severity_group" in data else no_groups
-    groups = _groups(severity)
+    if by is None:
+        groups = _groups(severity)
+    else:
+        group_of = data["subject_id"].astype(str).map(by[0]).astype("string")
+        groups = [("overall", pd.Series(True, index=data.index))]
+        groups += [(str(code), (group_of == str(code)).fillna(False)) for code in by[1]]
     diabetic = data["etiology"].astype("string").isin(DIABETIC_ETIOLOGIES).fillna(False) if "etiology" in data else None
     rows = []
 

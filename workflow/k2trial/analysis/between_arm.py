@@ -550,6 +550,8 @@ def _visit_rows(
     # ANCOVA (complete cases of change, baseline and, when adjusted, stratum).
     arm_labels = np.where(in_t[sel], settings.treated, settings.control).astype(object)
     strata = None if stratum is None else stratum[sel]
+    if strata is not None and len(strata) and not pd.isna(strata).any() and len(set(strata.tolist())) == 1:
+        strata = None  # a population within one stratum (a subgroup by cause): no stratum term to adjust for
     ancova_common = dict(
         **key, test=TEST_ANCOVA, estimate_type=ESTIMATE_LS_MEAN, method=_ancova_method(settings, strata is not None),
         ci_level=settings.confidence, statistic_name="t", p_method="t test, residual df (n - rank)",

@@ -146,18 +146,40 @@ MEMBERSHIP: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
 }
 
 
-def population_members(assignment: pd.DataFrame, populations: Sequence[str]) -> dict[str, np.ndarray]:
+def population_members(
+    assignment: pd.DataFrame,
+    populations: Sequence[str],
+    allocation: pd.DataFrame | None = None,
+    arm_codes: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
     """Boolean membership per population (in the order given), aligned with the rows of `assignment`.
 
-    Everything is within the efficacy set; a missing flag means "not a member". Raises ConfigError for a population
-    without a membership rule.
+    Everything is within the efficacy set; a missing flag means "not a member". In a randomised study (allocation:
+    analysis/allocation; arm_codes: config arms.codes) the populations of the design (itt, safety, per_protocol and
+    one per set and arm: k2trial.analysis.arms) come from the allocation's flags instead, not restricted to the
+    efficacy set (ITT is everyone randomised). Raises ConfigError for a population without a membership rule.
     """
-    unknown = [p for p in populations if p not in MEMBERSHIP]
+    from k2trial.analysis.arms import arm_members, arm_population_names, strata_of
+
+    design = arm_population_names(arm_codes, strata_of(allocation)) if allocation is not None else ()
+    unknown = [p for p in populations if p not in MEMBERSHIP and p not in design]
     if unknown:
-        known = ", ".join(MEMBERSHIP)
+        known = ", ".join([*MEMBERSHIP, *design])
         raise ConfigError(f"config populations: no membership rule for {', '.join(unknown)} (known: {known})")
     efficacy = _flag(assignment, "efffl")
-    return {population: efficacy & MEMBERSHIP[population](assignment) for population in populations}
+    by_design = {}
+    if allocation is not None:
+        aligned = allocation.set_index(allocation["subject_id"].astype(str)).reindex(
+            assignment["subject_id"].astype(str)
+        )
+        if aligned["arm"].isna().any():
+            missing = aligned.index[aligned["arm"].isna().to_numpy()][0]
+            raise ValueError(f"allocation: subject {missing!r} of the assignment has no allocation row")
+        by_design = arm_members(aligned.reset_index(drop=True), [p for p in populations if p in design], arm_codes)
+    return {
+        population: by_design[population] if population in by_design else efficacy & MEMBERSHIP[population](assignment)
+        for population in populations
+    }
 
 
 def group_counts(

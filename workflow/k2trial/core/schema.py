@@ -187,6 +187,15 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
         "p_method:text lsmean_treated:float lsmean_control:float responders_treated:Int64 responders_control:Int64 "
         "n_missing_treated:int n_missing_control:int n_not_evaluable:int covariance_used:text note:text"
     ),
+    # Randomised designs: the allocation and the summaries by arm (k2trial.analysis.arms, .consort, .by_arm)
+    "analysis/allocation": _columns(
+        "subject_id:text arm:text stratum:text ittfl:bool saffl:bool efffl:bool pprotfl:bool pp_reason:text"
+    ),
+    "arms/consort_flow": _columns("arm:text stage:text label:text n:int reason:text"),
+    "arms/vas_by_arm": _columns(
+        "population:text arm:text param:text variable:text visit:text week:int n:int mean:float sd:float se:float "
+        "ci_low:float ci_high:float median:float q1:float q3:float min:float max:float ci_level:float"
+    ),
     # results/safety
     "safety/lab_flags": _columns(
         "subject_id:text param:text visit:text week:int aval:float unit:text reported_value:float "
@@ -250,6 +259,10 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
         "evidence:text primary:bool data_simulated:bool"
     ),
 }
+# Table 1 and the safety tables by arm: the overall artifact's columns (Table 1: `group` is the arm), the arm first.
+ARTIFACTS["arms/baseline_by_arm"] = ARTIFACTS["groups/baseline_characteristics"]
+ARTIFACTS["arms/ae_summary_by_arm"] = (Column("arm", "text"), *ARTIFACTS["safety/ae_summary"])
+ARTIFACTS["arms/lab_descriptives_by_arm"] = (Column("arm", "text"), *ARTIFACTS["safety/lab_descriptives"])
 
 
 # ----------------------------------------------------------------------------------------------------------------

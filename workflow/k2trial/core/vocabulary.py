@@ -149,11 +149,19 @@ def _check_protocol(protocol: Mapping[str, Any]) -> None:
         raise ConfigError("study config: " + "; ".join(problems))
 
 
-def study_codebook(codebook: Mapping[str, Any], protocol: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def study_codebook(
+    codebook: Mapping[str, Any], protocol: Mapping[str, Any] | None = None, arms: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The codebook of one study: the file format of data/raw/codebook.yaml with the protocol's diary visits
     (`visits.diary`: label -> code and week), clinic and dosing visit labels (`visits.clinic`, `visits.dosing`),
     diary items (`symptoms`: canonical and synonyms), VAS scale (`vas`) and the range and unit of the diary's
     `vas_cm` column filled in. protocol: the study config's `protocol` (None: the default study's).
+
+    arms: the study config's `arms` (None: a single-arm study). The columns the codebook marks `randomised: arm`
+    and `randomised: stratum` exist only in a randomised study: `arm` with the levels and labels of arms.codes and
+    arms.labels (required: a randomised study's subjects.csv without it is a missing column), `stratum` with the
+    levels, synonyms and labels of the column named by arms.stratified_by (the etiology), only when the study
+    stratifies. In a single-arm study neither column is in the contract (a file carrying one gets a warning).
 
     A codebook that already holds `visits.diary` (built by this function) is returned as it is.
     Raises ConfigError when the protocol's parts disagree.
@@ -188,7 +196,43 @@ def study_codebook(codebook: Mapping[str, Any], protocol: Mapping[str, Any] | No
     }
     column = out["files"]["symptom_diary.csv"]["columns"]["vas_cm"]
     column.update(min=float(vas["min"]), max=float(vas["max"]), unit=str(vas["unit"]))
+    for spec in out["files"].values():
+        _randomised_columns(spec.get("columns") or {}, arms)
     return out
+
+
+def _randomised_columns(columns: dict[str, Any], arms: Mapping[str, Any] | None) -> None:
+    """Fill in (or remove) the columns of a file that only a randomised study has (`study_codebook`)."""
+    for name, cspec in list(columns.items()):
+        kind = cspec.pop("randomised", None) if isinstance(cspec, dict) else None
+        if kind is None:
+            continue
+        stratified_by = (arms or {}).get("stratified_by")
+        if not arms or (kind == "stratum" and not stratified_by):
+            del columns[name]
+        elif kind == "arm":
+            codes = _strings(arms.get("codes"))
+            labels = {str(k): str(v) for k, v in (arms.get("labels") or {}).items()}
+            missing = [c for c in codes if c not in labels]
+            if len(codes) < 2 or len(set(codes)) != len(codes) or missing:
+                raise ConfigError(
+                    "study config arms: at least two distinct codes, each with a label, are needed "
+                    f"(codes {list(codes)}, no label for {missing})"
+                )
+            if arms.get("control") is not None and str(arms["control"]) not in codes:
+                raise ConfigError(
+                    f"study config arms.control {arms['control']!r} is not one of arms.codes {list(codes)}"
+                )
+            cspec.update(levels=list(codes), labels={c: labels[c] for c in codes})
+        elif kind == "stratum":
+            source = columns.get(str(stratified_by))
+            if source is None or source.get("type") != "category":
+                raise ConfigError(
+                    f"study config arms.stratified_by {stratified_by!r} is not a category column of this file"
+                )
+            cspec.update({k: copy.deepcopy(source[k]) for k in ("levels", "synonyms", "labels") if k in source})
+        else:
+            raise ConfigError(f"codebook: column {name}: randomised must be arm or stratum, got {kind!r}")
 
 
 def lab_tests(lab_units: Mapping[str, Any]) -> dict[str, LabTest]:
@@ -231,6 +275,18 @@ class Vocabulary:
     #: the study week treatment ends (protocol.treatment.duration_weeks); later diary weeks are off treatment
     end_of_treatment_week: int | None = None
     lab_panel: tuple[str, ...] = ()
+    #: a randomised study's arm codes in report order, their labels and the control arm (config `arms`); () and
+    #: None in a single-arm study
+    arms: tuple[str, ...] = ()
+    arm_labels: Mapping[str, str] = field(default_factory=dict)
+    control_arm: str | None = None
+
+    @property
+    def randomised(self) -> bool:
+        return bool(self.arms)
+
+    def arm_label(self, arm: Any) -> str:
+        return self.arm_labels.get(str(arm), str(arm))
 
     # ---------------------------------------------------------------------------------------------- params
     @property
@@ -367,11 +423,14 @@ def composite_sources(protocol: Mapping[str, Any]) -> dict[str, Any] | None:
 def vocabulary_sources(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the vocabulary reads from a (merged) workflow config, as the jobs and the notebooks are given it:
     `composite` (`composite_sources`), `populations`, and `protocol` unless it is the default study's
-    (DEFAULT_STUDY_CONFIG, which `load_vocabulary` reads when `protocol` is absent)."""
+    (DEFAULT_STUDY_CONFIG, which `load_vocabulary` reads when `protocol` is absent), and `arms` in a randomised
+    study."""
     protocol = config["protocol"]
     sources: dict[str, Any] = {"composite": composite_sources(protocol), "populations": config["populations"]}
     if protocol != default_protocol():
         sources["protocol"] = protocol
+    if config.get("arms"):
+        sources["arms"] = config["arms"]
     return sources
 
 
@@ -384,7 +443,8 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
     Raises ConfigError when the protocol's parts disagree or the composite is not the protocol's.
     """
     protocol = config.get("protocol") or default_protocol()
-    codebook = study_codebook(codebook, protocol)
+    arms = config.get("arms") or None
+    codebook = study_codebook(codebook, protocol, arms)
     symptoms = _strings(codebook["symptoms"]["canonical"])
     composite = composite_sources(protocol)
     if "composite" in config and config["composite"] != composite:
@@ -411,6 +471,9 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
         symptom_labels=dict(codebook["symptoms"]["labels"]),
         end_of_treatment_week=int(protocol["treatment"]["duration_weeks"]),
         lab_panel=_strings(protocol.get("lab_panel")),
+        arms=_strings(arms["codes"]) if arms else (),
+        arm_labels={str(k): str(v) for k, v in (arms or {}).get("labels", {}).items()},
+        control_arm=str(arms["control"]) if arms and arms.get("control") is not None else None,
     )
 
 

@@ -220,11 +220,15 @@ def _label_key(label: str) -> str:
 
 
 def load_contract(
-    codebook: Mapping[str, Any], lab_units: Mapping[str, Any], protocol: Mapping[str, Any] | None = None
+    codebook: Mapping[str, Any],
+    lab_units: Mapping[str, Any],
+    protocol: Mapping[str, Any] | None = None,
+    arms: Mapping[str, Any] | None = None,
 ) -> Contract:
     """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings and the study config's
-    `protocol` (None: the default study's; see k2trial.core.vocabulary.study_codebook)."""
-    codebook = study_codebook(codebook, protocol)
+    `protocol` (None: the default study's) and `arms` (None: a single-arm study; see
+    k2trial.core.vocabulary.study_codebook)."""
+    codebook = study_codebook(codebook, protocol, arms)
     visits = codebook["visits"]
     tables: dict[str, TableSpec] = {}
     dataset_file = None
@@ -288,10 +292,14 @@ def load_contract(
 
 
 def read_contract(
-    codebook_path: str | Path, lab_units_path: str | Path, protocol: Mapping[str, Any] | None = None
+    codebook_path: str | Path,
+    lab_units_path: str | Path,
+    protocol: Mapping[str, Any] | None = None,
+    arms: Mapping[str, Any] | None = None,
 ) -> Contract:
-    """Read codebook.yaml and lab_units.yaml and build the contract of the study `protocol` (None: the default)."""
-    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path), protocol)
+    """Read codebook.yaml and lab_units.yaml and build the contract of the study `protocol` (None: the default) and
+    its `arms` (None: single-arm)."""
+    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path), protocol, arms)
 
 
 # --------------------------------------------------------------------------------------------------

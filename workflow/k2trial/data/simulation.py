@@ -84,7 +84,7 @@ class Layout:
 def study_layout(params: Mapping[str, Any]) -> Layout:
     """The raw files' layout of the codebook and lab units in `params` (see `build_params`)."""
     protocol = params.get("protocol")
-    contract = load_contract(params["codebook"], params["lab_units"], protocol)
+    contract = load_contract(params["codebook"], params["lab_units"], protocol, params.get("arms"))
     week = {v.label: v.week for v in contract.diary_visits}
     protocol = protocol or {"clinic_visits": [{"day": 7 * week[v]} for v in contract.clinic_visits], "lab_panel": []}
     return Layout(
@@ -170,6 +170,7 @@ def build_params(
         "protocol": dict(protocol),
         "treatment": dict(protocol["treatment"]),
         "visit_windows": visit_windows(protocol),
+        **({"arms": dict(config["arms"])} if config.get("arms") else {}),
         "lab_units": dict(lab_units),
         "lab_standards": dict(lab_standards),
         "codebook": dict(codebook if codebook is not None else read_yaml(_default_codebook(config))),
@@ -288,6 +289,9 @@ class _Cohort:
     consent: np.ndarray  # days since 1970-01-01
     first_dose: np.ndarray
     last_dose: np.ndarray
+    arm: np.ndarray | None = None  # randomised studies: index into the arm codes (config arms.codes)
+    withdrawal_week: np.ndarray | None = None  # the last diary week of a withdrawn subject; -1: completed
+    withdrawal_reason: np.ndarray | None = None  # "" for a subject who completed
 
 
 def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any], layout: Layout) -> _Cohort:
@@ -340,12 +344,72 @@ def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any]
     )
 
 
+def allocate_arms(
+    rng: np.random.Generator, strata: np.ndarray, codes: Sequence[str], ratio: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """Stratified randomisation: within each stratum (its subjects in subject order), the arms in proportion to
+    `ratio` (default 1:1; largest remainder, the same as allocate_counts) in a random order. Returns the index into
+    `codes` per subject."""
+    weights = [float((ratio or {}).get(c, 1.0)) for c in codes]
+    out = np.empty(len(strata), dtype=np.int64)
+    for stratum in sorted(set(strata.tolist())):
+        members = np.flatnonzero(strata == stratum)
+        out[members] = _shuffled_labels(rng, allocate_counts(len(members), weights))
+    return out
+
+
+def simulate_dropouts(
+    rng: np.random.Generator, n: int, dropouts: Mapping[str, Any] | None, weeks: Sequence[int], treatment_weeks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Withdrawals (simulation.dropouts: `count` subjects, scaled like the other counts by n / n_subjects by the
+    caller; each withdraws after a diary week drawn from `weeks` [first, last] and gives a reason drawn from
+    `reasons`). Returns (last diary week or -1, reason or "", last dosing day offset in days from the first dose or
+    -1): a withdrawn subject stops the diary, the clinic visits and the capsules after that week."""
+    week = np.full(n, -1, dtype=np.int64)
+    reason = np.full(n, "", dtype=object)
+    dose_days = np.full(n, -1, dtype=np.int64)
+    count = int((dropouts or {}).get("count", 0))
+    if not count:
+        return week, reason, dose_days
+    first, last = (int(w) for w in dropouts["weeks"])
+    allowed = [w for w in weeks if first <= w <= last and w > 0]
+    if not allowed or count > n:
+        raise ConfigError(f"simulation.dropouts: {count} withdrawals after weeks {first}-{last} of diary weeks {weeks}")
+    chosen = np.sort(rng.choice(n, size=count, replace=False))
+    week[chosen] = rng.choice(np.asarray(allowed), size=count)
+    reasons = [str(r) for r in dropouts["reasons"]]
+    reason[chosen] = np.asarray(reasons, dtype=object)[rng.integers(0, len(reasons), size=count)]
+    dose_days[chosen] = 7 * np.minimum(week[chosen], treatment_weeks) - 1
+    return week, reason, dose_days
+
+
+def _keep_rows(columns: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of a table's columns where `keep` is true (a withdrawn subject's later records do not exist)."""
+    return {name: values[keep] for name, values in columns.items()}
+
+
+def vas_groups(cohort: _Cohort, vas: Mapping[str, Any], layout: Layout, arms: Mapping[str, Any] | None) -> np.ndarray:
+    """The group of each subject whose VAS anchors apply (simulation.vas.anchors_by: arm or etiology); all "" when
+    the anchors are not by group."""
+    by = vas.get("anchors_by")
+    if by is None:
+        return np.full(len(cohort.number), "", dtype=object)
+    if by == "arm":
+        if cohort.arm is None or not arms:
+            raise ConfigError("simulation.vas.anchors_by is arm, but the study config declares no arms")
+        return np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
+    if by == "etiology":
+        return np.array(layout.etiologies, dtype=object)[cohort.etiology]
+    raise ConfigError(f"simulation.vas.anchors_by must be arm or etiology, got {by!r}")
+
+
 def simulate_vas_tenths(
     rng: np.random.Generator,
     severe: np.ndarray,
     vas: Mapping[str, Any],
     items: Sequence[str],
     weeks: Sequence[int],
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Diary VAS in tenths of the unit, shape (n, diary weeks, items in protocol order), by the calibration's model.
 
@@ -357,10 +421,22 @@ def simulate_vas_tenths(
     composite hits a target drawn from its range (g(m) = a / (1 + a), clipped to 0.25-0.75), plus Gaussian noise
     (noise_sd), rounded to 0.1 and clipped to 0-10.
     trajectory (any items): every item uniform in its range at each anchor week (week 0 first), linear in between,
-    plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10.
+    plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10. With `anchors_by` (arm or
+    etiology), `anchors` holds one such set per group (`groups`: each subject's group, `vas_groups`), drawn group by
+    group in the order of `anchors`.
     Raises ConfigError when the calibration does not fit the diary (e.g. a severe band above 8.9 with the leading
     items at most 9.5 and the others at most 8.5, or an anchor week that is not a diary week).
     """
+    if vas["model"] == "trajectory" and vas.get("anchors_by"):
+        out = np.zeros((len(severe), len(weeks), len(items)), dtype=np.int64)
+        groups = np.full(len(severe), "", dtype=object) if groups is None else groups
+        unknown = sorted(set(groups.tolist()) - {str(g) for g in vas["anchors"]})
+        if unknown:
+            raise ConfigError(f"simulation.vas.anchors has no anchors for {unknown} ({vas['anchors_by']})")
+        for group, anchors in vas["anchors"].items():
+            members = np.flatnonzero(groups == str(group))
+            out[members] = _trajectory_vas_tenths(rng, len(members), {**vas, "anchors": anchors}, len(items), weeks)
+        return out
     if vas["model"] == "trajectory":
         return _trajectory_vas_tenths(rng, len(severe), vas, len(items), weeks)
     leading = [items.index(i) for i in vas["leading_items"] if i in items]
@@ -562,7 +638,43 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     sim = params["simulation"]
     n = int(n_subjects)
     cohort = _simulate_cohort(n, derive_rng(seed, "cohort"), params, layout)
-    vas = simulate_vas_tenths(derive_rng(seed, "vas"), cohort.severe, sim["vas"], layout.symptoms, layout.diary_weeks)
+    arms = params.get("arms")
+    if arms:
+        cohort.arm = allocate_arms(
+            derive_rng(seed, "allocation"),
+            cohort.etiology,
+            [str(c) for c in arms["codes"]],
+            sim.get("allocation_ratio"),
+        )
+    vas = simulate_vas_tenths(
+        derive_rng(seed, "vas"), cohort.severe, sim["vas"], layout.symptoms, layout.diary_weeks,
+        groups=vas_groups(cohort, sim["vas"], layout, arms),
+    )  # fmt: skip
+    dropouts = sim.get("dropouts")
+    if dropouts:
+        scaled = {
+            **dropouts,
+            "count": int(allocate_counts(n, [dropouts["count"], sim["n_subjects"] - dropouts["count"]])[0]),
+        }
+        cohort.withdrawal_week, cohort.withdrawal_reason, dose_days = simulate_dropouts(
+            derive_rng(seed, "dropouts"), n, scaled, layout.diary_weeks, int(params["treatment"]["duration_weeks"])
+        )
+        cohort.last_dose = np.where(dose_days >= 0, cohort.first_dose + dose_days, cohort.last_dose)
+    final = max(layout.diary_weeks)
+    if cohort.withdrawal_week is None:
+        last_week = np.full(n, final)
+    else:
+        last_week = np.where(cohort.withdrawal_week >= 0, cohort.withdrawal_week, final)
+
+    def grid(weeks: Sequence[int], per_week: int) -> np.ndarray:
+        """Which records of a subject x week (x item or test) grid exist: those up to the subject's last week."""
+        return np.repeat(np.asarray(weeks)[None, :] <= last_week[:, None], per_week).reshape(-1)
+
+    keep = {
+        "symptom_diary.csv": grid(layout.diary_weeks, len(layout.symptoms)),
+        "labs.csv": grid(layout.clinic_weeks, len(layout.lab_panel)),
+        "dosing.csv": grid(layout.dosing_weeks, 1),
+    }
     lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params, layout)
     diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim, layout)
     low, high = sim["dosing"]["capsules_returned"]
@@ -580,18 +692,25 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         "labs.csv": np.repeat(np.arange(n), len(layout.clinic_weeks) * n_tests),
         "dosing.csv": np.repeat(np.arange(n), len(layout.dosing_weeks)),
     }
+    subject_of.update({file: subject_of[file][mask] for file, mask in keep.items()})
     wb = Workbench(derive_rng(seed, "mess"), sim["mess"]["rates"])
-    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout))
-    wb.add_table("symptom_diary.csv", _diary_columns(vas, ids, diary_days, layout))
+    wb.add_table("subjects.csv", _subjects_columns(cohort, site, ids, layout, arms))
+    wb.add_table(
+        "symptom_diary.csv", _keep_rows(_diary_columns(vas, ids, diary_days, layout), keep["symptom_diary.csv"])
+    )
     wb.canon["symptom_diary.csv"]["_week"] = np.tile(
         np.repeat(np.arange(len(layout.diary_weeks)), len(layout.symptoms)), n
-    )
-    wb.canon["symptom_diary.csv"]["_tenths"] = vas.reshape(-1)
+    )[keep["symptom_diary.csv"]]
+    wb.canon["symptom_diary.csv"]["_tenths"] = vas.reshape(-1)[keep["symptom_diary.csv"]]
     lab_columns, si_rows = _lab_columns(cohort, lab_values, ids, lab_days, params, layout)
-    wb.add_table("labs.csv", lab_columns)
+    new_row = np.cumsum(keep["labs.csv"]) - 1
+    si_rows = new_row[si_rows[keep["labs.csv"][si_rows]]]
+    wb.add_table("labs.csv", _keep_rows(lab_columns, keep["labs.csv"]))
     del lab_columns, lab_values
-    wb.add_table("dosing.csv", _dosing_columns(ids, returned, dispensed, layout))
-    wb.add_table("adverse_events.csv", {c: np.empty(0, dtype=object) for c in layout.columns["adverse_events.csv"]})
+    wb.add_table("dosing.csv", _keep_rows(_dosing_columns(ids, returned, dispensed, layout), keep["dosing.csv"]))
+    wb.add_table(
+        "adverse_events.csv", _adverse_event_columns(derive_rng(seed, "adverse_events"), cohort, ids, sim, layout, arms)
+    )
 
     # systematic site conventions: day-first dates, SI units
     day_first_site = np.array([bool(sim["sites"][name]["day_first"]) for name in site_names])[cohort.site]
@@ -599,8 +718,12 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
         ("subjects.csv", "consent_date", cohort.consent),
         ("subjects.csv", "first_dose_date", cohort.first_dose),
         ("subjects.csv", "last_dose_date", cohort.last_dose),
-        ("symptom_diary.csv", "assessment_date", np.repeat(diary_days.reshape(-1), len(layout.symptoms))),
-        ("labs.csv", "sample_date", np.repeat(lab_days.reshape(-1), n_tests)),
+        (
+            "symptom_diary.csv",
+            "assessment_date",
+            np.repeat(diary_days.reshape(-1), len(layout.symptoms))[keep["symptom_diary.csv"]],
+        ),
+        ("labs.csv", "sample_date", np.repeat(lab_days.reshape(-1), n_tests)[keep["labs.csv"]]),
     ):
         idx = np.flatnonzero(day_first_site[subject_of[file]])
         wb.writable(file, column)[idx] = format_dates(days[idx], True)
@@ -620,7 +743,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     raw_rows = _raw_rows(wb, duplicated, layout)
     mess = _assemble_mess(wb, raw_rows, duplicated, layout)
     study_raw = _assemble_raw(wb, duplicated, layout)
-    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible, layout)
+    truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible, layout, keep)
     return SimulatedStudy(
         raw=study_raw, truth=truth, dataset_meta=dataset_meta(n, seed, sim["dataset_description"]), mess=mess
     )
@@ -647,10 +770,20 @@ def _simulate_visit_days(
     return diary_days, lab_days
 
 
-def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
-    """subjects.csv in canonical text (ISO dates)."""
+def _subjects_columns(
+    cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout: Layout, arms: Mapping[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """subjects.csv in canonical text (ISO dates); in a randomised study with the arm (and the stratum: the
+    etiology, when the contract has the column)."""
     n = len(ids)
     yes_no = np.array(["no", "yes"], dtype=object)
+    withdrawn = cohort.withdrawal_week >= 0 if cohort.withdrawal_week is not None else np.zeros(n, dtype=bool)
+    reasons = cohort.withdrawal_reason if cohort.withdrawal_reason is not None else np.full(n, "", dtype=object)
+    randomised = {}
+    if arms and cohort.arm is not None:
+        randomised["arm"] = np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
+        if "stratum" in layout.columns["subjects.csv"]:
+            randomised["stratum"] = np.array(layout.etiologies, dtype=object)[cohort.etiology]
     return {
         "subject_id": ids,
         "site": site,
@@ -668,9 +801,64 @@ def _subjects_columns(cohort: _Cohort, site: np.ndarray, ids: np.ndarray, layout
         "consent_date": format_dates(cohort.consent, False),
         "first_dose_date": format_dates(cohort.first_dose, False),
         "last_dose_date": format_dates(cohort.last_dose, False),
-        "status": np.full(n, "completed", dtype=object),
-        "withdrawal_reason": np.full(n, "", dtype=object),
+        "status": np.where(withdrawn, "withdrawn", "completed").astype(object),
+        "withdrawal_reason": reasons,
+        **randomised,
     }
+
+
+def _adverse_event_columns(
+    rng: np.random.Generator,
+    cohort: _Cohort,
+    ids: np.ndarray,
+    sim: Mapping[str, Any],
+    layout: Layout,
+    arms: Mapping[str, Any] | None,
+) -> dict[str, np.ndarray]:
+    """adverse_events.csv in canonical text: simulation.adverse_events `subjects` (per arm code, or `all` in a
+    single-arm study) subjects with one treatment-emergent event each, drawn from the group's treated subjects; the
+    term, severity and causality drawn from `terms`, `severity` and `related`; onset on a treatment day after the
+    first dose, resolved 1-7 days later, not serious. None declared: no adverse events (a header row only)."""
+    columns = layout.columns["adverse_events.csv"]
+    spec = sim.get("adverse_events") or {}
+    wanted = {str(k): int(v) for k, v in (spec.get("subjects") or {}).items()}
+    if not sum(wanted.values()):
+        return {c: np.empty(0, dtype=object) for c in columns}
+    n = len(ids)
+    if arms and cohort.arm is not None:
+        group = np.array([str(c) for c in arms["codes"]], dtype=object)[cohort.arm]
+    else:
+        group = np.full(n, "all", dtype=object)
+    unknown = sorted(set(wanted) - set(group.tolist()))
+    if unknown:
+        raise ConfigError(f"simulation.adverse_events.subjects names groups without subjects: {unknown}")
+    chosen = []
+    for name, count in wanted.items():
+        members = np.flatnonzero(group == name)
+        if count > len(members):
+            raise ConfigError(f"simulation.adverse_events.subjects: {count} in {name}, which has {len(members)}")
+        chosen.append(rng.choice(members, size=count, replace=False))
+    subjects = np.sort(np.concatenate(chosen))
+    k = len(subjects)
+    span = np.maximum(cohort.last_dose[subjects] - cohort.first_dose[subjects], 1)
+    onset = cohort.first_dose[subjects] + rng.integers(1, span, endpoint=True)
+    end = onset + rng.integers(1, 7, size=k, endpoint=True)
+
+    def pick(key: str) -> np.ndarray:
+        return np.asarray([str(v) for v in spec[key]], dtype=object)[rng.integers(0, len(spec[key]), size=k)]
+
+    values = {
+        "subject_id": ids[subjects],
+        "term": pick("terms"),
+        "onset_date": format_dates(onset, False),
+        "end_date": format_dates(end, False),
+        "severity": pick("severity"),
+        "serious": np.full(k, "no", dtype=object),
+        "related": pick("related"),
+        "action": np.full(k, "none", dtype=object),
+        "outcome": np.full(k, "recovered", dtype=object),
+    }
+    return {c: values[c] for c in columns}
 
 
 def _diary_columns(vas: np.ndarray, ids: np.ndarray, diary_days: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
@@ -795,8 +983,10 @@ def _assemble_truth(
     dispensed: int,
     impossible: np.ndarray,
     layout: Layout,
+    keep: Mapping[str, np.ndarray],
 ) -> dict[str, pd.DataFrame]:
-    """Clean tables with typed columns; releases the workbench's canonical columns."""
+    """Clean tables with typed columns; releases the workbench's canonical columns. keep: the records that exist
+    of each file's full subject x visit grid (a withdrawn subject's later ones do not)."""
     numbers: dict[str, dict[str, np.ndarray]] = {
         "subjects.csv": {
             "age_years": cohort.age.astype(float),
@@ -804,14 +994,16 @@ def _assemble_truth(
             "height_cm": cohort.height.astype(float),
             "diabetes_duration_years": np.where(cohort.diabetes_years >= 0, cohort.diabetes_years, np.nan),
         },
-        "symptom_diary.csv": {"vas_cm": np.where(impossible, np.nan, vas.reshape(-1) / 10.0)},
+        "symptom_diary.csv": {
+            "vas_cm": np.where(impossible, np.nan, vas.reshape(-1)[keep["symptom_diary.csv"]] / 10.0)
+        },
         "labs.csv": {
             column: map_distinct(wb.canon["labs.csv"][column], lambda s: float(s) if s else np.nan).astype(float)
             for column in ("ref_low", "ref_high")
         },
         "dosing.csv": {
             "capsules_dispensed": np.full(wb.rows("dosing.csv"), dispensed, dtype=np.int64),
-            "capsules_returned": returned.reshape(-1).astype(np.int64),
+            "capsules_returned": returned.reshape(-1)[keep["dosing.csv"]].astype(np.int64),
         },
     }
     truth: dict[str, pd.DataFrame] = {}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from k2trial.core.errors import ConfigError
 from k2trial.report.figures import LINESTYLES, MARKERS, Style
 from k2trial.report.formatting import format_estimate_ci
 
@@ -84,18 +85,20 @@ def between_arm_forest_figure(
     title: str,
     decimals: int = 2,
 ) -> Figure:
-    """One panel per estimate type among `tests` (differences in the endpoint's units; differences of proportions),
-    rows test x visit top to bottom, estimate with CI, the estimate and CI written at the right."""
+    """Two panels, one above the other: the differences in the endpoint's units (LS-mean differences, HL shifts)
+    and the differences of proportions (responders), each present only when `tests` has rows of it; rows test x
+    visit top to bottom, estimate with CI, the estimate and CI written at the right."""
     rows = table[(table["population"] == population) & table["test"].isin(tests)].copy()
     rows["_test"] = rows["test"].map({t: i for i, t in enumerate(tests)})
     rows["_visit"] = rows["visit"].map({v: i for i, v in enumerate(visit_labels)})
     rows = rows.sort_values(["_test", "_visit"], kind="stable")
-    kinds = list(dict.fromkeys(rows["estimate_type"]))
-    height = 1.0 + 0.32 * max(1, len(rows))
-    fig = Figure(figsize=(7.2, height), layout="constrained")
-    axes = fig.subplots(1, max(1, len(kinds)), squeeze=False)[0]
-    for ax, kind in zip(axes, kinds, strict=False):
-        data = rows[rows["estimate_type"] == kind].reset_index(drop=True)
+    rows["_panel"] = np.where(rows["estimate_type"] == "risk_difference", "risk_difference", "difference")
+    panels = [p for p in ("difference", "risk_difference") if (rows["_panel"] == p).any()] or ["difference"]
+    sizes = [max(1, int((rows["_panel"] == p).sum())) for p in panels]
+    fig = Figure(figsize=(7.2, 1.2 + 0.3 * sum(sizes) + 0.6 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": sizes})[:, 0]
+    for ax, panel in zip(axes, panels, strict=True):
+        data = rows[rows["_panel"] == panel].reset_index(drop=True)
         y = np.arange(len(data))[::-1]
         for j, (_, row) in enumerate(data.iterrows()):
             colour_index = tests.index(row["test"])
@@ -107,10 +110,79 @@ def between_arm_forest_figure(
             ax.annotate(text, (1.02, y[j]), xycoords=("axes fraction", "data"), va="center", fontsize=7)
         ax.axvline(0.0, color="#333333", lw=0.8, ls="--")
         ax.set_yticks(y)
+        ax.set_ylim(-0.6, len(data) - 0.4)
         pairs = zip(data["test"], data["visit"], strict=True)
         ax.set_yticklabels([f"{test_labels.get(t, t)}, {visit_labels.get(v, v)}" for t, v in pairs], fontsize=7.5)
-        treated_side = "favours treated \u2192" if kind == "risk_difference" else "\u2190 favours treated"
-        unit = "difference of proportions" if kind == "risk_difference" else "difference (treated - control)"
-        ax.set_xlabel(f"{unit}\n{treated_side}", fontsize=8)
+        treated_side = "favours treated \u2192" if panel == "risk_difference" else "\u2190 favours treated"
+        unit = "difference of proportions" if panel == "risk_difference" else "difference (treated - control)"
+        ax.set_xlabel(f"{unit}; {treated_side}", fontsize=8)
     fig.suptitle(title, x=0.01, ha="left", fontsize=9.5)
     return fig
+
+
+# ------------------------------------------------------------------------------------------- the figures of a study
+
+#: Display names of the between-arm tests (the forest plot's rows, the tables).
+TEST_LABELS = {
+    "ancova": "ANCOVA",
+    "rank_sum": "Rank-sum (HL shift)",
+    "mmrm": "MMRM",
+}
+
+
+def test_label(test: str) -> str:
+    """ "responder_30" -> "Responders >= 30%", "responder_2pt" -> "Responders >= 2 points", else TEST_LABELS."""
+    if test in TEST_LABELS:
+        return TEST_LABELS[test]
+    if test.startswith("responder_"):
+        value = test.removeprefix("responder_")
+        return (
+            f"Responders \u2265 {value.removesuffix('pt')} points"
+            if value.endswith("pt")
+            else f"Responders \u2265 {value}%"
+        )
+    return test
+
+
+#: The figures of a randomised study that `arm_figures` draws (registry entries with `rule: make_arm_figures`).
+ARM_FIGURES = ("consort_diagram", "arm_trajectories", "between_arm_forest")
+
+
+def arm_figures(
+    data: Mapping[str, pd.DataFrame],
+    names: Sequence[str],
+    titles: Mapping[str, str],
+    vocabulary,
+    style: Style,
+    population: str,
+) -> dict[str, Figure]:
+    """The registry figures of a randomised study by name: `consort_diagram` (arms/consort_flow),
+    `arm_trajectories` (arms/vas_by_arm: the primary VAS of `population` by week and arm, follow-up shaded) and
+    `between_arm_forest` (efficacy/between_arm: the per-visit tests of `population`). KeyError for another name."""
+    from k2trial.report.consort import consort_figure
+
+    arm_labels = {a: vocabulary.arm_label(a) for a in vocabulary.arms}
+    builders = {
+        "consort_diagram": lambda: consort_figure(
+            data["consort_flow"], tuple(vocabulary.arms), style, titles["consort_diagram"]
+        ),
+        "arm_trajectories": lambda: arm_trajectories_figure(
+            data["vas_by_arm"], population, vocabulary.primary_param, "aval", arm_labels, style,
+            f"{titles['arm_trajectories']}: {vocabulary.param_label(vocabulary.primary_param)}, "
+            f"{vocabulary.population_label(population)}",
+            f"{vocabulary.param_label(vocabulary.primary_param, short=True)} VAS (mean, 95% CI)",
+            treatment_end_week=float(vocabulary.end_of_treatment.week),
+        ),
+        "between_arm_forest": lambda: between_arm_forest_figure(
+            data["between_arm"], population,
+            [t for t in dict.fromkeys(data["between_arm"]["test"]) if t != "mmrm"],
+            {t: test_label(t) for t in dict.fromkeys(data["between_arm"]["test"])},
+            {v: vocabulary.visit_labels.get(v, v) for v in vocabulary.visit_codes},
+            style, f"{titles['between_arm_forest']}, {vocabulary.population_label(population)}",
+        ),
+    }  # fmt: skip
+    assert tuple(builders) == ARM_FIGURES
+    unknown = [name for name in names if name not in builders]
+    if unknown:
+        raise ConfigError(f"registry figures without a builder in k2trial.report.arm_figures: {unknown}")
+    return {name: builders[name]() for name in names}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -824,6 +824,102 @@ def safety_conclusion_table(conclusion: pd.DataFrame, settings: TableSettings) -
 
 
 # ----------------------------------------------------------------------------------------------------
+# Tables by arm (a randomised study; registry entries marked randomised)
+# ----------------------------------------------------------------------------------------------------
+def _arm_labels(settings: TableSettings, tests: Iterable[str] = ()) -> dict[str, Mapping[str, str]]:
+    """The labels of the tables by arm: populations, params, visits, arms and the between-arm `tests`."""
+    from k2trial.report.arm_figures import test_label
+
+    words = settings.vocabulary
+    populations = {p: settings.population_label(p) for p in words.populations}
+    # a set within one randomisation stratum (k2trial.analysis.arms: itt_diabetes): the set's label and the cause's
+    for base in ("itt", "per_protocol", "safety"):
+        for level, text in words.level_labels.get("etiology", {}).items():
+            populations.setdefault(f"{base}_{level}", f"{words.population_label(base)}: {text}")
+    return {
+        "population": populations,
+        "param": words.param_labels,
+        "visit": words.visit_labels,
+        "arm": dict(words.arm_labels),
+        "test": {str(t): test_label(str(t)) for t in tests},
+    }
+
+
+def between_arm_table(between: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+    """efficacy/between_arm as a reader sees it (k2trial.report.arm_tables.between_arm_display_table)."""
+    from k2trial.report.arm_tables import between_arm_display_table
+
+    name = "between_arm"
+    labels = _arm_labels(settings, dict.fromkeys(between["test"]))
+    return between_arm_display_table(between, name, settings.titles[name], settings.decimals, labels)
+
+
+def vas_by_visit_arm_table(summary: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+    """arms/vas_by_arm at the clinic visits (the trajectories figure shows every diary week)."""
+    from k2trial.report.arm_tables import visit_summary_display_table
+
+    name = "vas_by_visit_arm"
+    at_clinic = summary[summary["visit"].isin(settings.vocabulary.clinic_visit_codes)]
+    return visit_summary_display_table(
+        at_clinic, name, settings.titles[name], settings.decimals, _arm_labels(settings), settings.vocabulary.arms
+    )
+
+
+def table1_by_arm_table(table1: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+    """Table 1 overall and per randomised arm (arms/baseline_by_arm; the layout of table1_baseline)."""
+    name = "table1_by_arm"
+    words = settings.vocabulary
+    titled = replace(settings, titles={**settings.titles, "table1_baseline": settings.titles[name]})
+    base = baseline_characteristics_table(table1, titled)
+    group_n = table1.drop_duplicates("group").set_index("group")["group_n"]
+    headers = ["Characteristic"] + [
+        f"{_TABLE1_GROUPS.get(g) or words.arm_label(g)} (N={int(group_n[g])})" for g in dict.fromkeys(table1["group"])
+    ]
+    frame = base.frame.set_axis(headers, axis=1)
+    notes = ("Every subject randomised, by the arm randomised.", "Percentages of the column N; quartiles by linear "
+             "interpolation.")  # fmt: skip
+    return DisplayTable(name, settings.titles[name], frame, notes)
+
+
+def _per_arm(
+    name: str, frame: pd.DataFrame, build: Callable[..., DisplayTable], settings: TableSettings
+) -> DisplayTable:
+    """A table of one artifact per arm (the artifact by arm: `arm` first), stacked with an Arm column."""
+    words = settings.vocabulary
+    parts, notes = [], []
+    for arm in words.arms:
+        table = build(frame[frame["arm"] == arm].drop(columns="arm").reset_index(drop=True), settings)
+        parts.append(table.frame.assign(**{"Arm": words.arm_label(arm)})[["Arm", *table.frame.columns]])
+        notes += [n for n in table.notes if n not in notes]
+    return DisplayTable(name, settings.titles[name], text_frame(pd.concat(parts, ignore_index=True)), tuple(notes))
+
+
+def ae_summary_by_arm_table(ae: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+    titled = replace(settings, titles={**settings.titles, "ae_summary": settings.titles["ae_summary_by_arm"]})
+    return _per_arm("ae_summary_by_arm", ae, ae_summary_table, titled)
+
+
+def lab_summary_by_arm_table(labs: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+    titled = replace(settings, titles={**settings.titles, "lab_summary": settings.titles["lab_summary_by_arm"]})
+    return _per_arm("lab_summary_by_arm", labs, lab_summary_table, titled)
+
+
+CONSORT_LABELS = {"arm": "Arm", "stage": "Stage", "label": "", "n": "n"}
+
+
+def consort_flow_table(flow: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+    """The CONSORT counts by arm (arms/consort_flow), reasons indented under their stage."""
+    words = settings.vocabulary
+    arm = [words.arm_label(a) if a in words.arms else "All" for a in flow["arm"]]
+    stage = [
+        f"  {text}" if str(code).endswith("_reason") else str(text)
+        for code, text in zip(flow["stage"], flow["label"], strict=True)
+    ]
+    frame = pd.DataFrame({"Arm": arm, "Stage": stage, "n": [format_integer(n) for n in flow["n"]]})
+    return DisplayTable("consort_flow", settings.titles["consort_flow"], text_frame(frame), ())
+
+
+# ----------------------------------------------------------------------------------------------------
 # All tables
 # ----------------------------------------------------------------------------------------------------
 #: Each table of the registry: its builder and the artifact it formats (a key of `data` in build_all_tables).
@@ -845,6 +941,12 @@ BUILDERS: dict[str, tuple[str, Callable[[pd.DataFrame, TableSettings], DisplayTa
     "ae_by_term": ("ae_by_term", ae_by_term_table),
     "ae_listing": ("ae_listing", ae_listing_table),
     "safety_conclusion": ("safety_conclusion", safety_conclusion_table),
+    "consort_flow": ("consort_flow", consort_flow_table),
+    "table1_by_arm": ("baseline_by_arm", table1_by_arm_table),
+    "vas_by_visit_arm": ("vas_by_arm", vas_by_visit_arm_table),
+    "between_arm": ("between_arm", between_arm_table),
+    "ae_summary_by_arm": ("ae_summary_by_arm", ae_summary_by_arm_table),
+    "lab_summary_by_arm": ("lab_descriptives_by_arm", lab_summary_by_arm_table),
 }
 
 

@@ -127,10 +127,11 @@ def vocabulary(smk: Any) -> Vocabulary:
 
 def contract(smk: Any) -> Contract:
     """The job's raw-data contract: inputs `codebook` and `lab_units` and the study's protocol (params
-    `vocabulary`; without `protocol` there, the default study's)."""
+    `vocabulary`; without `protocol` there, the default study's; `arms` there in a randomised study)."""
     from k2trial.data.contract import read_contract
 
-    return read_contract(smk.input.codebook, smk.input.lab_units, dict(smk.params.vocabulary).get("protocol"))
+    sources = dict(smk.params.vocabulary)
+    return read_contract(smk.input.codebook, smk.input.lab_units, sources.get("protocol"), sources.get("arms"))
 
 
 def _original_script_name() -> str | None:
