@@ -103,9 +103,9 @@ class Context:
             self.config, final_visit=self.words.final_visit.label, ctcae_version=self.standards.ctcae_version
         )
         spec = load_spec(work / "config" / "adam" / "spec.yaml", label="config/adam/spec.yaml")
-        self.spec = spec.with_protocol_terms(self.words, self.config["protocol"]["vas"]["unit"]).with_parameters(
-            parameters
-        )
+        self.spec = spec.with_protocol_terms(
+            self.words, self.config["protocol"]["vas"]["unit"], self.config.get("arms"), self.config.get("adam")
+        ).with_parameters(parameters)
 
     def artifact(self, name: str) -> pd.DataFrame:
         return schema.read_artifact(self.results / f"{name}.csv", name)
@@ -737,7 +737,8 @@ def test_conform_refuses_what_the_spec_does_not_allow(ctx, adam):
     path = ctx.work / "narrow_spec.yaml"
     path.write_text(yaml.safe_dump(narrow, sort_keys=False), encoding="utf-8")
     with pytest.raises(ConfigError, match="variable SITEID, key 'length': the data need 6 bytes, the spec allows 3"):
-        conform(adsl, load_spec(path).dataset("ADSL"), load_spec(path))
+        narrow_spec = load_spec(path).with_protocol_terms(ctx.words, "cm")
+        conform(adsl, narrow_spec.dataset("ADSL"), narrow_spec)
     with pytest.raises(AdamDataError, match="two records share the dataset's keys"):
         conform(pd.concat([adsl, adsl.iloc[:1]], ignore_index=True), spec.dataset("ADSL"), spec)
 
@@ -749,7 +750,11 @@ def test_protocol_terms_are_the_studys_items_and_visits():
     words = load_vocabulary(
         read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), read_yaml(ROOT / "config" / "lab_units.yaml"), config
     )
-    terms = protocol_terms(words, "cm")
+    terms = protocol_terms(words, "cm", None, {"arm": "MK7", "arm_label": "Menaquinone-7 100 mcg twice daily"})
+    assert [(t.code, t.decode) for t in terms["ARMCD"]] == [("MK7", "Menaquinone-7 100 mcg twice daily")]
+    assert [t.code for t in terms["ARM"]] == ["Menaquinone-7 100 mcg twice daily"]
+    with pytest.raises(ConfigError, match="single-arm study needs `arm` and `arm_label`"):
+        protocol_terms(words, "cm")
     assert [(t.code, t.decode, t.sources) for t in terms["QSPARAM"]] == [
         ("TINGLING", "Tingling VAS (cm)", ("tingling",)),
         ("NUMBNESS", "Numbness VAS (cm)", ("numbness",)),
@@ -769,6 +774,7 @@ def test_protocol_terms_are_the_studys_items_and_visits():
     pain_words = load_vocabulary(
         read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), read_yaml(ROOT / "config" / "lab_units.yaml"), pain
     )
-    pain_terms = protocol_terms(pain_words, "cm")
+    pain_terms = protocol_terms(pain_words, "cm", {"codes": ["MK7", "PLACEBO"], "labels": {"PLACEBO": "Placebo"}})
+    assert [(t.code, t.decode) for t in pain_terms["ARMCD"]] == [("MK7", "MK7"), ("PLACEBO", "Placebo")]
     assert [t.code for t in pain_terms["QSPARAM"]] == ["PAIN"]  # one item: no composite
     assert [t.code for t in pain_terms["AVISIT"]][-1] == "Week 12"

@@ -16,6 +16,7 @@ with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle
 rule write_adam:
     input:
         subjects=rules.derive_subjects.output.subjects,
+        **ALLOCATION,  # a randomised study: each subject's arm (ADSL ARMCD)
         assignment=rules.assign_groups.output.assignment,
         vas=rules.derive_vas.output.vas,
         symptom_diary=rules.clean_raw_data.output.symptom_diary,
@@ -46,5 +47,8 @@ rule write_adam:
         settings={
             key: config[key] for key in ("groups", "b12_status", "protocol", "safety")
         },
+        # the study's arms (ADSL ARMCD/ARM terms) and its ADaM identity (studyid, name, single arm): config `adam`
+        arms=config.get("arms"),
+        adam_study=config.get("adam"),
     script:
         "../scripts/write_adam.py"

@@ -39,10 +39,15 @@ def main(smk):
         smk.params.settings, final_visit=words.final_visit.label, ctcae_version=standards.ctcae_version
     )
     vas_unit = smk.params.settings["protocol"]["vas"]["unit"]
-    spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_protocol_terms(words, vas_unit)
+    spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_protocol_terms(
+        words, vas_unit, smk.params.arms, smk.params.adam_study
+    )
     spec = spec.with_parameters(parameters)
     contract = study_contract(smk)
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects")
+    if "allocation" in smk.input.keys():  # a randomised study: the arm as randomised (ADSL ARMCD, TRT01P)
+        allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", ["subject_id", "arm"])
+        subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     adsl = derive_adsl(subjects, schema.read_artifact(smk.input.assignment, "groups/assignment"), spec)
     diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
     frames = {

@@ -54,7 +54,7 @@ class AdamDataError(InputDataError):
 
 
 _TOP_KEYS = ("spec_version", "study", "standard", "parameters", "codelists", "datasets")
-_STUDY_KEYS = ("studyid", "name", "arm")
+_STUDY_KEYS = ("studyid", "name", "arm", "arm_label")
 _CODELIST_KEYS = ("name", "type", "terms")
 _TERM_KEYS = ("code", "decode", "from")
 _DATASET_KEYS = ("label", "class", "structure", "keys", "sources", "variables")
@@ -282,15 +282,27 @@ class AdamSpec:
             raise ConfigError(f"{self.file}: parameter {name!r} was not given (AdamSpec.with_parameters)")
         return self.parameters[name]
 
-    def with_protocol_terms(self, vocabulary: Vocabulary, vas_unit: str) -> AdamSpec:
-        """A copy whose `terms: protocol` codelists hold the study's terms (protocol_terms): the diary items and
-        the composite (QSPARAM), the diary visits (AVISIT)."""
-        terms = protocol_terms(vocabulary, vas_unit)
+    def with_protocol_terms(
+        self,
+        vocabulary: Vocabulary,
+        vas_unit: str,
+        arms: Mapping[str, Any] | None = None,
+        study: Mapping[str, Any] | None = None,
+    ) -> AdamSpec:
+        """A copy for one study: `study` (the study config's `adam` block: studyid, name, arm, arm_label) replaces
+        the spec's study facts it names, and the `terms: protocol` codelists hold the study's terms
+        (protocol_terms): the diary items and the composite (QSPARAM), the diary visits (AVISIT), the arms (ARMCD,
+        ARM: the study config's `arms`, or the single arm of the study facts)."""
+        unknown = sorted(set(study or {}) - set(_STUDY_KEYS))
+        if unknown:
+            raise ConfigError(f"study config adam: unknown key(s) {unknown} (known: {', '.join(_STUDY_KEYS)})")
+        facts = {**self.study, **{k: str(v) for k, v in (study or {}).items()}}
+        terms = protocol_terms(vocabulary, vas_unit, arms, facts)
         codelists = {
             cid: replace(c, terms=terms[cid], from_protocol=False) if c.from_protocol else c
             for cid, c in self.codelists.items()
         }
-        return replace(self, codelists=codelists)
+        return replace(self, study=facts, codelists=codelists)
 
     def with_parameters(self, values: Mapping[str, Any]) -> AdamSpec:
         """A copy with the parameter values set and every `{name}` of the derivation texts replaced.
@@ -529,12 +541,20 @@ def _load_dataset(name: str, raw: Any, where: _Where, codelists: Mapping[str, Co
 #: `terms: protocol` in a codelist: its terms are the study's (protocol_terms), not listed in the spec.
 PROTOCOL_TERMS = "protocol"
 #: The codelists whose terms the protocol gives, and the PARAMCD of the composite.
-PROTOCOL_CODELISTS = ("QSPARAM", "AVISIT")
+PROTOCOL_CODELISTS = ("QSPARAM", "AVISIT", "ARMCD", "ARM")
 COMPOSITE_PARAMCD = "VASCOMP"
 
 
-def protocol_terms(vocabulary: Vocabulary, vas_unit: str) -> dict[str, tuple[Term, ...]]:
-    """The study's terms of QSPARAM and AVISIT, in protocol order.
+def protocol_terms(
+    vocabulary: Vocabulary,
+    vas_unit: str,
+    arms: Mapping[str, Any] | None = None,
+    study: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[Term, ...]]:
+    """The study's terms of QSPARAM, AVISIT, ARMCD and ARM, in protocol order.
+
+    ARMCD: the study config's arms (code, decode = its label), or for a single-arm study the study facts' `arm`
+    and `arm_label`; ARM: the decodes of ARMCD (code = decode).
 
     QSPARAM: per diary item, code = the item upper-cased (at most 8 characters, as PARAMCD must be), decode
     "<label> VAS (<unit>)"; the composite (when the study has one) VASCOMP, "Composite VAS, <method> of the <n> items
@@ -557,7 +577,16 @@ def protocol_terms(vocabulary: Vocabulary, vas_unit: str) -> dict[str, tuple[Ter
         Term(code=v.label, decode=f"{v.label} (week 0)" if v.week == 0 else v.label, sources=(v.code,))
         for v in vocabulary.visits
     )
-    return {"QSPARAM": tuple(items), "AVISIT": visits}
+    if arms:
+        labels = arms.get("labels") or {}
+        arm_terms = [(str(code), str(labels.get(code, code))) for code in arms["codes"]]
+    else:
+        if not study or "arm" not in study or "arm_label" not in study:
+            raise ConfigError("ADaM spec study: a single-arm study needs `arm` and `arm_label` (ARMCD and ARM)")
+        arm_terms = [(str(study["arm"]), str(study["arm_label"]))]
+    armcd = tuple(Term(code=code, decode=label, sources=(code,)) for code, label in arm_terms)
+    arm = tuple(Term(code=label, decode=label, sources=(label,)) for _, label in arm_terms)
+    return {"QSPARAM": tuple(items), "AVISIT": visits, "ARMCD": armcd, "ARM": arm}
 
 
 def load_spec(path: str | Path, label: str | None = None) -> AdamSpec:
