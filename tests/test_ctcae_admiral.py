@@ -11,6 +11,7 @@ grade is asserted instead.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from k2trial.core.values import compare, round_significant
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA_DIR = ROOT / "config" / "ctcae"
-ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracles" / "admiral_ctcae_cases.csv"
+#: ../shared beside the repository (CI); K2TRIAL_SHARED names another folder (a git worktree elsewhere).
+SHARED = Path(os.environ.get("K2TRIAL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+ORACLE = SHARED / "oracles" / "admiral_ctcae_cases.csv"
 
 #: admiral criteria set -> our criteria file (ours hold SI and US conventional limits side by side).
 CRITERIA_SETS = {

@@ -408,11 +408,15 @@ def normalise_subject_ids(values: Any, contract: Contract) -> NormalisedColumn:
     """Subject IDs: accepted spellings (K2_001, K2 001, K2001, k2-1) -> "K2-" + number padded to 3 digits."""
     codes, raw = _distinct(values)
     accepted = re.compile(contract.subject_accepted_pattern, re.IGNORECASE)
+    exact = re.compile(contract.subject_canonical_pattern)
     width = contract.subject_pad_width
 
     def read(text: str) -> Reading:
-        match = accepted.match(text.strip())
-        canonical = "K2-" + match.group(1).zfill(width) if match else None
+        if exact.match(text.strip().upper()):  # already canonical (an ID of the canonical pattern is kept as it is)
+            canonical = text.strip().upper()
+        else:
+            match = accepted.match(text.strip())
+            canonical = "K2-" + match.group(1).zfill(width) if match and match.groups() else None
         status = _label_status(text, canonical, FIX_SUBJECT_ID)
         return status, canonical, canonical, "expected an ID like K2-001" if status == INVALID else ""
 
