@@ -194,7 +194,7 @@ def test_windows_between_the_scheduled_visits():
 
 
 @needs_pilot
-def test_the_pilot_validates_cleans_and_derives_without_errors(pipeline, raw, adlb, contract):
+def test_the_pilot_validates_cleans_and_derives_without_errors(pipeline, raw, adlb):
     result, clean, labs, seconds = pipeline
     problems = result.problems
     assert result.status == "passed" and (problems["severity"] != "error").all()
@@ -213,14 +213,20 @@ def test_the_pilot_validates_cleans_and_derives_without_errors(pipeline, raw, ad
     ours = clean.tables["labs.csv"]
     keys = set(zip(ours["subject_id"], _key(ours["lbseq"]), strict=True))
     assert keys == set(zip(adlb["USUBJID"], adlb["lbseq"], strict=True))
-    # one baseline: ours (last non-missing value on or before the first dose) is admiral's BASE, record for record
-    base = labs[labs["baseline_record"]].set_index(["subject_id", "param"])
-    admiral = adlb[adlb["ABLFL"] == "Y"].copy()
-    admiral["param"] = normalise_test_codes(admiral["LBTESTCD"].replace("PH", "UPH"), contract).row_text()
-    admiral = admiral[admiral["AVAL"] != ""].set_index(["USUBJID", "param"])
-    shared = admiral.index.intersection(base.index)
-    assert len(shared) == len(admiral) == len(base.dropna(subset=["reported_value"]))
-    assert np.allclose(base.loc[shared, "reported_value"], admiral.loc[shared, "AVAL"].astype(float))
+    # the analysis dataset carries LBSEQ too: every derived record is one LB record, with its reported value
+    assert labs["lbseq"].notna().all() and not labs.duplicated(["subject_id", "lbseq"]).any()
+    derived = labs.assign(lbseq=_key(labs["lbseq"])).merge(adlb, left_on=["subject_id", "lbseq"],
+                                                           right_on=["USUBJID", "lbseq"], validate="1:1")  # fmt: skip
+    assert len(derived) == 59_580
+    numeric = derived[derived["AVAL"] != ""]
+    assert np.allclose(numeric["reported_value"], numeric["AVAL"].astype(float))
+    # one baseline: ours (the last non-missing value on or before the first dose) is admiral's, record for record
+    ours_base = derived[derived["baseline_record"] & derived["reported_value"].notna()]
+    theirs_base = derived[derived["ABLFL"] == "Y"]
+    assert set(zip(ours_base["subject_id"], ours_base["lbseq"], strict=True)) == set(
+        zip(theirs_base["subject_id"], theirs_base["lbseq"], strict=True)
+    )
+    assert len(theirs_base) == 9159  # (subject, test) pairs with a baseline
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -479,3 +485,17 @@ def test_declare_lab_panel():
         sdtm.declare_lab_panel(lab_units, {"HGB": {"unit": "mmol/L"}})
     with pytest.raises(ConfigError, match="lab panel X: needs `unit`"):
         sdtm.declare_lab_panel(lab_units, {"X": {"units": "g/L"}})
+
+
+def test_the_sdtm_record_key_is_an_optional_column():
+    from k2trial.core import schema
+    from k2trial.core.errors import ArtifactError
+
+    plain = schema.columns("analysis/labs")
+    assert "lbseq" not in plain and schema.columns("analysis/labs", present=["lbseq"]) == [*plain, "lbseq"]
+    schema.check_columns("analysis/labs", plain)  # CSV input: the artifact keeps its columns (and bytes)
+    schema.check_columns("analysis/labs", [*plain, "lbseq"])
+    with pytest.raises(ArtifactError, match="lbseq"):
+        schema.check_columns("analysis/labs", ["lbseq", *plain])
+    grades = schema.columns("safety/ctcae_grades")
+    schema.check_columns("safety/ctcae_grades", [*grades, "lbseq"])

@@ -27,6 +27,7 @@ from k2trial.analysis.safety.ctcae import (
     grade_records,
     load_ctcae_criteria,
 )
+from k2trial.core import schema
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_yaml
 from k2trial.core.values import compare, round_significant
@@ -537,12 +538,12 @@ def _as_labs_csv(cases: pd.DataFrame, standards) -> tuple[pd.DataFrame, pd.DataF
             rows.append({**record, "visit": "baseline", "week": 0, "sample_date": "2020-01-08", "aval": base * factor,
                          "ref_low": low * factor, "ref_high": high * factor, "reported_value": base,
                          "reported_ref_low": low, "reported_ref_high": high, "base": base * factor, "chg": 0.0,
-                         "baseline_record": True})  # fmt: skip
+                         "baseline_record": True, "lbseq": 1000 * i + 1})  # fmt: skip
         rows.append({**record, "visit": "week4", "week": 4, "sample_date": "2020-02-05", "aval": case["aval"] * factor,
                      "ref_low": case["anrlo"] * factor, "ref_high": case["anrhi"] * factor,
                      "reported_value": case["aval"], "reported_ref_low": case["anrlo"],
                      "reported_ref_high": case["anrhi"], "base": base * factor, "chg": (case["aval"] - base) * factor,
-                     "baseline_record": False})  # fmt: skip
+                     "baseline_record": False, "lbseq": 1000 * i + 2})  # fmt: skip
     return pd.DataFrame(rows), pd.DataFrame(subjects), not_accepted, cases.reset_index(drop=True)
 
 
@@ -559,6 +560,12 @@ def test_the_safety_step_grades_every_ctcv5_case_of_the_study_terms_as_admiral(o
                                         b12_test="B12")  # fmt: skip
     # admiral grades with the lab's own limits only: the study's choice of default ranges is off here
     grades = lab_grades.ctcae_grades(annotated, prepared, standards, use_default_ranges=False)
+    # every grade carries the LBSEQ of the record it grades (labs.csv of SDTM input has the column)
+    number = grades["subject_id"].astype("str").str.removeprefix("C-").astype(int)
+    assert (grades["lbseq"] == 1000 * number + np.where(grades["week"] == 4, 2, 1)).all()
+    assert grades["lbseq"].dtype == "Int64" and list(grades.columns) == schema.columns(
+        "safety/ctcae_grades", present=["lbseq"]
+    )
     graded = grades[grades["week"] == 4].set_index(["subject_id", "term"])["grade"]
     checked, no_value, disagree = 0, 0, []
     accepted = set(labs["subject_id"])

@@ -412,11 +412,11 @@ def normalise_subject_ids(values: Any, contract: Contract) -> NormalisedColumn:
     width = contract.subject_pad_width
 
     def read(text: str) -> Reading:
-        if exact.match(text.strip().upper()):  # already canonical (an ID of the canonical pattern is kept as it is)
-            canonical = text.strip().upper()
-        else:
-            match = accepted.match(text.strip())
-            canonical = "K2-" + match.group(1).zfill(width) if match and match.groups() else None
+        match = accepted.match(text.strip())
+        if match and match.groups():
+            canonical = "K2-" + match.group(1).zfill(width)
+        else:  # an accepted pattern without a number group: an ID of the canonical pattern is kept as it is
+            canonical = text.strip().upper() if exact.match(text.strip().upper()) else None
         status = _label_status(text, canonical, FIX_SUBJECT_ID)
         return status, canonical, canonical, "expected an ID like K2-001" if status == INVALID else ""
 
