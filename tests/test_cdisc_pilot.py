@@ -377,6 +377,43 @@ def test_ctcae_v403_grades_of_the_pilot_agree_with_admiral(pipeline, adlb):
     assert not ours["test"].eq("UPH").any()
 
 
+#: The CTCAE terms graded on the pilot's panel, as CTCAE spells them: every term of the version's criteria whose
+#: test the pilot reports (v5.0 grades no hyperglycaemia or hypophosphataemia from a value, and adds eosinophilia).
+PANEL_TERMS = {
+    "4.03": {
+        "Anemia", "Leukocytosis", "Alanine aminotransferase increased", "Aspartate aminotransferase increased",
+        "Alkaline phosphatase increased", "GGT increased", "Blood bilirubin increased", "Cholesterol high",
+        "CPK increased", "Creatinine increased", "Hemoglobin increased", "Lymphocyte count decreased",
+        "Lymphocyte count increased", "Platelet count decreased", "White blood cell decreased", "Hypercalcemia",
+        "Hypocalcemia", "Hyperglycemia", "Hypoglycemia", "Hyperkalemia", "Hypokalemia", "Hypernatremia",
+        "Hyponatremia", "Hypophosphatemia", "Hyperuricemia", "Hypoalbuminemia",
+    },
+}  # fmt: skip
+PANEL_TERMS["5.0"] = (PANEL_TERMS["4.03"] - {"Hyperglycemia", "Hypophosphatemia"}) | {"Eosinophilia"}
+
+
+@needs_pilot
+@pytest.mark.parametrize("version", ["4.03", "5.0"])
+def test_both_versions_grade_every_term_of_the_panel(pipeline, version):
+    _, clean, labs, _ = pipeline
+    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], version))
+    ours = _grades_with_baseline(clean.tables, labs, criteria)
+    assert set(ours["term"]) == PANEL_TERMS[version]
+    assert set(ours["term"]) == {
+        t.term for t in criteria.terms if set(t.tests) & set(clean.tables["labs.csv"]["test_code"])
+    }
+    assert ours.attrs["seconds"] < 5
+    if version == "5.0":  # eosinophilia grade 1: above ULN and above baseline, counted here independently
+        records = clean.tables["labs.csv"]
+        eos = ours[ours["term"] == "Eosinophilia"]
+        rows = records.iloc[eos["record"].to_numpy()]
+        value, uln = rows["result"].astype(float).to_numpy(), rows["ref_high"].to_numpy()
+        base = labs[labs["baseline_record"] & (labs["param"] == "EOS")].set_index("subject_id")["reported_value"]
+        above = (value > uln) & (value > rows["subject_id"].map(base).to_numpy(dtype=float))
+        assert (eos["grade"] == 1).sum() == above.sum() > 0
+        assert set(eos["grade"].dropna().astype(int)) == {0, 1}  # grade 3 is clinical only
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Treatment-emergent adverse events against admiral's ADAE
 # --------------------------------------------------------------------------------------------------------------

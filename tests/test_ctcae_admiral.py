@@ -334,6 +334,21 @@ def test_absolute_limits_apply_only_in_their_unit() -> None:
     assert missing_unit["reason"].tolist() == ["no_unit"]
 
 
+def test_eosinophilia_needs_both_uln_and_baseline_exceeded() -> None:
+    # CTCAE v5.0 Eosinophilia grade 1: ">ULN and >Baseline" (a term v5.0 added; v4.03 has none)
+    records = dict(
+        test=["EOS"] * 6, value=[0.6, 0.6, 0.3, 0.5, 0.6, 0.6], unit="10^9/L", uln=[0.5, 0.5, 0.5, 0.5, 0.5, np.nan],
+        baseline=[0.2, 0.7, 0.2, 0.2, np.nan, 0.2],
+    )  # fmt: skip
+    graded = grade_records(criteria("ctcae_v5.0.yaml"), **records)
+    assert graded["term"].unique().tolist() == ["Eosinophilia"]
+    # above both; above ULN only; above baseline only; equal to ULN; no baseline (unknowable); no ULN
+    assert graded["grade"].tolist()[:4] == [1, 0, 0, 0] and graded["grade"].isna().tolist()[4:] == [True, True]
+    assert graded["reason"].tolist() == ["", "", "", "", "no_baseline", "no_uln"]
+    assert graded["criterion"].iloc[0] == "> ULN [above_baseline]"
+    assert grade_records(criteria("ctcae_v4.03.yaml"), **records).empty
+
+
 def test_inr_anticoagulation_status() -> None:
     # INR 1.1 with baseline 0.7: not on anticoagulation grade 0 (not > 1.2); on anticoagulation > 1.5 x baseline
     # (1.05), grade 2; unknown: both rules, worst case grade 2
