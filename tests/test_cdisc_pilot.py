@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 
 from k2trial.analysis.safety import adverse_events
+from k2trial.analysis.safety.conclusion import SafetySettings, analyse_safety
 from k2trial.analysis.safety.ctcae import criteria_file, grade_records, load_ctcae_criteria
+from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_yaml
 from k2trial.core.values import compare
@@ -415,6 +417,67 @@ def test_both_versions_grade_every_term_of_the_panel(pipeline, version):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# The safety step itself (k2trial.analysis.safety.conclusion.analyse_safety) on the pilot
+# --------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def safety(pipeline, contract):
+    """Every safety table of the pilot, as the safety step computes them, with CTCAE v4.03 and the study's panel
+    (no default range for a test config/lab_standards.yaml does not know: the lab's own limits)."""
+    _, clean, labs, _ = pipeline
+    lab_units = sdtm.declare_lab_panel(read_yaml(ROOT / "config" / "lab_units.yaml"), STUDY["lab_panel"])
+    lab_standards = sdtm.declare_lab_standards(
+        read_yaml(ROOT / "config" / "lab_standards.yaml"), lab_units, STUDY["lab_panel"]
+    )
+    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], STUDY["ctcae_version"]))
+    standards = load_lab_standards(lab_units, lab_standards, criteria)
+    settings = SafetySettings.from_config(
+        {**CONFIG["safety"], "ctcae_version": STUDY["ctcae_version"], "grade_with_default_ranges": False},
+        CONFIG["b12_status"],
+    )
+    subjects = clean.tables["subjects.csv"]
+    subjects = subjects.assign(saffl=subjects["first_dose_date"].notna(), anticoagulant=False)
+    start = time.perf_counter()
+    tables = analyse_safety(labs, subjects, clean.tables["adverse_events.csv"], standards, settings,
+                            contract.tables["adverse_events.csv"])  # fmt: skip
+    tables["seconds"] = time.perf_counter() - start
+    print(f"\nCDISC pilot: safety step {tables['seconds']:.2f} s")
+    return tables
+
+
+@needs_pilot
+def test_the_safety_step_grades_the_pilot_as_admiral_with_lbseq(safety, adlb):
+    grades = safety["ctcae_grades"]
+    assert grades["lbseq"].notna().all() and set(grades["ctcae_version"]) == {"4.03"}
+    assert safety["seconds"] < 60
+    ours = grades.assign(subject_id=grades["subject_id"].astype("str"), lbseq=_key(grades["lbseq"]),
+                         term=grades["term"].astype("str"))  # fmt: skip
+    merged = ours.merge(_admiral_long(adlb), on=["subject_id", "lbseq", "term"], how="inner", validate="1:1")
+    merged["admiral"] = pd.to_numeric(merged["admiral"], errors="coerce")
+    both = merged[merged["grade"].notna() & merged["admiral"].notna()]
+    assert len(both) == 38_095 and (both["grade"].astype(int) == both["admiral"].astype(int)).all()
+    # worst grades by baseline grade are tabulated for every graded term of the panel
+    assert set(safety["ctcae_worst"]["term"]) == PANEL_TERMS["4.03"]
+
+
+@needs_pilot
+def test_the_safety_step_summarises_every_test_of_the_panel(safety, raw):
+    descriptives = safety["lab_descriptives"]
+    summarised = set(descriptives["param"])
+    # every test of the panel, known to config/lab_units.yaml or declared; COLOR (text only) with no value
+    aliases = {"BILI": "TBIL", "PLAT": "PLT", "SODIUM": "NA", "VITB12": "B12"}
+    assert summarised == {aliases.get(c, c) for c in STUDY["lab_panel"]} | {"EGFR"}
+    assert (descriptives.loc[descriptives["param"] == "COLOR", "n"] == 0).all()
+    tsh = descriptives[(descriptives["param"] == "TSH") & (descriptives["visit"] == "baseline")].iloc[0]
+    assert (
+        tsh["unit"] == "mU/L"
+        and tsh["n"] == raw["labs.csv"].query("test_code == 'TSH' and visit == 'Baseline'").shape[0]
+    )
+    # AE tables by the safety step: the treatment-emergent subjects of the safety set
+    summary = safety["ae_summary"].set_index("category")
+    assert summary.loc["any", "n_subjects"] == 65 + 68 + 84 and summary.loc["any", "denominator"] == 254
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Treatment-emergent adverse events against admiral's ADAE
 # --------------------------------------------------------------------------------------------------------------
 @needs_pilot
@@ -517,7 +580,14 @@ def test_declare_lab_panel():
     tsh = {"name": "Thyrotropin", "aliases": [], "unit": "mU/L", "units": {"mU/L": 1.0}, "decimals": 0}
     assert declared["tests"]["TSH"] == tsh
     assert declared["tests"]["PLT"] == lab_units["tests"]["PLT"]  # an alias, in a unit it accepts: unchanged
+    assert list(declared["tests"]) == ["PLT", "TSH"]  # the panel's tests only
     assert "TSH" not in lab_units["tests"]  # the input is not changed
+    standards = sdtm.declare_lab_standards(
+        read_yaml(ROOT / "config" / "lab_standards.yaml"), declared, {"TSH": {"unit": "mU/L", "direction": "high"}}
+    )
+    assert standards["tests"] == {"PLT": {"range": [150.0, 450.0], "direction": "low"},
+                                  "TSH": {"range": None, "direction": "high"}}  # fmt: skip
+    assert standards["panels"] == {"haematology": ["PLT"]} and standards["significant_shift"]["margins"] == {}
     with pytest.raises(ConfigError, match="HGB is not accepted in mmol/L.*factor"):
         sdtm.declare_lab_panel(lab_units, {"HGB": {"unit": "mmol/L"}})
     with pytest.raises(ConfigError, match="lab panel X: needs `unit`"):
@@ -536,3 +606,26 @@ def test_the_sdtm_record_key_is_an_optional_column():
         schema.check_columns("analysis/labs", ["lbseq", *plain])
     grades = schema.columns("safety/ctcae_grades")
     schema.check_columns("safety/ctcae_grades", [*grades, "lbseq"])
+
+
+@pytest.mark.parametrize("version", ["4.03", "5.0"])
+def test_a_unit_one_term_of_the_test_grades_is_accepted(version):
+    # haemoglobin in mmol/L: CTCAE's Anemia gives mmol/L limits, Hemoglobin increased only g/dL ("Increase in
+    # >2 gm/dL"): the standards load, and such values get no Hemoglobin increased grade (unit_not_graded)
+    lab_units = sdtm.declare_lab_panel(
+        read_yaml(ROOT / "config" / "lab_units.yaml"), {"HGB": STUDY["lab_panel"]["HGB"]}
+    )
+    lab_standards = sdtm.declare_lab_standards(read_yaml(ROOT / "config" / "lab_standards.yaml"), lab_units, {})
+    for code in ("ALT", "AST", "TBIL", "ALP", "CREAT"):  # Hy's law and eGFR need these
+        lab_units["tests"][code] = read_yaml(ROOT / "config" / "lab_units.yaml")["tests"][code]
+        lab_standards["tests"][code] = read_yaml(ROOT / "config" / "lab_standards.yaml")["tests"][code]
+    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], version))
+    standards = load_lab_standards(lab_units, lab_standards, criteria)
+    assert "mmol/L" in standards.test("HGB").test.units
+    graded = grade_records(criteria, test=["HGB"], value=[4.5], unit=["mmol/L"], lln=[7.0])
+    assert graded.set_index("term").loc["Anemia", "grade"] == 3  # < 4.9 mmol/L
+    assert graded.set_index("term").loc["Hemoglobin increased", "reason"] == "unit_not_graded"
+    # a unit no term of the test grades is still a configuration error
+    lab_units["tests"]["HGB"]["units"]["mg/L"] = 0.0001
+    with pytest.raises(ConfigError, match="cannot grade HGB reported in mg/L"):
+        load_lab_standards(lab_units, lab_standards, criteria)

@@ -50,6 +50,7 @@ from k2trial.data.sdtm.study import (
     K2_STUDY,
     STUDY_KEYS,
     declare_lab_panel,
+    declare_lab_standards,
     normalise_study,
     windows_between,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "STUDY_KEYS",
     "check_domains",
     "declare_lab_panel",
+    "declare_lab_standards",
     "dataset_json_bytes",
     "dataset_json_document",
     "errors",
