@@ -1,11 +1,21 @@
-# Reproducible analysis of the vitamin K2-7 neuropathy pilot (Kulkarni et al., 2013).
-# Full rebuild: snakemake --cores 4        Another dataset: snakemake --cores 4 --config raw_dir=DIR
+# Reproducible analysis of the vitamin K2-7 neuropathy studies (Kulkarni et al., 2013, and the studies of its programme).
+# Full rebuild of the default study: snakemake --cores 4       Another dataset: snakemake --cores 4 --config raw_dir=DIR
+# Another study: snakemake --cores 4 --configfile config/studies/<name>.yaml (builds into its results_dir)
 from snakemake.utils import min_version, validate
+
+from k2trial.core.vocabulary import DEFAULT_STUDY_CONFIG
 
 min_version("9.0")
 
 
+# Cross-study conventions and analysis choices; a study config given with --configfile is merged over them.
 configfile: "config/config.yaml"
+
+
+# The default study only when no study config was given: Snakemake merges config files key by key, so loading it
+# under another study would leave its entries (a diary item, a population) in that study's config.
+if "study" not in config:
+    workflow.configfile(DEFAULT_STUDY_CONFIG)
 
 
 report: "workflow/report/workflow.rst"
@@ -15,6 +25,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/sdtm_inputs.smk"
+include: "workflow/rules/sdtm.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/clean.smk"
@@ -23,6 +35,7 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/safety.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/adam.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/notebooks.smk"
@@ -31,6 +44,7 @@ include: "workflow/rules/site.smk"
 
 # The jobs of the default target; each writes a provenance record that the manifest collects.
 PIPELINE_RULES = [
+    *([rules.import_sdtm] if SDTM_INPUT else []),
     rules.validate_raw_data,
     rules.clean_raw_data,
     rules.derive_subjects,
@@ -40,6 +54,7 @@ PIPELINE_RULES = [
     rules.efficacy_analysis,
     rules.safety_analysis,
     rules.check_claims,
+    rules.write_adam,
     rules.make_figures,
     rules.make_efficacy_figures,
     rules.make_tables,

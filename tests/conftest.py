@@ -52,10 +52,20 @@ def workflow_dir(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------------------
 # The shipped configuration and vocabulary, for unit tests that need settings as the workflow builds them.
 # ---------------------------------------------------------------------------------------------------------------------
-def read_config() -> dict:
-    from k2trial.core.io import read_yaml
+def _merged(base: dict, study: dict) -> dict:
+    """Snakemake's merge of config files: mappings key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in study.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
-    return read_yaml(ROOT / "config" / "config.yaml")
+
+def read_config() -> dict:
+    """config/config.yaml merged with the default study config, as the Snakefile builds it."""
+    from k2trial.core.io import read_yaml
+    from k2trial.core.vocabulary import DEFAULT_STUDY_CONFIG
+
+    return _merged(read_yaml(ROOT / "config" / "config.yaml"), read_yaml(ROOT / DEFAULT_STUDY_CONFIG))
 
 
 def shipped_vocabulary():

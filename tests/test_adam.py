@@ -1,10 +1,11 @@
-"""ADaM (issue 16): ADSL, ADQS, ADLB and ADAE from a real build's artifacts, written as XPT v5 and Dataset-JSON v1.1
-with define.json, read back in R (haven) and Python, and the key efficacy and safety tables computed from them with
-the pipeline's own functions, equal to the pipeline's artifacts.
+"""ADaM (issue 16): ADSL, ADQS, ADLB and ADAE of a real build (rule write_adam, results/adam/), written as XPT v5 and
+Dataset-JSON v1.1 with define.json, read back in R (haven) and Python, and the key efficacy and safety tables computed
+from them with the pipeline's own functions, equal to the pipeline's artifacts.
 
 The build runs once per session in a throw-away copy of the repository (only the rules whose artifacts ADaM reads
-and the tables are compared with: groups, efficacy, safety). Tests needing R skip without it unless
-K2TRIAL_REQUIRE_R=1 (tests/rscript.py); the Dataset-JSON schema test skips without ../shared/schemas.
+and the tables are compared with, groups, efficacy, safety, and write_adam itself). Tests needing R skip without it
+unless K2TRIAL_REQUIRE_R=1 (tests/rscript.py); the Dataset-JSON schema test skips without ../shared/schemas (looked
+for beside the repository and its parents).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 import pytest
 import rscript
 import yaml
-from conftest import copy_workflow, run_snakemake
+from conftest import copy_workflow, read_config, run_snakemake
 
 from k2trial.adam import adae as adae_module
 from k2trial.adam import adlb as adlb_module
@@ -29,6 +30,7 @@ from k2trial.adam import adqs as adqs_module
 from k2trial.adam import adsl as adsl_module
 from k2trial.adam import (
     delivery_bytes,
+    delivery_datetime,
     derive_adae,
     derive_adlb,
     derive_adqs,
@@ -59,10 +61,16 @@ r_session = rscript.r_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "config" / "adam" / "spec.yaml"
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "dataset-json-1.1.schema.json"
+#: CDISC's published Dataset-JSON v1.1 schema, in the `shared` folder beside the repository (../shared; a worktree
+#: sits one level deeper, ../../shared); the first that exists.
+SCHEMA = next(
+    (p / "shared" / "schemas" / "dataset-json-1.1.schema.json" for p in ROOT.parents
+     if (p / "shared" / "schemas" / "dataset-json-1.1.schema.json").exists()),
+    ROOT.parent / "shared" / "schemas" / "dataset-json-1.1.schema.json",
+)  # fmt: skip
 CREATED = dt.datetime(2013, 10, 1, 12, 0, 0)
 #: The rules whose artifacts ADaM reads and whose tables are compared (figures, tables, notebooks are not needed).
-TARGETS = ("assign_groups", "efficacy_analysis", "safety_analysis")
+TARGETS = ("assign_groups", "efficacy_analysis", "safety_analysis", "write_adam")
 NAMES = ("ADSL", "ADQS", "ADLB", "ADAE")
 DERIVE_MODULES = {"ADSL": adsl_module, "ADQS": adqs_module, "ADLB": adlb_module, "ADAE": adae_module}
 
@@ -85,7 +93,7 @@ class Context:
     def __init__(self, work: Path):
         self.work = work
         self.results = work / "results"
-        self.config = read_yaml(work / "config" / "config.yaml")
+        self.config = read_config()  # the copy's config: the repository's, merged with the default study
         self.lab_units = read_yaml(work / "config" / "lab_units.yaml")
         criteria = load_ctcae_criteria(criteria_file(work / "config" / "ctcae", self.config["safety"]["ctcae_version"]))
         self.standards = load_lab_standards(self.lab_units, read_yaml(work / "config" / "lab_standards.yaml"), criteria)
@@ -134,10 +142,9 @@ def adam(ctx) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def delivery(ctx, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("adam_delivery")
-    write_delivery(ctx.derive(), ctx.spec, folder, created=CREATED)
-    return folder
+def delivery(ctx) -> Path:
+    """The build's ADaM delivery (rule write_adam)."""
+    return ctx.results / "adam"
 
 
 @pytest.fixture(scope="session")
@@ -239,10 +246,13 @@ def test_parameters_must_all_be_given_and_fill_the_derivations(ctx):
 # ----------------------------------------------------------------------------------------------------------------
 # Contents
 # ----------------------------------------------------------------------------------------------------------------
-def test_adsl_has_one_row_per_subject(ctx, adam):
+def test_adsl_has_one_row_per_subject(ctx, adam, read_back):
     subjects = ctx.artifact("analysis/subjects")
     adsl = adam["ADSL"]
     assert len(adsl) == len(subjects) and adsl["USUBJID"].is_unique
+    # the build's adsl.xpt too (rule write_adam)
+    from_file = read_back["ADSL"]["USUBJID"]
+    assert from_file.is_unique and from_file.tolist() == subjects["subject_id"].tolist()
     assert adsl["USUBJID"].tolist() == subjects["subject_id"].tolist()
     assert set(adsl["ARMCD"]) == {"MK7"} and (adsl["TRT01A"] == adsl["TRT01P"]).all()
     assert adsl["ITTFL"].eq("Y").all()
@@ -486,12 +496,42 @@ def test_xpt_lengths_are_the_minimum_the_data_need(ctx, adam, delivery):
 
 
 def test_writing_twice_gives_identical_bytes(ctx, delivery, tmp_path):
-    again = write_delivery(ctx.derive(), ctx.spec, tmp_path, created=CREATED)
+    """The library, called again on the build's artifacts, writes the bytes the rule wrote."""
+    frames = ctx.derive()
+    again = write_delivery(frames, ctx.spec, tmp_path, created=delivery_datetime(frames, ctx.spec))
     assert sorted(again) == sorted(p.name for p in delivery.iterdir())
     for file_name in again:
         assert (tmp_path / file_name).read_bytes() == (delivery / file_name).read_bytes(), file_name
-    other = delivery_bytes(ctx.derive(), ctx.spec, created=CREATED + dt.timedelta(days=1))
+    other = delivery_bytes(frames, ctx.spec, created=CREATED)
     assert other["adsl.xpt"] != (delivery / "adsl.xpt").read_bytes()  # the creation time is the caller's
+
+
+def _clean_dates(ctx: Context) -> list[str]:
+    """Every date of the clean tables (the codebook's date columns), ISO text."""
+    found = []
+    for name, table in ctx.contract.tables.items():
+        frame = pd.read_csv(ctx.results / "clean" / name, dtype=str, keep_default_na=False)
+        for column in table.columns:
+            if column.type == "date" and column.name in frame.columns:
+                found += [v for v in frame[column.name] if v]
+    return found
+
+
+def test_the_creation_datetime_is_the_last_date_of_the_data(ctx, delivery):
+    """The rule stamps every file with midnight of the latest date the clean data hold (not the clock): define.json,
+    datasetJSONCreationDateTime and both XPT header timestamps of every member."""
+    last = max(_clean_dates(ctx))
+    assert last == "2013-04-27"  # the shipped simulation's last record (a clinic visit at week 8)
+    define = json.loads((delivery / "define.json").read_text(encoding="utf-8"))
+    assert define["creation_datetime"] == f"{last}T00:00:00"
+    stamp = dt.date.fromisoformat(last).strftime("%d%b%y").upper().encode() + b":00:00:00"
+    for name in NAMES:
+        document = json.loads((delivery / f"{name.lower()}.json").read_text(encoding="utf-8"))
+        assert document["datasetJSONCreationDateTime"] == f"{last}T00:00:00"
+        data = (delivery / f"{name.lower()}.xpt").read_bytes()
+        member = data.index(b"HEADER RECORD*******DSCRPTR HEADER RECORD")
+        assert data[144:160] == data[160:176] == stamp  # library header: created, modified
+        assert data[member + 144 : member + 160] == data[member + 160 : member + 176] == stamp
 
 
 def test_define_json_describes_the_files_written(ctx, delivery):

@@ -21,7 +21,15 @@ from k2trial.data import contract as ct
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"
-WINDOWS = {"diary_days": 3, "clinic_days": 7, "baseline_days_before_first_dose": 28}
+WINDOWS = {
+    "diary_days": 3,
+    "clinic_visits": [
+        {"week": 0, "day": 0, "window_days": 7},
+        {"week": 4, "day": 28, "window_days": 7},
+        {"week": 8, "day": 56, "window_days": 7},
+    ],
+    "baseline_days_before_first_dose": 28,
+}
 
 
 @pytest.fixture(scope="module")

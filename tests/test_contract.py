@@ -56,6 +56,54 @@ def test_subject_ids_accept_documented_spellings(contract):
     ]
 
 
+def test_a_declared_pattern_replaces_the_k2_normaliser(contract):
+    declared = ct.apply_declarations(contract, {"name": "x", "subject_id": {"pattern": "^K2PN-[0-9]{3}$"}})
+    assert declared.subject_id_declared and declared.subject_id_source == "dataset.yaml"
+    assert declared.site_day_first == contract.site_day_first  # sites not declared: the codebook's
+    raw = ["K2PN-101", "K2PN-102 ", " k2pn-103", "K2PN_104", "K2PN-1050", "K2-001", "k2pn 106", ""]
+    assert _table(ct.normalise_subject_ids(raw, declared)) == [
+        ("K2PN-101", "ok", "K2PN-101"),
+        ("K2PN-102 ", "whitespace", "K2PN-102"),
+        (" k2pn-103", "subject_id_spelling", "K2PN-103"),  # trimmed and upper-cased, nothing else
+        ("K2PN_104", "invalid", None),
+        ("K2PN-1050", "invalid", None),  # the whole ID must match
+        ("K2-001", "invalid", None),  # no K2- normaliser under a declared pattern
+        ("k2pn 106", "invalid", None),
+        ("", "missing", None),
+    ]
+    # unanchored, the pattern still has to match the whole ID
+    loose = ct.apply_declarations(contract, {"subject_id": {"pattern": "[A-Z]+-[0-9]+"}})
+    assert list(ct.normalise_subject_ids(["AB-12", "AB-12x"], loose).row_text()) == ["AB-12", None]
+
+
+def test_declared_sites_replace_the_codebook_sites(contract):
+    declared = ct.apply_declarations(contract, {"sites": {"S1": {"day_first": False}, "S2": {"day_first": True}}})
+    assert declared.site_day_first == {"S1": False, "S2": True} and declared.sites_source == "dataset.yaml"
+    assert not declared.subject_id_declared
+    site = declared.tables["subjects.csv"].column("site")
+    column = ct.normalise_column(["S1", " s2", "SITE-A", ""], site, declared)
+    assert _table(column) == [
+        ("S1", "ok", "S1"),
+        (" s2", "category_spelling", "S2"),
+        ("SITE-A", "invalid", None),
+        ("", "missing", None),
+    ]
+    assert column.detail[2] == "expected one of the sites of dataset.yaml: S1, S2"
+    # the codebook's sites by default
+    default = ct.normalise_column(["SITE-B", "S1"], site, contract)
+    assert list(default.row_text()) == ["SITE-B", None]
+    assert default.detail[1] == "expected one of the sites of codebook.yaml: SITE-A, SITE-B"
+
+
+def test_declarations_record_names_the_source_of_each(contract):
+    declared = ct.apply_declarations(contract, {"sites": {"S1": {"day_first": True}}})
+    record = ct.declarations_record(declared)
+    assert record["sites"] == {"declared_in": "dataset.yaml", "sites": {"S1": {"day_first": True}}}
+    assert record["subject_id"]["declared_in"] == "codebook.yaml"
+    assert record["subject_id"]["pattern"] == "^K2-[0-9]{3,}$"
+    assert ct.apply_declarations(contract, {"name": "no declarations"}) is contract
+
+
 def test_visits_depend_on_the_file_kind(contract):
     raw = ["Baseline", "BL", "Base line", "W0", "Wk 4", "week4", "Week 04", "wk-8", " Week 8", "Week 2"]
     clinic = ct.normalise_visits(raw, contract, "clinic_visit")

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from conftest import read_config, shipped_vocabulary
 from scipy import stats
 
@@ -26,6 +25,7 @@ from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 from k2trial.core.io import csv_bytes
 from k2trial.core.values import round_significant
+from k2trial.core.vocabulary import vocabulary_sources
 from k2trial.stats import random_intercept, summaries
 from k2trial.stats.paired import holm
 from k2trial.stats.two_sample import rank_sum_test
@@ -536,7 +536,7 @@ EFFICACY_OUTPUTS = ("paired_tests", "friedman", "descriptives", "responders", "g
 
 
 def run_scripts(out: Path, config: dict) -> None:
-    vocabulary = {"composite": config["composite"], "populations": config["populations"]}
+    vocabulary = vocabulary_sources(config)
     groups_job = _Job(
         input=_Named(
             **{name: str(FIXTURES / f"{name}.csv") for name in ("subjects", "vas", "labs")}, **VOCABULARY_INPUTS
@@ -565,7 +565,7 @@ def run_scripts(out: Path, config: dict) -> None:
 
 
 def test_scripts_write_every_table_deterministically(tmp_path, restore_logging):
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config = read_config()
     run_scripts(tmp_path / "a", config)
     run_scripts(tmp_path / "b", config)
     produced = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*.*"))

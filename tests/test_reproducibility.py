@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SNAKEMAKE, copy_workflow, run_snakemake
+from conftest import SNAKEMAKE, copy_workflow, read_config, run_snakemake, shipped_vocabulary
 from snapshot import SNAPSHOT, artifact_hashes, compare, is_ignored
+
+from k2trial.core.vocabulary import fill_words, protocol_words
 
 pytestmark = pytest.mark.workflow
 
@@ -212,7 +214,11 @@ def test_snakemake_report_is_built_with_a_caption_for_every_reported_output(buil
     report = (work / "results/report.html").read_text(errors="ignore")
     assert "SIMULATED DATA" in report
     # every reported output of the registry (workflow/report/registry.yaml) carries its caption in the report
-    registry = yaml.safe_load((work / "workflow/report/registry.yaml").read_text())
+    config = read_config()
+    registry = fill_words(
+        yaml.safe_load((work / "workflow/report/registry.yaml").read_text()),
+        protocol_words(shipped_vocabulary(), config["efficacy"], config["safety"]),
+    )
     entries = [entry for section in ("figures", "tables", "notebooks") for entry in registry[section]]
     for entry in [*entries, registry["index"]]:
         assert " ".join(entry["caption"].split()[:6]) in report, entry.get("name", "index")

@@ -16,15 +16,16 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import read_config
 
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES
 from k2trial.core import schema
+from k2trial.core.vocabulary import vocabulary_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "safety" / "planted"
 SCRIPT = ROOT / "workflow" / "scripts" / "safety_analysis.py"
-CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+CONFIG = read_config()
 
 
 class Named(list):
@@ -56,7 +57,9 @@ def run_safety_step(inputs: Path, out: Path) -> dict[str, pd.DataFrame]:
             ctcae_criteria=str(ROOT / "config" / "ctcae" / f"ctcae_v{CONFIG['safety']['ctcae_version']}.yaml"),
         ),
         output=Named(**{name: str(out / f"{name}.csv") for name in SAFETY_TABLES}),
-        params=SimpleNamespace(safety=CONFIG["safety"], b12_status=CONFIG["b12_status"]),
+        params=SimpleNamespace(
+            safety=CONFIG["safety"], b12_status=CONFIG["b12_status"], vocabulary=vocabulary_sources(CONFIG)
+        ),
         log=[str(out / "safety_analysis.log")],
         rule="safety_analysis",
     )
@@ -288,8 +291,10 @@ def test_lab_standards_is_an_input_of_the_safety_rules_only():
     readers = {name for name, text in blocks.items() if "lab_standards" in text}
     assert {"safety_analysis", "make_figures"} <= readers
     assert not readers & upstream, readers & upstream
-    # the CTCAE criteria file of the configured version is read by the safety analysis alone
-    assert {name for name, text in blocks.items() if "ctcae_criteria" in text} == {"safety_analysis"}
+    # the CTCAE criteria file of the configured version is read by the safety analysis and by the ADaM writer (ADLB's
+    # grade directions and version), which runs after it anyway
+    assert {name for name, text in blocks.items() if "ctcae_criteria" in text} == {"safety_analysis", "write_adam"}
+    assert "rules.safety_analysis.output" in blocks["write_adam"]
 
 
 def test_float_text_writes_the_same_bytes_as_floats(planted):

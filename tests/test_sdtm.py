@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import read_config
 
 from k2trial.core.errors import ConfigError, InputDataError, Problem
 from k2trial.data import sdtm, simulation
@@ -75,7 +76,7 @@ def _k2_truth() -> dict[str, pd.DataFrame]:
     """Clean truth of a small simulated study as text, with a few records the simulator does not make (AEs, a
     withdrawal, a subject never dosed, a diary comment, a missing weight) so that every mapping is exercised."""
     params = simulation.build_params(
-        _yaml(ROOT / "config" / "config.yaml"),
+        read_config(),
         _yaml(ROOT / "config" / "lab_units.yaml"),
         _yaml(ROOT / "config" / "lab_standards.yaml"),
     )

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_snakemake
+from conftest import read_config, run_snakemake
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_raw_csv
+from k2trial.core.vocabulary import study_codebook
 from k2trial.data import simulation as sim
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,18 +38,19 @@ def _params(config):
 
 
 #: The raw files' layout the generator takes from the codebook.
-LAYOUT = sim.study_layout(_params(_load(ROOT / "config/config.yaml")))
+LAYOUT = sim.study_layout(_params(read_config()))
 DATASET_FILES = (*LAYOUT.files, "dataset.yaml", "SHA256SUMS")
 
 
 @pytest.fixture(scope="module")
 def config():
-    return _load(ROOT / "config/config.yaml")
+    return read_config()
 
 
 @pytest.fixture(scope="module")
 def codebook():
-    return _load(ROOT / "data/raw/codebook.yaml")
+    """The codebook with the default study's protocol filled in (k2trial.core.vocabulary.study_codebook)."""
+    return study_codebook(_load(ROOT / "data/raw/codebook.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +213,7 @@ def test_dates_within_windows(shipped, config):
     week = diary["visit"].map({v: k for k, v in enumerate(LAYOUT.diary_visits)}).to_numpy()
     offset = _days(diary["assessment_date"]) - first_of[diary["subject_id"]].to_numpy() - 7 * week
     assert (offset[week == 0] == 0).all()
-    assert (np.abs(offset) <= min(2, config["visit_windows"]["diary_days"])).all()
+    assert (np.abs(offset) <= min(2, config["protocol"]["diary"]["window_days"])).all()
     labs = shipped.truth["labs.csv"]
     lab_week = labs["visit"].map(dict(zip(LAYOUT.clinic_visits, LAYOUT.clinic_weeks, strict=True))).to_numpy()
     sample = _days(labs["sample_date"])
@@ -519,7 +521,7 @@ import yaml
 from k2trial.data import simulation
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 load = lambda p: yaml.safe_load((root / p).read_text())
-config = load("config/config.yaml")
+config = {**load("config/config.yaml"), **load("config/studies/pilot2013.yaml")}
 files = (load(config["lab_units"]), load(config["lab_standards"]), load(config["codebook"]))
 params = simulation.build_params(config, *files)
 study = simulation.generate_study(12, 5, params)

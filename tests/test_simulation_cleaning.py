@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import read_config
 
 from k2trial.core.io import csv_bytes, read_yaml
 from k2trial.data import cleaning, raw_files, simulation, validation
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def setup():
-    config = read_yaml(ROOT / "config/config.yaml")
+    config = read_config()
     params = simulation.build_params(
         config,
         read_yaml(ROOT / config["lab_units"]),
@@ -40,7 +41,7 @@ def test_cleaning_messy_output_gives_the_clean_truth_byte_for_byte(setup, tmp_pa
     seed = config["seed"] if seed is None else seed
     study = simulation.generate_study(n, seed, params)
     simulation.write_raw_dataset(study, tmp_path)
-    result, clean = _clean(tmp_path, contract, config["visit_windows"])
+    result, clean = _clean(tmp_path, contract, params["visit_windows"])
     assert result.status == "passed", result.errors()[:5]
     assert set(clean.tables) == set(study.truth)
     for name, truth in study.truth.items():
@@ -60,7 +61,7 @@ def test_cleaning_messy_output_gives_the_clean_truth_byte_for_byte(setup, tmp_pa
 def test_shipped_data_clean_to_the_truth_of_the_configured_seed(setup):
     config, params, contract = setup
     study = simulation.generate_study(config["simulation"]["n_subjects"], config["seed"], params)
-    result, clean = _clean(ROOT / "data" / "raw", contract, config["visit_windows"])
+    result, clean = _clean(ROOT / "data" / "raw", contract, params["visit_windows"])
     assert result.status == "passed"
     for name, truth in study.truth.items():
         assert csv_bytes(clean.tables[name].drop(columns="raw_row")) == csv_bytes(truth), name

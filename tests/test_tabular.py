@@ -192,7 +192,11 @@ def test_validation_reads_the_same_with_categorical_columns():
     contract = read_contract(root / "data/raw/codebook.yaml", root / "config/lab_units.yaml")
     fixture = root / "tests/fixtures/minimal"
     paths = {name: fixture / name for name in raw_files.input_keys(contract)}
-    windows = {"diary_days": 3, "clinic_days": 7, "baseline_days_before_first_dose": 28}
+    windows = {
+        "diary_days": 3,
+        "clinic_visits": [{"week": w, "day": 7 * w, "window_days": 7} for w in (0, 4, 8)],
+        "baseline_days_before_first_dose": 28,
+    }
     plain = validation.validate_dataset(raw_files.read_raw_dataset(paths, contract), contract, windows)
     coded = validation.validate_dataset(
         raw_files.read_raw_dataset(paths, contract, categorical=True), contract, windows

@@ -22,7 +22,15 @@ from k2trial.data import raw_files, validation, validation_report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"
-WINDOWS = {"diary_days": 3, "clinic_days": 7, "baseline_days_before_first_dose": 28}
+WINDOWS = {
+    "diary_days": 3,
+    "clinic_visits": [
+        {"week": 0, "day": 0, "window_days": 7},
+        {"week": 4, "day": 28, "window_days": 7},
+        {"week": 8, "day": 56, "window_days": 7},
+    ],
+    "baseline_days_before_first_dose": 28,
+}
 DIARY, LABS, SUBJECTS, DOSING, AES = "symptom_diary.csv", "labs.csv", "subjects.csv", "dosing.csv", "adverse_events.csv"
 
 
@@ -157,6 +165,7 @@ def test_missing_and_unexpected_columns(raw, contract):
         (SUBJECTS, 2, "consent_date", "", "required_missing"),
         (SUBJECTS, 2, "subject_id", "X-1", "subject_id_invalid"),
         (SUBJECTS, 2, "sex", "X", "category_invalid"),
+        (SUBJECTS, 2, "site", "SITE-C", "site_undeclared"),
         (SUBJECTS, 2, "metformin", "maybe", "yes_no_invalid"),
         (SUBJECTS, 2, "weight_kg", "seventy", "number_invalid"),
         (SUBJECTS, 2, "weight_kg", "62.500,0", "number_invalid"),
@@ -183,6 +192,27 @@ def test_unreadable_values_are_errors_naming_file_row_column_and_value(raw, cont
     assert hits.iloc[0]["value"] == value
     assert hits.iloc[0]["severity"] == "error"
     assert result.status == "failed"
+
+
+def test_messages_name_the_codebook_defaults_when_nothing_is_declared(raw, contract):
+    _set(raw, SUBJECTS, 2, "consent_date", "02/01/2013")  # K2-001, SITE-A
+    _set(raw, DIARY, 47, "assessment_date", "2013-01-10")  # K2-002 at SITE-B: ISO is accepted from every site
+    _set(raw, DIARY, 92, "subject_id", "K2PN-003")
+    _set(raw, SUBJECTS, 4, "site", "S1")
+    result = _validate(raw, contract)
+    assert not result.declared and result.contract.subject_id_source == "codebook.yaml"
+    messages = {(p.file, p.row, p.column): p.message for p in result.errors()}
+    assert messages[(SUBJECTS, 2, "consent_date")] == (
+        "not a date the contract accepts: day-first date from a site not declared day_first (order ambiguous): "
+        "site SITE-A has day_first: false in the sites of codebook.yaml (day-first sites: SITE-B); "
+        "write the date as YYYY-MM-DD"
+    )
+    assert messages[(DIARY, 92, "subject_id")] == "not a subject ID: expected an ID like K2-001"
+    assert messages[(SUBJECTS, 4, "site")] == (
+        "site not declared: expected one of the sites of codebook.yaml: SITE-A, SITE-B"
+    )
+    assert (DIARY, 47, "assessment_date") not in messages
+    assert "declarations" not in validation_report.build_report(result)  # the report is as before
 
 
 def test_impossible_values_are_fixable_and_set_missing(raw, contract):
@@ -258,6 +288,20 @@ def test_visits_outside_their_window_are_warnings(raw, contract):
     assert set(hits["severity"]) == {"warning"}
     assert hits.iloc[1]["detail"] == "expected 2013-01-14 +/- 3 days"
     assert hits.iloc[3]["detail"] == "expected between 2012-12-13 and the first dose on 2013-01-10"
+
+
+def test_each_clinic_visit_is_checked_at_its_own_target_day_and_window(raw, contract):
+    # K2-001's first dose 2013-01-07; the protocol's week-4 visit at day 30 +/- 2 (not 7 x 4 +/- 7): target
+    # 2013-02-06, so a sample on 2013-02-12 (6 days late) is outside, one on 2013-02-08 (2 days) inside
+    windows = {**WINDOWS, "clinic_visits": [{"week": 0, "day": 0, "window_days": 7},
+                                            {"week": 4, "day": 30, "window_days": 2},
+                                            {"week": 8, "day": 56, "window_days": 7}]}  # fmt: skip
+    _set(raw, LABS, 20, "sample_date", "2013-02-12")
+    _set(raw, LABS, 21, "sample_date", "2013-02-08")
+    hits = _find(validation.validate_dataset(raw, contract, windows), "visit_window")
+    assert list(zip(hits["file"], hits["row"], hits["detail"], strict=True)) == [
+        (LABS, 20, "expected 2013-02-06 +/- 2 days")
+    ]
 
 
 def test_missing_baselines_are_warnings_per_subject_and_symptom_or_test(raw, contract):

@@ -4,7 +4,7 @@
 
 rule clean_raw_data:
     input:
-        unpack(raw_inputs),
+        unpack(read_inputs),
         report_json=rules.validate_raw_data.output.report_json,
         report_md=rules.validate_raw_data.output.report_md,
         codebook=config["codebook"],
@@ -26,6 +26,7 @@ rule clean_raw_data:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
-        visit_windows=config["visit_windows"],
+        vocabulary=VOCABULARY,
+        visit_windows=VISIT_WINDOWS,
     script:
         "../scripts/clean_raw_data.py"

@@ -6,22 +6,43 @@ import os
 
 import yaml
 
+from k2trial.core.vocabulary import (
+    fill_words,
+    load_vocabulary,
+    protocol_words,
+    visit_windows,
+    vocabulary_sources,
+)
+
 # Set for every job this workflow starts (not read from the user's environment): iteration order is
 # deterministic (ENGINEERING.md, determinism); a job that succeeded ends without tearing its interpreter down
 # (k2trial.runtime.step.end_job).
 os.environ.update(PYTHONHASHSEED="0", K2TRIAL_FAST_EXIT="1")
 
 RAW_DIR = config["raw_dir"].rstrip("/")
-RESULTS = "results"
+# Every output of the study (config/studies/<name>.yaml `results_dir`: results for the default study).
+RESULTS = config["results_dir"].rstrip("/")
 CONDA_ENV = "../../envs/environment.yaml"
 LOCK = os.path.relpath(os.path.join(workflow.basedir, "envs", "requirements.lock"))
 # What each job's provenance record takes besides its inputs and outputs (k2trial.runtime.step): the package
 # versions of the lock, and the data version of the validation report.
 PROVENANCE = {"lock": LOCK, "validation_report": f"{RESULTS}/validation/report.json"}
 
-# What k2trial.core.vocabulary reads from the config (with the codebook and lab_units inputs): scripts build the
-# vocabulary with k2trial.runtime.step.vocabulary.
-VOCABULARY = {"composite": config["composite"], "populations": config["populations"]}
+# What k2trial.core.vocabulary reads from the study config (with the codebook and lab_units inputs): the composite,
+# the populations and the protocol (left out for the default study's, which the library reads from its file).
+# Scripts build the vocabulary and the contract with k2trial.runtime.step.vocabulary and .contract.
+VOCABULARY = vocabulary_sources(config)
+PROTOCOL = config["protocol"]
+# The study's facts as the outputs state them (its name is the results folder's business).
+STUDY = {
+    key: config["study"][key]
+    for key in ("title", "short_title", "reference", "registry")
+}
+# The treatment as jobs are given it: dose, doses a day and its duration (the end of treatment, in weeks).
+TREATMENT = dict(PROTOCOL["treatment"])
+# Validation's visit windows (k2trial.data.validation): the diary window, the clinic visits' target days and windows,
+# and how long before the first dose the baseline may be.
+VISIT_WINDOWS = visit_windows(PROTOCOL)
 
 RAW_TABLES = [
     "subjects.csv",
@@ -36,7 +57,19 @@ RAW_TABLES = [
 with open(
     os.path.join(workflow.basedir, "workflow/report/registry.yaml"), encoding="utf-8"
 ) as handle:
-    REGISTRY = yaml.safe_load(handle)
+    # titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
+    REGISTRY = fill_words(
+        yaml.safe_load(handle),
+        protocol_words(
+            load_vocabulary(
+                yaml.safe_load(open(config["codebook"], encoding="utf-8")),
+                yaml.safe_load(open(config["lab_units"], encoding="utf-8")),
+                VOCABULARY,
+            ),
+            config["efficacy"],
+            config["safety"],
+        ),
+    )
 # Snakemake's report reads a caption file per reported output; they are written from the registry when the
 # workflow is parsed (only when their text changed), beside Snakemake's own state.
 CAPTIONS_DIR = os.path.abspath(os.path.join(".snakemake", "report-captions"))
@@ -127,7 +160,9 @@ CODE_FILES = _repo_files(
     "workflow/report/*.yaml",
     "workflow/schemas/*.yaml",
     "config/*.yaml",
+    "config/studies/*.yaml",
     "config/ctcae/*.yaml",
+    "config/adam/*.yaml",
     "envs/requirements.lock",
 )
 

@@ -18,8 +18,9 @@ rule derive_subjects:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
-        treatment=config["treatment"],
-        composite=config["composite"],
+        vocabulary=VOCABULARY,
+        treatment=TREATMENT,
+        composite=VOCABULARY["composite"],
     script:
         "../scripts/derive_subjects.py"
 
@@ -38,7 +39,8 @@ rule derive_vas:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
-        composite=config["composite"],
+        vocabulary=VOCABULARY,
+        composite=VOCABULARY["composite"],
     script:
         "../scripts/derive_vas.py"
 
@@ -58,5 +60,6 @@ rule derive_labs:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
+        vocabulary=VOCABULARY,
     script:
         "../scripts/derive_labs.py"

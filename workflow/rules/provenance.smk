@@ -22,7 +22,7 @@ rule manifest:
 
 rule archive:
     input:
-        unpack(raw_inputs),
+        unpack(archive_inputs),
         manifest=rules.manifest.output.manifest,
         software_versions=rules.manifest.output.software_versions,
     output:

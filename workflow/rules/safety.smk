@@ -34,6 +34,7 @@ rule safety_analysis:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
+        vocabulary=VOCABULARY,
         safety=config["safety"],
         b12_status=config["b12_status"],
     script:

@@ -1,5 +1,6 @@
-# Simulated datasets (k2trial.data.simulation), outside the default target; run a rule by name or by output:
-#   snakemake --cores 1 results/simulated/n2000-seed7      another size or seed (benchmarks, tests)
+# Simulated datasets of the study's protocol and calibration (k2trial.data.simulation), outside the default target;
+# run a rule by name or by output:
+#   snakemake --cores 1 results/simulated/n2000-seed7      another size or seed (benchmarks, tests; results_dir/simulated)
 #   snakemake --cores 1 regenerate_shipped_data            rewrite the shipped files in config raw_dir
 # The raw files in raw_dir are deliberately not the declared output of any rule: they are the workflow's
 # input, so Snakemake must never treat them as derived or regenerate them on its own.
@@ -21,8 +22,7 @@ rule simulate_dataset:
         CONDA_ENV
     params:
         simulation=config["simulation"],
-        treatment=config["treatment"],
-        visit_windows=config["visit_windows"],
+        protocol=PROTOCOL,
     script:
         "../scripts/simulate_dataset.py"
 
@@ -46,7 +46,6 @@ rule regenerate_shipped_data:
         n_subjects=config["simulation"]["n_subjects"],
         seed=config["seed"],
         simulation=config["simulation"],
-        treatment=config["treatment"],
-        visit_windows=config["visit_windows"],
+        protocol=PROTOCOL,
     script:
         "../scripts/simulate_dataset.py"

@@ -1,4 +1,4 @@
-# results/index.html: every notebook, figure and table with the rule that produced it and its sha256.
+# results/index.html: every notebook, figure, table and ADaM dataset with the rule that produced it and its sha256.
 
 
 rule build_index:
@@ -8,6 +8,7 @@ rule build_index:
         figures=[p for r in FIGURE_RULES for p in artifact_outputs(r)],
         tables=artifact_outputs(rules.make_tables),
         notebooks=artifact_outputs(rules.export_notebooks),
+        adam=artifact_outputs(rules.write_adam),
         parameters=[p for p in rules.execute_notebooks.output if p.endswith(".yaml")],
     output:
         provenance=f"{RESULTS}/provenance/build_index.json",
@@ -23,7 +24,7 @@ rule build_index:
     params:
         provenance=PROVENANCE,
         code=CODE_HASHES,
-        study=config["study"],
+        study=STUDY,
         registry=REGISTRY,
         producers={
             **{r.rule.name: artifact_outputs(r) for r in FIGURE_RULES},
@@ -32,6 +33,7 @@ rule build_index:
                 str(p) for p in rules.execute_notebooks.output if p.endswith(".yaml")
             ],
             "export_notebooks": artifact_outputs(rules.export_notebooks),
+            "write_adam": artifact_outputs(rules.write_adam),
         },
     script:
         "../scripts/build_index.py"

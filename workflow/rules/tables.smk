@@ -39,7 +39,8 @@ rule make_tables:
         efficacy=config["efficacy"],
         safety=config["safety"],
         severe_threshold=config["groups"]["severe_threshold"],
-        study_title=config["study"]["title"],
+        groups_note=config["groups"].get("note", ""),
+        study_title=STUDY["title"],
         vocabulary=VOCABULARY,
         registry=REGISTRY["tables"],
     script:

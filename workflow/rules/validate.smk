@@ -4,7 +4,7 @@
 
 rule validate_raw_data:
     input:
-        unpack(raw_inputs),
+        unpack(read_inputs),
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:
@@ -17,7 +17,8 @@ rule validate_raw_data:
         CONDA_ENV
     params:
         provenance=PROVENANCE,
-        visit_windows=config["visit_windows"],
+        vocabulary=VOCABULARY,
+        visit_windows=VISIT_WINDOWS,
         validation=config["validation"],
     script:
         "../scripts/validate_raw_data.py"

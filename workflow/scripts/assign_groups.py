@@ -2,14 +2,15 @@
 flow and the Table 1 statistics (participant_flow.csv, baseline_characteristics.csv).
 
 Reads results/analysis/{subjects,vas,labs}.csv (workflow/DATASETS.md); the baseline composite VAS comes from
-vas.csv, the baseline serum B12 (pg/mL) from labs.csv. Rules: k2trial.analysis.groups, k2trial.analysis.baseline.
+vas.csv (the single item's in a study without a composite: the vocabulary's primary_param), the baseline serum
+B12 (pg/mL) from labs.csv. Rules: k2trial.analysis.groups, k2trial.analysis.baseline.
 """
 
 import logging
 
 from k2trial.analysis import baseline, groups
 from k2trial.core import schema
-from k2trial.core.vocabulary import BASELINE, COMPOSITE
+from k2trial.core.vocabulary import BASELINE
 from k2trial.runtime.step import run_step, vocabulary
 
 logger = logging.getLogger("k2trial.assign_groups")
@@ -24,7 +25,7 @@ def main(smk):
     labs = schema.read_artifact(smk.input.labs, "analysis/labs", LONG_COLUMNS, categorical=True, label="labs.csv")
     assignment = groups.assign_groups(
         subjects[list(groups.SUBJECT_INPUT_COLUMNS)],
-        groups.baseline_value(vas, COMPOSITE, BASELINE, label="vas.csv"),
+        groups.baseline_value(vas, words.primary_param, BASELINE, label="vas.csv"),
         groups.baseline_value(labs, smk.params.b12_status["test"], BASELINE, label="labs.csv"),
         severe_threshold=smk.params.groups["severe_threshold"],
         published_range=smk.params.groups["published_range"],
@@ -36,6 +37,8 @@ def main(smk):
         severe_threshold=smk.params.groups["severe_threshold"],
         published_range=smk.params.groups["published_range"],
         adequate_b12_from=smk.params.b12_status["adequate_from"],
+        endpoint=words.param_label(words.primary_param, short=True).lower(),
+        efficacy_visit=words.end_of_treatment.label.lower(),
     )
     schema.write_artifact(assignment, smk.output.assignment, "groups/assignment")
     schema.write_artifact(counts, smk.output.counts, "groups/counts")

@@ -1,4 +1,5 @@
-"""Write results/index.html: every notebook, figure and table of the registry with its producing rule and sha256."""
+"""Write results/index.html: every notebook, figure and table of the registry and every file of the ADaM delivery
+(titles from its define.json) with its producing rule and sha256."""
 
 import json
 import os
@@ -16,10 +17,16 @@ from k2trial.runtime.step import run_step
 SECTIONS = {"Notebooks": "notebooks", "Figures": "figures", "Tables": "tables"}
 
 
+def define_file(paths):
+    """The delivery metadata among the ADaM outputs."""
+    return next(p for p in paths if os.path.basename(p) == "define.json")
+
+
 def main(smk):
     index_dir = os.path.dirname(smk.output.index) or "."
     registry = smk.params.registry
     titles = {section: {e["name"]: e["title"] for e in registry[key]} for section, key in SECTIONS.items()}
+    titles["ADaM"] = site.adam_titles(json.loads(Path(define_file(smk.input.adam)).read_text(encoding="utf-8")))
     artifacts = []
     for rule, outputs in sorted(smk.params.producers.items()):
         for path in outputs:
@@ -55,7 +62,7 @@ def main(smk):
         versions["code_version"],
         versions["analysis_version"],
     )
-    order = {section: tuple(titles[section]) for section in SECTIONS}
+    order = {section: tuple(titles[section]) for section in titles}
     html = site.index_html(artifacts, header, f"{study['short_title']}: results", order)
     write_text(html, smk.output.index)
 

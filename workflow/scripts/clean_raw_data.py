@@ -12,7 +12,7 @@ from k2trial.core import schema
 from k2trial.core.errors import InputDataError
 from k2trial.core.io import write_csv
 from k2trial.data import cleaning, raw_files, validation, validation_report
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.clean_raw_data")
@@ -21,7 +21,7 @@ logger = logging.getLogger("k2trial.clean_raw_data")
 def main(smk):
     report = json.loads(Path(smk.input.report_json).read_text(encoding="utf-8"))
     validation_report.require_passed(report, report_path=smk.input.report_md)
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     paths = {name: getattr(smk.input, key, None) for name, key in raw_files.input_keys(contract).items()}
     raw = raw_files.read_raw_dataset(paths, contract, categorical=True)
     if raw.data_version != report["data_version"]:

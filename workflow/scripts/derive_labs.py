@@ -3,12 +3,12 @@
 from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
 
 
 def main(smk):
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     labs = read_clean_table(smk.input.labs, contract.tables["labs.csv"])
     subjects = read_clean_table(smk.input.subjects, contract.tables["subjects.csv"])
     schema.write_artifact(derivation.derive_labs(labs, subjects, contract), smk.output.labs, "analysis/labs")

@@ -3,16 +3,16 @@
 from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
 
 
 def main(smk):
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     subjects = read_clean_table(smk.input.subjects, contract.tables["subjects.csv"])
     dosing = read_clean_table(smk.input.dosing, contract.tables["dosing.csv"])
     diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
-    composite = smk.params.composite
+    composite = smk.params.composite or {"symptoms": [], "require_all_symptoms": True}  # None: a single-item diary
     table = derivation.derive_subjects(
         subjects,
         dosing,
@@ -21,6 +21,7 @@ def main(smk):
         symptoms=composite["symptoms"],
         require_all=composite["require_all_symptoms"],
         contract=contract,
+        efficacy_week=smk.params.treatment["duration_weeks"],
     )
     schema.write_artifact(table, smk.output.subjects, "analysis/subjects")
 

@@ -1,16 +1,16 @@
-"""results/analysis/vas.csv: VAS in long format (5 symptoms + composite) with base, chg and pchg."""
+"""results/analysis/vas.csv: VAS in long format (the diary items and the composite, if any) with base, chg and pchg."""
 
 from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
 
 
 def main(smk):
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
-    composite = smk.params.composite
+    composite = smk.params.composite or {"symptoms": [], "require_all_symptoms": True}  # None: a single-item diary
     table = derivation.derive_vas(
         diary, contract, symptoms=composite["symptoms"], require_all=composite["require_all_symptoms"]
     )

@@ -21,6 +21,7 @@ def main(smk):
         smk.params.severe_threshold,
         vocabulary(smk),
         smk.params.registry,
+        groups_note=smk.params.groups_note,
     )
     data = {
         key: schema.read_artifact(path, schema.artifact_name(path))

@@ -14,7 +14,7 @@ from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
 from k2trial.core.io import read_yaml
 from k2trial.data.cleaning import read_clean_table
-from k2trial.data.contract import read_contract
+from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.safety_analysis")
@@ -26,7 +26,7 @@ def main(smk):
     criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
     standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
-    contract = read_contract(smk.input.codebook, smk.input.lab_units)
+    contract = study_contract(smk)
     labs = schema.read_artifact(
         smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS, categorical=LAB_CATEGORIES
     )

@@ -16,11 +16,7 @@ from k2trial.runtime.step import logger, run_step
 
 
 def _params(smk):
-    config = {
-        "simulation": dict(smk.params.simulation),
-        "treatment": dict(smk.params.treatment),
-        "visit_windows": dict(smk.params.visit_windows),
-    }
+    config = {"simulation": dict(smk.params.simulation), "protocol": dict(smk.params.protocol)}
     return simulation.build_params(
         config, read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), read_yaml(smk.input.codebook)
     )

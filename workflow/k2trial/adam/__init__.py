@@ -8,7 +8,8 @@ as SAS transport v5 and CDISC Dataset-JSON v1.1 with a define.json beside them.
     adqs = derive_adqs(vas, diary, adsl, spec)                          # analysis/vas, clean/symptom_diary
     adlb = derive_adlb(labs, subjects, grades, adsl, standards, spec)   # analysis/labs, safety/ctcae_grades
     adae = derive_adae(listing, adsl, spec)                             # safety/ae_listing
-    write_delivery({"ADSL": adsl, "ADQS": adqs, "ADLB": adlb, "ADAE": adae}, spec, out_dir, created=when)
+    frames = {"ADSL": adsl, "ADQS": adqs, "ADLB": adlb, "ADAE": adae}
+    write_delivery(frames, spec, out_dir, created=delivery_datetime(frames, spec))   # the data's last date
 
 Pure functions: frames in, frames out; only `write_delivery` touches files. The way back, from ADaM datasets to
 the frames the efficacy and safety functions take, is k2trial.adam.inputs. Documentation for users: docs/ADAM.md.
@@ -19,12 +20,13 @@ from k2trial.adam.adlb import derive_adlb
 from k2trial.adam.adqs import derive_adqs
 from k2trial.adam.adsl import derive_adsl
 from k2trial.adam.spec import AdamSpec, load_spec, parameters_from_config
-from k2trial.adam.write import conform, delivery_bytes, delivery_metadata, write_delivery
+from k2trial.adam.write import conform, delivery_bytes, delivery_datetime, delivery_metadata, write_delivery
 
 __all__ = [
     "AdamSpec",
     "conform",
     "delivery_bytes",
+    "delivery_datetime",
     "delivery_metadata",
     "derive_adae",
     "derive_adlb",

@@ -27,6 +27,7 @@ import pandas as pd
 
 from k2trial.core.errors import ConfigError, InputDataError, Problem
 from k2trial.core.io import read_yaml
+from k2trial.core.vocabulary import composite_items
 
 #: define.xml / ADaM class names of the `class` codes.
 CLASSES = {
@@ -309,16 +310,19 @@ def _parameter_text(value: Any) -> str:
 
 
 def parameters_from_config(config: Mapping[str, Any], *, final_visit: str, ctcae_version: str) -> dict[str, Any]:
-    """The delivery parameters of config/adam/spec.yaml from config/config.yaml (parsed) and two facts the config
-    does not hold: the label of the last diary visit (k2trial.core.vocabulary.Vocabulary.final_visit.label) and
-    the CTCAE version of the lab standards (k2trial.analysis.safety.standards.LabStandards.ctcae_version)."""
+    """The delivery parameters of config/adam/spec.yaml from the workflow config (config/config.yaml merged with the
+    study config, parsed: the composite's items and the clinic visits' window come from its `protocol`) and two
+    facts the config does not hold: the label of the last diary visit
+    (k2trial.core.vocabulary.Vocabulary.final_visit.label) and the CTCAE version of the lab standards
+    (k2trial.analysis.safety.standards.LabStandards.ctcae_version)."""
     safety = config["safety"]
+    protocol = config["protocol"]
     return {
         "severe_threshold": float(config["groups"]["severe_threshold"]),
         "b12_adequate_from": float(config["b12_status"]["adequate_from"]),
         "final_visit": str(final_visit),
-        "composite_items": tuple(str(s) for s in config["composite"]["symptoms"]),
-        "ontrt_window_days": int(config["visit_windows"]["clinic_days"]),
+        "composite_items": composite_items(protocol),
+        "ontrt_window_days": max(int(v["window_days"]) for v in protocol["clinic_visits"]),
         "te_window_days": int(safety["treatment_emergent_window_days"]),
         "related_levels": ", ".join(str(s) for s in safety["related_levels"]),
         "withdrawal_actions": "; ".join(str(s) for s in safety["withdrawal_actions"]),

@@ -398,6 +398,22 @@ def delivery_bytes(
     return out
 
 
+def delivery_datetime(frames: Mapping[str, pd.DataFrame], spec: AdamSpec) -> dt.datetime:
+    """The creation datetime of a delivery, taken from its data: midnight of the latest date any date variable of
+    the datasets holds (SAS dates; the day the data end, like a data cut-off), never the clock, so that the same data
+    give the same bytes (XPT header timestamps, datasetJSONCreationDateTime, define.json). Without any date in the
+    data: the SAS date origin, 1960-01-01."""
+    latest = None
+    for name, frame in frames.items():
+        for variable in spec.dataset(name).variables:
+            if variable.is_date and variable.name in frame.columns and len(frame):
+                days = pd.to_numeric(frame[variable.name], errors="coerce").max()
+                if pd.notna(days) and (latest is None or days > latest):
+                    latest = float(days)
+    day = dt.date(1960, 1, 1) + dt.timedelta(days=int(latest) if latest is not None else 0)
+    return dt.datetime(day.year, day.month, day.day)
+
+
 def write_delivery(
     frames: Mapping[str, pd.DataFrame],
     spec: AdamSpec,

@@ -22,7 +22,7 @@ import pandas as pd
 from k2trial.analysis.groups import DIABETIC_ETIOLOGIES, SEVERITY_GROUPS
 from k2trial.core import schema
 from k2trial.core.values import as_bool
-from k2trial.core.vocabulary import COMPOSITE, Vocabulary
+from k2trial.core.vocabulary import Vocabulary
 
 #: The group of the subjects without a severity group (no baseline composite VAS).
 NO_GROUP = "none"
@@ -77,7 +77,8 @@ TABLE1: tuple[Characteristic, ...] = (
     Characteristic("prior_b12_therapy", "Prior B12 therapy, n (%)", "flag"),
     Characteristic("residual_b12", "Residual subgroup (B12 adequate at baseline), n (%)", "flag"),
     Characteristic("anticoagulant", "Anticoagulant use, n (%)", "flag"),
-    Characteristic("baseline_composite", "Baseline composite VAS (cm, 0-10)", "continuous", scale="vas"),
+    # {primary}: the primary VAS in words (the vocabulary's primary_param: "composite", or a single item's name)
+    Characteristic("baseline_composite", "Baseline {primary} VAS (cm, 0-10)", "continuous", scale="vas"),
     Characteristic("compliance_pct", "Compliance (% of expected capsules)", "continuous", scale="percent"),
     Characteristic("completed", "Completed the study, n (%)", "flag"),
 )
@@ -86,12 +87,13 @@ TABLE1: tuple[Characteristic, ...] = (
 def participant_flow(subjects: pd.DataFrame, vas: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     """Subjects at each stage of the flow diagram (groups/participant_flow: stage, label, n).
 
-    enrolled: every row of subjects; treated: saffl (any dose); one stage per clinic visit after baseline: composite
-    VAS recorded at that visit among the treated; analysed: efffl (composite at baseline and at the final visit).
-    vas needs subject_id, param, visit, aval (only the composite rows are used).
+    enrolled: every row of subjects; treated: saffl (any dose); one stage per clinic visit after baseline: the primary
+    VAS (the composite, or a single-item study's item) recorded at that visit among the treated; analysed: efffl
+    (the primary VAS at baseline and at the end of treatment). vas needs subject_id, param, visit, aval (only the
+    primary VAS rows are used).
     """
     treated = set(subjects.loc[as_bool(subjects["saffl"]), "subject_id"])
-    composite = vas.loc[(vas["param"] == COMPOSITE) & vas["aval"].notna(), ["subject_id", "visit"]]
+    composite = vas.loc[(vas["param"] == vocabulary.primary_param) & vas["aval"].notna(), ["subject_id", "visit"]]
     stages = [("enrolled", "Enrolled", len(subjects)), ("treated", "Treated (any dose)", len(treated))]
     for visit in vocabulary.clinic_visits[1:]:
         seen = set(composite.loc[composite["visit"] == visit.code, "subject_id"]) & treated
@@ -125,6 +127,7 @@ def baseline_characteristics(
     the subjects counted (n), the count of a level or flag, and for continuous characteristics mean, SD, median,
     Q1, Q3, min and max. Characteristics absent from the data are left out. Rows in Table 1 order, then group.
     """
+    primary = vocabulary.param_label(vocabulary.primary_param, short=True).lower()
     keep = [c for c in ("subject_id", "severity_group", "baseline_composite", "residual_b12") if c in assignment]
     data = subjects.merge(assignment[keep], on="subject_id", how="left", validate="one_to_one")
     no_groups = pd.Series(pd.NA, index=data.index, dtype="string")
@@ -137,7 +140,7 @@ def baseline_characteristics(
         rows.append(
             {
                 "characteristic": c.column,
-                "label": c.label,
+                "label": c.label.format(primary=primary),
                 "kind": c.kind,
                 "level": level,
                 "level_label": level_label,

@@ -48,7 +48,8 @@ P_METHODS = {METHOD_EXACT: "exact", METHOD_NORMAL_CC: "normal_cc", METHOD_NORMAL
 
 @dataclass(frozen=True)
 class EfficacySettings:
-    """The `efficacy` section of config/config.yaml, with the symptoms and populations of the vocabulary."""
+    """The `efficacy` section of the config (config/config.yaml's analysis choices merged with the study config's
+    contrasts and Holm families), with the diary items and populations of the vocabulary."""
 
     confidence: float
     exact_below: int
@@ -71,6 +72,8 @@ class EfficacySettings:
     pain_params: tuple[str, ...]
     symptoms: tuple[str, ...]
     populations: tuple[str, ...]
+    #: the primary VAS in words: "composite", or a single-item study's item
+    primary_name: str = "composite"
 
     @classmethod
     def from_config(cls, section: Mapping, vocabulary: Vocabulary) -> EfficacySettings:
@@ -107,6 +110,7 @@ class EfficacySettings:
             model_statsmodels_max_subjects=int(model["statsmodels_max_subjects"]),
             symptoms=tuple(vocabulary.symptoms),
             populations=tuple(vocabulary.populations),
+            primary_name=vocabulary.param_label(vocabulary.primary_param, short=True).lower(),
         )
         named = {
             *settings.visits,
@@ -404,7 +408,7 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
         "change": "later visit minus earlier visit, cm (negative = improvement)",
         "missing_data": "complete cases per comparison (paired tests, responders); per analysis elsewhere",
         "recording_decimals": {"symptom": settings.symptom_decimals, "composite": settings.composite_decimals},
-        "severity_boundary": f"severe if baseline composite VAS >= {severe_threshold:g}, else moderate",
+        "severity_boundary": f"severe if baseline {settings.primary_name} VAS >= {severe_threshold:g}, else moderate",
         "residual_b12": f"B12-deficient, prior B12 therapy, baseline serum B12 >= {adequate_b12_from:g} pg/mL",
         "populations": list(settings.populations),
         "confidence": settings.confidence,

@@ -2,9 +2,10 @@
 
 The publication splits patients by baseline VAS into a moderate group (VAS 6-8) and a severe group
 (VAS 8-9); the ranges overlap at 8, so the boundary is a configured threshold: severe when the baseline
-composite VAS (cm, mean of the configured symptoms) is >= `severe_threshold`, moderate below it. The
-composite is compared at its recording precision (`composite_decimals`), so 7.999999999 from
-floating-point averaging counts as 8.00. Baseline composites outside the published range are flagged,
+primary VAS (the composite, the mean of the protocol's composite items; a single-item study's item: the
+vocabulary's primary_param, read by rule assign_groups) is >= `severe_threshold`, moderate below it. It is held
+in the column baseline_composite and compared at the composite's recording precision (`composite_decimals`), so
+7.999999999 from floating-point averaging counts as 8.00. Baseline composites outside the published range are flagged,
 never excluded.
 
 Analysis populations, all within the efficacy set (`efffl`); config `populations` chooses which are reported, in
@@ -160,11 +161,20 @@ def population_members(assignment: pd.DataFrame, populations: Sequence[str]) -> 
 
 
 def group_counts(
-    assignment: pd.DataFrame, *, severe_threshold: float, published_range: Sequence[float], adequate_b12_from: float
+    assignment: pd.DataFrame,
+    *,
+    severe_threshold: float,
+    published_range: Sequence[float],
+    adequate_b12_from: float,
+    endpoint: str = "composite",
+    efficacy_visit: str | None = None,
 ) -> pd.DataFrame:
     """Subjects per group among all enrolled and within the efficacy set (COUNT_COLUMNS).
 
-    Rows: the populations, then the subjects whose group could not be decided and the flagged ones.
+    Rows: the populations, then the subjects whose group could not be decided and the flagged ones. endpoint: the
+    primary VAS in words ("composite"; a single-item study's item, "pain"), whose baseline value the severity groups
+    and the published range (column baseline_composite) apply to; efficacy_visit: the visit in words at which the
+    efficacy set needs it besides baseline (the end of treatment, "week 8").
     """
     efficacy = _flag(assignment, "efffl")
     severity = assignment["severity_group"].astype("string")
@@ -174,10 +184,11 @@ def group_counts(
         return _flag(assignment, column)
 
     threshold = f"{severe_threshold:g}"
+    at_end = f" and {efficacy_visit}" if efficacy_visit else ""
     rows = [
-        ("all", "enrolled (n_enrolled); efficacy set: composite VAS at baseline and week 8", every),
-        ("moderate", f"baseline composite VAS < {threshold}", (severity == "moderate").fillna(False).to_numpy(bool)),
-        ("severe", f"baseline composite VAS >= {threshold}", (severity == "severe").fillna(False).to_numpy(bool)),
+        ("all", f"enrolled (n_enrolled); efficacy set: {endpoint} VAS at baseline{at_end}", every),
+        ("moderate", f"baseline {endpoint} VAS < {threshold}", (severity == "moderate").fillna(False).to_numpy(bool)),
+        ("severe", f"baseline {endpoint} VAS >= {threshold}", (severity == "severe").fillna(False).to_numpy(bool)),
         ("b12_deficient", "etiology b12_deficiency or both", flag("b12_deficient")),
         ("diabetic", "etiology diabetes or both", flag("diabetic")),
         (
@@ -185,7 +196,7 @@ def group_counts(
             f"B12-deficient, prior B12 therapy, baseline serum B12 >= {adequate_b12_from:g} pg/mL",
             flag("residual_b12"),
         ),
-        ("severity_missing", "no baseline composite VAS: no severity group", severity.isna().to_numpy(bool)),
+        ("severity_missing", f"no baseline {endpoint} VAS: no severity group", severity.isna().to_numpy(bool)),
         (
             "residual_b12_missing",
             "B12-deficient with prior B12 therapy but no baseline serum B12: residual status unknown",
@@ -193,7 +204,7 @@ def group_counts(
         ),
         (
             "outside_published_range",
-            f"baseline composite VAS outside the published range {published_range[0]:g}-{published_range[1]:g} "
+            f"baseline {endpoint} VAS outside the published range {published_range[0]:g}-{published_range[1]:g} "
             "(flagged, not excluded)",
             flag("outside_published_range"),
         ),

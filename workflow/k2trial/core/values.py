@@ -293,20 +293,33 @@ def boolean_cell(value: Any) -> bool | None:
 # ----------------------------------------------------------------------------------------------------------------
 # Subject order
 # ----------------------------------------------------------------------------------------------------------------
+def _distinct_subject_numbers(subject_ids: Any) -> tuple[np.ndarray, pd.Index, np.ndarray]:
+    """Row codes (-1: missing), the distinct IDs and the number each distinct ID ends with."""
+    codes, distinct = pd.factorize(pd.Series(subject_ids, dtype=object), use_na_sentinel=True)
+    distinct = pd.Index(distinct, dtype=object).astype(str)
+    numbers = pd.Series(distinct).str.extract(r"(\d+)\s*$", expand=False)
+    return codes, distinct, pd.to_numeric(numbers, errors="coerce").fillna(NO_SUBJECT_NUMBER).to_numpy(np.int64)
+
+
 def subject_numbers(subject_ids: Any) -> np.ndarray:
     """The number at the end of each subject ID (K2-010 -> 10), int64; NO_SUBJECT_NUMBER where there is none.
 
     Computed once per distinct ID.
     """
-    codes, distinct = pd.factorize(pd.Series(subject_ids, dtype=object), use_na_sentinel=True)
-    numbers = pd.Series(pd.Index(distinct, dtype=object).astype(str)).str.extract(r"(\d+)\s*$", expand=False)
-    table = np.append(pd.to_numeric(numbers, errors="coerce").fillna(NO_SUBJECT_NUMBER).to_numpy(np.int64), -1)
+    codes, distinct, numbers = _distinct_subject_numbers(subject_ids)
+    table = np.append(numbers, -1)
     return table[np.where(codes < 0, len(distinct), codes)]
 
 
 def subject_order(subject_ids: Any, *keys: Any) -> np.ndarray:
-    """Positions that sort rows by subject number, then by the further integer keys (stable)."""
-    return np.lexsort([*(np.asarray(k) for k in reversed(keys)), subject_numbers(subject_ids)])
+    """Positions that sort rows by subject number, then by subject ID (IDs of a dataset's own pattern may end in
+    the same number: S1-001, S2-001), then by the further integer keys (stable). Missing IDs sort first."""
+    codes, distinct, numbers = _distinct_subject_numbers(subject_ids)
+    order = np.lexsort([distinct.to_numpy(dtype=str), numbers])
+    rank = np.empty(len(distinct) + 1, dtype=np.int64)
+    rank[order] = np.arange(1, len(distinct) + 1)
+    rank[-1] = 0  # missing
+    return np.lexsort([*(np.asarray(k) for k in reversed(keys)), rank[np.where(codes < 0, len(distinct), codes)]])
 
 
 def sort_by_subject(frame: pd.DataFrame, *keys: Any, column: str = "subject_id") -> pd.DataFrame:

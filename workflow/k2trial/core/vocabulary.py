@@ -1,22 +1,28 @@
-"""The study's vocabulary, read once from the codebook, the lab units and the configuration: symptoms and the
-composite, visits (diary, clinic, dosing) with their codes, labels and weeks, analysis populations, laboratory tests,
-and the display labels of all of them. Nothing else in the library names a symptom, a visit or a population.
+"""The study's vocabulary, read once from the codebook, the lab units and the study config: the diary items and the
+composite, visits (diary, clinic, dosing) with their codes, labels and weeks, the end of treatment and the
+off-treatment follow-up, analysis populations, laboratory tests, and the display labels of all of them. Nothing else
+in the library names a diary item, a visit, a week or a population.
 
 Sources (nothing here is a study fact of its own):
-- data/raw/codebook.yaml: `symptoms.canonical`, `visits` (diary visits with code and week; clinic and dosing visit
-  labels), and the `labels` of category levels (etiology, sex);
+- the study config's `protocol` (config/studies/<name>.yaml; `study_codebook` and `load_vocabulary` read it): the
+  diary items with labels and synonyms, the composite (or none), diary weeks, clinic visits with target day and
+  window, the treatment and its end, follow-up weeks, dosing-return visits, the VAS scale and the lab panel;
+- data/raw/codebook.yaml, the file format: how a visit of week k is labelled and coded (`visits.baseline`,
+  `visits.week`), the accepted spellings, and the `labels` of category levels (etiology, sex);
 - config/lab_units.yaml: test codes, names, standard units and recording decimals;
-- config/config.yaml: `composite` (which symptoms, how combined) and `populations` (names and labels, report order).
+- the study config's `populations` (names and labels, report order).
 
-Labels follow rules rather than lists: a symptom's label is its name capitalised ("Tingling"); the composite's says
-how it is made ("Composite (mean of 5)"); a visit's is its codebook label ("Week 4"); a test's title is
-"Name (unit)".
+Labels: a diary item's is its protocol label ("Pain"; its name capitalised when the protocol gives none); the
+composite's says how it is made ("Composite (mean of 5)"); a visit's follows the codebook's rule ("Week 4"); a
+test's title is "Name (unit)".
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from k2trial.core.errors import ConfigError
@@ -25,6 +31,11 @@ from k2trial.core.errors import ConfigError
 COMPOSITE = "composite"
 #: The analysis code of the baseline visit.
 BASELINE = "baseline"
+#: The study config the workflow builds when --configfile names none (the Snakefile loads it), relative to the
+#: repository: also where a caller that passes no protocol gets it from (`default_protocol`).
+DEFAULT_STUDY_CONFIG = "config/studies/pilot2013.yaml"
+#: The label of the weeks after the end of treatment in figures and tables.
+OFF_TREATMENT = "off treatment"
 
 
 @dataclass(frozen=True)
@@ -59,11 +70,125 @@ def _strings(values: Any) -> tuple[str, ...]:
 
 
 def diary_visits(codebook: Mapping[str, Any]) -> tuple[Visit, ...]:
-    """The diary visits of the codebook (`visits.diary`: label -> code and week), in codebook order."""
+    """The diary visits of a study codebook (`study_codebook`: `visits.diary`, label -> code and week), in week
+    order."""
     return tuple(
         Visit(label=str(label), code=str(spec["code"]), week=int(spec["week"]))
         for label, spec in codebook["visits"]["diary"].items()
     )
+
+
+def _repository_path(path: str | Path) -> Path:
+    """A path as given when it exists from the working directory, else relative to the repository this package is
+    installed from (for callers outside a workflow run)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    return Path(__file__).resolve().parents[3] / path
+
+
+def default_study_config() -> dict[str, Any]:
+    """The parsed default study config (DEFAULT_STUDY_CONFIG)."""
+    from k2trial.core.io import read_yaml
+
+    return dict(read_yaml(_repository_path(DEFAULT_STUDY_CONFIG)))
+
+
+def default_protocol() -> dict[str, Any]:
+    """The `protocol` of the default study config."""
+    return dict(default_study_config()["protocol"])
+
+
+def visit_of_week(codebook: Mapping[str, Any], week: int) -> Visit:
+    """The visit of a study week under the codebook's naming rule (`visits.baseline` for week 0, `visits.week`)."""
+    rule = codebook["visits"]["baseline"] if int(week) == 0 else codebook["visits"]["week"]
+    return Visit(
+        label=str(rule["label"]).format(week=int(week)), code=str(rule["code"]).format(week=int(week)), week=int(week)
+    )
+
+
+def composite_items(protocol: Mapping[str, Any]) -> tuple[str, ...]:
+    """The diary items the protocol's composite averages; () when the study has no composite."""
+    composite = protocol["diary"].get("composite")
+    return _strings(composite["items"]) if composite else ()
+
+
+def _check_protocol(protocol: Mapping[str, Any]) -> None:
+    """ConfigError for a protocol whose parts disagree (each message names the study config key)."""
+    diary = protocol["diary"]
+    items = _strings(diary["items"])
+    weeks = [int(w) for w in diary["weeks"]]
+    problems = []
+    if not items:
+        problems.append("protocol.diary.items is empty")
+    if weeks != sorted(set(weeks)) or not weeks or weeks[0] != 0:
+        problems.append(f"protocol.diary.weeks must rise from 0 without repeats, got {weeks}")
+    composite = diary.get("composite")
+    if composite:
+        unknown = [i for i in _strings(composite["items"]) if i not in items]
+        if unknown:
+            problems.append(f"protocol.diary.composite.items names items not in protocol.diary.items: {unknown}")
+    elif len(items) > 1:
+        problems.append("protocol.diary.composite is none, but the diary has more than one item")
+    clinic = [int(v["week"]) for v in protocol["clinic_visits"]]
+    missing = [w for w in clinic if w not in weeks]
+    if missing or not clinic or clinic[0] != 0 or clinic != sorted(set(clinic)):
+        problems.append(f"protocol.clinic_visits must be diary weeks rising from 0, got {clinic}")
+    dosing = [int(w) for w in protocol["dosing_visits"]]
+    if any(w not in clinic for w in dosing):
+        problems.append(f"protocol.dosing_visits {dosing} must be clinic visit weeks {clinic}")
+    end = int(protocol["treatment"]["duration_weeks"])
+    follow_up = [int(w) for w in protocol["follow_up_weeks"]]
+    if end not in weeks:
+        problems.append(f"protocol.treatment.duration_weeks {end} is not a diary week")
+    if follow_up != [w for w in weeks if w > end]:
+        problems.append(
+            f"protocol.follow_up_weeks {follow_up} must be the diary weeks after the end of treatment (week {end})"
+        )
+    if problems:
+        raise ConfigError("study config: " + "; ".join(problems))
+
+
+def study_codebook(codebook: Mapping[str, Any], protocol: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The codebook of one study: the file format of data/raw/codebook.yaml with the protocol's diary visits
+    (`visits.diary`: label -> code and week), clinic and dosing visit labels (`visits.clinic`, `visits.dosing`),
+    diary items (`symptoms`: canonical and synonyms), VAS scale (`vas`) and the range and unit of the diary's
+    `vas_cm` column filled in. protocol: the study config's `protocol` (None: the default study's).
+
+    A codebook that already holds `visits.diary` (built by this function) is returned as it is.
+    Raises ConfigError when the protocol's parts disagree.
+    """
+    if "diary" in codebook.get("visits", {}):
+        return dict(codebook)
+    protocol = default_protocol() if protocol is None else protocol
+    _check_protocol(protocol)
+    out = copy.deepcopy(dict(codebook))
+    visits = out["visits"]
+    diary = [visit_of_week(codebook, w) for w in protocol["diary"]["weeks"]]
+    by_week = {v.week: v for v in diary}
+    visits["diary"] = {v.label: {"code": v.code, "week": v.week} for v in diary}
+    visits["clinic"] = [by_week[int(v["week"])].label for v in protocol["clinic_visits"]]
+    visits["clinic_schedule"] = {
+        by_week[int(v["week"])].label: {"day": int(v["day"]), "window_days": int(v["window_days"])}
+        for v in protocol["clinic_visits"]
+    }
+    visits["dosing"] = [by_week[int(w)].label for w in protocol["dosing_visits"]]
+    items = protocol["diary"]["items"]
+    out["symptoms"] = {
+        "canonical": [str(i) for i in items],
+        "synonyms": {str(i): _strings((spec or {}).get("synonyms")) for i, spec in items.items()},
+        "labels": {str(i): str((spec or {}).get("label") or str(i).capitalize()) for i, spec in items.items()},
+    }
+    vas = protocol["vas"]
+    out["vas"] = {
+        "min": float(vas["min"]),
+        "max": float(vas["max"]),
+        "unit": str(vas["unit"]),
+        "decimals": int(vas["decimals"]),
+    }
+    column = out["files"]["symptom_diary.csv"]["columns"]["vas_cm"]
+    column.update(min=float(vas["min"]), max=float(vas["max"]), unit=str(vas["unit"]))
+    return out
 
 
 def lab_tests(lab_units: Mapping[str, Any]) -> dict[str, LabTest]:
@@ -102,12 +227,25 @@ class Vocabulary:
     population_labels: Mapping[str, str]
     tests: Mapping[str, LabTest]
     level_labels: Mapping[str, Mapping[str, str]]
+    symptom_labels: Mapping[str, str] = field(default_factory=dict)
+    #: the study week treatment ends (protocol.treatment.duration_weeks); later diary weeks are off treatment
+    end_of_treatment_week: int | None = None
+    lab_panel: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------------------------------------- params
     @property
+    def has_composite(self) -> bool:
+        return bool(self.composite_symptoms)
+
+    @property
     def params(self) -> tuple[str, ...]:
-        """VAS parameters in report order: the symptoms, then the composite."""
-        return (*self.symptoms, COMPOSITE)
+        """VAS parameters in report order: the diary items, then the composite (when the study has one)."""
+        return (*self.symptoms, COMPOSITE) if self.has_composite else self.symptoms
+
+    @property
+    def primary_param(self) -> str:
+        """The VAS parameter of the primary endpoint: the composite, or the single diary item of a study without."""
+        return COMPOSITE if self.has_composite else self.symptoms[0]
 
     def param_label(self, param: Any, short: bool = False) -> str:
         """ "Tingling"; "Composite (mean of 5)" ("Composite" when short). Unknown codes are shown as they are."""
@@ -115,6 +253,8 @@ class Vocabulary:
             kind = "Composite"
             return kind if short else f"{kind} ({self.composite_method} of {len(self.composite_symptoms)})"
         text = str(param)
+        if text in self.symptom_labels:
+            return self.symptom_labels[text]
         return text.capitalize() if text in self.symptoms else text
 
     @property
@@ -166,8 +306,25 @@ class Vocabulary:
 
     @property
     def final_visit(self) -> Visit:
-        """The last diary visit (end of treatment)."""
+        """The last diary visit (the end of follow-up; of treatment when the study has no follow-up)."""
         return max(self.visits, key=lambda v: v.week)
+
+    @property
+    def end_of_treatment(self) -> Visit:
+        """The diary visit at the end of treatment (the final visit when the protocol gives no end)."""
+        if self.end_of_treatment_week is None:
+            return self.final_visit
+        return next(v for v in self.visits if v.week == self.end_of_treatment_week)
+
+    @property
+    def follow_up_visits(self) -> tuple[Visit, ...]:
+        """The diary visits after the end of treatment (off treatment), by week."""
+        end = self.end_of_treatment.week
+        return tuple(v for v in self.visits if v.week > end)
+
+    def off_treatment(self, visit: str) -> bool:
+        """Whether a visit code lies in the off-treatment follow-up."""
+        return any(v.code == visit for v in self.follow_up_visits)
 
     # ---------------------------------------------------------------------------------------------- populations
     def population_label(self, population: Any) -> str:
@@ -183,18 +340,56 @@ class Vocabulary:
         return test.title if test else str(code)
 
 
-def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], config: Mapping[str, Any]) -> Vocabulary:
-    """The vocabulary from the parsed codebook.yaml, lab_units.yaml and the config sections `composite` and
-    `populations` (a mapping with at least those keys: the whole config or the rule's params).
+def visit_windows(protocol: Mapping[str, Any]) -> dict[str, Any]:
+    """The visit windows validation checks (k2trial.data.validation.validate_dataset): the diary window
+    (`diary_days`; week k is expected at first dose + 7k days), every clinic visit with its target day and window
+    (`clinic_visits`), and how long before the first dose the baseline may be."""
+    return {
+        "diary_days": int(protocol["diary"]["window_days"]),
+        "clinic_visits": [dict(v) for v in protocol["clinic_visits"]],
+        "baseline_days_before_first_dose": int(protocol["baseline_days_before_first_dose"]),
+    }
 
-    Raises ConfigError when the composite names a symptom the codebook does not have.
+
+def composite_sources(protocol: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The protocol's composite in the form the workflow's jobs are given (`symptoms`, `method`,
+    `require_all_symptoms`); None for a study without a composite."""
+    composite = protocol["diary"].get("composite")
+    if not composite:
+        return None
+    return {
+        "symptoms": list(_strings(composite["items"])),
+        "method": str(composite["method"]),
+        "require_all_symptoms": bool(composite["require_all_items"]),
+    }
+
+
+def vocabulary_sources(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the vocabulary reads from a (merged) workflow config, as the jobs and the notebooks are given it:
+    `composite` (`composite_sources`), `populations`, and `protocol` unless it is the default study's
+    (DEFAULT_STUDY_CONFIG, which `load_vocabulary` reads when `protocol` is absent)."""
+    protocol = config["protocol"]
+    sources: dict[str, Any] = {"composite": composite_sources(protocol), "populations": config["populations"]}
+    if protocol != default_protocol():
+        sources["protocol"] = protocol
+    return sources
+
+
+def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], config: Mapping[str, Any]) -> Vocabulary:
+    """The vocabulary from the parsed codebook.yaml, lab_units.yaml and the study config's `protocol` and
+    `populations` (a mapping with at least `populations`: the whole config, the rule's params or the notebooks'
+    view; without `protocol`, the default study's). A `composite` key, when given, must be the protocol's
+    (`composite_sources`).
+
+    Raises ConfigError when the protocol's parts disagree or the composite is not the protocol's.
     """
+    protocol = config.get("protocol") or default_protocol()
+    codebook = study_codebook(codebook, protocol)
     symptoms = _strings(codebook["symptoms"]["canonical"])
-    composite = config["composite"]
-    composite_symptoms = _strings(composite["symptoms"])
-    unknown = [s for s in composite_symptoms if s not in symptoms]
-    if unknown:
-        raise ConfigError(f"config composite.symptoms names symptoms not in the codebook: {', '.join(unknown)}")
+    composite = composite_sources(protocol)
+    if "composite" in config and config["composite"] != composite:
+        raise ConfigError(f"config composite {config['composite']!r} is not the protocol's composite {composite!r}")
+    composite_symptoms = _strings(composite["symptoms"]) if composite else ()
     populations = config["populations"]
     level_labels: dict[str, dict[str, str]] = {}
     for spec in codebook["files"].values():
@@ -205,7 +400,7 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
     return Vocabulary(
         symptoms=symptoms,
         composite_symptoms=composite_symptoms,
-        composite_method=str(composite["method"]),
+        composite_method=str(composite["method"]) if composite else "",
         visits=diary_visits(codebook),
         clinic_visit_labels=_strings(visits["clinic"]),
         dosing_visit_labels=_strings(visits["dosing"]),
@@ -213,4 +408,56 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
         population_labels={str(p): str(label) for p, label in populations.items()},
         tests=lab_tests(lab_units),
         level_labels=level_labels,
+        symptom_labels=dict(codebook["symptoms"]["labels"]),
+        end_of_treatment_week=int(protocol["treatment"]["duration_weeks"]),
+        lab_panel=_strings(protocol.get("lab_panel")),
     )
+
+
+#: Small counts in words ("over eight weeks").
+NUMBER_WORDS = (
+    *("zero", "one", "two", "three", "four", "five", "six"),
+    *("seven", "eight", "nine", "ten", "eleven", "twelve"),
+)
+
+
+def _and(words: Sequence[str], last: str = " and ") -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + last + words[-1] if words else ""
+
+
+def protocol_words(vocabulary: Vocabulary, efficacy: Mapping[str, Any], safety: Mapping[str, Any]) -> dict[str, str]:
+    """What the titles and captions of workflow/report/registry.yaml say of the protocol, by placeholder
+    (`{end_of_treatment}` -> "week 8"): the primary VAS, the end of treatment, the efficacy visits, the responder
+    visit, the sensitivity model's param, the visit the lab change is tested at, the clinic visits after baseline
+    and the diary weeks (`fill_words` puts them in)."""
+    label = {v.code: v.label.lower() for v in vocabulary.visits}
+    after = [v.label.lower() for v in vocabulary.clinic_visits[1:]]
+    last = max(vocabulary.diary_weeks)
+    primary = vocabulary.param_label(vocabulary.primary_param, short=True)
+    return {
+        "primary": primary.lower(),
+        "Primary": primary,
+        "end_of_treatment": vocabulary.end_of_treatment.label.lower(),
+        "efficacy_visits": _and([label[v] for v in efficacy["visits"]]),
+        "responder_visit": label[efficacy["responders"]["visit"]],
+        "model_param": vocabulary.param_label(efficacy["mixed_model"]["param"], short=True).lower(),
+        "lab_paired_to": label[safety["paired_visits"][1]],
+        "clinic_visits_after_baseline": ", ".join(after),
+        "assessed_visits": _and(after, " and at "),
+        "diary_weeks": f"{min(vocabulary.diary_weeks)}-{last}",
+        "diary_weeks_in_words": NUMBER_WORDS[last] if last < len(NUMBER_WORDS) else str(last),
+    }
+
+
+def fill_words(value: Any, words: Mapping[str, str]) -> Any:
+    """`value` (a registry entry: mappings, lists, text) with every `{placeholder}` of `words` in its text replaced."""
+    if isinstance(value, str):
+        for key, text in words.items():
+            value = value.replace("{" + key + "}", text)
+        return value
+    if isinstance(value, Mapping):
+        return {k: fill_words(v, words) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_words(v, words) for v in value]
+    return value

@@ -1,7 +1,8 @@
 """Deterministic, documented fixes of the raw data: clean tables, audit log, data queries, row accounting.
 
 Cleaning applies exactly the fixable problems validation found (k2trial.data.validation), nothing else:
-- every value is written in its canonical form (IDs K2-001, canonical labels, ISO dates, numbers as
+- every value is written in its canonical form (IDs K2-001, or under a pattern dataset.yaml declares the ID
+  trimmed and upper-cased; canonical labels, ISO dates (day-first dates from the sites declared day_first), numbers as
   floats with a decimal point, lab results as canonical text such as "<0.2", canonical units);
 - an impossible value (outside the contract's plausible range) becomes missing and raises a query;
 - an exact duplicate of an earlier row is removed; no other row is ever removed.
@@ -57,6 +58,8 @@ def clean_dataset(result: ValidationResult, contract: Contract, text_as_categori
     """
     if result.status != "passed":
         raise InputDataError(result.errors())
+    # the contract the values were read under: with the subject IDs and sites dataset.yaml declares
+    contract = result.contract or contract
     problems = result.problems
     # Compare integer codes, not millions of strings.
     file_code, files = pd.factorize(problems["file"])
@@ -120,24 +123,39 @@ def clean_table(
             values = normalised.row_text()
         data[column.name] = values[keep]
     frame = pd.DataFrame(data)
-    keys = [_sort_key(table.columns[c], spec.column(c).type, contract)[keep] for c in SORT_COLUMNS[spec.name]]
+    keys = [
+        key[keep]
+        for c in SORT_COLUMNS[spec.name]
+        for key in _sort_keys(table.columns[c], spec.column(c).type, contract)
+    ]
     keys.append(frame["raw_row"].to_numpy())
     order = np.lexsort(keys[::-1])  # np.lexsort sorts by the last key first
     return frame.iloc[order].reset_index(drop=True)
 
 
-def _sort_key(column: ct.NormalisedColumn, kind: str, contract: Contract) -> np.ndarray:
-    """Integer sort key per row: subject number, study week, contract order of symptoms and tests, else
-    the canonical text in code-point order (computed once per distinct value)."""
+def _sort_keys(column: ct.NormalisedColumn, kind: str, contract: Contract) -> list[np.ndarray]:
+    """Integer sort keys per row: subject IDs by the number they end with, then by ID text (two IDs of a declared
+    pattern may end in the same number: "S1-001", "S2-001"); one key for other columns (`_sort_key`)."""
     if kind == "subject_id":
-        return column.map_rows(subject_numbers)
+        return [column.map_rows(subject_numbers), _text_rank(column)]
+    return [_sort_key(column, kind, contract)]
+
+
+def _text_rank(column: ct.NormalisedColumn) -> np.ndarray:
+    """Rank of each row's canonical text in code-point order (missing first), computed once per distinct value."""
+    return column.map_rows(lambda text: pd.factorize(pd.Series(text, dtype=object).fillna(""), sort=True)[0])
+
+
+def _sort_key(column: ct.NormalisedColumn, kind: str, contract: Contract) -> np.ndarray:
+    """Integer sort key per row: study week, contract order of symptoms and tests, else the canonical text in
+    code-point order (computed once per distinct value)."""
     if kind.endswith("_visit"):
         return column.map_rows(lambda text: ct.visit_weeks(text, contract))
     if kind == "symptom":
         return column.map_rows(lambda text: ct.category_order(text, contract.symptoms))
     if kind == "test_code":
         return column.map_rows(lambda text: ct.category_order(text, list(contract.lab_tests)))
-    return column.map_rows(lambda text: pd.factorize(pd.Series(text, dtype=object).fillna(""), sort=True)[0])
+    return _text_rank(column)
 
 
 def _csv_records(table: NormalisedTable, rows: np.ndarray) -> np.ndarray:

@@ -1,8 +1,14 @@
 """The raw-data contract as Python objects, and the normalisers that read raw text into canonical values.
 
 The contract lives in two YAML files: `data/raw/codebook.yaml` (files, columns, types, accepted variants)
-and `config/lab_units.yaml` (test codes, aliases, units and conversion factors). `load_contract` turns
-them into frozen dataclasses; `read_contract` reads the two files first.
+and `config/lab_units.yaml` (test codes, aliases, units and conversion factors); the visits, diary items and VAS
+scale it checks are the study's protocol (the study config's `protocol`, filled into the codebook by
+k2trial.core.vocabulary.study_codebook). `load_contract` turns them into frozen dataclasses; `read_contract` reads
+the two files first.
+
+A dataset may declare its own subject-ID pattern and sites in its `dataset.yaml` (DECLARATION_KEYS):
+`declaration_problems` checks such declarations, `apply_declarations` returns the contract with them in force
+(the codebook's `subject_id` and `sites` are the defaults), and `declarations_record` says which are in force.
 
 Normalisers take a column of raw text (str, "" = missing) and return a `NormalisedColumn`. They work
 on the distinct values of the column, never per row: a diary column of 4.5 million cells has a few
@@ -33,7 +39,7 @@ import pandas as pd
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import FLOAT_FORMAT, read_yaml
-from k2trial.core.vocabulary import LabTest, Visit, diary_visits, lab_tests
+from k2trial.core.vocabulary import LabTest, Visit, diary_visits, lab_tests, study_codebook
 
 # Statuses of a distinct raw value (see module docstring).
 OK = "ok"
@@ -78,6 +84,7 @@ INVALID_RULES = {
     "lab_result": "lab_result_invalid",
     "test_code": "test_code_unknown",
     "lab_unit": "unit_unknown",
+    "site": "site_undeclared",
 }
 #: Free text is never invalid (only stripped), so it has no rule above.
 COLUMN_TYPES = (*INVALID_RULES, "text")
@@ -88,6 +95,10 @@ _LAB_RESULT_RE = r"^([<>]?)(\d+(?:[.,]\d*)?|[.,]\d+)$"
 _ISO_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 _DAY_FIRST_RE = r"^(\d{1,2})([/-])(\d{1,2})\2(\d{4})$"
 DAY_FIRST_ELSEWHERE = "day-first date from a site not declared day_first (order ambiguous)"
+#: The keys of dataset.yaml that declare the dataset's own conventions, with the keys each may hold.
+DECLARATION_KEYS: dict[str, tuple[str, ...]] = {"subject_id": ("pattern",), "sites": ("day_first",)}
+#: The rule of a declaration in dataset.yaml that cannot be used (k2trial.data.validation RULES).
+DECLARATION_INVALID = "dataset_declaration_invalid"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,6 +172,15 @@ class Contract:
     checksums_file: str
     unit_aliases: Mapping[str, str]
     lab_tests: Mapping[str, LabTest]
+    #: Where the subject-ID pattern and the sites in force were stated: "codebook.yaml" (the defaults) or the
+    #: dataset's description file ("dataset.yaml"; see apply_declarations).
+    subject_id_source: str = "codebook.yaml"
+    sites_source: str = "codebook.yaml"
+
+    @property
+    def subject_id_declared(self) -> bool:
+        """True when dataset.yaml declares the subject-ID pattern: IDs are only trimmed and upper-cased."""
+        return self.subject_id_source != "codebook.yaml"
 
     @property
     def table_names(self) -> tuple[str, ...]:
@@ -199,8 +219,12 @@ def _label_key(label: str) -> str:
     return re.sub(r"\s+", " ", label).strip().lower()
 
 
-def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> Contract:
-    """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings."""
+def load_contract(
+    codebook: Mapping[str, Any], lab_units: Mapping[str, Any], protocol: Mapping[str, Any] | None = None
+) -> Contract:
+    """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings and the study config's
+    `protocol` (None: the default study's; see k2trial.core.vocabulary.study_codebook)."""
+    codebook = study_codebook(codebook, protocol)
     visits = codebook["visits"]
     tables: dict[str, TableSpec] = {}
     dataset_file = None
@@ -263,9 +287,148 @@ def load_contract(codebook: Mapping[str, Any], lab_units: Mapping[str, Any]) -> 
     )
 
 
-def read_contract(codebook_path: str | Path, lab_units_path: str | Path) -> Contract:
-    """Read codebook.yaml and lab_units.yaml and build the contract."""
-    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path))
+def read_contract(
+    codebook_path: str | Path, lab_units_path: str | Path, protocol: Mapping[str, Any] | None = None
+) -> Contract:
+    """Read codebook.yaml and lab_units.yaml and build the contract of the study `protocol` (None: the default)."""
+    return load_contract(read_yaml(codebook_path), read_yaml(lab_units_path), protocol)
+
+
+# --------------------------------------------------------------------------------------------------
+# The dataset's own declarations (dataset.yaml: subject_id, sites)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeclarationProblem:
+    """A declaration of dataset.yaml that cannot be used: the key (dotted path), its value and what is wrong."""
+
+    key: str
+    value: str | None
+    message: str
+
+
+def declaration_problems(description: Any) -> list[DeclarationProblem]:
+    """What is wrong with the subject_id and sites declarations of a parsed dataset.yaml (empty when they are
+    usable or absent): a pattern that is missing or does not compile, a site without day_first or with a
+    day_first that is not true/false, unknown keys inside either declaration."""
+    if not isinstance(description, Mapping):
+        return []
+    found: list[DeclarationProblem] = []
+    if "subject_id" in description:
+        subject = description["subject_id"]
+        if not isinstance(subject, Mapping):
+            found.append(DeclarationProblem("subject_id", _shown(subject), "expected a mapping with the key pattern"))
+        else:
+            for key in subject:
+                if str(key) not in DECLARATION_KEYS["subject_id"]:
+                    found.append(DeclarationProblem(f"subject_id.{key}", _shown(subject[key]), "unknown key"))
+            pattern = subject.get("pattern")
+            if "pattern" not in subject:
+                found.append(
+                    DeclarationProblem("subject_id.pattern", None, "missing: the regular expression IDs match")
+                )
+            elif not isinstance(pattern, str) or not pattern.strip():
+                found.append(DeclarationProblem("subject_id.pattern", _shown(pattern), "expected a regular expression"))
+            else:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    found.append(DeclarationProblem("subject_id.pattern", pattern, f"not a regular expression ({exc})"))
+    if "sites" in description:
+        sites = description["sites"]
+        if not isinstance(sites, Mapping) or not sites:
+            found.append(
+                DeclarationProblem(
+                    "sites", _shown(sites), "expected a mapping of site names to {day_first: true/false}"
+                )
+            )
+            return found
+        for site, spec in sites.items():
+            name = str(site)
+            if not isinstance(site, str) or not name.strip() or name != name.strip():
+                found.append(
+                    DeclarationProblem(f"sites.{name}", name, "a site name is text without surrounding whitespace")
+                )
+            if not isinstance(spec, Mapping):
+                found.append(DeclarationProblem(f"sites.{name}", _shown(spec), "expected {day_first: true/false}"))
+                continue
+            for key in spec:
+                if str(key) not in DECLARATION_KEYS["sites"]:
+                    found.append(DeclarationProblem(f"sites.{name}.{key}", _shown(spec[key]), "unknown key"))
+            if "day_first" not in spec:
+                found.append(
+                    DeclarationProblem(f"sites.{name}.day_first", None, "missing: whether the site writes DD/MM/YYYY")
+                )
+            elif not isinstance(spec["day_first"], bool):
+                found.append(
+                    DeclarationProblem(f"sites.{name}.day_first", _shown(spec["day_first"]), "expected true or false")
+                )
+    return found
+
+
+def _shown(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def apply_declarations(contract: Contract, description: Any, source: str | None = None) -> Contract:
+    """The contract with the declarations of a parsed dataset.yaml in force (the codebook's where it declares none).
+
+    subject_id.pattern: canonical IDs are the raw IDs trimmed and upper-cased, and must match the pattern (whole
+    ID); the codebook's K2- normaliser is not used. sites: the sites and their date order, replacing the
+    codebook's. source: the name the declarations are reported under (default: the contract's dataset file).
+    Raises ConfigError when a declaration is unusable (see `declaration_problems`).
+    """
+    problems = declaration_problems(description)
+    name = source or contract.dataset_file.name
+    if problems:
+        first = problems[0]
+        raise ConfigError(f"{name}: {first.key}: {first.message}")
+    if not isinstance(description, Mapping):
+        return contract
+    changes: dict[str, Any] = {}
+    if "subject_id" in description:
+        changes["subject_canonical_pattern"] = str(description["subject_id"]["pattern"])
+        changes["subject_id_source"] = name
+    if "sites" in description:
+        changes["site_day_first"] = {str(k): bool(v["day_first"]) for k, v in description["sites"].items()}
+        changes["sites_source"] = name
+    return dataclasses.replace(contract, **changes) if changes else contract
+
+
+def declarations_record(contract: Contract) -> dict[str, Any]:
+    """The subject-ID and site conventions in force and where each was stated (validation report, provenance)."""
+    if contract.subject_id_declared:
+        subject = {
+            "declared_in": contract.subject_id_source,
+            "pattern": contract.subject_canonical_pattern,
+            "normalisation": "surrounding whitespace removed, upper-cased",
+        }
+    else:
+        subject = {
+            "declared_in": contract.subject_id_source,
+            "pattern": contract.subject_canonical_pattern,
+            "normalisation": f"accepted spellings ({contract.subject_accepted_pattern}, case ignored) written as "
+            f"K2- and the number zero-padded to {contract.subject_pad_width} digits",
+        }
+    sites = {
+        "declared_in": contract.sites_source,
+        "sites": {site: {"day_first": day_first} for site, day_first in contract.site_day_first.items()},
+    }
+    return {"subject_id": subject, "sites": sites}
+
+
+def subject_id_expectation(contract: Contract) -> str:
+    """What a valid subject ID is, as validation messages say it."""
+    if contract.subject_id_declared:
+        return (
+            f"expected an ID matching {contract.subject_canonical_pattern} "
+            f"(subject_id.pattern of {contract.subject_id_source}) after trimming and upper-casing"
+        )
+    return "expected an ID like K2-001"
+
+
+def sites_expectation(contract: Contract) -> str:
+    """The sites declared, as validation messages say them."""
+    return f"expected one of the sites of {contract.sites_source}: " + ", ".join(contract.site_day_first)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,22 +568,42 @@ def normalise_symptoms(values: Any, contract: Contract) -> NormalisedColumn:
 
 
 def normalise_subject_ids(values: Any, contract: Contract) -> NormalisedColumn:
-    """Subject IDs: accepted spellings (K2_001, K2 001, K2001, k2-1) -> "K2-" + number padded to 3 digits."""
+    """Subject IDs under the codebook default: accepted spellings (K2_001, K2 001, K2001, k2-1) -> "K2-" + number
+    padded to 3 digits. Under a pattern declared in dataset.yaml (contract.subject_id_declared): the ID trimmed
+    and upper-cased, valid only when it then matches the pattern as a whole; nothing else is guessed."""
     codes, raw = _distinct(values)
+    expected = subject_id_expectation(contract)
+    if contract.subject_id_declared:
+        pattern = re.compile(contract.subject_canonical_pattern)
+
+        def read(text: str) -> Reading:
+            candidate = text.strip().upper()
+            canonical = candidate if candidate and pattern.fullmatch(candidate) else None
+            status = _label_status(text, canonical, FIX_SUBJECT_ID)
+            return status, canonical, canonical, expected if status == INVALID else ""
+
+        return _per_distinct(codes, raw, read)
     accepted = re.compile(contract.subject_accepted_pattern, re.IGNORECASE)
     exact = re.compile(contract.subject_canonical_pattern)
     width = contract.subject_pad_width
 
-    def read(text: str) -> Reading:
+    def read_default(text: str) -> Reading:
         match = accepted.match(text.strip())
         if match and match.groups():
             canonical = "K2-" + match.group(1).zfill(width)
         else:  # an accepted pattern without a number group: an ID of the canonical pattern is kept as it is
             canonical = text.strip().upper() if exact.match(text.strip().upper()) else None
         status = _label_status(text, canonical, FIX_SUBJECT_ID)
-        return status, canonical, canonical, "expected an ID like K2-001" if status == INVALID else ""
+        return status, canonical, canonical, expected if status == INVALID else ""
 
-    return _per_distinct(codes, raw, read)
+    return _per_distinct(codes, raw, read_default)
+
+
+def normalise_sites(values: Any, contract: Contract) -> NormalisedColumn:
+    """Site names: the sites in force (codebook `sites`, or those dataset.yaml declares), case and surrounding
+    whitespace ignored; any other site is invalid (rule site_undeclared)."""
+    table = {_label_key(site): site for site in contract.site_day_first}
+    return _read_labels(values, table, FIX_CATEGORY, sites_expectation(contract))
 
 
 def normalise_visits(values: Any, contract: Contract, kind: str) -> NormalisedColumn:
@@ -604,6 +787,8 @@ def normalise_column(values: Any, spec: ColumnSpec, contract: Contract, day_firs
         return normalise_subject_ids(values, contract)
     if kind == "category":
         return normalise_labels(values, spec.levels, spec.synonyms, FIX_CATEGORY)
+    if kind == "site":
+        return normalise_sites(values, contract)
     if kind == "yes_no":
         return normalise_yes_no(values, contract)
     if kind in ("diary_visit", "clinic_visit", "dosing_visit"):

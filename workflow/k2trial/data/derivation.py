@@ -56,10 +56,11 @@ def composite_scores(diary: pd.DataFrame, symptoms: Sequence[str], require_all: 
 
 
 def derive_vas(diary: pd.DataFrame, contract: Contract, symptoms: Sequence[str], require_all: bool) -> pd.DataFrame:
-    """vas.csv: one row per subject, parameter (5 symptoms + composite) and visit with a diary record.
+    """vas.csv: one row per subject, parameter (the diary items, then the composite of `symptoms`; no composite when
+    `symptoms` is empty: a single-item diary) and visit with a diary record.
 
-    aval in cm; base = aval at baseline (week 0); chg = aval - base; pchg = 100 x chg / base, missing
-    when base is 0 or missing. Sorted by subject, parameter (contract symptom order, then composite), week.
+    aval in the VAS unit; base = aval at baseline (week 0); chg = aval - base; pchg = 100 x chg / base, missing
+    when base is 0 or missing. Sorted by subject, parameter (the protocol's item order, then composite), week.
     """
     symptom_rows = pd.DataFrame(
         {
@@ -69,9 +70,11 @@ def derive_vas(diary: pd.DataFrame, contract: Contract, symptoms: Sequence[str],
             "aval": diary["vas_cm"].to_numpy(dtype=float),
         }
     )
-    composite = composite_scores(diary, symptoms, require_all)
-    composite_rows = composite.assign(param=COMPOSITE)[["subject_id", "param", "visit", "aval"]]
-    vas = pd.concat([symptom_rows, composite_rows], ignore_index=True)
+    pieces = [symptom_rows]
+    if len(symptoms):
+        composite = composite_scores(diary, symptoms, require_all)
+        pieces.append(composite.assign(param=COMPOSITE)[["subject_id", "param", "visit", "aval"]])
+    vas = pd.concat(pieces, ignore_index=True)
     labels = vas["visit"].to_numpy(dtype=object)
     vas["week"] = ct.visit_weeks(labels, contract)
     vas["visit"] = ct.visit_codes(labels, contract)
@@ -81,7 +84,7 @@ def derive_vas(diary: pd.DataFrame, contract: Contract, symptoms: Sequence[str],
     base = vas["base"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         vas["pchg"] = np.where(base != 0, 100.0 * vas["chg"].to_numpy(dtype=float) / base, np.nan)
-    params = [*contract.symptoms, COMPOSITE]
+    params = [*contract.symptoms, COMPOSITE] if len(symptoms) else list(contract.symptoms)
     vas = sort_by_subject(vas, ct.category_order(vas["param"].to_numpy(dtype=object), params), vas["week"].to_numpy())
     return vas[schema.columns("analysis/vas")]
 
@@ -114,13 +117,16 @@ def derive_subjects(
     symptoms: Sequence[str],
     require_all: bool,
     contract: Contract,
+    efficacy_week: int | None = None,
 ) -> pd.DataFrame:
     """subjects.csv: one row per subject with baseline characteristics, treatment, compliance and flags.
 
     bmi = weight_kg / (height_cm / 100)^2 (kg/m2). treatment_days = last_dose_date - first_dose_date + 1
     (days, both days dosed). capsules_expected = doses_per_day x treatment_days. compliance_pct =
     (dispensed - returned) / expected x 100 (missing when any term is). completed: status is completed.
-    saffl: took any dose (first_dose_date present). efffl: composite VAS present at baseline and week 8.
+    saffl: took any dose (first_dose_date present). efffl: the primary VAS (the composite of `symptoms`; the
+    diary's single item when `symptoms` is empty) present at baseline and at `efficacy_week` (the end of treatment;
+    None: the last diary week).
     """
     out = subjects.drop(columns=["raw_row"], errors="ignore").copy()
     out["bmi"] = out["weight_kg"] / (out["height_cm"] / 100.0) ** 2
@@ -136,9 +142,9 @@ def derive_subjects(
         )
     out["completed"] = out["status"].to_numpy(dtype=object) == "completed"
     out["saffl"] = out["first_dose_date"].notna().to_numpy()
-    composite = composite_scores(diary, symptoms, require_all)
+    composite = composite_scores(diary, symptoms if len(symptoms) else contract.symptoms[:1], require_all)
     weeks = ct.visit_weeks(composite["visit"].to_numpy(dtype=object), contract)
-    final_week = max(v.week for v in contract.diary_visits)
+    final_week = max(v.week for v in contract.diary_visits) if efficacy_week is None else int(efficacy_week)
     present = composite["aval"].notna().to_numpy()
     at_baseline = set(composite.loc[present & (weeks == 0), "subject_id"])
     at_end = set(composite.loc[present & (weeks == final_week), "subject_id"])

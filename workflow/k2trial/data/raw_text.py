@@ -22,13 +22,6 @@ if TYPE_CHECKING:
 _SUBJECT_ID_FORMATS = (("K2_", True), ("k2-", False), ("K2 ", True), ("K2", True))  # (prefix, zero-padded)
 _BASELINE_VARIANTS = ("BL", "baseline", "Base line", "BASELINE")
 _WEEK_VARIANTS = ("Wk {k}", "week{k}", "W{k}", "Week 0{k}", "wk-{k}")
-_SYMPTOM_VARIANTS = {
-    "tingling": (" Tingling", "TINGLING", "pins and needles", "Paraesthesia"),
-    "numbness": ("NUMBNESS", "Numb", "Numbness"),
-    "weakness": ("Weakness", "muscle weakness", "WEAKNESS"),
-    "fatigue": ("tiredness", "Fatigue", "Tiredness"),
-    "cramps": ("cramp", "Cramps", "muscle cramps"),
-}
 _UNIT_VARIANTS = {
     "g/dL": ("g/dl", "G/DL"),
     "g/L": ("g/l",),
@@ -160,15 +153,19 @@ def variant_lookup(wb: Workbench, canonical: np.ndarray, variants: Mapping[str, 
     return out
 
 
-def visit_variants(labels: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def visit_variants(labels: Sequence[str], weeks: Mapping[str, int]) -> dict[str, tuple[str, ...]]:
+    """Accepted spellings of each visit label (weeks: label -> study week; week 0 is the baseline)."""
     out: dict[str, tuple[str, ...]] = {}
     for label in labels:
-        if label == "Baseline":
-            out[label] = _BASELINE_VARIANTS
-        else:
-            week = int(label.split()[1])
-            out[label] = tuple(v.format(k=week) for v in _WEEK_VARIANTS)
+        week = int(weeks[label])
+        out[label] = _BASELINE_VARIANTS if week == 0 else tuple(v.format(k=week) for v in _WEEK_VARIANTS)
     return out
+
+
+def item_variants(items: Sequence[str], spellings: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Spellings of each diary item used as mess: the study config's simulation.mess.item_spellings, else the
+    item in capitals and capitalised (case is ignored by the contract)."""
+    return {item: tuple(spellings.get(item) or (item.upper(), item.capitalize())) for item in items}
 
 
 def inject_subject_ids(wb: Workbench, numbers: dict[str, np.ndarray], layout: Layout) -> None:
@@ -195,10 +192,10 @@ def inject_cell_mess(wb: Workbench, sim: Mapping[str, Any], lab_site: np.ndarray
     wb.writable(labs, "result")
     wb.canon[labs]["result"][idx] = limit
     wb.put("below_quantification", labs, "result", idx, np.full(len(idx), limit, dtype=object))
-    # impossible VAS, away from the analysed visits (baseline, weeks 4 and 8) so populations are unchanged
-    week = wb.canon[diary]["_week"]
+    # impossible VAS, away from the analysed visits (the clinic visits) so populations are unchanged
+    week = np.asarray(layout.diary_weeks)[wb.canon[diary]["_week"]]
     tenths = wb.canon[diary]["_tenths"]
-    eligible = (week != 0) & (week != 4) & (week != 8) & (tenths >= 11)
+    eligible = ~np.isin(week, layout.clinic_weeks) & (tenths >= 11)
     idx = wb.choose("impossible_vas", diary, "vas_cm", eligible)
     in_mm = wb.rng.random(len(idx)) < 0.5
     values = np.where(
@@ -227,7 +224,8 @@ def inject_cell_mess(wb: Workbench, sim: Mapping[str, Any], lab_site: np.ndarray
         ("dosing.csv", layout.dosing_visits),
     ):
         idx = wb.choose("visit_label_variant", file, "visit")
-        values = variant_lookup(wb, wb.canon[file]["visit"][idx], visit_variants(labels))
+        weeks = dict(zip(layout.diary_visits, layout.diary_weeks, strict=True))
+        values = variant_lookup(wb, wb.canon[file]["visit"][idx], visit_variants(labels, weeks))
         wb.put("visit_label_variant", file, "visit", idx, values)
     idx = wb.choose("symptom_label_variant", diary, "symptom")
     wb.put(
@@ -235,7 +233,9 @@ def inject_cell_mess(wb: Workbench, sim: Mapping[str, Any], lab_site: np.ndarray
         diary,
         "symptom",
         idx,
-        variant_lookup(wb, wb.canon[diary]["symptom"][idx], _SYMPTOM_VARIANTS),
+        variant_lookup(
+            wb, wb.canon[diary]["symptom"][idx], item_variants(layout.symptoms, sim["mess"].get("item_spellings") or {})
+        ),
     )
     has_variant = pd.Series(wb.canon[labs]["unit"]).isin(list(_UNIT_VARIANTS)).to_numpy()
     idx = wb.choose("unit_spelling", labs, "unit", has_variant)

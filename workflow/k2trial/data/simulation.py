@@ -1,8 +1,10 @@
 """Seeded generator of the simulated study dataset: raw files, their clean truth and the injected mess.
 
-The publication (Kulkarni et al. 2013) reports no patient-level data, so the repository ships a simulated
-dataset calibrated to the published facts (STUDY.md, "Calibration targets"; the numbers live in config
-`simulation`). From (n_subjects, seed, params) the generator produces:
+The publications report no patient-level data, so the repository ships simulated datasets calibrated to the
+published facts (STUDY.md, "Calibration targets"; the numbers live in the study config's `simulation`). The shape
+of the data is the study's protocol (the study config's `protocol`: diary items and weeks, clinic visits and their
+target days, dosing-return visits, the end of treatment, the lab panel), so a study of another shape is simulated
+from its own config. From (n_subjects, seed, params) the generator produces:
 
 - `raw`: the five raw CSV tables of data/raw/README.md as text, exactly as written, carrying the mess of a
   real CRF export (MESS_KINDS) in spellings the contract accepts (data/raw/codebook.yaml,
@@ -37,6 +39,7 @@ import yaml
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
 from k2trial.core.values import round_half_away, scaled_integers
+from k2trial.core.vocabulary import visit_windows
 from k2trial.data.contract import load_contract
 from k2trial.data.raw_text import (
     EPOCH,
@@ -66,6 +69,8 @@ class Layout:
     files: tuple[str, ...]
     columns: Mapping[str, tuple[str, ...]]
     symptoms: tuple[str, ...]
+    clinic_days: tuple[int, ...]  # target day after the first dose of each clinic visit
+    lab_panel: tuple[str, ...]
     etiologies: tuple[str, ...]
     diary_visits: tuple[str, ...]
     diary_weeks: tuple[int, ...]
@@ -78,12 +83,16 @@ class Layout:
 
 def study_layout(params: Mapping[str, Any]) -> Layout:
     """The raw files' layout of the codebook and lab units in `params` (see `build_params`)."""
-    contract = load_contract(params["codebook"], params["lab_units"])
+    protocol = params.get("protocol")
+    contract = load_contract(params["codebook"], params["lab_units"], protocol)
     week = {v.label: v.week for v in contract.diary_visits}
+    protocol = protocol or {"clinic_visits": [{"day": 7 * week[v]} for v in contract.clinic_visits], "lab_panel": []}
     return Layout(
         files=contract.table_names,
         columns={name: spec.column_names for name, spec in contract.tables.items()},
         symptoms=contract.symptoms,
+        clinic_days=tuple(int(v["day"]) for v in protocol["clinic_visits"]),
+        lab_panel=tuple(str(c) for c in protocol["lab_panel"]) or tuple(params["lab_units"]["tests"]),
         etiologies=contract.tables["subjects.csv"].column("etiology").levels,
         diary_visits=tuple(v.label for v in contract.diary_visits),
         diary_weeks=tuple(v.week for v in contract.diary_visits),
@@ -99,9 +108,9 @@ def study_layout(params: Mapping[str, Any]) -> Layout:
 #: raw_value is the cell text as written, clean_value its canonical text after cleaning ("" = missing).
 MESS_KINDS: dict[str, str] = {
     "subject_id_spelling": "subject ID spelled K2_007, k2-7, K2 007 or K2007 instead of K2-007",
-    "visit_label_variant": "visit label spelled BL, baseline, Wk 4, week4, W8, Week 04 or wk-8",
-    "symptom_label_variant": "symptom in other case, with a space or as a codebook synonym (' Tingling', 'NUMBNESS', "
-    "'cramp', 'tiredness', 'pins and needles')",
+    "visit_label_variant": "visit label spelled BL, baseline, Base line, Wk k, weekk, Wk, Week 0k or wk-k for week k",
+    "symptom_label_variant": "diary item in other case, with a space or as a protocol synonym (the study config's "
+    "simulation.mess.item_spellings)",
     "decimal_comma": "decimal comma in a VAS value or lab result ('7,5', quoted in the CSV)",
     "unit_spelling": "lab unit in an accepted non-canonical spelling (g/dl, umol/l, µmol/L, IU/L, sec)",
     "si_unit": "SITE-B reports TBIL and CREAT in umol/L, GLUCF in mmol/L, HGB in g/L and B12 in pmol/L; the "
@@ -151,13 +160,16 @@ def build_params(
     lab_standards: Mapping[str, Any],
     codebook: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Collect what the generator needs: config sections `simulation`, `treatment`, `visit_windows`, and the
-    parsed config/lab_units.yaml, config/lab_standards.yaml and codebook (the raw files' layout; default: the
-    file config `codebook` names)."""
+    """Collect what the generator needs: the study config's `simulation` and `protocol` (its `treatment`, and the
+    visit windows as validation reads them: workflow/rules/common.smk VISIT_WINDOWS), and the parsed
+    config/lab_units.yaml, config/lab_standards.yaml and codebook (the raw files' layout; default: the file config
+    `codebook` names)."""
+    protocol = config["protocol"]
     return {
         "simulation": dict(config["simulation"]),
-        "treatment": dict(config["treatment"]),
-        "visit_windows": dict(config["visit_windows"]),
+        "protocol": dict(protocol),
+        "treatment": dict(protocol["treatment"]),
+        "visit_windows": visit_windows(protocol),
         "lab_units": dict(lab_units),
         "lab_standards": dict(lab_standards),
         "codebook": dict(codebook if codebook is not None else read_yaml(_default_codebook(config))),
@@ -227,13 +239,16 @@ def _check_params(params: Mapping[str, Any]) -> None:
     sim = params["simulation"]
     windows = params["visit_windows"]
     if sim["diary_jitter_days"] > windows["diary_days"]:
-        raise ConfigError("simulation.diary_jitter_days exceeds visit_windows.diary_days")
-    if sim["clinic_jitter_days"] > windows["clinic_days"]:
-        raise ConfigError("simulation.clinic_jitter_days exceeds visit_windows.clinic_days")
+        raise ConfigError("simulation.diary_jitter_days exceeds protocol.diary.window_days")
+    if sim["clinic_jitter_days"] > min(int(v["window_days"]) for v in windows["clinic_visits"]):
+        raise ConfigError("simulation.clinic_jitter_days exceeds the window_days of a protocol clinic visit")
     unknown = set(sim["mess"]["rates"]) - set(MESS_KINDS)
     if unknown:
         raise ConfigError(f"simulation.mess.rates names unknown mess kinds: {sorted(unknown)}")
     tests = params["lab_units"]["tests"]
+    unknown_tests = [c for c in (params.get("protocol") or {}).get("lab_panel", []) if c not in tests]
+    if unknown_tests:
+        raise ConfigError(f"protocol.lab_panel names tests not in lab_units.yaml: {unknown_tests}")
     missing_sites = [site for site in sim["site_counts"] if site not in sim["sites"]]
     if missing_sites:
         raise ConfigError(f"simulation.sites lacks {missing_sites} named in simulation.site_counts")
@@ -325,70 +340,124 @@ def _simulate_cohort(n: int, rng: np.random.Generator, params: Mapping[str, Any]
     )
 
 
-def simulate_vas_tenths(rng: np.random.Generator, severe: np.ndarray, vas: Mapping[str, Any]) -> np.ndarray:
-    """Diary VAS in tenths of a cm, shape (n, 9 weeks, 5 symptoms in layout.symptoms order).
+def simulate_vas_tenths(
+    rng: np.random.Generator,
+    severe: np.ndarray,
+    vas: Mapping[str, Any],
+    items: Sequence[str],
+    weeks: Sequence[int],
+) -> np.ndarray:
+    """Diary VAS in tenths of the unit, shape (n, diary weeks, items in protocol order), by the calibration's model.
 
-    Baseline: the sum of the five symptoms is drawn so that the composite (sum / 5) lies in the subject's
-    band (moderate or severe), then split with tingling and numbness in their range and above the other
-    three (each in its range); the composite is therefore exactly in band. Week 8: each symptom uniform in
-    its week-8 range. Weeks 1-7: a smooth decline v8 + (v0 - v8) g(k), g(0) = 1, g(8) = 0, g(k) =
-    (a^(k/4) - a^2) / (1 - a^2) with a chosen per subject so the week-4 composite hits a target drawn from
-    its range (g(4) = a / (1 + a), clipped to 0.25-0.75), plus Gaussian noise (noise_sd cm), rounded to
-    0.1 cm and clipped to 0-10 cm.
-    Raises ConfigError when the baseline ranges cannot be combined (e.g. a severe band above 8.9 with
-    tingling and numbness at most 9.5 and the others at most 8.5).
+    composite_bands (five items, two of them leading): baseline: the sum of the items is drawn so that the
+    composite (sum / 5) lies in the subject's band (moderate or severe), then split with the two leading items in
+    their range and above the other three (each in its range); the composite is therefore exactly in band. Final
+    week F: each item uniform in its range. In between: a smooth decline vF + (v0 - vF) g(k), g(0) = 1, g(F) = 0,
+    g(k) = (a^(k/m) - a^2) / (1 - a^2) with the midpoint week m = F / 2 and a chosen per subject so the midpoint
+    composite hits a target drawn from its range (g(m) = a / (1 + a), clipped to 0.25-0.75), plus Gaussian noise
+    (noise_sd), rounded to 0.1 and clipped to 0-10.
+    trajectory (any items): every item uniform in its range at each anchor week (week 0 first), linear in between,
+    plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10.
+    Raises ConfigError when the calibration does not fit the diary (e.g. a severe band above 8.9 with the leading
+    items at most 9.5 and the others at most 8.5, or an anchor week that is not a diary week).
     """
+    if vas["model"] == "trajectory":
+        return _trajectory_vas_tenths(rng, len(severe), vas, len(items), weeks)
+    leading = [items.index(i) for i in vas["leading_items"] if i in items]
+    others = [j for j in range(len(items)) if j not in leading]
+    final, midpoint = int(vas["final"]["week"]), int(vas["midpoint"]["week"])
+    if len(leading) != 2 or len(others) != 3 or list(weeks) != list(range(final + 1)) or final != 2 * midpoint:
+        raise ConfigError(
+            "simulation.vas model composite_bands needs five diary items, two of them leading_items, and diary weeks "
+            f"0 to final.week, twice midpoint.week; got items {list(items)}, weeks {list(weeks)}"
+        )
     n = len(severe)
-    tn_lo, tn_hi = (_tenths(v) for v in vas["baseline_symptom"]["tingling_numbness"])
-    ot_lo, ot_hi = (_tenths(v) for v in vas["baseline_symptom"]["other"])
+    tn_lo, tn_hi = (_tenths(v) for v in vas["baseline_item"]["leading"])
+    ot_lo, ot_hi = (_tenths(v) for v in vas["baseline_item"]["other"])
     band = np.array([vas["baseline_composite"]["moderate"], vas["baseline_composite"]["severe"]])
     sum_lo = np.ceil(np.round(band[:, 0] * 50, 6)).astype(np.int64)[severe.astype(int)]
     sum_hi = np.floor(np.round(band[:, 1] * 50, 6)).astype(np.int64)[severe.astype(int)]
     total = rng.integers(sum_lo, sum_hi, endpoint=True)
-    # tingling + numbness: both in range, the others in range, and their mean above the others' mean
+    # the leading pair: both in range, the others in range, and their mean above the others' mean
     pair_lo = np.maximum.reduce([np.full(n, 2 * tn_lo), total - 3 * ot_hi, (2 * total) // 5 + 1])
     pair_hi = np.minimum(2 * tn_hi, total - 3 * ot_lo)
     if n and (pair_lo > pair_hi).any():
-        raise ConfigError("simulation.vas: baseline composite bands and symptom ranges are incompatible")
+        raise ConfigError("simulation.vas: baseline composite bands and item ranges are incompatible")
     pair = rng.integers(pair_lo, pair_hi, endpoint=True)
     t_lo = np.maximum.reduce([np.full(n, tn_lo), pair - tn_hi, -((-pair + 10) // 2)])
     t_hi = np.minimum.reduce([np.full(n, tn_hi), pair - tn_lo, (pair + 10) // 2])
-    tingling = rng.integers(t_lo, t_hi, endpoint=True)
+    first = rng.integers(t_lo, t_hi, endpoint=True)
     rest = total - pair
     w_lo = np.maximum.reduce([np.full(n, ot_lo), rest - 2 * ot_hi, -((-rest + 24) // 3)])
     w_hi = np.minimum.reduce([np.full(n, ot_hi), rest - 2 * ot_lo, (rest + 24) // 3])
-    weakness = rng.integers(w_lo, w_hi, endpoint=True)
-    rest2 = rest - weakness
+    third = rng.integers(w_lo, w_hi, endpoint=True)
+    rest2 = rest - third
     f_lo = np.maximum.reduce([np.full(n, ot_lo), rest2 - ot_hi, -((-rest2 + 16) // 2)])
     f_hi = np.minimum.reduce([np.full(n, ot_hi), rest2 - ot_lo, (rest2 + 16) // 2])
-    fatigue = rng.integers(f_lo, f_hi, endpoint=True)
-    baseline = np.stack([tingling, pair - tingling, weakness, fatigue, rest2 - fatigue], axis=1)
+    fourth = rng.integers(f_lo, f_hi, endpoint=True)
+    order = [*leading, *others]  # drawn in this order: item position of each drawn column
+    drawn = np.stack([first, pair - first, third, fourth, rest2 - fourth], axis=1)
+    baseline = np.empty_like(drawn)
+    baseline[:, order] = drawn
 
-    w8_tn = [_tenths(v) for v in vas["week8_symptom"]["tingling_numbness"]]
-    w8_ot = [_tenths(v) for v in vas["week8_symptom"]["other"]]
-    week8 = np.concatenate(
+    end_lead = [_tenths(v) for v in vas["final"]["leading"]]
+    end_other = [_tenths(v) for v in vas["final"]["other"]]
+    drawn_end = np.concatenate(
         [
-            rng.integers(w8_tn[0], w8_tn[1], size=(n, 2), endpoint=True),
-            rng.integers(w8_ot[0], w8_ot[1], size=(n, 3), endpoint=True),
+            rng.integers(end_lead[0], end_lead[1], size=(n, 2), endpoint=True),
+            rng.integers(end_other[0], end_other[1], size=(n, 3), endpoint=True),
         ],
         axis=1,
     )
+    end = np.empty_like(drawn_end)
+    end[:, order] = drawn_end
     c0 = baseline.sum(axis=1) / 50.0
-    c8 = week8.sum(axis=1) / 50.0
-    target4 = rng.uniform(vas["week4_composite"][0], vas["week4_composite"][1], size=n)
-    g4 = np.clip((target4 - c8) / np.maximum(c0 - c8, 1e-9), 0.25, 0.75)
-    a = g4 / (1.0 - g4)
-    weeks = np.arange(9, dtype=float)
+    c_end = end.sum(axis=1) / 50.0
+    target = rng.uniform(vas["midpoint"]["composite"][0], vas["midpoint"]["composite"][1], size=n)
+    g_mid = np.clip((target - c_end) / np.maximum(c0 - c_end, 1e-9), 0.25, 0.75)
+    a = g_mid / (1.0 - g_mid)
+    week = np.asarray(weeks, dtype=float)
     near_linear = np.abs(a - 1.0) < 1e-6
     a_safe = np.where(near_linear, 2.0, a)[:, None]
-    curved = (a_safe ** (weeks / 4.0) - a_safe**2) / (1.0 - a_safe**2)
-    shape = np.where(near_linear[:, None], 1.0 - weeks / 8.0, curved)  # (n, 9)
-    noise = rng.normal(0.0, vas["noise_sd"] * 10.0, size=(n, 9, 5))
-    noise[:, [0, 8], :] = 0.0
-    values = week8[:, None, :] + (baseline - week8)[:, None, :] * shape[:, :, None] + noise
+    curved = (a_safe ** (week / float(midpoint)) - a_safe**2) / (1.0 - a_safe**2)
+    shape = np.where(near_linear[:, None], 1.0 - week / float(final), curved)  # (n, weeks)
+    noise = rng.normal(0.0, vas["noise_sd"] * 10.0, size=(n, len(weeks), len(items)))
+    noise[:, [0, final], :] = 0.0
+    values = end[:, None, :] + (baseline - end)[:, None, :] * shape[:, :, None] + noise
     out = np.clip(scaled_integers(values, 0), 0, 100).astype(np.int64)
     out[:, 0, :] = baseline
-    out[:, 8, :] = week8
+    out[:, final, :] = end
+    return out
+
+
+def _trajectory_vas_tenths(
+    rng: np.random.Generator, n: int, vas: Mapping[str, Any], n_items: int, weeks: Sequence[int]
+) -> np.ndarray:
+    """The `trajectory` model of simulate_vas_tenths."""
+    anchors = {int(w): r for w, r in vas["anchors"].items()}
+    anchor_weeks = sorted(anchors)
+    if anchor_weeks[0] != 0 or any(w not in weeks for w in anchor_weeks) or anchor_weeks[-1] != max(weeks):
+        raise ConfigError(
+            f"simulation.vas.anchors weeks {anchor_weeks} must be diary weeks {list(weeks)} from 0 to the last"
+        )
+    at_anchor = np.stack(
+        [
+            rng.integers(_tenths(anchors[w][0]), _tenths(anchors[w][1]), size=(n, n_items), endpoint=True)
+            for w in anchor_weeks
+        ],
+        axis=1,
+    )  # (n, anchors, items)
+    week = np.asarray(weeks, dtype=float)
+    position = np.interp(week, anchor_weeks, np.arange(len(anchor_weeks), dtype=float))
+    lower = np.minimum(np.floor(position).astype(int), len(anchor_weeks) - 1)
+    upper = np.minimum(lower + 1, len(anchor_weeks) - 1)
+    fraction = (position - lower)[None, :, None]
+    values = at_anchor[:, lower, :] + (at_anchor[:, upper, :] - at_anchor[:, lower, :]) * fraction
+    noise = rng.normal(0.0, vas["noise_sd"] * 10.0, size=(n, len(weeks), n_items))
+    is_anchor = np.isin(np.asarray(weeks), anchor_weeks)
+    noise[:, is_anchor, :] = 0.0
+    out = np.clip(scaled_integers(values + noise, 0), 0, 100).astype(np.int64)
+    out[:, is_anchor, :] = at_anchor
     return out
 
 
@@ -406,17 +475,19 @@ def _reference_range(standards: Mapping[str, Any], test: str, female: np.ndarray
 def simulate_lab_values(
     rng: np.random.Generator, cohort: _Cohort, params: Mapping[str, Any], layout: Layout
 ) -> np.ndarray:
-    """Lab values in standard units, shape (n, 3 clinic visits, tests in lab_units.yaml order), unrounded.
+    """Lab values in standard units, shape (n, clinic visits, tests of the protocol's lab panel), unrounded.
 
     Default: a subject mean in the central part of the default reference range (by sex where it differs),
     visit values mean + N(0, visit_noise x width), kept 5 % of the width inside the range. Exceptions:
     B12-deficient without prior therapy have low Hb (below the sex-specific LLN), MCV > 100 fL and B12
-    80-190 pg/mL at baseline, improving on therapy; everyone else has adequate B12; diabetics have HbA1c
-    and fasting glucose in their diabetic ranges; INR = PT / mean normal PT.
+    80-190 pg/mL at baseline, improving on therapy (Hb and MCV part of the way at the clinic visits before
+    `labs_recover_by_week`, recovered from it on); everyone else has adequate B12; diabetics have HbA1c
+    and fasting glucose in their diabetic ranges; INR = PT / mean normal PT. The tests named here must be in the
+    panel.
     """
     labs = params["simulation"]["labs"]
     standards = params["lab_standards"]
-    tests = list(params["lab_units"]["tests"])
+    tests = list(layout.lab_panel)
     n = len(cohort.number)
     band, noise = labs["normal_band"], labs["visit_noise"]
     values = np.empty((n, len(layout.clinic_weeks), len(tests)))
@@ -441,18 +512,28 @@ def simulate_lab_values(
     # B12: adequate and stable unless deficient without prior therapy (then low, adequate on therapy)
     b12 = stable_in(*labs["b12_adequate"])
     b12[:, 0] = np.where(untreated, uniform(labs["b12_deficient"]), b12[:, 0])
-    on_therapy = uniform(labs["b12_adequate"], size=(n, 2))
+    on_therapy = uniform(labs["b12_adequate"], size=(n, len(layout.clinic_weeks) - 1))
     b12[:, 1:] = np.where(untreated[:, None], on_therapy, b12[:, 1:])
     values[:, :, col["B12"]] = b12
     # haemoglobin and MCV recover from megaloblastic anaemia over the 8 weeks
     lln, _ = _reference_range(standards, "HGB", cohort.female)
     hb0 = lln - uniform(labs["anaemia_hb_below_lln"])
     hb8 = lln + uniform(labs["recovered_hb_above_lln"])
-    step4 = uniform([0.4, 0.6])
-    anaemic = np.stack([hb0, hb0 + (hb8 - hb0) * step4, hb8], axis=1)
+    step = uniform([0.4, 0.6])  # the share recovered half-way to labs_recover_by_week
+    recovered_by = float(params["simulation"]["labs_recover_by_week"])
+
+    def recovery(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Per clinic visit: start at baseline, end from labs_recover_by_week on, part of the way before."""
+        columns = []
+        for week in layout.clinic_weeks:
+            share = np.minimum((week / recovered_by) * 2.0 * step, 1.0)
+            columns.append(start if week == 0 else end if week >= recovered_by else start + (end - start) * share)
+        return np.stack(columns, axis=1)
+
+    anaemic = recovery(hb0, hb8)
     values[:, :, col["HGB"]] = np.where(untreated[:, None], anaemic, values[:, :, col["HGB"]])
     mcv0, mcv8 = uniform(labs["macrocytic_mcv"]), uniform(labs["recovered_mcv"])
-    macrocytic = np.stack([mcv0, mcv0 + (mcv8 - mcv0) * step4, mcv8], axis=1)
+    macrocytic = recovery(mcv0, mcv8)
     values[:, :, col["MCV"]] = np.where(untreated[:, None], macrocytic, values[:, :, col["MCV"]])
     # diabetics: raised, stable glycaemia
     values[:, :, col["HBA1C"]] = np.where(
@@ -481,7 +562,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     sim = params["simulation"]
     n = int(n_subjects)
     cohort = _simulate_cohort(n, derive_rng(seed, "cohort"), params, layout)
-    vas = simulate_vas_tenths(derive_rng(seed, "vas"), cohort.severe, sim["vas"])
+    vas = simulate_vas_tenths(derive_rng(seed, "vas"), cohort.severe, sim["vas"], layout.symptoms, layout.diary_weeks)
     lab_values = simulate_lab_values(derive_rng(seed, "labs"), cohort, params, layout)
     diary_days, lab_days = _simulate_visit_days(derive_rng(seed, "dates"), cohort, sim, layout)
     low, high = sim["dosing"]["capsules_returned"]
@@ -492,7 +573,7 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     site = np.array(site_names, dtype=object)[cohort.site]
     ids = subject_ids(cohort.number, layout.id_pad)
     # record -> subject index, per file (records are ordered by subject, then visit, then symptom or test)
-    n_tests = len(params["lab_units"]["tests"])
+    n_tests = len(layout.lab_panel)
     subject_of = {
         "subjects.csv": np.arange(n),
         "symptom_diary.csv": np.repeat(np.arange(n), len(layout.diary_weeks) * len(layout.symptoms)),
@@ -540,17 +621,19 @@ def generate_study(n_subjects: int, seed: int, params: Mapping[str, Any]) -> Sim
     mess = _assemble_mess(wb, raw_rows, duplicated, layout)
     study_raw = _assemble_raw(wb, duplicated, layout)
     truth = _assemble_truth(wb, cohort, vas, returned, dispensed, impossible, layout)
-    return SimulatedStudy(raw=study_raw, truth=truth, dataset_meta=dataset_meta(n, seed), mess=mess)
+    return SimulatedStudy(
+        raw=study_raw, truth=truth, dataset_meta=dataset_meta(n, seed, sim["dataset_description"]), mess=mess
+    )
 
 
 def _simulate_visit_days(
     rng: np.random.Generator, cohort: _Cohort, sim: Mapping[str, Any], layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Diary days (n, 9) and clinic sample days (n, 3), days since 1970-01-01.
+    """Diary days (n, diary weeks) and clinic sample days (n, clinic visits), days since 1970-01-01.
 
-    Diary: baseline on the first-dose day, week k at first dose + 7k +/- diary_jitter_days. Clinic: weeks 4
-    and 8 at first dose + 7 x week +/- clinic_jitter_days; the baseline sample up to clinic_jitter_days
-    before the first dose, never after it and never before consent.
+    Diary: baseline on the first-dose day, week k at first dose + 7k +/- diary_jitter_days. Clinic: each
+    post-baseline visit at first dose + its target day +/- clinic_jitter_days; the baseline sample up to
+    clinic_jitter_days before the first dose, never after it and never before consent.
     """
     n = len(cohort.first_dose)
     jitter = sim["diary_jitter_days"]
@@ -560,7 +643,7 @@ def _simulate_visit_days(
     jitter = sim["clinic_jitter_days"]
     lab_shift = rng.integers(-jitter, jitter, size=(n, len(layout.clinic_weeks)), endpoint=True)
     lab_shift[:, 0] = -np.minimum(np.abs(lab_shift[:, 0]), cohort.first_dose - cohort.consent)
-    lab_days = cohort.first_dose[:, None] + 7 * np.asarray(layout.clinic_weeks)[None, :] + lab_shift
+    lab_days = cohort.first_dose[:, None] + np.asarray(layout.clinic_days)[None, :] + lab_shift
     return diary_days, lab_days
 
 
@@ -617,7 +700,7 @@ def _lab_columns(
     unit other than the standard one."""
     sim = params["simulation"]
     tests = params["lab_units"]["tests"]
-    codes = list(tests)
+    codes = list(layout.lab_panel)
     n, n_visits, n_tests = lab_values.shape
     subject = np.repeat(np.arange(n), n_visits * n_tests)
     test = np.tile(np.arange(n_tests), n * n_visits)
@@ -662,7 +745,7 @@ def _lab_columns(
 
 
 def _dosing_columns(ids: np.ndarray, returned: np.ndarray, dispensed: int, layout: Layout) -> dict[str, np.ndarray]:
-    """dosing.csv in canonical text: capsules dispensed and returned at weeks 4 and 8."""
+    """dosing.csv in canonical text: capsules dispensed and returned at the protocol's dosing-return visits."""
     rows = returned.size
     return {
         "subject_id": np.repeat(ids, len(layout.dosing_weeks)),
@@ -798,23 +881,14 @@ def _assemble_mess(
 # Dataset description and files
 
 
-def dataset_meta(n_subjects: int, seed: int) -> dict[str, Any]:
-    """Content of dataset.yaml: it says the data are simulated, what they are calibrated to and how to
-    regenerate them."""
+def dataset_meta(n_subjects: int, seed: int, description: str) -> dict[str, Any]:
+    """Content of dataset.yaml: it says the data are simulated, what they are calibrated to (`description`, the
+    study config's simulation.dataset_description with {n_subjects} filled in) and how to regenerate them."""
     return {
         "name": "k2trial-simulated",
         "version": GENERATOR_VERSION,
         "simulated": True,
-        "description": (
-            f"SIMULATED data of {n_subjects} subjects, not patient data. Generated to mimic the open-label "
-            "single-arm pilot of vitamin K2-7 (menaquinone-7, 100 mcg twice daily for 8 weeks) in peripheral "
-            "neuropathy due to vitamin B12 deficiency and/or diabetes (Kulkarni et al., The Indian Practitioner "
-            "2013;66(10); CTRI/2012/08/002930), calibrated to the facts that paper reports (30 patients, 23 "
-            "B12-deficient of whom 10 with residual symptoms despite adequate B12, baseline composite VAS 6-9 "
-            "in a moderate and a severe group, both reduced to 1-2 by week 8 with tingling and numbness falling "
-            "most, no adverse events, organ-function tests normal) and to the assumptions in STUDY.md and "
-            "config `simulation`. The CRF-export mess in the files is deliberate (see README.md)."
-        ),
+        "description": str(description).strip().format(n_subjects=n_subjects),
         "generator": f"{GENERATOR_NAME} {GENERATOR_VERSION}",
         "seed": int(seed),
         "n_subjects": int(n_subjects),

@@ -13,7 +13,7 @@ file (contract order), row (file-level problems first), column (contract order),
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -59,6 +59,9 @@ RULES: dict[str, Rule] = {
     "dataset_yaml_invalid": Rule(ERROR, "dataset.yaml is not a YAML mapping"),
     "dataset_key_missing": Rule(ERROR, "dataset.yaml lacks a required key"),
     "dataset_value_invalid": Rule(ERROR, "dataset.yaml has an invalid value"),
+    ct.DECLARATION_INVALID: Rule(
+        ERROR, "dataset.yaml declares the subject IDs or sites in a way that cannot be used; values were not checked"
+    ),
     "checksum_mismatch": Rule(ERROR, "the file does not match its SHA256SUMS checksum: it changed"),
     "checksum_line_invalid": Rule(ERROR, 'not a "<sha256>  <file name>" line'),
     "checksum_not_listed": Rule(
@@ -68,6 +71,7 @@ RULES: dict[str, Rule] = {
     "required_missing": Rule(ERROR, "a required value is missing"),
     "subject_id_invalid": Rule(ERROR, "not a subject ID"),
     "category_invalid": Rule(ERROR, "not a level of this column"),
+    "site_undeclared": Rule(ERROR, "site not declared"),
     "yes_no_invalid": Rule(ERROR, "not a yes/no value"),
     "visit_invalid": Rule(ERROR, "not a visit of this file"),
     "symptom_invalid": Rule(ERROR, "not a symptom of the contract"),
@@ -102,7 +106,7 @@ RULES: dict[str, Rule] = {
     "dose_dates_order": Rule(ERROR, "last dose date before first dose date"),
     "visit_window": Rule(
         WARNING,
-        "visit date outside its window (config visit_windows)",
+        "visit date outside its window (the study config's protocol: diary window_days, clinic_visits)",
         "The visit date is outside the protocol window; please confirm the date",
     ),
     "baseline_missing": Rule(
@@ -206,6 +210,7 @@ class SubjectIndex:
 
     ids: pd.Index
     day_first: np.ndarray
+    site: np.ndarray
     consent: np.ndarray
     first_dose: np.ndarray
     last_dose: np.ndarray
@@ -232,13 +237,28 @@ class SubjectIndex:
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Problems (all, sorted; columns PROBLEM_COLUMNS) and the normalised tables cleaning reuses."""
+    """Problems (all, sorted; columns PROBLEM_COLUMNS) and the normalised tables cleaning reuses.
+
+    contract: the contract the values were checked against, with the declarations of dataset.yaml in force
+    (None when those declarations could not be used and values were not checked).
+    """
 
     problems: pd.DataFrame
     tables: dict[str, NormalisedTable]
     file_hashes: dict[str, str]
     data_version: str | None
     contract_version: str
+    contract: Contract | None = None
+
+    @property
+    def declared(self) -> bool:
+        """True when dataset.yaml declared the subject IDs or the sites (and the declarations were used)."""
+        c = self.contract
+        return c is not None and (c.subject_id_declared or c.sites_source != "codebook.yaml")
+
+    def declarations(self) -> dict[str, Any] | None:
+        """The subject-ID and site conventions in force and where each was stated (contract.declarations_record)."""
+        return None if self.contract is None else ct.declarations_record(self.contract)
 
     @property
     def status(self) -> str:
@@ -263,13 +283,27 @@ def _rule_for_status(column: NormalisedColumn, spec: ct.ColumnSpec) -> np.ndarra
     return rule
 
 
-def _column_problems(table: NormalisedTable, spec: ct.ColumnSpec, subjects: np.ndarray) -> pd.DataFrame:
+def _column_problems(
+    table: NormalisedTable,
+    spec: ct.ColumnSpec,
+    subjects: np.ndarray,
+    site_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    contract: Contract | None = None,
+) -> pd.DataFrame:
+    """The problems of one column. site_of (with `contract`): the site of the rows at the given positions, named in
+    the message of a day-first date from a site not declared day_first (asked only for those rows)."""
     column = table.columns[spec.name]
     rule = _rule_for_status(column, spec)
     flagged = np.flatnonzero((rule != None)[column.codes])  # noqa: E711
     if len(flagged) == 0:
         return _empty_problems()
     distinct = column.codes[flagged]
+    detail = column.detail[distinct]
+    if spec.type == "date" and site_of is not None and contract is not None:
+        elsewhere = np.flatnonzero(detail == ct.DAY_FIRST_ELSEWHERE)
+        if len(elsewhere):
+            detail = detail.copy()
+            detail[elsewhere] = [_day_first_elsewhere(site, contract) for site in site_of(flagged[elsewhere])]
     return _problem_frame(
         table.spec.name,
         table.rows[flagged],
@@ -278,7 +312,17 @@ def _column_problems(table: NormalisedTable, spec: ct.ColumnSpec, subjects: np.n
         rule[distinct],
         subject_id=subjects[flagged],
         new=column.text[distinct],
-        detail=column.detail[distinct],
+        detail=detail,
+    )
+
+
+def _day_first_elsewhere(site: Any, contract: Contract) -> str:
+    """Why a day-first date is not read: the row's site and the sites declared day_first."""
+    day_first = [s for s, flag in contract.site_day_first.items() if flag]
+    which = ("day-first sites: " + ", ".join(day_first)) if day_first else "no site is declared day_first"
+    return (
+        f"{ct.DAY_FIRST_ELSEWHERE}: site {site} has day_first: false in the sites of {contract.sites_source} "
+        f"({which}); write the date as YYYY-MM-DD"
     )
 
 
@@ -437,15 +481,29 @@ def _subject_index(subjects: NormalisedTable | None, contract: Contract) -> Subj
     site = subjects.columns.get("site")
     if site is None:
         day_first = np.zeros(len(positions), dtype=bool)
+        site_text = np.full(len(positions), None, dtype=object)
     else:
         day_first = _site_day_first(site, contract)[positions]
+        site_text = site.row_text()[positions]
     return SubjectIndex(
         ids=pd.Index(ids[positions].astype(object)),
         day_first=day_first,
+        site=site_text,
         consent=dates("consent_date"),
         first_dose=dates("first_dose_date"),
         last_dose=dates("last_dose_date"),
     )
+
+
+def _rows_of(column: NormalisedColumn, rows: np.ndarray) -> np.ndarray:
+    """The canonical text of a column at row positions `rows`."""
+    return column.text[column.codes[rows]]
+
+
+def _subject_sites(sites: np.ndarray, position: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The site of the subject of each row at positions `rows` (None where the subject is unknown)."""
+    at = position[rows]
+    return np.where(at >= 0, sites[np.maximum(at, 0)] if len(sites) else None, None)
 
 
 def _site_day_first(site: NormalisedColumn, contract: Contract) -> np.ndarray:
@@ -461,13 +519,33 @@ def _site_day_first(site: NormalisedColumn, contract: Contract) -> np.ndarray:
 def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping[str, int]) -> ValidationResult:
     """Check every raw file against the contract and the tables against each other.
 
-    visit_windows: config `visit_windows` (diary_days, clinic_days, baseline_days_before_first_dose).
+    The subject-ID pattern and the sites that dataset.yaml declares are in force (contract.apply_declarations);
+    when a declaration cannot be used, that is the error reported and the values are not checked.
+    visit_windows: from the study config's protocol (workflow/rules/common.smk VISIT_WINDOWS): diary_days (the diary
+    window), clinic_visits (per clinic visit: week, target day after the first dose, window_days) and
+    baseline_days_before_first_dose.
     Returns all problems, sorted; nothing is raised for bad data.
     """
     pieces = [_from_problems(raw.read_problems)]
     pieces.append(_check_description(raw.description, contract))
     if raw.checksums is not None:
         pieces.append(_check_checksums(raw.checksums, raw.file_hashes, contract))
+    unusable = ct.declaration_problems(raw.description)
+    if unusable:
+        for problem in unusable:
+            pieces.append(
+                _problem_frame(
+                    contract.dataset_file.name,
+                    None,
+                    problem.key,
+                    problem.value,
+                    ct.DECLARATION_INVALID,
+                    detail=problem.message,
+                )  # fmt: skip
+            )
+        problems = _finalise(pd.concat([p for p in pieces if len(p)], ignore_index=True), contract)
+        return ValidationResult(problems, {}, dict(raw.file_hashes), raw.data_version, contract.version, None)
+    contract = ct.apply_declarations(contract, raw.description)
     tables: dict[str, NormalisedTable] = {}
     subjects: SubjectIndex | None = None
     for name, spec in contract.tables.items():
@@ -475,11 +553,13 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
         if frame is None:
             continue
         day_first = None
+        site_of = None
         done: dict[str, NormalisedColumn] = {}
         if name == "subjects.csv":
             if "site" in frame.columns:
                 done["site"] = ct.normalise_column(frame["site"], spec.column("site"), contract)
                 day_first = _site_day_first(done["site"], contract)
+                site_of = partial(_rows_of, done["site"])
         elif "subject_id" in frame.columns:
             done["subject_id"] = ct.normalise_subject_ids(frame["subject_id"], contract)
             # Where the site is unknown (unreadable subjects.csv, unknown subject) day-first dates are
@@ -489,6 +569,7 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
             else:
                 position = subjects.locate(done["subject_id"])
                 day_first = np.where(position >= 0, subjects.take(subjects.day_first, position), True)
+                site_of = partial(_subject_sites, subjects.site, position)
         table = _normalise_table(frame, spec, contract, day_first, done)
         tables[name] = table
         if name == "subjects.csv":
@@ -497,7 +578,7 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
         subject_text = table.subject_text()
         for column in spec.columns:
             if column.name in table.columns:
-                pieces.append(_column_problems(table, column, subject_text))
+                pieces.append(_column_problems(table, column, subject_text, site_of, contract))
         duplicates, _ = _duplicate_problems(table)
         pieces.append(duplicates)
     if "labs.csv" in tables:
@@ -513,7 +594,7 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
         pieces.append(_check_capsules(tables["dosing.csv"]))
     problems = pd.concat([p for p in pieces if len(p)], ignore_index=True) if any(len(p) for p in pieces) else None
     problems = _finalise(problems if problems is not None else _empty_problems(), contract)
-    return ValidationResult(problems, tables, dict(raw.file_hashes), raw.data_version, contract.version)
+    return ValidationResult(problems, tables, dict(raw.file_hashes), raw.data_version, contract.version, contract)
 
 
 def _check_table_shape(table: NormalisedTable) -> pd.DataFrame:
@@ -654,7 +735,8 @@ def _check_dates(
                 pieces.append(
                     _row_problems(table, table.columns[name].row_values() < consent, name, "date_before_consent")
                 )
-    window_days = {"symptom_diary.csv": windows["diary_days"], "labs.csv": windows["clinic_days"]}
+    # per file: study week -> (target day after the first dose, window in days); the diary's week k at day 7k
+    schedule = {"labs.csv": {int(v["week"]): (int(v["day"]), int(v["window_days"])) for v in windows["clinic_visits"]}}
     date_columns = {
         "symptom_diary.csv": "assessment_date",
         "labs.csv": "sample_date",
@@ -689,8 +771,15 @@ def _check_dates(
         pieces.append(
             _row_problems(table, early, date_column, "before_first_dose", detail=partial(_dated, "first dose", first))
         )
-        target = first + (np.maximum(week, 0) * 7).astype("timedelta64[D]")
-        tolerance = _days(window_days[name])
+        weeks = np.maximum(week, 0)
+        day, window = weeks * 7, np.full(len(weeks), int(windows["diary_days"]))
+        for visit_week, (visit_day, visit_window) in schedule.get(name, {}).items():
+            day, window = (
+                np.where(weeks == visit_week, visit_day, day),
+                np.where(weeks == visit_week, visit_window, window),
+            )
+        target = first + day.astype("timedelta64[D]")
+        tolerance = window.astype("timedelta64[D]")
         post = (week > 0) & (np.abs(date - target) > tolerance) & ~early
         lead = _days(windows["baseline_days_before_first_dose"])
         base = (week == 0) & ((date > first) | (date < first - lead))
@@ -698,7 +787,7 @@ def _check_dates(
         if outside.any():
             detail = np.full(len(date), "", dtype=object)
             idx = np.flatnonzero(post)
-            detail[idx] = "expected " + _iso(target[idx]) + f" +/- {window_days[name]} days"
+            detail[idx] = "expected " + _iso(target[idx]) + " +/- " + window[idx].astype(str).astype(object) + " days"
             idx = np.flatnonzero(base)
             detail[idx] = "expected between " + _iso((first - lead)[idx]) + " and the first dose on " + _iso(first[idx])
             pieces.append(_row_problems(table, outside, date_column, "visit_window", detail=detail))

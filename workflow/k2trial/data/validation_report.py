@@ -22,7 +22,10 @@ def stale_report_problem(report_path: str) -> Problem:
 
 def build_report(result: ValidationResult, limit_per_rule: int = 1000) -> dict[str, Any]:
     """report.json: status, counts (exact), problems (the first `limit_per_rule` of each file and rule),
-    data_version, files (sha256 per raw data file)."""
+    data_version, files (sha256 per raw data file); when dataset.yaml declares the subject IDs or sites,
+    `declarations` after contract_version: the subject-ID pattern and the sites in force and where each was
+    declared (a report without it: the codebook's defaults were in force; null: the declarations could not be
+    used, and no value was checked)."""
     problems = result.problems
     rank = problems.groupby(["file", "rule"], sort=False).cumcount().to_numpy()
     shown = problems[rank < limit_per_rule]
@@ -39,9 +42,15 @@ def build_report(result: ValidationResult, limit_per_rule: int = 1000) -> dict[s
             "records": {name: len(table) for name, table in result.tables.items()},
         }
     )
+    declarations: dict[str, Any] = {}
+    if result.declared:
+        declarations["declarations"] = result.declarations()
+    elif result.contract is None:  # dataset.yaml declares, but unusably: nothing was in force, nothing checked
+        declarations["declarations"] = None
     return {
         "status": result.status,
         "contract_version": result.contract_version,
+        **declarations,
         "counts": counts,
         "problems": [
             {
@@ -85,6 +94,16 @@ def report_markdown(report: Mapping[str, Any], contract: Contract) -> str:
         "",
         "Rows are spreadsheet rows (the header is row 1, the first record row 2).",
     ]
+    if report.get("declarations"):
+        lines += ["", *declarations_markdown(report["declarations"])]
+    elif "declarations" in report:
+        lines += [
+            "",
+            "## Declarations in force",
+            "",
+            "None: the subject_id or sites declarations of dataset.yaml cannot be used (see its errors below), "
+            "so no value of the raw files was checked.",
+        ]
     if counts["reported"] < counts["total"]:
         lines += [
             "",
@@ -124,6 +143,23 @@ def report_markdown(report: Mapping[str, Any], contract: Contract) -> str:
                     f"| {_md(p['message'])} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def declarations_markdown(declarations: Mapping[str, Any]) -> list[str]:
+    """The report.md section on the subject-ID pattern and sites in force (report.json `declarations`)."""
+    subject, sites = declarations["subject_id"], declarations["sites"]
+    lines = [
+        "## Declarations in force",
+        "",
+        f"- Subject IDs (from {subject['declared_in']}): `` {subject['pattern']} ``; {subject['normalisation']}.",
+        f"- Sites (from {sites['declared_in']}): "
+        + ", ".join(
+            f"{_md(site)} ({'day-first dates accepted' if spec['day_first'] else 'ISO dates only'})"
+            for site, spec in sites["sites"].items()
+        )
+        + ".",
+    ]
+    return lines
 
 
 def _rank(file: str, contract: Contract) -> int:

@@ -4,6 +4,10 @@ Why matplotlib rather than seaborn here: every figure is a simple composition (l
 points with analytic intervals), and importing seaborn costs about 1.4 s of the 2 s budget of a small
 rebuild; drawing directly also keeps jitter and sampling under an explicit seed.
 
+The protocol comes from the vocabulary (k2trial.core.vocabulary, from the study config): the diary items and the
+primary VAS (the composite, or a single-item study's item), the visits and weeks drawn, the end of treatment, and
+the off-treatment follow-up, shaded and labelled "off treatment" on every week axis (`shade_off_treatment`).
+
 Design rules kept by every function:
 - the colour palette is colour-blind safe (Okabe-Ito by default) and every colour distinction is doubled
   by a marker, line style or hatch, so figures read in greyscale;
@@ -39,7 +43,7 @@ from k2trial.analysis.groups import EFFICACY_SET, SEVERITY_GROUPS
 from k2trial.analysis.safety.standards import SEXES
 from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, subject_numbers
-from k2trial.core.vocabulary import BASELINE, COMPOSITE, LabTest, Vocabulary
+from k2trial.core.vocabulary import BASELINE, COMPOSITE, OFF_TREATMENT, LabTest, Vocabulary
 from k2trial.report.formatting import criterion_label, format_number, population_label
 
 #: Okabe & Ito (2008) colour-blind-safe palette, dark-to-light pairs first so that two groups also differ
@@ -229,6 +233,42 @@ class Labels:
         weeks = self.vocabulary.diary_weeks
         return f"weeks {min(weeks)}-{max(weeks)}"
 
+    @property
+    def primary(self) -> str:
+        """The primary VAS as figures name it: "Composite", or a single-item study's item ("Pain")."""
+        return self.vocabulary.param_label(self.vocabulary.primary_param, short=True)
+
+    @property
+    def end_of_treatment(self) -> str:
+        """The end-of-treatment visit in words ("week 8")."""
+        return self.vocabulary.end_of_treatment.label.lower()
+
+
+def off_treatment_period(vocabulary: Vocabulary) -> tuple[int, int] | None:
+    """(end of treatment, last follow-up week) of the off-treatment follow-up; None for a study without."""
+    if not vocabulary.follow_up_visits:
+        return None
+    return vocabulary.end_of_treatment.week, max(v.week for v in vocabulary.follow_up_visits)
+
+
+def shade_off_treatment(ax: Axes, period: tuple[int, int] | None, pad: float = 0.4) -> None:
+    """Shade the off-treatment follow-up `period` (off_treatment_period) on a week axis and label it
+    "off treatment"; nothing for a study without follow-up (None)."""
+    if period is None:
+        return
+    start, end = period[0], period[1] + pad
+    ax.axvspan(start, end, color="#999999", alpha=0.15, lw=0, zorder=0)
+    ax.text(
+        (start + end) / 2,
+        0.97,
+        OFF_TREATMENT,
+        transform=ax.get_xaxis_transform(),
+        ha="center",
+        va="top",
+        fontsize=7,
+        color="#333333",
+    )
+
 
 # ----------------------------------------------------------------------------------------------------
 # 1. Participant flow
@@ -304,10 +344,12 @@ def composite_trajectories_figure(
             )
         size = (group_sizes or {}).get(group, len(lines))
         ax.set_title(f"{labels.population(group)}\nn = {size:,}", fontsize=9)
-        _week_axis(ax, labels.vocabulary.diary_weeks)
+        period = off_treatment_period(labels.vocabulary)
+        _week_axis(ax, labels.vocabulary.diary_weeks, **({"label": "Study week"} if period else {}))
+        shade_off_treatment(ax, period)
         ax.set_ylim(0, 10)
         ax.set_yticks(range(0, 11, 2))
-    axes[0].set_ylabel("Composite VAS (cm, 0-10)")
+    axes[0].set_ylabel(f"{labels.primary} VAS (cm, 0-10)")
     handles = [
         Line2D([], [], color=GREY, lw=0.8, alpha=0.7, label="One subject"),
         *[
@@ -319,7 +361,7 @@ def composite_trajectories_figure(
         Patch(color=GREY, alpha=0.3, label="Interquartile range"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=4)
-    _title(fig, f"Composite VAS per subject, {labels.weeks_span()}", note)
+    _title(fig, f"{labels.primary} VAS per subject, {labels.weeks_span()}", note)
     return fig
 
 
@@ -331,13 +373,19 @@ def symptoms_by_visit_figure(
 ) -> Figure:
     """Boxes (all subjects; whiskers 1.5 IQR, no outlier markers) with points (a sample when large) per
     param and clinic visit. values: subject_id, param, visit, aval (cm). Jitter is seeded."""
-    fig = Figure(figsize=(8.0, 5.6), layout="constrained")
-    axes = fig.subplots(2, 3, sharey=True).ravel()
+    params = labels.vocabulary.params
+    ncols = min(3, len(params))
+    nrows = -(-len(params) // ncols)
+    fig = Figure(figsize=(8.0, 2.8 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
+    for ax in axes[len(params) :]:
+        ax.set_axis_off()
+    axes = axes[: len(params)]
     clinic_visits = labels.vocabulary.clinic_visit_codes
     data = values[values["visit"].isin(clinic_visits)]
     shown = data[data["subject_id"].isin(set(point_ids))]
     rng = np.random.default_rng(seed)
-    for ax, param in zip(axes, labels.vocabulary.params, strict=True):
+    for ax, param in zip(axes, params, strict=True):
         boxes = [
             data.loc[(data["param"] == param) & (data["visit"] == v), "aval"].dropna().to_numpy() for v in clinic_visits
         ]
@@ -371,7 +419,7 @@ def symptoms_by_visit_figure(
         ax.set_title(labels.vocabulary.param_label(param))
         ax.set_ylim(-0.3, 10.3)
         ax.set_yticks(range(0, 11, 2))
-    for ax in axes[::3]:
+    for ax in axes[::ncols]:
         ax.set_ylabel("VAS (cm, 0-10)")
     _title(fig, "Symptom VAS at the clinic visits", note)
     return fig
@@ -402,6 +450,9 @@ def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int, labels: Labels) ->
     ax.set_xticks(range(grid.shape[1]), [str(w) for w in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [vocabulary.param_label(p) for p in grid.index])
     ax.set_xlabel("Week of treatment")
+    if vocabulary.follow_up_visits:  # columns are diary weeks: the follow-up starts after the end-of-treatment column
+        ax.axvline(list(grid.columns).index(vocabulary.end_of_treatment.week) + 0.5, color="black", lw=1.2)
+        ax.set_xlabel(f"Week (after week {vocabulary.end_of_treatment.week}: {OFF_TREATMENT})")
     ax.spines[:].set_visible(False)
     bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     bar.set_label("Median VAS (cm)")
@@ -410,10 +461,11 @@ def vas_heatmap_figure(weekly: pd.DataFrame, n_subjects: int, labels: Labels) ->
 
 
 # ----------------------------------------------------------------------------------------------------
-# 5. Waterfall of percent change at week 8
+# 5. Waterfall of percent change at the end of treatment
 # ----------------------------------------------------------------------------------------------------
 def waterfall_figure(change: pd.DataFrame, labels: Labels, style: Style, note: str = "") -> Figure:
-    """Percent change of the composite VAS at week 8 per subject, sorted, coloured and hatched by etiology.
+    """Percent change of the primary VAS (composite, or the single item) at the end of treatment per subject,
+    sorted, coloured and hatched by etiology.
 
     change: subject_id, pchg (% of baseline; missing when baseline is 0: not drawn), etiology.
     """
@@ -425,6 +477,7 @@ def waterfall_figure(change: pd.DataFrame, labels: Labels, style: Style, note: s
     x = np.arange(len(data))
     # From about a hundred bars on, white gaps between bars turn into stripes: bars touch, hatches stay white.
     dense = len(data) >= 100
+    primary, end = labels.primary.lower(), labels.end_of_treatment
     etiologies = labels.vocabulary.level_labels["etiology"]
     for i, etiology in enumerate(etiologies):
         mask = (data["etiology"] == etiology).to_numpy()
@@ -447,10 +500,10 @@ def waterfall_figure(change: pd.DataFrame, labels: Labels, style: Style, note: s
     ax.set_xticks([])
     ax.set_ylim(-100, max(10.0, float(data["pchg"].max()) + 5 if len(data) else 10.0))
     ax.set_xlabel("Subjects, ordered from least to most improvement")
-    ax.set_ylabel("Change in composite VAS at week 8\n(% of baseline)")
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, title="Etiology", loc="outside lower center", ncol=3)
-    _title(fig, "Percent change of the composite VAS from baseline to week 8", note)
+    ax.set_ylabel(f"Change in {primary} VAS at {end}\n(% of baseline)")
+    handles, legend = ax.get_legend_handles_labels()
+    fig.legend(handles, legend, title="Etiology", loc="outside lower center", ncol=3)
+    _title(fig, f"Percent change of the {primary} VAS from baseline to {end}", note)
     return fig
 
 
@@ -458,7 +511,7 @@ def waterfall_figure(change: pd.DataFrame, labels: Labels, style: Style, note: s
 # 6. Forest plot of Hodges-Lehmann median change
 # ----------------------------------------------------------------------------------------------------
 def forest_figure(paired: pd.DataFrame, populations: Sequence[str], labels: Labels) -> Figure:
-    """HL median change (cm) with 95% CI, week 8 minus baseline, per population (panel) and param (row).
+    """HL median change (cm) with 95% CI, end of treatment minus baseline, per population (panel) and param (row).
 
     paired: rows of paired_tests.csv with test wilcoxon, visit_from baseline, visit_to week8.
     """
@@ -493,7 +546,10 @@ def forest_figure(paired: pd.DataFrame, populations: Sequence[str], labels: Labe
         ax.set_xlim(low, high)
     for ax in axes[len(populations) :]:
         ax.set_axis_off()
-    fig.supxlabel("Hodges-Lehmann median change, week 8 minus baseline (cm; negative = improvement)", fontsize=9)
+    fig.supxlabel(
+        f"Hodges-Lehmann median change, {labels.end_of_treatment} minus baseline (cm; negative = improvement)",
+        fontsize=9,
+    )
     fig.suptitle(
         "Median change in VAS with 95% CI (Wilcoxon signed-rank, distribution-free CI)", x=0.01, ha="left", fontsize=10
     )
@@ -576,11 +632,12 @@ def lab_trajectories_figure(
     note: str = "",
     *,
     weeks: Sequence[int],
+    off_treatment: tuple[int, int] | None = None,
 ) -> Figure:
     """Per test: subject lines (thin; a sample when large), the median over all subjects by visit (bold),
     and the default reference range (shaded; where ranges differ by sex the female range is shaded and the
     male limits dashed). labs: subject_id, param, week, aval; medians: param, week, median. weeks: of the clinic
-    visits (x axis)."""
+    visits (x axis); off_treatment: the follow-up period, shaded (off_treatment_period)."""
     codes = [c for c in tests if c in set(labs["param"]) or c in set(medians["param"])]
     ncols = 3
     nrows = max(1, int(np.ceil(len(codes) / ncols)))
@@ -618,6 +675,7 @@ def lab_trajectories_figure(
         ax.set_title(unit_text(test.title), fontsize=8.5)
         ax.set_xticks(list(weeks))
         ax.set_xlim(min(weeks) - 0.5, max(weeks) + 0.5)
+        shade_off_treatment(ax, off_treatment, pad=0.5)
         values = np.concatenate(
             [part["aval"].dropna().to_numpy(dtype=float), med["median"].dropna().to_numpy(dtype=float)]
         )
@@ -657,6 +715,7 @@ def b12_haematology_figure(
     *,
     codes: Sequence[str],
     weeks: Sequence[int],
+    off_treatment: tuple[int, int] | None = None,
 ) -> Figure:
     """Serum B12, MCV and haemoglobin by visit in the B12-deficient subjects, one line per subject, the
     residual subgroup (prior B12 therapy, adequate B12 at baseline) in a second colour and line style.
@@ -691,6 +750,7 @@ def b12_haematology_figure(
             _right_margin_label(ax, text, value, 7)
         ax.set_title(unit_text(tests[code].title), fontsize=9)
         _week_axis(ax, weeks, label="Week")
+        shade_off_treatment(ax, off_treatment)
         ax.set_xlabel("Week")
         ax.autoscale_view(scalex=False)
     handles = [
@@ -816,7 +876,7 @@ def _figure_builders(
     style = settings.style
     labels = settings.labels
     vocabulary = labels.vocabulary
-    final = vocabulary.final_visit.code
+    final = vocabulary.end_of_treatment.code
 
     @functools.cache
     def efficacy_sample() -> tuple[pd.Series, list[str], str, set[str]]:
@@ -826,8 +886,9 @@ def _figure_builders(
         return efficacy_ids, sample, sample_note(len(sample), len(efficacy_ids), settings.seed), set(sample)
 
     def composite() -> pd.DataFrame:
+        """The primary VAS (the composite; a single-item study's item)."""
         vas = data["vas"]
-        return vas[vas["param"] == COMPOSITE]
+        return vas[vas["param"] == vocabulary.primary_param]
 
     yield "participant_flow", lambda: participant_flow_figure(data["participant_flow"])
 
@@ -838,7 +899,7 @@ def _figure_builders(
         values = composite()
         shown = values[values["subject_id"].isin(sample_set)].merge(groups, on="subject_id", how="left")
         weekly = data["weekly"]
-        weekly_composite = weekly[weekly["param"] == COMPOSITE]
+        weekly_composite = weekly[weekly["param"] == vocabulary.primary_param]
         in_efficacy = assignment["subject_id"].isin(set(efficacy_ids))
         sizes = assignment.loc[in_efficacy, "severity_group"].value_counts().to_dict()
         return composite_trajectories_figure(shown, weekly_composite, SEVERITY_GROUPS, labels, style, note, sizes)
@@ -898,7 +959,14 @@ def _figure_builders(
         medians = data["lab_descriptives"][["param", "week", "median"]]
         lab_sample = labs[labs["subject_id"].isin(sample_set)]
         return lab_trajectories_figure(
-            lab_sample, medians, vocabulary.tests, settings.standards, style, note, weeks=vocabulary.clinic_weeks
+            lab_sample,
+            medians,
+            vocabulary.tests,
+            settings.standards,
+            style,
+            note,
+            weeks=vocabulary.clinic_weeks,
+            off_treatment=off_treatment_period(vocabulary),
         )
 
     yield "lab_trajectories", lab_trajectories
@@ -925,7 +993,7 @@ def _figure_builders(
         b12_note = sample_note(len(deficient_sample), len(deficient), settings.seed)
         return b12_haematology_figure(
             haem, residual, vocabulary.tests, thresholds, style, b12_note, codes=(b12, mcv, haemoglobin),
-            weeks=vocabulary.clinic_weeks,
+            weeks=vocabulary.clinic_weeks, off_treatment=off_treatment_period(vocabulary),
         )  # fmt: skip
 
     yield "b12_haematology", b12_haematology

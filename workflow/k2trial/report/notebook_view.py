@@ -29,7 +29,7 @@ from k2trial.analysis.groups import EFFICACY_SET, SEVERITY_GROUPS
 from k2trial.analysis.safety.adverse_events import ANY_EVENT
 from k2trial.core import schema
 from k2trial.core.io import read_yaml
-from k2trial.core.vocabulary import BASELINE, COMPOSITE, Vocabulary, load_vocabulary
+from k2trial.core.vocabulary import BASELINE, Vocabulary, load_vocabulary
 from k2trial.data.validation import PROBLEM_FIELDS
 from k2trial.report import formatting
 from k2trial.report.formatting import MISSING, Decimals, format_p_value, population_label
@@ -167,14 +167,14 @@ class NotebookView:
     """One notebook's run: its parameters, the vocabulary, the catalog, and what it may read and show.
 
     spec: what papermill injects as `view` (see the module docstring): parameters_file, vocabulary (codebook and
-    lab_units paths, config composite and populations), inputs (further artifacts by name).
+    lab_units paths, the study config's composite and populations, and its protocol unless it is the default
+    study's: k2trial.core.vocabulary.vocabulary_sources), inputs (further artifacts by name).
     """
 
     #: The efficacy set and the severity groups, in report order; the codes a narrative looks rows up by.
     efficacy_set = EFFICACY_SET
     severity_groups = SEVERITY_GROUPS
     baseline = BASELINE
-    composite = COMPOSITE
     any_adverse_event = ANY_EVENT
 
     problem_counts = staticmethod(problem_counts)
@@ -213,8 +213,13 @@ class NotebookView:
 
     @property
     def final_visit(self) -> str:
-        """The code of the last diary visit (end of treatment)."""
-        return self.vocabulary.final_visit.code
+        """The code of the end-of-treatment visit (the last diary visit unless the study has a follow-up)."""
+        return self.vocabulary.end_of_treatment.code
+
+    @property
+    def composite(self) -> str:
+        """The param of the primary VAS: the composite, or a single-item study's item."""
+        return self.vocabulary.primary_param
 
     # ---------------------------------------------------------------------------------------------- reading
     def read(self, name: str) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""results/index.html: one offline page linking every notebook, figure and table, each file with the rule
-that produced it, its size and its sha256, under the same header (and SIMULATED DATA banner) as the notebooks.
+"""results/index.html: one offline page linking every notebook, figure, table and ADaM dataset, each file with the
+rule that produced it, its size and its sha256, under the same header (and SIMULATED DATA banner) as the notebooks.
 
 Pure functions: the script gives the artifacts (paths relative to the page, hashes, producing rules, titles and
 order from the registry of reporting outputs, workflow/report/registry.yaml) and the header; the page has inline
@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from k2trial.report.page import PAGE_CSS, assert_offline
 
-SECTIONS = ("Notebooks", "Figures", "Tables")
+SECTIONS = ("Notebooks", "Figures", "Tables", "ADaM")
 #: File kinds by suffix, in the order files of one item are listed.
 KINDS = {
     ".html": "HTML",
@@ -25,6 +25,7 @@ KINDS = {
     ".svg": "SVG",
     ".csv": "CSV",
     ".tex": "LaTeX",
+    ".xpt": "SAS transport (XPT v5)",
     ".json": "JSON",
 }
 
@@ -55,10 +56,18 @@ def item_name(path: str) -> str:
 
 
 def section_of(path: str) -> str | None:
-    """Notebooks, Figures or Tables from the folder of a results path; None for anything else."""
+    """Notebooks, Figures, Tables or ADaM from the folder of a results path; None for anything else."""
     parts = PurePosixPath(path).parts
     folder = parts[-2] if len(parts) >= 2 else ""
-    return {"notebooks": "Notebooks", "figures": "Figures", "tables": "Tables"}.get(folder)
+    return {"notebooks": "Notebooks", "figures": "Figures", "tables": "Tables", "adam": "ADaM"}.get(folder)
+
+
+def adam_titles(define: Mapping) -> dict[str, str]:
+    """Index titles of the ADaM delivery from its define.json, in its order: each dataset ("ADSL: Subject-Level
+    Analysis Dataset", item adsl) and the metadata file itself (item define)."""
+    titles = {d["name"].lower(): f"{d['name']}: {d['label']}" for d in define["datasets"]}
+    titles["define"] = f"define.json: {define['metadata']}"
+    return titles
 
 
 def _size(size: int) -> str:

@@ -1,7 +1,8 @@
 """Display tables for reviewers: each builder turns analysis artifacts (results/groups, efficacy, safety) into a
 `DisplayTable` of text (k2trial.report.render) and does nothing but format: every number comes from an artifact,
-every label from the vocabulary (k2trial.core.vocabulary), every title from the registry of reporting outputs
-(workflow/report/registry.yaml). Numbers are formatted by k2trial.report.formatting.
+every label from the vocabulary (k2trial.core.vocabulary: the study config's protocol, so a follow-up visit reads
+"Week 12 (off treatment)" and a single-item study's primary VAS is its item), every title from the registry of
+reporting outputs (workflow/report/registry.yaml). Numbers are formatted by k2trial.report.formatting.
 
 `BUILDERS` maps each table of the registry to its builder; `build_all_tables` builds them in registry order.
 """
@@ -21,7 +22,7 @@ from k2trial.analysis.safety.lab_table import FLAGS
 from k2trial.analysis.safety.standards import GRADES
 from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, is_missing
-from k2trial.core.vocabulary import BASELINE, Vocabulary
+from k2trial.core.vocabulary import BASELINE, OFF_TREATMENT, Vocabulary
 from k2trial.report.formatting import (
     MISSING,
     Decimals,
@@ -57,11 +58,22 @@ class TableSettings:
     symptoms_comparison_visit: str | None
     exact_below: int
     lab_exact_below: int
+    #: the responder visit (efficacy.responders.visit) and what the study says of thresholds applied to params that
+    #: are not pain (efficacy.responders.analogy; "" when every param is pain)
+    responder_visit: str = ""
+    responder_analogy: str = ""
+    #: what the study says of its severity groups (study config groups.note; "" for nothing)
+    groups_note: str = ""
+
+    @property
+    def primary(self) -> str:
+        """The primary VAS in words: "composite", or a single-item study's item ("pain")."""
+        return self.vocabulary.param_label(self.vocabulary.primary_param, short=True).lower()
 
     @classmethod
     def from_config(
         cls, reporting: Mapping, efficacy: Mapping, safety: Mapping, severe_threshold: float, vocabulary: Vocabulary,
-        registry_tables: Sequence[Mapping[str, Any]],
+        registry_tables: Sequence[Mapping[str, Any]], groups_note: str = "",
     ) -> TableSettings:  # fmt: skip
         comparison = efficacy["holm_families"]["symptoms_comparison"]
         return cls(
@@ -73,13 +85,18 @@ class TableSettings:
             symptoms_comparison_visit=comparison[1] if comparison else None,
             exact_below=int(efficacy["exact_below"]),
             lab_exact_below=int(safety["exact_below"]),
+            responder_visit=str(efficacy["responders"]["visit"]),
+            responder_analogy=str(efficacy["responders"].get("analogy") or ""),
+            groups_note=str(groups_note or ""),
         )
 
     def population_label(self, population: Any) -> str:
         return population_label(self.vocabulary, population, self.severe_threshold)
 
     def visit_label(self, visit: Any) -> str:
-        return label(self.vocabulary.visit_labels, visit)
+        """ "Week 4"; a visit of the off-treatment follow-up says so: "Week 12 (off treatment)"."""
+        text = label(self.vocabulary.visit_labels, visit)
+        return f"{text} ({OFF_TREATMENT})" if self.vocabulary.off_treatment(str(visit)) else text
 
     def param_label(self, param: Any) -> str:
         return MISSING if is_missing(param) else self.vocabulary.param_label(param)
@@ -270,9 +287,10 @@ def baseline_characteristics_table(table1: pd.DataFrame, settings: TableSettings
                 + [format_count_percent(by_group.loc[g, "count"], by_group.loc[g, "n"], d.percent) for g in groups]
             )
     frame = pd.DataFrame(rows, columns=["Characteristic", *headers])
+    remark = f" ({settings.groups_note})" if settings.groups_note else ""
     notes = (
-        "Severity groups from the baseline composite VAS: severe when \u2265 "
-        f"{format_number(settings.severe_threshold, 1)} cm (the published ranges 6-8 and 8-9 overlap at 8).",
+        f"Severity groups from the baseline {settings.primary} VAS: severe when \u2265 "
+        f"{format_number(settings.severe_threshold, 1)} cm{remark}.",
         "Percentages of the column N; quartiles by linear interpolation.",
     )
     return DisplayTable("table1_baseline", settings.titles["table1_baseline"], frame, notes)
@@ -464,9 +482,10 @@ def responders_table(responders: pd.DataFrame, settings: TableSettings) -> Displ
             ],
         }
     )
+    analogy = f"; {settings.responder_analogy}" if settings.responder_analogy else ""
     notes = (
         "Responder thresholds (IMMPACT): \u2265 30% and \u2265 50% reduction, \u2265 2-point reduction from baseline "
-        "to week 8. They were validated for pain scales; applied here to tingling and numbness by analogy.",
+        f"to {settings.visit_label(settings.responder_visit).lower()}. They were validated for pain scales{analogy}.",
         "Percent change undefined when baseline is 0. Clopper-Pearson exact 95% CI.",
     )
     return DisplayTable("responders", settings.titles["responders"], text_frame(frame), notes)
@@ -503,7 +522,7 @@ def group_comparison_table(comparison: pd.DataFrame, settings: TableSettings) ->
         }
     )
     notes = (
-        "Change from baseline in cm; groups by baseline composite VAS "
+        f"Change from baseline in cm; groups by baseline {settings.primary} VAS "
         f"(severe \u2265 {format_number(settings.severe_threshold, 1)}).",
         "Mann-Whitney U; Hodges-Lehmann shift with distribution-free 95% CI. Exploratory, no multiplicity adjustment.",
         "Rank-biserial r = \u00b11 when every change of one group lies above (or below) every change of the other: "

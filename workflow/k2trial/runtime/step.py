@@ -19,13 +19,16 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import k2trial
 from k2trial.core.errors import K2TrialError
 from k2trial.core.io import read_yaml, write_json
 from k2trial.core.vocabulary import Vocabulary, load_vocabulary
 from k2trial.runtime import provenance
+
+if TYPE_CHECKING:
+    from k2trial.data.contract import Contract
 
 logger = logging.getLogger("k2trial")
 
@@ -117,9 +120,17 @@ def start_in_child(work: Callable[[], None], what: str) -> Callable[[], None]:
 
 
 def vocabulary(smk: Any) -> Vocabulary:
-    """The job's vocabulary: inputs `codebook` and `lab_units`, params `vocabulary` (config composite and
-    populations; workflow/rules/common.smk VOCABULARY)."""
+    """The job's vocabulary: inputs `codebook` and `lab_units`, params `vocabulary` (the study config's composite,
+    populations and protocol; workflow/rules/common.smk VOCABULARY)."""
     return load_vocabulary(read_yaml(smk.input.codebook), read_yaml(smk.input.lab_units), smk.params.vocabulary)
+
+
+def contract(smk: Any) -> Contract:
+    """The job's raw-data contract: inputs `codebook` and `lab_units` and the study's protocol (params
+    `vocabulary`; without `protocol` there, the default study's)."""
+    from k2trial.data.contract import read_contract
+
+    return read_contract(smk.input.codebook, smk.input.lab_units, dict(smk.params.vocabulary).get("protocol"))
 
 
 def _original_script_name() -> str | None:
@@ -149,9 +160,15 @@ def write_job_provenance(smk: Any, started: float) -> None:
         **provenance.code_hashes(provenance.library_files(library), library.parent),
     }
     report = Path(settings["validation_report"]) if settings.get("validation_report") else None
-    data_version = None
+    data_version, declarations = None, None
     if report is not None and report.exists():
-        data_version = json.loads(report.read_text()).get("data_version")
+        report_content = json.loads(report.read_text())
+        data_version = report_content.get("data_version")
+        # null in the report: dataset.yaml's declarations could not be used; absent: the codebook's were in force
+        if "declarations" in report_content:
+            declarations = report_content["declarations"]
+        else:
+            declarations = _default_declarations(smk.config)
     record_path = smk.output.provenance
     outputs = [o for o in smk.output if o != record_path]
     record = provenance.job_record(
@@ -167,6 +184,8 @@ def write_job_provenance(smk: Any, started: float) -> None:
         config=smk.config,
         commit=provenance.git_commit(repo),
     )
+    if report is not None and report.exists():
+        record["declarations"] = declarations
     write_json(record, record_path)
     # Timings are volatile: kept apart (results/provenance/timings/) from what reproducibility checks compare.
     timing_path = Path(record_path).parent / "timings" / Path(record_path).name
@@ -176,6 +195,24 @@ def write_job_provenance(smk: Any, started: float) -> None:
     timing["started"] = round(started, 3)
     timing.update(_resources_used())
     write_json(timing, timing_path)
+
+
+def _default_declarations(config: Any) -> dict[str, Any] | None:
+    """The subject-ID pattern and sites in force when dataset.yaml declares none: the codebook's (config
+    `codebook`), as the validation report would name them (k2trial.data.contract.declarations_record)."""
+    path = Path(str((config or {}).get("codebook", "")))
+    if not path.is_file():
+        return None
+    codebook = read_yaml(path)
+    subject, sites = codebook.get("subject_id") or {}, codebook.get("sites") or {}
+    source = path.name
+    return {
+        "subject_id": {"declared_in": source, "pattern": subject.get("canonical_pattern")},
+        "sites": {
+            "declared_in": source,
+            "sites": {str(k): {"day_first": bool((v or {}).get("day_first", False))} for k, v in sites.items()},
+        },
+    }
 
 
 def _resources_used() -> dict[str, float]:

@@ -1,0 +1,50 @@
+# ADaM datasets (issue 16; docs/ADAM.md): ADSL, ADQS, ADLB and ADAE as SAS transport v5 and CDISC Dataset-JSON v1.1,
+# and define.json, their metadata, all written from config/adam/spec.yaml (k2trial.adam) into results/adam/.
+
+ADAM_SPEC = "config/adam/spec.yaml"
+# The datasets of the delivery, in the spec's order (lower-case file names); the C loader reads the spec in 5 ms
+# instead of 50 (every snakemake call parses this).
+with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle:
+    ADAM_DATASETS = [
+        name.lower()
+        for name in yaml.load(
+            handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )["datasets"]
+    ]
+
+
+rule write_adam:
+    input:
+        subjects=rules.derive_subjects.output.subjects,
+        assignment=rules.assign_groups.output.assignment,
+        vas=rules.derive_vas.output.vas,
+        symptom_diary=rules.clean_raw_data.output.symptom_diary,
+        labs=rules.derive_labs.output.labs,
+        ctcae_grades=rules.safety_analysis.output.ctcae_grades,
+        ae_listing=rules.safety_analysis.output.ae_listing,
+        spec=ADAM_SPEC,
+        codebook=config["codebook"],
+        lab_units=config["lab_units"],
+        lab_standards=config["lab_standards"],
+        ctcae_criteria=f"{config['ctcae_criteria_dir']}/ctcae_v{config['safety']['ctcae_version']}.yaml",
+    output:
+        **{
+            f"{name}_{fmt}": f"{RESULTS}/adam/{name}.{fmt}"
+            for name in ADAM_DATASETS
+            for fmt in ("xpt", "json")
+        },
+        provenance=f"{RESULTS}/provenance/write_adam.json",
+        define=f"{RESULTS}/adam/define.json",
+    log:
+        f"{RESULTS}/logs/write_adam.log",
+    conda:
+        CONDA_ENV
+    params:
+        provenance=PROVENANCE,
+        vocabulary=VOCABULARY,
+        # what k2trial.adam.parameters_from_config reads: the derivation texts and flags depend on it
+        settings={
+            key: config[key] for key in ("groups", "b12_status", "protocol", "safety")
+        },
+    script:
+        "../scripts/write_adam.py"

@@ -1,0 +1,70 @@
+"""results/adam/: the ADaM datasets ADSL, ADQS, ADLB and ADAE as SAS transport v5 (.xpt) and CDISC Dataset-JSON
+v1.1 (.json), and define.json, their metadata (k2trial.adam, config/adam/spec.yaml; docs/ADAM.md).
+
+Inputs: the analysis datasets (subjects, vas, labs), the group assignment, the clean symptom diary (dates and diary
+record order), the CTCAE grades and the AE listing of the safety analysis, and what the lab standards are made of.
+The creation datetime written into every file is the data's last date (k2trial.adam.delivery_datetime), not the
+clock, so the same data give the same bytes.
+"""
+
+import logging
+from pathlib import Path
+
+from k2trial.adam import (
+    delivery_datetime,
+    derive_adae,
+    derive_adlb,
+    derive_adqs,
+    derive_adsl,
+    load_spec,
+    parameters_from_config,
+    write_delivery,
+)
+from k2trial.analysis.safety.ctcae import load_ctcae_criteria
+from k2trial.analysis.safety.standards import load_lab_standards
+from k2trial.core import schema
+from k2trial.core.io import read_yaml
+from k2trial.data.cleaning import read_clean_table
+from k2trial.runtime.step import contract as study_contract
+from k2trial.runtime.step import run_step, vocabulary
+
+logger = logging.getLogger("k2trial.write_adam")
+
+
+def main(smk):
+    criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
+    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
+    words = vocabulary(smk)
+    parameters = parameters_from_config(
+        smk.params.settings, final_visit=words.final_visit.label, ctcae_version=standards.ctcae_version
+    )
+    spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_parameters(parameters)
+    contract = study_contract(smk)
+    subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects")
+    adsl = derive_adsl(subjects, schema.read_artifact(smk.input.assignment, "groups/assignment"), spec)
+    diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
+    frames = {
+        "ADSL": adsl,
+        "ADQS": derive_adqs(schema.read_artifact(smk.input.vas, "analysis/vas"), diary, adsl, spec),
+        "ADLB": derive_adlb(
+            schema.read_artifact(smk.input.labs, "analysis/labs"),
+            subjects,
+            schema.read_artifact(smk.input.ctcae_grades, "safety/ctcae_grades"),
+            adsl,
+            standards,
+            spec,
+        ),
+        "ADAE": derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec),
+    }
+    created = delivery_datetime(frames, spec)
+    folder = Path(smk.output.define).parent
+    written = write_delivery(frames, spec, folder, created=created)
+    declared = sorted(Path(p).name for p in smk.output if p != smk.output.provenance)
+    if sorted(written) != declared:
+        raise RuntimeError(f"write_adam wrote {sorted(written)}, the rule declares {declared}")
+    logger.info(
+        "ADaM delivery of %s: %s", created.isoformat(), ", ".join(f"{n} {len(f)} records" for n, f in frames.items())
+    )
+
+
+run_step(snakemake, main)
