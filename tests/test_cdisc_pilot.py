@@ -10,7 +10,6 @@ pilot is absent (CI has it).
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_yaml
 from k2trial.core.values import compare
+from k2trial.core.vocabulary import study_codebook, visit_of_week
 from k2trial.data import sdtm
 from k2trial.data.cleaning import clean_dataset
 from k2trial.data.contract import load_contract, normalise_test_codes
@@ -66,38 +66,53 @@ def raw(domains, mapping):
     return sdtm.sdtm_to_raw(domains, mapping, sdtm.CDISC_PILOT_STUDY)
 
 
-def pilot_codebook(codebook: dict, subjects: pd.DataFrame) -> dict:
-    """data/raw/codebook.yaml as the pilot's study config makes it: its subject IDs and sites (ISO dates everywhere),
-    the fields it does not collect not required, its disposition levels, no diary and no capsule counts (safety
-    only), its scheduled visits as the clinic visits, and the SDTM record keys (lbseq, aeseq) as key columns, since
-    SDTM has several records per subject, visit and test (screening and unscheduled visits)."""
-    out = copy.deepcopy(codebook)
-    pattern = STUDY["subject_id_pattern"]
-    out["subject_id"] = {"canonical_pattern": pattern, "accepted_pattern": pattern, "pad_width": 0}
-    out["sites"] = {site: {"day_first": False} for site in sorted(set(subjects["site"]))}
+def pilot_codebook(codebook: dict) -> dict:
+    """data/raw/codebook.yaml as the pilot's study config makes it: the fields it does not collect not required, its
+    disposition levels, no diary and no capsule counts (safety only: the default protocol's diary format stays,
+    with no record), its scheduled visits as the clinic visits, and the SDTM record keys (lbseq, aeseq) as key
+    columns, since SDTM has several records per subject, visit and test (screening and unscheduled visits). Its
+    subject IDs and sites are dataset.yaml declarations (`description`)."""
+    out = study_codebook(codebook)
     files = out["files"]
-    files["subjects.csv"]["columns"]["site"]["levels"] = sorted(out["sites"])
     files["subjects.csv"]["columns"]["status"]["levels"] += list(STUDY["status_levels"])
     for file, columns in STUDY["not_collected"].items():
         for column in columns:
             files[file]["columns"][column]["required"] = False
     for file in ("symptom_diary.csv", "dosing.csv"):
         files[file]["may_be_empty"] = True
-    labels = [v["label"] for v in sdtm.CDISC_PILOT_STUDY["visits"]]
-    weeks = [(int(v["VISITDY"]) - 1) // 7 for v in sdtm.CDISC_PILOT_STUDY["visits"]]
-    out["visits"]["diary"] = {
-        label: {"code": label.lower().replace(" ", ""), "week": week} for label, week in zip(labels, weeks, strict=True)
+    visits = [visit_of_week(codebook, week) for week in pilot_weeks()]
+    out["visits"]["diary"] = {v.label: {"code": v.code, "week": v.week} for v in visits}
+    out["visits"]["clinic"] = [v.label for v in visits]
+    out["visits"]["clinic_schedule"] = {
+        v.label: {"day": 7 * v.week, "window_days": STUDY["clinic_window_days"]} for v in visits
     }
-    out["visits"]["clinic"] = labels
+    out["visits"]["dosing"] = []
     for file, key in (("labs.csv", "lbseq"), ("adverse_events.csv", "aeseq")):
         files[file]["columns"][key] = {"type": "integer", "required": True}
         files[file]["key"] = ["subject_id", key]
     return out
 
 
+def pilot_weeks() -> list[int]:
+    """The weeks of the pilot's scheduled visits (day 7 x week + 1, CDISC_PILOT_STUDY `visits`)."""
+    return [(int(v["VISITDY"]) - 1) // 7 for v in sdtm.CDISC_PILOT_STUDY["visits"]]
+
+
+def description(subjects: pd.DataFrame) -> dict:
+    """The pilot's dataset.yaml: its subject-ID pattern and its sites (ISO dates at every site) declared."""
+    return {
+        "name": "cdiscpilot01",
+        "version": "1",
+        "simulated": False,
+        "description": "CDISC pilot SDTM (CDISCPILOT01)",
+        "subject_id": {"pattern": STUDY["subject_id_pattern"]},
+        "sites": {site: {"day_first": False} for site in sorted(set(subjects["site"]))},
+    }
+
+
 @pytest.fixture(scope="module")
 def contract(raw):
-    codebook = pilot_codebook(read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), raw["subjects.csv"])
+    codebook = pilot_codebook(read_yaml(ROOT / "data" / "raw" / "codebook.yaml"))
     lab_units = sdtm.declare_lab_panel(read_yaml(ROOT / "config" / "lab_units.yaml"), STUDY["lab_panel"])
     return load_contract(codebook, lab_units)
 
@@ -110,10 +125,15 @@ def pipeline(raw, contract):
         frame = table[[c for c in contract.tables[name].column_names if c in table.columns]].copy()
         frame.insert(0, "_row", np.arange(len(frame)) + 2)
         tables[name] = frame
-    description = {"name": "cdiscpilot01", "version": "1", "simulated": False, "description": "CDISC pilot SDTM"}
+    windows = {
+        "diary_days": 0,
+        "clinic_visits": [{"week": w, "day": 7 * w, "window_days": STUDY["clinic_window_days"]} for w in pilot_weeks()],
+        "baseline_days_before_first_dose": STUDY["baseline_days_before_first_dose"],
+    }
     seconds = {}
     start = time.perf_counter()
-    result = validate_dataset(RawDataset(tables=tables, description=description), contract, CONFIG["visit_windows"])
+    raw_dataset = RawDataset(tables=tables, description=description(raw["subjects.csv"]))
+    result = validate_dataset(raw_dataset, contract, windows)
     seconds["validation"] = time.perf_counter() - start
     start = time.perf_counter()
     clean = clean_dataset(result, contract)
@@ -431,7 +451,12 @@ def safety(pipeline, contract):
     criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], STUDY["ctcae_version"]))
     standards = load_lab_standards(lab_units, lab_standards, criteria)
     settings = SafetySettings.from_config(
-        {**CONFIG["safety"], "ctcae_version": STUDY["ctcae_version"], "grade_with_default_ranges": False},
+        {
+            **CONFIG["safety"],
+            "ctcae_version": STUDY["ctcae_version"],
+            "grade_with_default_ranges": False,
+            "paired_visits": STUDY["paired_visits"],
+        },
         CONFIG["b12_status"],
     )
     subjects = clean.tables["subjects.csv"]

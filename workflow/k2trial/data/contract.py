@@ -584,15 +584,11 @@ def normalise_subject_ids(values: Any, contract: Contract) -> NormalisedColumn:
 
         return _per_distinct(codes, raw, read)
     accepted = re.compile(contract.subject_accepted_pattern, re.IGNORECASE)
-    exact = re.compile(contract.subject_canonical_pattern)
     width = contract.subject_pad_width
 
     def read_default(text: str) -> Reading:
         match = accepted.match(text.strip())
-        if match and match.groups():
-            canonical = "K2-" + match.group(1).zfill(width)
-        else:  # an accepted pattern without a number group: an ID of the canonical pattern is kept as it is
-            canonical = text.strip().upper() if exact.match(text.strip().upper()) else None
+        canonical = "K2-" + match.group(1).zfill(width) if match else None
         status = _label_status(text, canonical, FIX_SUBJECT_ID)
         return status, canonical, canonical, expected if status == INVALID else ""
 
