@@ -103,7 +103,9 @@ def _written(iso: str, day_first: bool) -> str:
 
 
 def build_declared_dataset(n_subjects: int = 40, seed: int | None = None) -> DeclaredDataset:
-    config = read_yaml(ROOT / "config/config.yaml")
+    from conftest import read_config
+
+    config = read_config()  # config.yaml with the default study, as the Snakefile merges them
     params = simulation.build_params(
         config,
         read_yaml(ROOT / config["lab_units"]),

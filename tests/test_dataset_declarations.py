@@ -25,10 +25,11 @@ from declared_dataset import (
 
 from k2trial.core.io import csv_bytes
 from k2trial.core.values import subject_order
+from k2trial.core.vocabulary import composite_items, visit_windows
 from k2trial.data import cleaning, raw_files, validation, validation_report
 from k2trial.data import contract as ct
 
-WINDOWS = read_config()["visit_windows"]
+WINDOWS = visit_windows(read_config()["protocol"])
 DIARY, LABS, SUBJECTS = "symptom_diary.csv", "labs.csv", "subjects.csv"
 
 
@@ -276,7 +277,7 @@ def test_declared_dataset_runs_end_to_end_and_its_vas_dataset_is_the_truth(datas
     results = workdir / "results"
     config = read_config()
     contract = ct.read_contract(ROOT / "data/raw/codebook.yaml", ROOT / "config/lab_units.yaml")
-    expected = expected_vas(dataset.truth[DIARY], list(contract.symptoms), list(config["composite"]["symptoms"]))
+    expected = expected_vas(dataset.truth[DIARY], list(contract.symptoms), list(composite_items(config["protocol"])))
     vas = pd.read_csv(results / "analysis/vas.csv", keep_default_na=False, na_values=[""])
     assert list(vas.columns) == list(expected.columns)
     keys = ["subject_id", "param", "visit"]
