@@ -11,6 +11,7 @@ grade is asserted instead.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -26,13 +27,16 @@ from k2trial.analysis.safety.ctcae import (
     grade_records,
     load_ctcae_criteria,
 )
+from k2trial.core import schema
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_yaml
 from k2trial.core.values import compare, round_significant
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA_DIR = ROOT / "config" / "ctcae"
-ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracles" / "admiral_ctcae_cases.csv"
+#: ../shared beside the repository (CI); K2TRIAL_SHARED names another folder (a git worktree elsewhere).
+SHARED = Path(os.environ.get("K2TRIAL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+ORACLE = SHARED / "oracles" / "admiral_ctcae_cases.csv"
 
 #: admiral criteria set -> our criteria file (ours hold SI and US conventional limits side by side).
 CRITERIA_SETS = {
@@ -330,6 +334,21 @@ def test_absolute_limits_apply_only_in_their_unit() -> None:
     assert missing_unit["reason"].tolist() == ["no_unit"]
 
 
+def test_eosinophilia_needs_both_uln_and_baseline_exceeded() -> None:
+    # CTCAE v5.0 Eosinophilia grade 1: ">ULN and >Baseline" (a term v5.0 added; v4.03 has none)
+    records = dict(
+        test=["EOS"] * 6, value=[0.6, 0.6, 0.3, 0.5, 0.6, 0.6], unit="10^9/L", uln=[0.5, 0.5, 0.5, 0.5, 0.5, np.nan],
+        baseline=[0.2, 0.7, 0.2, 0.2, np.nan, 0.2],
+    )  # fmt: skip
+    graded = grade_records(criteria("ctcae_v5.0.yaml"), **records)
+    assert graded["term"].unique().tolist() == ["Eosinophilia"]
+    # above both; above ULN only; above baseline only; equal to ULN; no baseline (unknowable); no ULN
+    assert graded["grade"].tolist()[:4] == [1, 0, 0, 0] and graded["grade"].isna().tolist()[4:] == [True, True]
+    assert graded["reason"].tolist() == ["", "", "", "", "no_baseline", "no_uln"]
+    assert graded["criterion"].iloc[0] == "> ULN [above_baseline]"
+    assert grade_records(criteria("ctcae_v4.03.yaml"), **records).empty
+
+
 def test_inr_anticoagulation_status() -> None:
     # INR 1.1 with baseline 0.7: not on anticoagulation grade 0 (not > 1.2); on anticoagulation > 1.5 x baseline
     # (1.05), grade 2; unknown: both rules, worst case grade 2
@@ -534,12 +553,12 @@ def _as_labs_csv(cases: pd.DataFrame, standards) -> tuple[pd.DataFrame, pd.DataF
             rows.append({**record, "visit": "baseline", "week": 0, "sample_date": "2020-01-08", "aval": base * factor,
                          "ref_low": low * factor, "ref_high": high * factor, "reported_value": base,
                          "reported_ref_low": low, "reported_ref_high": high, "base": base * factor, "chg": 0.0,
-                         "baseline_record": True})  # fmt: skip
+                         "baseline_record": True, "lbseq": 1000 * i + 1})  # fmt: skip
         rows.append({**record, "visit": "week4", "week": 4, "sample_date": "2020-02-05", "aval": case["aval"] * factor,
                      "ref_low": case["anrlo"] * factor, "ref_high": case["anrhi"] * factor,
                      "reported_value": case["aval"], "reported_ref_low": case["anrlo"],
                      "reported_ref_high": case["anrhi"], "base": base * factor, "chg": (case["aval"] - base) * factor,
-                     "baseline_record": False})  # fmt: skip
+                     "baseline_record": False, "lbseq": 1000 * i + 2})  # fmt: skip
     return pd.DataFrame(rows), pd.DataFrame(subjects), not_accepted, cases.reset_index(drop=True)
 
 
@@ -556,6 +575,12 @@ def test_the_safety_step_grades_every_ctcv5_case_of_the_study_terms_as_admiral(o
                                         b12_test="B12")  # fmt: skip
     # admiral grades with the lab's own limits only: the study's choice of default ranges is off here
     grades = lab_grades.ctcae_grades(annotated, prepared, standards, use_default_ranges=False)
+    # every grade carries the LBSEQ of the record it grades (labs.csv of SDTM input has the column)
+    number = grades["subject_id"].astype("str").str.removeprefix("C-").astype(int)
+    assert (grades["lbseq"] == 1000 * number + np.where(grades["week"] == 4, 2, 1)).all()
+    assert grades["lbseq"].dtype == "Int64" and list(grades.columns) == schema.columns(
+        "safety/ctcae_grades", present=["lbseq"]
+    )
     graded = grades[grades["week"] == 4].set_index(["subject_id", "term"])["grade"]
     checked, no_value, disagree = 0, 0, []
     accepted = set(labs["subject_id"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -26,7 +27,8 @@ from k2trial.data import sdtm, simulation
 from k2trial.data.sdtm.files import xpt_timestamp
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: ../shared beside the repository (CI); K2TRIAL_SHARED names another folder (a git worktree elsewhere).
+SHARED = Path(os.environ.get("K2TRIAL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 PILOT = SHARED / "cdisc_pilot"
 SCHEMA = SHARED / "schemas" / "dataset-json-1.1.schema.json"
 WHEN = dt.datetime(2013, 10, 1, 9, 30, 15)
@@ -275,7 +277,8 @@ def test_pilot_labs_keep_every_record_test_and_key(pilot_raw, mapping):
     assert labs.test_code.nunique() == 47
     assert {"COLOR", "KETONES", "URATE", "CK", "GGT", "BILI", "VITB12"} <= set(labs.test_code)
     assert all(isinstance(v, str) for v in labs.result.head(100))
-    assert set(labs.result[labs.test_code == "COLOR"]) == {"N"}  # character-only result kept as text
+    color = labs[labs.test_code == "COLOR"]  # a character-only result is no number: kept apart, as text
+    assert set(color.result) == {""} and set(color.result_text) == {"N"} and set(color.unit) == {"1"}
     assert (labs.result == "<3.42").sum() == 5  # censored, from LBSTRESC
     assert labs.sample_date.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
     assert labs.sample_dtc.str.len().max() == 16  # the date-time stays in sample_dtc
@@ -287,8 +290,10 @@ def test_pilot_labs_keep_every_record_test_and_key(pilot_raw, mapping):
         "33",
         "49",
     )
-    assert (first.visit, first.sdtm_visit, first.visitnum, first.study_day) == ("SCREENING 1", "SCREENING 1", "1", "-7")
-    assert {"BASELINE", "WEEK 2", "RETRIEVAL", "UNSCHEDULED 1.1"} <= set(labs.visit)
+    # analysis visits by the study's windows; the SDTM visit is kept beside them
+    assert (first.visit, first.sdtm_visit, first.visitnum, first.study_day) == ("Baseline", "SCREENING 1", "1", "-7")
+    assert {"BASELINE", "WEEK 2", "RETRIEVAL", "UNSCHEDULED 1.1"} <= set(labs.sdtm_visit)
+    assert set(labs.visit) == {"Baseline", *(f"Week {w}" for w in (2, 4, 6, 8, 12, 16, 20, 24, 26))}
 
 
 @needs_pilot

@@ -11,7 +11,9 @@ here in file order with a dtype:
     bool     True/False (never missing)
     boolean  nullable boolean
 
-Columns that depend on configuration are given by a rule, not listed: `Template("p_holm_{}", ...)` stands for one
+An optional column (`lbseq:Int64?`) is written only when the input has it: the SDTM record keys (lbseq), which
+data in the project's CSV layout does not have, so such an artifact keeps its bytes. Columns that depend on
+configuration are given by a rule, not listed: `Template("p_holm_{}", ...)` stands for one
 column per Holm family (p_holm_visit_contrasts, p_holm_symptoms, ...), matched by pattern in a file's header. The
 clean tables (results/clean/<raw file>.csv) follow the raw-data contract (k2trial.data.contract, the codebook) and
 are read with `k2trial.data.cleaning.read_clean_table`; display tables (results/tables/) are text made by their
@@ -51,8 +53,12 @@ _READ_DTYPES = {
 
 @dataclass(frozen=True)
 class Column:
+    """A column; `optional`: written only when the input has it (the SDTM record keys lbseq, aeseq: see
+    `columns`), so an artifact of other input keeps its bytes."""
+
     name: str
     dtype: str
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,15 @@ Entry = Column | Template
 
 
 def _columns(spec: str) -> tuple[Column, ...]:
-    """ "a:text b:float" -> Columns (one compact line per group of columns)."""
+    """ "a:text b:float c:Int64?" -> Columns (one compact line per group of columns; "?" marks an optional one)."""
     out = []
     for item in spec.split():
         name, _, dtype = item.partition(":")
+        optional = dtype.endswith("?")
+        dtype = dtype.removesuffix("?")
         if dtype not in DTYPES:
             raise ValueError(f"schema: column {name!r} has unknown dtype {dtype!r}")
-        out.append(Column(name, dtype))
+        out.append(Column(name, dtype, optional))
     return tuple(out)
 
 
@@ -134,7 +142,7 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     "analysis/labs": _columns(
         "subject_id:text visit:text week:int sample_date:text param:text aval:float unit:text ref_low:float "
         "ref_high:float reported_value:float reported_unit:text reported_ref_low:float reported_ref_high:float "
-        "censored:bool base:float chg:float baseline_record:bool"
+        "censored:bool base:float chg:float baseline_record:bool lbseq:Int64?"
     ),
     # results/groups
     "groups/assignment": _columns(
@@ -215,7 +223,7 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
         "subject_id:text param:text visit:text week:int aval:float unit:text censored:bool reported_value:float "
         "reported_unit:text lln:float uln:float default_range:bool baseline_value:float baseline_flag:text "
         "baseline_record:bool term:text direction:text grade:Int64 reason:text criterion:text lower_bound:bool "
-        "ctcae_version:text"
+        "ctcae_version:text lbseq:Int64?"
     ),
     "safety/ctcae_worst": _columns(
         "term:text param:text baseline_grade:text worst_grade:text n:int percent:float denominator:int "
@@ -276,14 +284,16 @@ def spec(artifact: str) -> tuple[Entry, ...]:
         raise KeyError(f"no artifact {artifact!r} in the schema (k2trial.core.schema.ARTIFACTS)") from None
 
 
-def columns(artifact: str, **instances: Sequence[str]) -> list[str]:
+def columns(artifact: str, *, present: Iterable[str] = (), **instances: Sequence[str]) -> list[str]:
     """The artifact's column names in file order; a template expands to one column per key given for it
-    (keyword: the template's placeholder pattern without "{}" and underscores at its ends, e.g. p_holm=...)."""
+    (keyword: the template's placeholder pattern without "{}" and underscores at its ends, e.g. p_holm=...); an
+    optional column is included only when it is among `present` (e.g. the columns of the frame being written)."""
+    have = set(present)
     out: list[str] = []
     for entry in spec(artifact):
         if isinstance(entry, Template):
             out += [entry.name(k) for k in instances.get(_template_key(entry), ())]
-        else:
+        elif not entry.optional or entry.name in have:
             out.append(entry.name)
     return out
 
@@ -316,6 +326,8 @@ def check_columns(artifact: str, names: Sequence[str], path: str = "") -> None:
         if isinstance(entry, Template):
             while position < len(names) and entry.regex.match(names[position]):
                 position += 1
+            continue
+        if entry.optional and (position >= len(names) or names[position] != entry.name):
             continue
         if position >= len(names) or names[position] != entry.name:
             expected = [e.name if isinstance(e, Column) else e.pattern for e in entries]

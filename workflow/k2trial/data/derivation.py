@@ -168,7 +168,8 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     the same rule (missing when the lab gave none). base = the last non-missing aval on or before the first dose
     date (for a subject never dosed: the Baseline visit), baseline_record = True on the record it comes from (one
     per subject and test; a baseline sample dated after the first dose is no baseline); chg = aval - base, rounded
-    to the decimals the two values carry (at least the test's decimals).
+    to the decimals the two values carry (at least the test's decimals). lbseq: the record's SDTM LBSEQ, when the
+    clean table has that column (a contract with the SDTM record key); otherwise the column is not written.
     """
     tests = contract.lab_tests
     code = labs["test_code"].to_numpy(dtype=object)
@@ -220,6 +221,9 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
             "censored": censored,
         }
     )
+    if "lbseq" in labs.columns:  # the SDTM record key (a study whose contract has it, e.g. SDTM input)
+        lbseq = pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan)
+        out["lbseq"] = pd.array(lbseq, dtype="Float64").astype("Int64")
     subject_codes, subject_names = pd.factorize(out["subject_id"].to_numpy(dtype=object), use_na_sentinel=False)
     subject_position = pd.Index(subjects["subject_id"].to_numpy(dtype=object)).get_indexer(subject_names)
     first_dose = _dates(subjects["first_dose_date"]).to_numpy(dtype="datetime64[ns]")
@@ -248,4 +252,4 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     baseline_record[last] = True
     out["baseline_record"] = baseline_record
     out = sort_by_subject(out, ct.category_order(tests_cat, list(tests)), week)
-    return out[schema.columns("analysis/labs")]
+    return out[schema.columns("analysis/labs", present=out.columns)]

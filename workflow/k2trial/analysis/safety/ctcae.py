@@ -56,6 +56,7 @@ CONDITIONS = (
     "anticoagulated",
     "not_anticoagulated",
     "below_lln",
+    "above_baseline",
     "baseline_above_uln",
     "baseline_not_above_uln",
 )
@@ -624,6 +625,8 @@ def _condition(name: str, rows: np.ndarray, rec: _Records, direction: str) -> tu
         return rec.anticoagulated[rows] != 1, known
     if name == "below_lln":
         return compare(rec.value[rows], rec.lln[rows], "<"), ~np.isnan(rec.lln[rows])
+    if name == "above_baseline":  # the value itself > baseline ("Eosinophilia: >ULN and >Baseline")
+        return compare(rec.value[rows], rec.baseline[rows], ">"), ~np.isnan(rec.baseline[rows])
     above = compare(rec.baseline[rows], rec.uln[rows], ">")  # False when either is missing: measured from ULN
     if name == "baseline_above_uln":
         return above, known
@@ -671,12 +674,15 @@ def _grade_entry(
     for index, criterion in enumerate(entry.criteria):
         applies, evaluable = np.ones(n, dtype=bool), np.ones(n, dtype=bool)
         lln_needed = np.zeros(n, dtype=bool)
+        baseline_needed = np.zeros(n, dtype=bool)
         for condition in criterion.when:
             holds, known = _condition(condition, rows, rec, entry.direction)
             applies &= holds | ~known  # an unevaluable condition may hold
             evaluable &= known
             if condition == "below_lln":
                 lln_needed |= ~known
+            if condition == "above_baseline":
+                baseline_needed |= ~known
         if criterion.ref == "pct_change":
             left, threshold = rec.pct_change[rows], np.full(n, criterion.pct)
             reference_missing = np.isnan(left)
@@ -699,6 +705,7 @@ def _grade_entry(
             if criterion.ref in missing_refs:
                 missing_refs[criterion.ref] |= unknown & reference_missing
             missing_refs["LLN"] |= unknown & lln_needed
+            missing_refs["baseline"] |= unknown & baseline_needed
     undetermined = gradable & (grade == 0) & (unknown_grade > 0)
     lower_bound = gradable & (grade > 0) & (unknown_grade > grade)
     for key, text in MISSING_REFERENCE_REASONS.items():  # e.g. "no_uln+no_baseline"

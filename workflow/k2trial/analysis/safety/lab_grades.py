@@ -141,8 +141,10 @@ def ctcae_grades(
             "ctcae_version": pd.Categorical([standards.ctcae_version] * len(record)),
         }
     )
+    if "lbseq" in annotated.columns:  # the SDTM record key (LBSEQ) of every graded value, when labs.csv has it
+        out["lbseq"] = annotated["lbseq"].array.take(record)
     # grade_records orders the terms of a record as the criteria file does, which is LabStandards.terms' order
-    return out[schema.columns("safety/ctcae_grades")]
+    return out[schema.columns("safety/ctcae_grades", present=out.columns)]
 
 
 def _term_index(grades: pd.DataFrame, standards: LabStandards) -> np.ndarray:

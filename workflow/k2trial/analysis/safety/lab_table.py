@@ -298,6 +298,9 @@ def annotate_labs(
         "high_default": merged(high_default, False),
         "lab_flag": pd.Categorical.from_codes(merged(lab_flag, -1), categories=list(FLAGS)),
     }
+    if "lbseq" in labs.columns:  # the SDTM record key of each lab row; eGFR rows are computed, from no record
+        lbseq = pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan)[rows]
+        columns["lbseq"] = pd.array(merged(lbseq, np.nan), dtype="Float64").astype("Int64")
     return pd.DataFrame(columns)
 
 

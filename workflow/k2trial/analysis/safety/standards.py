@@ -183,7 +183,9 @@ def load_lab_standards(
             raise ConfigError(f"config/lab_standards.yaml: test {code} has no default reference range")
         std = std_tests[code]
         raw_range = _need(std, "range", f"tests.{code}")
-        if isinstance(raw_range, Mapping):
+        if raw_range is None:  # no default range: the lab's own limits only (a test a study's lab panel declares)
+            ranges = {sex: (np.nan, np.nan) for sex in SEXES}
+        elif isinstance(raw_range, Mapping):
             ranges = {
                 sex: _range_pair(_need(raw_range, sex, f"tests.{code}.range"), f"tests.{code}.range.{sex}")
                 for sex in SEXES
@@ -205,15 +207,28 @@ def load_lab_standards(
         )
     by_code = {t.code: t for t in tests}
     terms = graded_terms(ctcae, tuple(by_code))
-    for graded in terms:
-        entries = [e for e in ctcae.entries(graded.term) if graded.param in e.tests]
-        if any(e.units is None for e in entries):  # relative criteria only: any unit
-            continue
-        allowed = frozenset().union(*(e.units for e in entries))
-        for unit in by_code[graded.param].test.units:
-            if ctcae.canonical_unit(unit) not in allowed:
+    # A unit the contract accepts for a graded test must be graded by at least one of the test's terms; a term
+    # that cannot grade it (haemoglobin increased, in g/dL only, for haemoglobin in mmol/L, which anaemia grades)
+    # gives those values no grade, reason unit_not_graded.
+    for param in dict.fromkeys(t.param for t in terms):
+        refused: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        gradable: set[str] = set()
+        for graded in (t for t in terms if t.param == param):
+            entries = [e for e in ctcae.entries(graded.term) if param in e.tests]
+            if any(e.units is None for e in entries):  # relative criteria only: any unit
+                gradable |= set(by_code[param].test.units)
+                continue
+            allowed = frozenset().union(*(e.units for e in entries))
+            for unit in by_code[param].test.units:
+                if ctcae.canonical_unit(unit) in allowed:
+                    gradable.add(unit)
+                else:
+                    refused.setdefault(unit, []).append((graded.term, allowed))
+        for unit, why in refused.items():
+            if unit not in gradable:
+                term, allowed = why[0]
                 raise ConfigError(
-                    f"CTCAE v{ctcae.version} criteria: term {graded.term} cannot grade {graded.param} reported in "
+                    f"CTCAE v{ctcae.version} criteria: term {term} cannot grade {param} reported in "
                     f"{unit}, a unit config/lab_units.yaml accepts (criteria units: {', '.join(sorted(allowed))})"
                 )
 

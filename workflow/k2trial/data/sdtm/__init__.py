@@ -45,7 +45,15 @@ from k2trial.data.sdtm.files import (
     xpt_bytes,
 )
 from k2trial.data.sdtm.from_raw import raw_tables_as_text, raw_to_sdtm
-from k2trial.data.sdtm.study import CDISC_PILOT_STUDY, K2_STUDY, STUDY_KEYS, normalise_study
+from k2trial.data.sdtm.study import (
+    CDISC_PILOT_STUDY,
+    K2_STUDY,
+    STUDY_KEYS,
+    declare_lab_panel,
+    declare_lab_standards,
+    normalise_study,
+    windows_between,
+)
 from k2trial.data.sdtm.to_raw import RAW_FILES, sdtm_to_raw, table_columns
 
 __all__ = [
@@ -55,6 +63,8 @@ __all__ = [
     "RULES",
     "STUDY_KEYS",
     "check_domains",
+    "declare_lab_panel",
+    "declare_lab_standards",
     "dataset_json_bytes",
     "dataset_json_document",
     "errors",
@@ -74,6 +84,7 @@ __all__ = [
     "table_columns",
     "write_dataset_json",
     "write_sdtm",
+    "windows_between",
     "write_xpt",
     "xpt_bytes",
 ]

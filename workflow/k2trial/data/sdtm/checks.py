@@ -29,7 +29,7 @@ from k2trial.data.sdtm.common import (
     upper_map,
 )
 from k2trial.data.sdtm.study import normalise_study, referenced_domains
-from k2trial.data.sdtm.to_raw import adverse_events_table, subjects_table
+from k2trial.data.sdtm.to_raw import adverse_events_table, character_results, subjects_table
 
 ERROR = "error"
 WARNING = "warning"
@@ -51,6 +51,7 @@ RULES: dict[str, tuple[str, str]] = {
     "arm_missing": (ERROR, "randomised study: a subject has no ARMCD/ARM and DM gives no reason (ARMNRS)"),
     "testcd_missing": (ERROR, "a findings record has no --TESTCD"),
     "lab_unit_missing": (ERROR, "a lab record has a numeric result and no unit"),
+    "lab_result_character": (WARNING, "lab results that are text, not numbers: kept in result_text, not graded"),
     "unit_unknown": (ERROR, "a unit the mapping cannot convert"),
     "value_unmapped": (ERROR, "a value that no value map turns into a raw-contract level"),
     "value_missing": (WARNING, "a value the raw contract requires is empty"),
@@ -260,6 +261,22 @@ def _check_lb(lb: pd.DataFrame, mapping: Mapping[str, Any], study: Mapping[str, 
                     record_label(subjects[i], "LBSEQ", seqs[i]),
                 )
             )
+    result_var = variables.get("result_numeric") or variables["result_text"]
+    text_var = variables["result_text"]
+    results = text(lb, text_var).where(numbers(lb, result_var).isna(), "") if mode == "standard" else text(lb, text_var)
+    character = character_results(results)
+    for code, count in key_text(lb, testcd)[character].value_counts().sort_index().items():
+        shown = sorted(set(results[character & (key_text(lb, testcd) == code)]))
+        problems.append(
+            _p(
+                "LB",
+                text_var,
+                ", ".join(shown[:5]),
+                "lab_result_character",
+                f"{count} record(s) of {testcd} {code} have a text result ({', '.join(shown[:5])}): the raw result "
+                f"stays empty, the text is kept in result_text; no number is read or graded from it",
+            )
+        )
     date_var = spec["columns"]["sample_date"]
     if date_var in lb.columns:
         problems += _record_problems(

@@ -11,6 +11,11 @@ Keys (all optional; data/raw/SDTM.md has the same list with the CDISC pilot as t
 - `visits` (list of {label, VISIT, VISITNUM[, VISITDY]}): the raw `visit` of diary, lab and dosing records is
   the label of the record's VISIT; a VISIT not listed is kept as it is (analysis visits come from the visit
   windows downstream). The writer needs every raw visit label listed.
+- `lab_test_codes` (list of {LBTESTCD, test_code, where}): records whose LBTESTCD (and `where`) match get the raw
+  test code `test_code` (the CDISC pilot's urine pH is UPH: CTCAE's acidosis/alkalosis grade blood pH).
+- `visit_windows`: {labs: [{label, from, to}]}: the raw visit of an LB record whose VISIT is not in `visits`
+  (screening, unscheduled, retrieval) is the label of the first window holding its study day (LBDY, both ends
+  included; `from`/`to` omitted = open).
 - `diary`: {items: {QSTESTCD: symptom}, category: QSCAT (optional filter), names: {QSTESTCD: QSTEST} (writer),
   unit: "cm" (writer)}. Without it there is no diary (QS not read, not required).
 - `capsule_counts`: {dispensed: DATESTCD, returned: DATESTCD, unit: DAORRESU (writer)}; default test codes from
@@ -50,6 +55,8 @@ STUDY_KEYS = frozenset(
         "expected_domains",
         "lab_result",
         "lab_unitless_tests",
+        "lab_test_codes",
+        "visit_windows",
         "visits",
         "diary",
         "capsule_counts",
@@ -122,6 +129,28 @@ def normalise_study(study: Mapping[str, Any] | None) -> dict[str, Any]:
         _check_spec(spec, f"medications.{name}", presence_allowed=True)
     if "diary" in out and not (out["diary"] or {}).get("items"):
         raise ConfigError("study mapping diary: `items` (QSTESTCD -> symptom) is required")
+    for entry in out.get("lab_test_codes") or []:
+        if (
+            not isinstance(entry, Mapping)
+            or not {"LBTESTCD", "test_code"} <= set(entry)
+            or set(entry)
+            - {
+                "LBTESTCD",
+                "test_code",
+                "where",
+            }
+        ):
+            raise ConfigError(
+                f"study mapping lab_test_codes: each entry is {{LBTESTCD, test_code, where}} (got {entry!r})"
+            )
+    for kind, windows in (out.get("visit_windows") or {}).items():
+        if kind != "labs":
+            raise ConfigError(f"study mapping visit_windows: only `labs` is read (got {kind!r})")
+        for window in windows or []:
+            if "label" not in window or set(window) - {"label", "from", "to"}:
+                raise ConfigError(
+                    f"study mapping visit_windows.labs: each window is {{label, from, to}} (got {window!r})"
+                )
     for visit in out.get("visits") or []:
         if not {"label", "VISIT"} <= set(visit):
             raise ConfigError(f"study mapping visits: each entry needs label and VISIT (got {visit!r})")
@@ -156,14 +185,41 @@ def referenced_domains(study: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # Worked examples
 
+
+def windows_between(visits: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Visit windows from the scheduled visits' target days (VISITDY, ascending): the first visit (baseline) takes
+    every day up to its target day, each later visit the days from the one after the midpoint with the previous
+    target up to the midpoint with the next (midpoints rounded down), the last visit every later day."""
+    ordered = sorted(visits, key=lambda v: int(v["VISITDY"]))
+    days = [int(v["VISITDY"]) for v in ordered]
+    out = []
+    for i, visit in enumerate(ordered):
+        low = None if i == 0 else (days[0] if i == 1 else (days[i - 1] + days[i]) // 2) + 1
+        high = days[0] if i == 0 else (None if i == len(days) - 1 else (days[i] + days[i + 1]) // 2)
+        out.append({"label": str(visit["label"]), "from": low, "to": high})
+    return out
+
+
+#: The pilot's scheduled visits: baseline on day 1 (first dose), weeks 2, 4, 6, 8, 12, 16, 20, 24 and 26 on
+#: day 7 x week + 1.
+_PILOT_VISITS = [
+    {"label": "Baseline", "VISIT": "BASELINE", "VISITDY": 1},
+    *({"label": f"Week {w}", "VISIT": f"WEEK {w}", "VISITDY": 7 * w + 1} for w in (2, 4, 6, 8, 12, 16, 20, 24, 26)),
+]
+
 #: The CDISC pilot (CDISCPILOT01, ../shared/cdisc_pilot/sdtm): three randomised arms; SI units in LBSTRESN;
 #: AEREL in the pilot's own terms; no diary (its QS holds ADAS-Cog and other scales, not shipped here), no VS,
-#: no CM, no DA; etiology and the medication flags are not collected (its MH is Alzheimer's history).
+#: no CM, no DA; etiology and the medication flags are not collected (its MH is Alzheimer's history). Lab records
+#: of the scheduled visits keep their visit; screening, unscheduled, retrieval and ECG visits get the visit whose
+#: window holds their study day; the urinalysis pH is UPH (CTCAE's acidosis and alkalosis are blood pH).
 CDISC_PILOT_STUDY: dict[str, Any] = {
     "randomised": True,
     "expected_domains": ["DS", "EX", "LB", "AE", "SV"],
     "lab_result": "standard",
     "ae_relationship": {"NONE": "not related", "REMOTE": "unlikely", "POSSIBLE": "possible", "PROBABLE": "probable"},
+    "visits": _PILOT_VISITS,
+    "visit_windows": {"labs": windows_between(_PILOT_VISITS)},
+    "lab_test_codes": [{"LBTESTCD": "PH", "where": {"LBCAT": ["URINALYSIS"]}, "test_code": "UPH"}],
 }
 
 #: This study (K2-7 pilot, data/raw/) as SDTM: what `raw_to_sdtm` writes and `sdtm_to_raw` reads back; the
@@ -243,3 +299,87 @@ K2_STUDY: dict[str, Any] = {
     },
     "country": "IND",
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# The study's lab panel
+
+
+def _unit_key(unit: Any) -> str:
+    return "".join(str(unit).split()).lower()
+
+
+#: Keys of a lab panel entry (declare_lab_panel, declare_lab_standards).
+PANEL_KEYS = frozenset({"unit", "name", "decimals", "factor", "direction"})
+
+
+def declare_lab_panel(lab_units: Mapping[str, Any], panel: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """config/lab_units.yaml (parsed) for the study's lab panel: the panel's tests only (in lab_units.yaml order,
+    then the panel's), and a test the study reports that lab_units.yaml does not know is accepted in the unit the
+    panel declares for it (its standard unit, no conversion), so that it is validated, summarised and, where a
+    CTCAE criterion exists, graded.
+
+    panel: test code (as the raw `test_code` holds it) -> {unit: the unit as reported, name, decimals (default 0),
+    factor, direction (declare_lab_standards)}. A test lab_units.yaml knows (by code or alias) keeps its definition;
+    its declared unit must be one it accepts, or the entry gives `factor` (reported x factor = the standard unit),
+    which adds the unit. A declared unit spelled as an alias of lab_units.yaml (GI/L) is taken as the canonical unit
+    (10^9/L).
+    Raises ConfigError naming the test and the unit otherwise.
+    """
+    out = deepcopy(dict(lab_units))
+    tests = out["tests"]
+    aliases = {_unit_key(k): str(v) for k, v in (out.get("unit_aliases") or {}).items()}
+    panel_codes: list[str] = []
+    by_alias = {str(a).strip().upper(): code for code, spec in tests.items() for a in spec.get("aliases") or []}
+    for code, entry in panel.items():
+        if not isinstance(entry, Mapping) or "unit" not in entry or set(entry) - PANEL_KEYS:
+            raise ConfigError(
+                f"lab panel {code}: needs `unit` (and optionally {', '.join(sorted(PANEL_KEYS - {'unit'}))}); "
+                f"got {entry!r}"
+            )
+        unit = aliases.get(_unit_key(entry["unit"]), str(entry["unit"]))
+        known = str(code) if str(code) in tests else by_alias.get(str(code).strip().upper())
+        panel_codes.append(known or str(code))
+        if known is None:
+            tests[str(code)] = {
+                "name": str(entry.get("name", code)),
+                "aliases": [],
+                "unit": unit,
+                "units": {unit: 1.0},
+                "decimals": int(entry.get("decimals", 0)),
+            }
+            continue
+        accepted = {_unit_key(u): u for u in tests[known]["units"]}
+        if _unit_key(unit) in accepted:
+            continue
+        if "factor" not in entry:
+            raise ConfigError(
+                f"lab panel {code}: {known} is not accepted in {entry['unit']} by config/lab_units.yaml "
+                f"(accepted: {', '.join(tests[known]['units'])}); give `factor` to {tests[known]['unit']}"
+            )
+        tests[known] = {**tests[known], "units": {**tests[known]["units"], unit: float(entry["factor"])}}
+    out["tests"] = {code: tests[code] for code in tests if code in set(panel_codes)}
+    return out
+
+
+def declare_lab_standards(lab_standards: Mapping[str, Any], lab_units: Mapping[str, Any], panel: Mapping[str, Any]):
+    """config/lab_standards.yaml (parsed) for the declared lab units (declare_lab_panel): its tests only; a test it
+    has no entry for gets no default range (`range: null`: the lab's own limits only; a value without them is not
+    flagged) and the panel's `direction` (default both). Nothing is invented: no default range, no CTCAE criterion.
+    """
+    out = deepcopy(dict(lab_standards))
+    known = dict(out.get("tests") or {})
+    directions = {str(code).strip().upper(): entry.get("direction", "both") for code, entry in panel.items()}
+    out["tests"] = {
+        code: known.get(code) or {"range": None, "direction": directions.get(str(code).upper(), "both")}
+        for code in lab_units["tests"]
+    }
+    studied = set(out["tests"])
+    # the panels and shift margins of tests the study does not have are dropped (Hy's law and eGFR need theirs)
+    out["panels"] = {name: [c for c in codes if c in studied] for name, codes in (out.get("panels") or {}).items()}
+    out["panels"] = {name: codes for name, codes in out["panels"].items() if codes}
+    shift = dict(out.get("significant_shift") or {})
+    if shift.get("margins"):
+        shift["margins"] = {c: m for c, m in shift["margins"].items() if c in studied}
+        out["significant_shift"] = shift
+    return out

@@ -10,6 +10,7 @@ Nothing is checked here beyond what the mapping needs; `check_domains` reports w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -309,6 +310,65 @@ def subjects_table(
     return _frame(mapping, "subjects.csv", cols, len(dm))
 
 
+_RESULT = re.compile(r"^\s*[<>]?\s*[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)\s*$")
+
+
+def character_results(result: pd.Series) -> pd.Series:
+    """Results that are text, not a number or a censored number ("N", "NEGATIVE"; not "<3.42"): the raw `result`
+    stays empty and the text goes to `result_text` (check_domains reports them, rule lab_result_character)."""
+    return map_distinct(result, lambda v: bool(v) and not _RESULT.match(str(v))).astype(bool)
+
+
+def declared_without_unit(
+    lb: pd.DataFrame, spec: Mapping[str, Any], study: Mapping[str, Any], unit: pd.Series
+) -> pd.Series:
+    """Records without a unit whose test has none by nature (config `labs.unitless_tests`, study
+    `lab_unitless_tests`) or whose LBORRESU says so (`labs.declared_no_unit`): their raw unit is `labs.no_unit`."""
+    unitless = {str(t).upper() for t in [*spec["unitless_tests"], *(study.get("lab_unitless_tests") or [])]}
+    declared = {str(u).strip().upper() for u in spec["declared_no_unit"]}
+    exempt = key_text(lb, spec["columns"]["test_code"]).isin(unitless) | key_text(lb, "LBORRESU").isin(declared)
+    return (unit.str.strip() == "") & exempt
+
+
+def lab_test_codes(lb: pd.DataFrame, spec: Mapping[str, Any], study: Mapping[str, Any]) -> pd.Series:
+    """The raw test code: LBTESTCD, except where a study `lab_test_codes` entry recodes the records it matches
+    ({where: {LBCAT: [URINALYSIS]}, LBTESTCD: PH, test_code: UPH}: urine pH is no blood pH). The SDTM code stays in
+    `sdtm_test_code`."""
+    variable = spec["columns"]["test_code"]
+    codes = text(lb, variable)
+    for entry in study.get("lab_test_codes") or []:
+        mask = match_where(lb, entry.get("where")) & (key_text(lb, variable) == str(entry[variable]).strip().upper())
+        codes = codes.where(~mask, str(entry["test_code"]))
+    return codes.astype("str")
+
+
+def visit_windows(study: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The study's windows of one kind (`visit_windows.labs`): [{label, from, to}] on the study day, both ends
+    included, `from`/`to` missing = open."""
+    return [dict(w) for w in (study.get("visit_windows") or {}).get(kind) or []]
+
+
+def _windowed_visits(lb: pd.DataFrame, spec: Mapping[str, Any], study: Mapping[str, Any]) -> pd.Series:
+    """The raw visit of each LB record: the study's label of its VISIT (`visits`); a VISIT not listed (screening,
+    unscheduled, retrieval) gets the label of the `visit_windows.labs` window holding its study day (LBDY); a record
+    in no window (or without LBDY) keeps the SDTM text, which validation then reports."""
+    labels = visit_labels(study)
+    visit = _visits(lb, spec["columns"]["visit"], labels)
+    windows = visit_windows(study, "labs")
+    if not windows:
+        return visit
+    listed = text(lb, spec["columns"]["visit"]).str.strip().str.upper().isin(set(labels))
+    day = numbers(lb, spec["extra_columns"]["study_day"])
+    assigned = pd.Series("", index=lb.index, dtype="str")
+    for window in windows:
+        low = -np.inf if window.get("from") is None else float(window["from"])
+        high = np.inf if window.get("to") is None else float(window["to"])
+        inside = (assigned == "") & (day >= low) & (day <= high)
+        assigned = assigned.where(~inside, str(window["label"]))
+    use = ~listed & (assigned != "")
+    return visit.where(~use, assigned).astype("str")
+
+
 def labs_table(domains: Mapping[str, pd.DataFrame], mapping: Mapping[str, Any], study: Mapping[str, Any]):
     spec = mapping["labs"]
     fmt = mapping.get("number_format", "%.12g")
@@ -316,16 +376,20 @@ def labs_table(domains: Mapping[str, pd.DataFrame], mapping: Mapping[str, Any], 
     mode = study.get("lab_result") or spec["result"]
     variables = spec[mode]
     cols: dict[str, pd.Series] = {"subject_id": text(lb, "USUBJID")}
-    cols["visit"] = _visits(lb, spec["columns"]["visit"], visit_labels(study))
+    cols["visit"] = _windowed_visits(lb, spec, study)
     cols["sample_date"] = dtc_dates(text(lb, spec["columns"]["sample_date"]))[0]
-    cols["test_code"] = text(lb, spec["columns"]["test_code"])
+    cols["test_code"] = lab_test_codes(lb, spec, study)
     if mode == "standard":
         value = numbers(lb, variables["result_numeric"])
-        cols["result"] = format_numbers(value, fmt).where(value.notna(), text(lb, variables["result_text"]))
+        result = format_numbers(value, fmt).where(value.notna(), text(lb, variables["result_text"]))
     else:
-        cols["result"] = text(lb, variables["result_text"])
+        result = text(lb, variables["result_text"])
+    character = character_results(result)
+    cols["result"] = result.where(~character, "")
+    cols["result_text"] = result.where(character, "")
     for raw in ("unit", "ref_low", "ref_high"):
         cols[raw] = text(lb, variables[raw], fmt)
+    cols["unit"] = cols["unit"].where(~declared_without_unit(lb, spec, study, cols["unit"]), str(spec["no_unit"]))
     for raw, var in spec["extra_columns"].items():
         cols[raw] = text(lb, var, fmt)
     cols["source_record"] = source_record("LB", cols["subject_id"], "LBSEQ", cols["lbseq"])
