@@ -714,8 +714,11 @@ def test_page_shows_computed_n_per_arm_for_each_placebo_scenario(small_plan):
         strata=small_plan["strata"],
         strata_proportions=small_plan["props"],
         global_seed=20131001,
+        versions={"code_version": "k2trial 9.9, code 0123456789ab", "analysis_version": "fedcba9876543210"},
     )
     assert "SIMULATED" in page and "Designing the confirmatory trial" in page
+    assert "Code version: k2trial 9.9, code 0123456789ab" in page and "Analysis version: fedcba9876543210" in page
+    assert "Global seed 20131001" in page and "vas.csv (sha256 " + "0" * 64 + ")" in page
     assert not re.search(r"<script|(?:src|href)\s*=\s*[\"']?(?:https?:|//)", page, re.IGNORECASE)
     sizes = small_plan["sizes"]
     headline = page.split("<h2>What drives")[0]

@@ -6,7 +6,10 @@
 # --config planning_vas=PATH planning_between_arm=PATH planning_subjects=PATH override its input paths.
 # Jobs: plan_scenarios (pilot estimates and cells; local, it is quick), plan_cells (one job per batch of cells, cells
 # dealt round robin; each cell's trials depend only on the global seed and the cell's identity), plan_report (gather).
+import os
+
 import yaml
+from snakemake.exceptions import WorkflowError
 
 PLANNING_CONFIG = config.get("planning_config", "config/planning.yaml")
 with open(PLANNING_CONFIG, encoding="utf-8") as _handle:
@@ -28,6 +31,36 @@ PLAN_INPUTS = {
     for name in ("vas", "between_arm", "subjects", "dataset")
 }
 PLAN_INPUTS = {name: path for name, path in PLAN_INPUTS.items() if path}
+PLAN_INPUT_OVERRIDES = " ".join(
+    f"planning_{name}=PATH" for name in ("vas", "between_arm", "subjects")
+)
+
+
+def plan_input(name):
+    """Input function of plan_scenarios for input `name`: its path, or, when an input file does not exist and no
+    rule of this workflow writes it, a stop naming every such file, the command that builds them
+    (config/planning.yaml inputs.build) and the override that points the plan at other results.
+    """
+
+    def resolve(wildcards):
+        missing = [
+            f"`{key}` {path}"
+            for key, path in PLAN_INPUTS.items()
+            if not os.path.exists(path)
+            and not any(r.is_producer(path) for r in workflow.rules)
+        ]
+        if missing:
+            raise WorkflowError(
+                f"plan: input(s) of {PLANNING_CONFIG} missing, and no rule of this workflow writes them: "
+                f"{'; '.join(missing)}. Build them first: {PLANNING['inputs']['build']}. Or point the plan at "
+                f"another study's results: --config {PLAN_INPUT_OVERRIDES} (README, 'Planning the confirmatory "
+                "trial')."
+            )
+        return PLAN_INPUTS[name]
+
+    return resolve
+
+
 # Provenance records list the locked packages; no data version: the inputs are another study's results (pilot),
 # named with their sha256 in each record.
 PLAN_PROVENANCE = {**PROVENANCE, "validation_report": None}
@@ -49,7 +82,8 @@ rule plan:
 
 rule plan_scenarios:
     input:
-        **PLAN_INPUTS,
+        **{name: plan_input(name) for name in PLAN_INPUTS},
+        planning_config=PLANNING_CONFIG,
     output:
         provenance=f"{RESULTS}/provenance/plan_scenarios.json",
         scenarios=f"{PLAN_DIR}/scenarios.json",
@@ -116,5 +150,7 @@ rule plan_report:
     params:
         planning=PLANNING,
         provenance=PLAN_PROVENANCE,
+        # the code and analysis versions the page states, as every page of the pipeline does
+        code=CODE_HASHES,
     script:
         "../scripts/plan_report.py"
