@@ -428,6 +428,26 @@ def test_rejection_rate_at_effect_zero_is_alpha_within_3_mc_se(n: int, scale):
     assert abs(sim["power"] - ALPHA) <= 3 * pw.mc_se(ALPHA, trials), sim["power"]
 
 
+@pytest.mark.parametrize("scale", [None, VasScale()])
+def test_rank_sum_rejection_rate_at_effect_zero_is_alpha_within_3_mc_se(scale):
+    """Normal approximation (70 per arm, 10% dropout): continuous data, and the VAS grid with its ties."""
+    trials = 6000
+    design = _design(
+        cell_id=f"rank-null:{scale}",
+        n_treated=70,
+        n_control=70,
+        effect=0.0,
+        scale=scale,
+        baseline_mean=7.0,
+        control_change=-1.5,
+        dropout=0.1,
+    )
+    settings = pw.AnalysisSettings(tests=("rank_sum",), decimals=None if scale is None else 1)
+    sim = pw.summarise(pw.simulate_cell(design, settings, trials, global_seed=98)["rank_sum"])
+    assert sim["share_exact"] == 0.0
+    assert abs(sim["power"] - ALPHA) <= 3 * pw.mc_se(ALPHA, trials), sim["power"]
+
+
 @pytest.mark.parametrize(("n", "effect"), [(40, -0.55), (100, -0.35)])
 def test_rank_sum_power_at_normal_data_equals_the_are_approximation(n: int, effect: float):
     trials = 5000
