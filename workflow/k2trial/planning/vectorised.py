@@ -151,7 +151,7 @@ def ancova_batch(
         b0 = np.where(missing, 0.0, b0)
     elif any_missing:
         b0 *= weight
-    aw = np.logical_and(arm, observed).astype(float)
+    aw = np.multiply(arm, weight)  # the arm indicator of the complete cases (a bool times a float is a float)
     # Row sums as einsum reductions (a plain sequential sum: much quicker here than ndarray.sum's pairwise one; the
     # counts are exact either way).
     n = _rowsum(weight)
