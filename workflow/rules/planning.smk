@@ -6,10 +6,7 @@
 # --config planning_vas=PATH planning_between_arm=PATH planning_subjects=PATH override its input paths.
 # Jobs: plan_scenarios (pilot estimates and cells; local, it is quick), plan_cells (one job per batch of cells, cells
 # dealt round robin; each cell's trials depend only on the global seed and the cell's identity), plan_report (gather).
-import os
-
 import yaml
-from snakemake.exceptions import WorkflowError
 
 PLANNING_CONFIG = config.get("planning_config", "config/planning.yaml")
 with open(PLANNING_CONFIG, encoding="utf-8") as _handle:
@@ -36,29 +33,7 @@ PLAN_INPUT_OVERRIDES = " ".join(
 )
 
 
-def plan_input(name):
-    """Input function of plan_scenarios for input `name`: its path, or, when an input file does not exist and no
-    rule of this workflow writes it, a stop naming every such file, the command that builds them
-    (config/planning.yaml inputs.build) and the override that points the plan at other results.
-    """
-
-    def resolve(wildcards):
-        missing = [
-            f"`{key}` {path}"
-            for key, path in PLAN_INPUTS.items()
-            if not os.path.exists(path)
-            and not any(r.is_producer(path) for r in workflow.rules)
-        ]
-        if missing:
-            raise WorkflowError(
-                f"plan: input(s) of {PLANNING_CONFIG} missing, and no rule of this workflow writes them: "
-                f"{'; '.join(missing)}. Build them first: {PLANNING['inputs']['build']}. Or point the plan at "
-                f"another study's results: --config {PLAN_INPUT_OVERRIDES} (README, 'Planning the confirmatory "
-                "trial')."
-            )
-        return PLAN_INPUTS[name]
-
-    return resolve
+include: "planning_common.smk"
 
 
 # Provenance records list the locked packages; no data version: the inputs are another study's results (pilot),
