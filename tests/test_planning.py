@@ -30,6 +30,7 @@ from k2trial.planning.simulate import (
     VasScale,
     cell_entropy,
     largest_remainder,
+    retain_freed_memory,
     simulate_trials,
 )
 from k2trial.stats.two_sample import ancova, fisher_exact_p, rank_sum_test, risk_difference, wilson_interval
@@ -124,6 +125,83 @@ def test_ancova_batch_degenerate_trials_are_nan_like_the_scalar():
     assert math.isnan(fit.estimate[0]) and fit.n_control[0] == 0  # empty control arm
     ref = ancova(chg[1], base[1], np.where(treated, "T", "C"), treated="T", control="C")
     assert _close(fit.estimate[1], ref.estimate) and _close(fit.p_value[1], ref.p_value)
+
+
+def _scalar_ancova(chg, base, treated, codes):
+    return ancova(
+        chg,
+        base,
+        np.where(treated, "MK7", "PLACEBO").astype(object),
+        treated="MK7",
+        control="PLACEBO",
+        stratum=None if codes is None else np.array([f"s{c}" for c in codes], dtype=object),
+    )
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_ancova_batch_baseline_constant_within_strata_drops_out_as_in_the_scalar(stratified: bool):
+    """A baseline constant within strata is not estimable; the scalar (minimum-norm) fit still gives the arm
+    difference, from change ~ arm (+ stratum) on one more residual df, and so must the vectorised one."""
+    rng = np.random.default_rng(21)
+    codes = np.tile([0, 1], 8)
+    treated = np.repeat([True, False], 8)
+    for base_row in (np.where(codes == 0, 5.0, 7.0), np.full(16, 6.0)):
+        base = np.repeat(base_row[None, :], 4, axis=0)
+        chg = rng.normal(-1.0, 1.0, base.shape)
+        fit = vectorised.ancova_batch(
+            chg, base, treated, stratum=codes if stratified else None, n_strata=2 if stratified else None
+        )
+        for i in range(base.shape[0]):
+            ref = _scalar_ancova(chg[i], base[i], treated, codes if stratified else None)
+            assert math.isfinite(ref.estimate) and fit.df[i] == ref.df
+            for name in ("estimate", "se", "t", "p_value", "ci_low", "ci_high"):
+                assert _close(getattr(fit, name)[i], getattr(ref, name)), (i, name)
+
+
+def test_ancova_batch_keeps_its_precision_far_from_zero():
+    """Raw sums of squares lose digits when the values sit far from 0 with a small spread; the kernel shifts each
+    trial by its own first value, and stays equal to the scalar fit (which centres the baseline)."""
+    rng = np.random.default_rng(22)
+    base = 1000.0 + rng.normal(0.0, 0.01, (60, 24))
+    chg = -30.0 * (base - 1000.0) + rng.normal(0.0, 1.0, base.shape)
+    chg[rng.random(chg.shape) < 0.1] = np.nan
+    codes = rng.integers(0, 3, base.shape)
+    treated = rng.random(base.shape) < 0.5
+    fit = vectorised.ancova_batch(chg, base, treated, stratum=codes, n_strata=3)
+    for i in range(base.shape[0]):
+        ref = _scalar_ancova(chg[i], base[i], treated[i], codes[i])
+        for name in ("estimate", "se", "p_value", "ci_low", "ci_high"):
+            assert _close(getattr(fit, name)[i], getattr(ref, name)), (i, name)
+
+
+def test_rank_sum_batch_continuous_per_trial_arms_equals_the_scalar():
+    """The sorting path without ties (ranks through the inverse permutation) and with a few planted ties (mid-ranks
+    from runs), arms per trial, missing values."""
+    rng = np.random.default_rng(23)
+    values = rng.normal(0.0, 1.0, (300, 40))
+    values[::7, 1] = values[::7, 0]  # ties in every 7th trial
+    values[rng.random(values.shape) < 0.1] = np.nan
+    treated = rng.random(values.shape) < 0.4
+    got = vectorised.rank_sum_batch(values, treated, decimals=None)
+    assert got.ties.sum() >= 30 and (~got.ties).sum() >= 200
+    for i in range(values.shape[0]):
+        ref = rank_sum_test(values[i][treated[i]], values[i][~treated[i]], decimals=None)
+        assert got.statistic[i] == ref.statistic and bool(got.ties[i]) == ref.ties, i
+        assert bool(got.exact[i]) == (ref.method == "exact")
+        assert _close(got.p_value[i], ref.p_value), (i, got.p_value[i], ref.p_value)
+
+
+def test_retain_freed_memory_changes_speed_not_results():
+    import platform
+
+    design = _design(cell_id="memory", dropout=0.1, scale=VasScale())
+    settings = pw.AnalysisSettings(tests=("ancova", "rank_sum"))
+    before = pw.simulate_cell(design, settings, 1200, global_seed=3)
+    assert retain_freed_memory() is (platform.libc_ver()[0] == "glibc")
+    after = pw.simulate_cell(design, settings, 1200, global_seed=3)
+    for test in settings.tests:
+        np.testing.assert_array_equal(before[test].estimate, after[test].estimate)
+        np.testing.assert_array_equal(before[test].reject, after[test].reject)
 
 
 @pytest.mark.parametrize(
@@ -347,6 +425,26 @@ def test_rejection_rate_at_effect_zero_is_alpha_within_3_mc_se(n: int, scale):
     )
     settings = pw.AnalysisSettings(tests=("ancova",), decimals=None if scale is None else 1)
     sim = pw.summarise(pw.simulate_cell(design, settings, trials, global_seed=99)["ancova"])
+    assert abs(sim["power"] - ALPHA) <= 3 * pw.mc_se(ALPHA, trials), sim["power"]
+
+
+@pytest.mark.parametrize("scale", [None, VasScale()])
+def test_rank_sum_rejection_rate_at_effect_zero_is_alpha_within_3_mc_se(scale):
+    """Normal approximation (70 per arm, 10% dropout): continuous data, and the VAS grid with its ties."""
+    trials = 6000
+    design = _design(
+        cell_id=f"rank-null:{scale}",
+        n_treated=70,
+        n_control=70,
+        effect=0.0,
+        scale=scale,
+        baseline_mean=7.0,
+        control_change=-1.5,
+        dropout=0.1,
+    )
+    settings = pw.AnalysisSettings(tests=("rank_sum",), decimals=None if scale is None else 1)
+    sim = pw.summarise(pw.simulate_cell(design, settings, trials, global_seed=98)["rank_sum"])
+    assert sim["share_exact"] == 0.0
     assert abs(sim["power"] - ALPHA) <= 3 * pw.mc_se(ALPHA, trials), sim["power"]
 
 
@@ -636,8 +734,11 @@ def test_page_shows_computed_n_per_arm_for_each_placebo_scenario(small_plan):
         strata=small_plan["strata"],
         strata_proportions=small_plan["props"],
         global_seed=20131001,
+        versions={"code_version": "k2trial 9.9, code 0123456789ab", "analysis_version": "fedcba9876543210"},
     )
     assert "SIMULATED" in page and "Designing the confirmatory trial" in page
+    assert "Code version: k2trial 9.9, code 0123456789ab" in page and "Analysis version: fedcba9876543210" in page
+    assert "Global seed 20131001" in page and "vas.csv (sha256 " + "0" * 64 + ")" in page
     assert not re.search(r"<script|(?:src|href)\s*=\s*[\"']?(?:https?:|//)", page, re.IGNORECASE)
     sizes = small_plan["sizes"]
     headline = page.split("<h2>What drives")[0]

@@ -15,6 +15,7 @@ Skips with the reason when no cluster answers (start one with .ci/slurm/start), 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -34,22 +35,27 @@ PROFILE = ROOT / "profiles" / "slurm"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 REQUIRE_SLURM = os.environ.get("K2TRIAL_REQUIRE_SLURM") == "1"
 SMALL = "config/planning_small.yaml"
-ONE_JOB = "config/planning_small_one_job.yaml"
+# Outside config/: every config/*.yaml is code whose hash is the analysis version the page states.
+ONE_JOB = "synthetic/planning_small_one_job.yaml"
 INPUTS = {
     "planning_vas": "synthetic/rct2021/analysis/vas.csv",
     "planning_between_arm": "synthetic/rct2021/efficacy/between_arm.csv",
     "planning_subjects": "synthetic/rct2021/analysis/subjects.csv",
 }
-GATHERED = [
-    "results/planning/scenarios.json",
+SCENARIOS = "results/planning/scenarios.json"
+PAGE = "results/planning/designing_the_confirmatory_trial.html"
+RESULTS = [
     "results/planning/cells.csv",
     "results/planning/power.csv",
     "results/planning/sample_size.csv",
     "results/planning/assurance.csv",
     "results/planning/power_curves.png",
     "results/planning/power_curves.svg",
-    "results/planning/designing_the_confirmatory_trial.html",
 ]
+GATHERED = [SCENARIOS, *RESULTS, PAGE]
+#: Where the page's provenance starts (input files with sha256, code and analysis versions): it names the planning
+#: configuration, so it differs between the runs with three jobs and with one, and nothing else may.
+PROVENANCE_HEADING = "<h2>Inputs and files</h2>"
 TIMEOUT = 600
 
 
@@ -114,7 +120,7 @@ def test_plan_on_slurm_equals_the_local_runs(tmp_path: Path):
     shutil.copytree(on_slurm, one_job)
 
     slurm_run = subprocess.Popen(
-        [SNAKEMAKE, "--profile", str(PROFILE), *_args(SMALL)],
+        [SNAKEMAKE, "--profile", str(PROFILE), "--slurm-keep-successful-logs", *_args(SMALL)],
         cwd=on_slurm,
         env=_env(),
         text=True,
@@ -140,29 +146,49 @@ def test_plan_on_slurm_equals_the_local_runs(tmp_path: Path):
             slurm_run.communicate()
     assert slurm_run.returncode == 0, f"plan on Slurm failed:\n{stdout[-2000:]}\n{stderr[-6000:]}"
 
-    # Every batch of cells and the gather step ran as a Slurm job with its declared resources.
-    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: [^)]*rule_(plan_\w+)", stderr)
-    rules = sorted(rule for _, rule in submitted)
+    # Every batch of cells and the gather step ran as a Slurm job, which completed, with its declared resources
+    # (scontrol: finished jobs stay listed for MinJobAge, 600 s on the cluster of .ci/slurm/start) and its log.
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: ([^)]*rule_(plan_\w+)[^)]*)\)", stderr)
+    rules = sorted(rule for _, _, rule in submitted)
     assert rules == ["plan_cells"] * small_count(on_slurm) + ["plan_report"], stderr[-4000:]
-    job_id = next(j for j, rule in submitted if rule == "plan_cells")
-    shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, check=False)
-    if shown.returncode == 0:  # still listed (MinJobAge): check what Slurm was asked for
+    jobs = yaml.safe_load((on_slurm / SMALL).read_text())["jobs"]
+    declared = {
+        "plan_cells": (jobs["threads"], jobs["mem_mb"], jobs["runtime"]),
+        "plan_report": (1, jobs["gather_mem_mb"], jobs["gather_runtime"]),
+    }
+    for job_id, log, rule in submitted:
+        log_path = Path(log) if Path(log).is_absolute() else on_slurm / log
+        assert log_path.is_file(), f"{rule}: no Slurm log {log}"
+        shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, check=False)
+        assert shown.returncode == 0, f"scontrol show job {job_id} ({rule}): {shown.stderr}"
         fields = dict(item.split("=", 1) for item in shown.stdout.split() if "=" in item)
-        jobs = yaml.safe_load((on_slurm / SMALL).read_text())["jobs"]
+        threads, mem_mb, runtime = declared[rule]
+        assert fields["JobState"] == "COMPLETED", (rule, fields)
         assert fields["Partition"] == partition
-        assert fields["MinMemoryNode"] == f"{jobs['mem_mb']}M"
-        assert fields["TimeLimit"] == f"00:{jobs['runtime']:02d}:00"
-        assert fields["CPUs/Task"] == str(jobs["threads"])
+        assert fields["MinMemoryNode"] == f"{mem_mb}M", (rule, fields)
+        assert fields["TimeLimit"] == f"00:{runtime:02d}:00", (rule, fields)
+        assert fields["CPUs/Task"] == str(threads), (rule, fields)
+    assert "plan_scenarios" in stderr and "rule_plan_scenarios" not in stderr  # a local rule: not submitted
 
     files = _files(on_slurm)
     assert set(GATHERED) <= set(files)
     assert files == _files(local)
     for name in files:
         assert (on_slurm / name).read_bytes() == (local / name).read_bytes(), f"{name}: Slurm and local runs differ"
-    for name in GATHERED:
+    # Cells dealt to one job instead of three: the same results; only the provenance (the planning configuration
+    # file, and the analysis version that hashes the config) may differ.
+    for name in RESULTS:
         assert (on_slurm / name).read_bytes() == (one_job / name).read_bytes(), f"{name} depends on the job layout"
-    page = (on_slurm / "results/planning/designing_the_confirmatory_trial.html").read_text()
+    three, one = (json.loads((root / SCENARIOS).read_text()) for root in (on_slurm, one_job))
+    assert (
+        three.pop("inputs")["planning_config"]["path"] == SMALL
+        and one.pop("inputs")["planning_config"]["path"] == ONE_JOB
+    )
+    assert three == one, "scenarios.json depends on the job layout"
+    page, page_one = ((root / PAGE).read_text() for root in (on_slurm, one_job))
+    assert page.split(PROVENANCE_HEADING)[0] == page_one.split(PROVENANCE_HEADING)[0], "the page depends on the layout"
     assert "SIMULATED" in page and "N per arm for 80% and 90% power" in page
+    assert "Code version: k2trial" in page and "Analysis version: " in page
 
 
 def small_count(root: Path) -> int:

@@ -28,6 +28,14 @@ PLAN_INPUTS = {
     for name in ("vas", "between_arm", "subjects", "dataset")
 }
 PLAN_INPUTS = {name: path for name, path in PLAN_INPUTS.items() if path}
+PLAN_INPUT_OVERRIDES = " ".join(
+    f"planning_{name}=PATH" for name in ("vas", "between_arm", "subjects")
+)
+
+
+include: "planning_common.smk"
+
+
 # Provenance records list the locked packages; no data version: the inputs are another study's results (pilot),
 # named with their sha256 in each record.
 PLAN_PROVENANCE = {**PROVENANCE, "validation_report": None}
@@ -49,7 +57,8 @@ rule plan:
 
 rule plan_scenarios:
     input:
-        **PLAN_INPUTS,
+        **{name: plan_input(name) for name in PLAN_INPUTS},
+        planning_config=PLANNING_CONFIG,
     output:
         provenance=f"{RESULTS}/provenance/plan_scenarios.json",
         scenarios=f"{PLAN_DIR}/scenarios.json",
@@ -116,5 +125,7 @@ rule plan_report:
     params:
         planning=PLANNING,
         provenance=PLAN_PROVENANCE,
+        # the code and analysis versions the page states, as every page of the pipeline does
+        code=CODE_HASHES,
     script:
         "../scripts/plan_report.py"

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
+import k2trial
 from k2trial.core.io import write_bytes, write_csv, write_text
 from k2trial.planning import report, scenarios, tables
+from k2trial.report.notebooks import version_info_from_hashes
 from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.plan_report")
@@ -61,6 +63,7 @@ def main(smk):
         strata=strata,
         strata_proportions=tuple(document["strata_proportions"]),
         global_seed=int(document["global_seed"]),
+        versions=version_info_from_hashes(smk.params.code, smk.config, k2trial.__version__),
     )
     write_text(page, smk.output.page)
     primary = sizes[sizes["test"] == config.primary]

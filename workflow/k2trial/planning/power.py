@@ -116,6 +116,7 @@ def analyse_batch(batch: TrialBatch, settings: AnalysisSettings) -> dict[str, Te
                 stratum=stratum,
                 n_strata=n_strata,
                 confidence=settings.confidence,
+                interval=False,
             )
             favours = fit.estimate < 0 if lower_is_better else fit.estimate > 0
             out[test] = _outcomes(fit.p_value, favours, fit.estimate, fit.n_treated, fit.n_control, settings.alpha)

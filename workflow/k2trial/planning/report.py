@@ -431,8 +431,12 @@ def page_html(
     strata: Sequence[str],
     strata_proportions: Sequence[float],
     global_seed: int,
+    versions: Mapping[str, str] | None = None,
 ) -> str:
-    """The page "Designing the confirmatory trial" (offline HTML: inline CSS and SVG, no script, no link out)."""
+    """The page "Designing the confirmatory trial" (offline HTML: inline CSS and SVG, no script, no link out).
+
+    versions: code_version and analysis_version as every page of the pipeline states them
+    (k2trial.report.notebooks.version_info_from_hashes); shown with the inputs' sha256 and the seed."""
     primary = config.primary
     ref_d, ref_v = config.dropouts[0].name, config.variabilities[0].name
     parts = [
@@ -692,6 +696,17 @@ def page_html(
     parts.append("<h2>Inputs and files</h2><ul>")
     for name, info in inputs.items():
         parts.append(f"<li>{_e(name)}: {_e(info['path'])} (sha256 {_e(info['sha256'])})</li>")
+    parts.append(
+        f"<li>Global seed {global_seed}: every cell's trials derive from it and the cell's identity.</li>"
+        + "".join(
+            f"<li>{_e(label)}: {_e(versions[key])}</li>"
+            for key, label in (("code_version", "Code version"), ("analysis_version", "Analysis version"))
+            if versions and versions.get(key)
+        )
+        + "<li>Each job's provenance record (inputs and outputs with sha256, parameters, code hashes, package "
+        "versions, config hash): results/provenance/plan_scenarios.json, plan_cells/batch-*.json, "
+        "plan_report.json.</li>"
+    )
     parts.append(
         "<li>power.csv (every cell and test: power, MC SE, trials, analytic power), sample_size.csv, assurance.csv, "
         "power_curves.png/.svg, scenarios.json (pilot estimates and cell values), cells.csv.</li></ul>"

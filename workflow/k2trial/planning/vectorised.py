@@ -6,13 +6,14 @@ and exactly for counts, rank sums and the choice between the exact and the norma
 
 * `ancova_batch` = `two_sample.ancova` (change on arm + baseline [+ stratum]): the treated - control adjusted
   difference, its SE, t on n - rank df, two-sided p and t-based CI. Closed form per trial by Frisch-Waugh-Lovell:
-  arm, baseline and change are centred within strata (the intercept and the stratum dummies), then the 2 x 2
-  normal equations of (arm, baseline) are solved; strata absent from a trial drop out as they do in the scalar fit
-  (there they are not levels of the factor).
+  sums and cross-products of arm, baseline and change centred within strata (the intercept and the stratum
+  dummies), from raw sums and per-stratum sums, then the 2 x 2 normal equations of (arm, baseline); strata absent
+  from a trial drop out as they do in the scalar fit (there they are not levels of the factor).
 * `rank_sum_batch` = the test part of `two_sample.rank_sum_test` (R's wilcox.test): W, exact p when both samples
   are below `exact_below` and there are no ties (a lookup in the exact null distribution of that (n_x, n_y)),
   otherwise the normal approximation with tie and continuity correction. Values are rounded to `decimals` first,
-  as the scalar does. The Hodges-Lehmann shift and its CI are not computed (the power of the test does not need
+  as the scalar does; on such a grid the ranks come from counting the values per grid level (no sort), otherwise
+  from one sort per trial. The Hodges-Lehmann shift and its CI are not computed (the power of the test does not need
   them, and they cost a sort of n_x n_y differences per trial).
 * `responder_counts_batch` = `k2trial.analysis.efficacy.responder_counts` per arm, with the missing-data handling
   of a responder analysis (non-responder imputation or complete cases);
@@ -26,7 +27,6 @@ Arm indicators and stratum codes may be shared by all trials (shape (patients,))
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -71,6 +71,10 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
+def _rowsum(a: np.ndarray) -> np.ndarray:
+    return np.einsum("ij->i", a)
+
+
 # ============================================================================================ ANCOVA
 
 
@@ -90,6 +94,15 @@ class AncovaBatch:
     ci_high: np.ndarray
 
 
+def _shift(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per trial, its first complete case's value (0 when it has none), subtracted before the raw sums of squares:
+    a value inside the data keeps their cancellation small without a centring pass, and, being the trial's own,
+    leaves every trial's result independent of the other trials in the batch."""
+    first = np.argmax(observed, axis=1)
+    shift = np.take_along_axis(values, first[:, None], axis=1)[:, 0]
+    return np.where(observed[np.arange(len(first)), first], shift, 0.0)[:, None]
+
+
 def ancova_batch(
     change,
     baseline,
@@ -98,75 +111,111 @@ def ancova_batch(
     stratum=None,
     n_strata: int | None = None,
     confidence: float = 0.95,
+    interval: bool = True,
 ) -> AncovaBatch:
     """ANCOVA of change on arm + baseline (+ stratum) in every trial; complete cases (NaN change or baseline dropped).
 
     change, baseline: (trials, patients); treated: bool, (patients,) or (trials, patients); stratum: integer codes
     0 .. n_strata - 1 of the same shapes, or None. Equals two_sample.ancova(change, baseline, arm, stratum=...) per
     trial. A trial with an empty arm, no residual df or an arm difference that is not estimable (arm constant
-    within every stratum, or a baseline constant within strata) gets NaN, as the scalar function gives.
+    within every stratum, or confounded with the baseline) gets NaN, as the scalar function gives; a baseline
+    constant within strata drops out of the model as it does in the scalar (minimum-norm) fit.
+    interval=False leaves the CI out (NaN): a power simulation needs the p-value and the estimate only.
+
+    Computed from sufficient statistics (Frisch-Waugh-Lovell): per trial the raw sums and cross-products of
+    change, baseline and arm over the complete cases, and per stratum the sums of each; the sums of squares
+    centred within strata are the raw ones minus sum_s S_x,s S_z,s / n_s. Each trial's values are first shifted
+    by its first complete case (`_shift`), so the subtraction loses few digits. Few full-size temporaries: the
+    kernel's cost is memory traffic.
     """
     y = _as_2d(change, "change")
     b = _as_2d(baseline, "baseline")
     if b.shape != y.shape:
         raise ValueError(f"baseline has shape {b.shape}, change has {y.shape}")
-    a = _broadcast_rows(np.asarray(treated, dtype=bool), y.shape, "treated").astype(float)
-    observed = ~(np.isnan(y) | np.isnan(b))
-    w = observed.astype(float)
-    y0 = np.where(observed, y, 0.0)
-    b0 = np.where(observed, b, 0.0)
-    aw = a * w
-    n = w.sum(axis=1)
-    n_t = aw.sum(axis=1)
-
-    # Centre within strata (FWL: removes the intercept and the stratum effects from y, arm and baseline).
-    sources = (y0, b0, a)
+    arm = np.broadcast_to(_broadcast_rows(np.asarray(treated, dtype=bool), y.shape, "treated"), y.shape)
+    missing_b = np.isnan(b)
+    missing = np.isnan(y)
+    any_missing_b = bool(missing_b.any())
+    if any_missing_b:
+        missing |= missing_b
+    observed = ~missing
+    weight = observed.astype(float)
+    # Shifted values, 0 where the patient is not a complete case (a product with the 0/1 weight is quicker than
+    # np.where, but keeps NaN: only where the array has none).
+    any_missing = any_missing_b or bool(missing.any())
+    y0 = y - _shift(y, observed)
+    if any_missing:
+        y0 = np.where(missing, 0.0, y0)
+    b0 = b - _shift(b, observed)
+    if any_missing_b:
+        b0 = np.where(missing, 0.0, b0)
+    elif any_missing:
+        b0 *= weight
+    aw = np.multiply(arm, weight)  # the arm indicator of the complete cases (a bool times a float is a float)
+    # Row sums as einsum reductions (a plain sequential sum: much quicker here than ndarray.sum's pairwise one; the
+    # counts are exact either way).
+    n = _rowsum(weight)
+    n_t = _rowsum(aw)
+    sums = {"y": _rowsum(y0), "b": _rowsum(b0), "a": n_t}
+    raw = {
+        "yy": _rowdot(y0, y0),
+        "bb": _rowdot(b0, b0),
+        "aa": n_t,
+        "ab": _rowdot(aw, b0),
+        "ay": _rowdot(aw, y0),
+        "by": _rowdot(b0, y0),
+    }
+    correction = dict.fromkeys(raw, 0.0)
     if stratum is None:
-        safe = np.where(n > 0, n, 1.0)
-        centred = []
-        for source in sources:
-            mean = np.einsum("ij,ij->i", np.broadcast_to(source, y.shape), w) / safe
-            values = source - mean[:, None]
-            values *= w
-            centred.append(values)
-        yc, bc, ac = centred
+        groups = [(n, sums)]
         strata_present = (n > 0).astype(float)
     else:
         codes = _broadcast_rows(np.asarray(stratum), y.shape, "stratum")
         levels = int(n_strata) if n_strata is not None else int(codes.max()) + 1
-        yc, bc, ac = np.zeros(y.shape), np.zeros(y.shape), np.zeros(y.shape)
-        strata_present = np.zeros(y.shape[0])
-        for s in range(levels):
-            mw = w * (codes == s)
-            ns = mw.sum(axis=1)
-            strata_present += ns > 0
-            safe = np.where(ns > 0, ns, 1.0)
-            for source, target in zip(sources, (yc, bc, ac), strict=True):
-                mean = np.einsum("ij,ij->i", np.broadcast_to(source, y.shape), mw) / safe
-                values = source - mean[:, None]
-                values *= mw
-                target += values
-
-    syy, sbb, saa = _rowdot(yc, yc), _rowdot(bc, bc), _rowdot(ac, ac)
-    sab, say, sby = _rowdot(ac, bc), _rowdot(ac, yc), _rowdot(bc, yc)
-    det = saa * sbb - sab * sab
-    df = n - 2.0 - strata_present
+        member = np.empty(y.shape)
+        groups = []
+        rest = (n, dict(sums))  # the last stratum's sums: the totals minus the other strata's
+        for s in range(levels - 1):
+            np.multiply(codes == s, weight, out=member)
+            ns = _rowsum(member)
+            part = {"y": _rowdot(member, y0), "b": _rowdot(member, b0), "a": _rowdot(member, aw)}
+            groups.append((ns, part))
+            rest = (rest[0] - ns, {key: rest[1][key] - part[key] for key in part})
+        groups.append(rest)
+        strata_present = sum((ns > 0).astype(float) for ns, _ in groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = (n_t > 0) & (n - n_t > 0) & (det > _SINGULAR_TOL * saa * sbb) & (saa > 0) & (sbb > 0)
-        estimate = np.where(ok, (sbb * say - sab * sby) / det, np.nan)
-        beta_b = (saa * sby - sab * say) / det
+        for ns, s_sums in groups:
+            inverse = np.where(ns > 0, 1.0 / np.where(ns > 0, ns, 1.0), 0.0)
+            for key in raw:
+                correction[key] = correction[key] + s_sums[key[0]] * s_sums[key[1]] * inverse
+    syy, sbb, saa = (raw[k] - correction[k] for k in ("yy", "bb", "aa"))
+    sab, say, sby = (raw[k] - correction[k] for k in ("ab", "ay", "by"))
+    det = saa * sbb - sab * sab
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # A centred sum of squares this small relative to the raw one is zero up to rounding (constant within
+        # strata). A baseline constant within strata is not estimable, but the arm difference still is, as in the
+        # scalar (minimum-norm) fit: it is then that of change ~ arm (+ stratum), on one residual df more.
+        both_arms = (n_t > 0) & (n - n_t > 0)
+        arm_varies = both_arms & (saa > _SINGULAR_TOL * np.maximum(raw["aa"], 1.0))
+        base_varies = sbb > _SINGULAR_TOL * raw["bb"]
+        full = arm_varies & base_varies & (det > _SINGULAR_TOL * saa * sbb)
+        reduced = arm_varies & ~base_varies
+        df = n - 1.0 - strata_present - np.where(reduced, 0.0, 1.0)
+        estimate = np.where(full, (sbb * say - sab * sby) / det, np.where(reduced, say / saa, np.nan))
+        beta_b = np.where(full, (saa * sby - sab * say) / det, 0.0)
         rss = np.maximum(syy - estimate * say - beta_b * sby, 0.0)
         sigma2 = np.where(df > 0, rss / df, np.nan)
-        se = np.sqrt(sigma2 * sbb / det)
-        se = np.where(ok & (df > 0) & (se > 0), se, np.nan)
+        se = np.sqrt(sigma2 * np.where(full, sbb / det, 1.0 / saa))
+        se = np.where((full | reduced) & (df > 0) & (se > 0), se, np.nan)
         t = estimate / se
-    p = np.full(y.shape[0], np.nan)
     finite = np.isfinite(t)
-    p[finite] = 2.0 * stats.t.sf(np.abs(t[finite]), df[finite])
+    # scipy's t.sf(x, df) is special.stdtr(df, -x); called directly, without its argument checks.
+    p = np.where(finite, 2.0 * special.stdtr(np.where(finite, df, 1.0), -np.abs(np.where(finite, t, 0.0))), np.nan)
     half = np.full(y.shape[0], np.nan)
-    for value in np.unique(df[finite]):
-        rows = finite & (df == value)
-        half[rows] = _t_quantile((1.0 - confidence) / 2.0, float(value)) * se[rows]
+    if interval:
+        for value in np.unique(df[finite]):
+            rows = finite & (df == value)
+            half[rows] = _t_quantile((1.0 - confidence) / 2.0, float(value)) * se[rows]
     return AncovaBatch(
         n=n.astype(np.int64),
         n_treated=n_t.astype(np.int64),
@@ -207,31 +256,68 @@ def exact_rank_sum_tails(n_x: int, n_y: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def _rank_sums_by_counting(keys: np.ndarray, valid: np.ndarray, in_x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rank sum of x, tie term sum(t^3 - t) and ties flag per trial from integer keys (no sort)."""
+def _rank_sums_by_counting(
+    keys: np.ndarray, valid: np.ndarray, in_x: np.ndarray, low: int, levels: int
+) -> tuple[np.ndarray, ...]:
+    """Rank sum of x, tie term sum(t^3 - t) and ties flag per trial from integer-valued keys (no sort).
+
+    keys: float array of integers (the values in units of the recording precision), low .. low + levels - 1 where
+    valid; in_x: bool, (1, patients) or (trials, patients). One bincount counts every trial's values per level and
+    sample: trial t, level l, sample s (1: x) is bin 2 (t (levels + 1) + l) + s, and a missing value goes to
+    level `levels`, an extra one that is dropped. A level's mid-rank is the count below it plus (count + 1) / 2;
+    in integers, 2 x rank sum = sum over levels of count_x (2 x count at or below + 1 - count), so rank sums and
+    tie terms are exact.
+    """
     trials = keys.shape[0]
-    low = int(keys[valid].min())
-    levels = int(keys[valid].max()) - low + 1
-    flat = np.where(valid, keys - low, 0) + (np.arange(trials, dtype=np.int64) * levels)[:, None]
-    counts = np.bincount(flat[valid], minlength=trials * levels).reshape(trials, levels).astype(float)
-    counts_x = np.bincount(flat[valid & in_x], minlength=trials * levels).reshape(trials, levels).astype(float)
-    below = np.cumsum(counts, axis=1) - counts
-    midrank = below + (counts + 1.0) / 2.0
-    rank_sum_x = _rowdot(counts_x, midrank)
-    tie_term = np.sum(counts**3 - counts, axis=1)
-    return rank_sum_x, tie_term, (counts > 1).any(axis=1)
+    width = levels + 1
+    start = np.arange(trials, dtype=float)[:, None] * width
+    index = np.where(valid, keys + (start - float(low)), start + float(levels)).astype(np.int64)
+    index *= 2
+    index += in_x
+    both = np.bincount(index.ravel(), minlength=2 * trials * width).reshape(trials, width, 2)[:, :levels, :]
+    counts_x = both[:, :, 1]
+    counts = both[:, :, 0] + counts_x
+    at_or_below = np.cumsum(counts, axis=1)
+    twice = _rowdot_int(counts_x, 2 * at_or_below + 1 - counts)
+    tie_term = _rowdot_int(counts, counts * counts - 1)
+    return twice / 2.0, tie_term.astype(float), tie_term > 0
+
+
+def _rowdot_int(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
 
 
 def _rank_sums_by_sorting(values: np.ndarray, in_x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rank sum of x (mid-ranks), tie term and ties flag per trial; NaN values (sorted last) take no rank."""
-    order = np.argsort(values, axis=1, kind="stable")
-    ordered = np.take_along_axis(values, order, axis=1)
-    x_ordered = np.take_along_axis(in_x, order, axis=1)
-    valid = ~np.isnan(ordered)
-    width = values.shape[1]
-    position = np.broadcast_to(np.arange(width), ordered.shape)
+    """Rank sum of x (mid-ranks), tie term and ties flag per trial; NaN values (sorted last) take no rank.
+
+    One sort per trial (numpy's default, unstable sort: mid-ranks do not depend on the order within ties); values
+    and sample labels are put in sorted order with one flat np.take each (quicker than take_along_axis). In a trial
+    without ties a value's rank is its place in that order; trials with ties get mid-ranks from the runs of equal
+    values (`_runs`).
+    """
+    trials, width = values.shape
+    order = np.argsort(values, axis=1)
+    flat = order + (np.arange(trials, dtype=order.dtype) * width)[:, None]
+    ordered = np.take(values.reshape(-1), flat)
+    labels = np.ascontiguousarray(np.broadcast_to(in_x, values.shape)).reshape(-1)
+    x_ordered = np.take(labels, flat)
+    x_ordered &= ~np.isnan(ordered)
     same_as_previous = np.zeros(ordered.shape, dtype=bool)
-    same_as_previous[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    np.equal(ordered[:, 1:], ordered[:, :-1], out=same_as_previous[:, 1:])  # NaN == NaN is False
+    ties = same_as_previous.any(axis=1)
+    rank_sum_x = np.einsum("ij,j->i", x_ordered.astype(float), np.arange(1.0, width + 1.0))  # exact integers
+    tie_term = np.zeros(trials)
+    if ties.any():
+        rows = np.flatnonzero(ties)
+        rank_sum_x[rows], tie_term[rows] = _runs(ordered[rows], same_as_previous[rows], x_ordered[rows])
+    return rank_sum_x, tie_term, ties
+
+
+def _runs(ordered: np.ndarray, same_as_previous: np.ndarray, x_ordered: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rank sum of x with mid-ranks and the tie term sum(t^3 - t), from sorted rows (NaN last, taking no rank)."""
+    valid = ~np.isnan(ordered)
+    width = ordered.shape[1]
+    position = np.broadcast_to(np.arange(width), ordered.shape)
     start = np.maximum.accumulate(np.where(same_as_previous, 0, position), axis=1)
     same_as_next = np.zeros(ordered.shape, dtype=bool)
     same_as_next[:, :-1] = same_as_previous[:, 1:]
@@ -240,7 +326,7 @@ def _rank_sums_by_sorting(values: np.ndarray, in_x: np.ndarray) -> tuple[np.ndar
     rank_sum_x = np.sum(np.where(valid & x_ordered, midrank, 0.0), axis=1)
     run = (end - start + 1).astype(float)
     tie_term = np.sum(np.where(valid, run * run - 1.0, 0.0), axis=1)  # sum over runs of t (t^2 - 1) = t^3 - t
-    return rank_sum_x, tie_term, (same_as_previous & valid).any(axis=1)
+    return rank_sum_x, tie_term
 
 
 def rank_sum_batch(
@@ -261,18 +347,17 @@ def rank_sum_batch(
     empty sample, or all values tied, gets NaN p.
     """
     v = _as_2d(values, "values")
-    x_mask = np.broadcast_to(_broadcast_rows(np.asarray(in_x, dtype=bool), v.shape, "in_x"), v.shape)
+    x_mask_in = _broadcast_rows(np.asarray(in_x, dtype=bool), v.shape, "in_x")
+    x_mask = np.broadcast_to(x_mask_in, v.shape)
     valid = ~np.isnan(v)
     nx = (valid & x_mask).sum(axis=1).astype(float)
     ny = valid.sum(axis=1) - nx
     if decimals is not None:
-        keys = np.rint(v * 10.0**decimals)
-        finite_keys = keys[valid]
-        spread = float(finite_keys.max() - finite_keys.min()) if finite_keys.size else math.inf
-        if spread < _COUNTING_MAX_LEVELS:
-            rank_sum_x, tie_term, ties = _rank_sums_by_counting(
-                np.where(valid, keys, 0).astype(np.int64), valid, x_mask
-            )
+        keys = v * 10.0**decimals
+        np.rint(keys, out=keys)
+        low, high = (float(np.nanmin(keys)), float(np.nanmax(keys))) if valid.any() else (0.0, 0.0)
+        if high - low < _COUNTING_MAX_LEVELS:
+            rank_sum_x, tie_term, ties = _rank_sums_by_counting(keys, valid, x_mask_in, int(low), int(high - low) + 1)
         else:
             rank_sum_x, tie_term, ties = _rank_sums_by_sorting(np.round(v, decimals), x_mask)
     else:
