@@ -264,3 +264,31 @@ def test_figure_placeholders_are_embedded_after_execution():
     assert nbk.FIGURE_PLACEHOLDER in nb.cells[0].outputs[0]["data"]["text/html"][1]  # the input is not modified
     with pytest.raises(ConfigError, match="a&b.png"):
         nbk.embed_figures(nb, {})
+
+
+def test_templates_are_specialised_for_the_design_and_the_protocol(tmp_path):
+    import nbformat
+
+    from k2trial.report.notebooks import specialise_template
+
+    words = {"end_of_treatment": "week 8", "diary_weeks_in_words": "twelve"}
+    path = Path(__file__).resolve().parents[1] / "workflow" / "notebooks" / "efficacy.ipynb"
+    single = specialise_template(path, randomised=False, words=words)
+    randomised = specialise_template(path, randomised=True, words=words)
+    texts = ["\n".join(c.source for c in nb.cells) for nb in (single, randomised)]
+    assert "open-label and single-arm" in texts[0] and "open-label" not in texts[1]
+    assert "randomised and placebo-controlled" in texts[1] and "randomised and placebo" not in texts[0]
+    assert single.cells[0].source == "# Efficacy: symptom VAS over twelve weeks"
+    assert "## Change at week 8: estimates and tests" in texts[0] and "{end_of_treatment}" not in texts[0]
+    assert len(single.cells) == len(randomised.cells) == len(nbformat.read(str(path), as_version=4).cells) - 1
+    # the design and protocol tags are gone; other tags (papermill's parameters cell) stay
+    tags = [t for c in single.cells for t in c.metadata.get("tags", [])]
+    assert tags == ["parameters"]
+    # a cell without the protocol-text tag keeps its braces: f-strings are code, not placeholders
+    plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = f"{end_of_treatment}"')])
+    nbformat.write(plain, str(tmp_path / "plain.ipynb"))
+    assert (
+        specialise_template(tmp_path / "plain.ipynb", randomised=False, words=words)
+        .cells[0]
+        .source.endswith('"{end_of_treatment}"')
+    )

@@ -88,18 +88,17 @@ with open(
     os.path.join(workflow.basedir, "workflow/report/registry.yaml"), encoding="utf-8"
 ) as handle:
     # titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
-    REGISTRY = fill_words(
-        yaml.safe_load(handle),
-        protocol_words(
-            load_vocabulary(
-                yaml.safe_load(open(config["codebook"], encoding="utf-8")),
-                yaml.safe_load(open(config["lab_units"], encoding="utf-8")),
-                VOCABULARY,
-            ),
-            config["efficacy"],
-            config["safety"],
+    # (the same words fill the notebook templates' cells tagged protocol-text: k2trial.report.notebooks)
+    PROTOCOL_WORDS = protocol_words(
+        load_vocabulary(
+            yaml.safe_load(open(config["codebook"], encoding="utf-8")),
+            yaml.safe_load(open(config["lab_units"], encoding="utf-8")),
+            VOCABULARY,
         ),
+        config["efficacy"],
+        config["safety"],
     )
+    REGISTRY = fill_words(yaml.safe_load(handle), PROTOCOL_WORDS)
 # Entries marked `randomised: true` (CONSORT diagram, tables and figures by arm, the between-arm notebook) belong to
 # a randomised study only: a single-arm study gets none of them, not empty ones.
 REGISTRY = {

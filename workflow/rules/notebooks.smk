@@ -73,6 +73,9 @@ rule execute_notebooks:
         severe_threshold=config["groups"]["severe_threshold"],
         vocabulary=VOCABULARY,
         links=NOTEBOOK_LINKS,
+        # the templates' design-specific and protocol-worded cells (k2trial.report.notebooks.specialise_template)
+        randomised=bool(ARMS),
+        protocol_words=PROTOCOL_WORDS,
     script:
         "../scripts/render_notebook.py"
 

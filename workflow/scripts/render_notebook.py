@@ -72,7 +72,12 @@ def execute(smk):
         path = getattr(smk.output, f"{name}_parameters")
         write_text(yaml.safe_dump({**common, "title": smk.params.titles[name]}, sort_keys=True), path)
         parameters[name] = {"view": {**view, "parameters_file": posix(path)}}
-    templates = {name: getattr(smk.input, f"{name}_template") for name in names}
+    templates = {
+        name: notebooks.specialise_template(
+            getattr(smk.input, f"{name}_template"), randomised=smk.params.randomised, words=smk.params.protocol_words
+        )
+        for name in names
+    }
 
     def finish(name, executed):
         """Normalise, write and render a notebook as soon as it has run (while the other kernel still runs)."""

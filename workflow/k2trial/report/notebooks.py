@@ -45,7 +45,7 @@ RESET_KERNEL_CODE = "get_ipython().reset(new_session=True, aggressive=False)"
 
 
 def execute_notebooks(
-    templates: Mapping[str, str | Path],
+    templates: Mapping[str, str | Path | Any],
     parameters: Mapping[str, Mapping[str, Any]],
     cwd: str | Path,
     kernel_name: str = "python3",
@@ -122,8 +122,9 @@ def execute_notebooks(
                 for index, name in enumerate(names):
                     if index:
                         run_sync(reset)(manager)
+                    template = templates[name]  # a path, or a notebook (specialise_template)
                     notebook = papermill.execute_notebook(
-                        str(templates[name]),
+                        template if isinstance(template, Mapping) else str(template),
                         None,
                         parameters=dict(parameters[name]),
                         cwd=str(cwd),
@@ -209,6 +210,41 @@ def _prompt_ready_client_class() -> type:
                     break
 
     return PromptReadyKernelClient
+
+
+#: Template cells for one design only, by tag: removed (with the tag) from the other design's notebooks, so that a
+#: sentence such as "open-label, single-arm" is never shown for a randomised study.
+DESIGN_TAGS = {"only-single-arm": False, "only-randomised": True}
+#: Template cells whose `{placeholder}`s are the protocol's words (k2trial.core.vocabulary.protocol_words, as the
+#: registry's titles and captions): "over {diary_weeks_in_words} weeks", "change at {end_of_treatment}".
+PROTOCOL_TEXT_TAG = "protocol-text"
+
+
+def specialise_template(path: str | Path, *, randomised: bool, words: Mapping[str, str]) -> Any:
+    """The template at `path` for one study: cells tagged for the other design dropped, protocol-text cells filled
+    with `words`, and these tags removed (a cell left without tags has none, so a template whose cells carry none
+    of them reads exactly as the file)."""
+    import nbformat
+
+    from k2trial.core.vocabulary import fill_words
+
+    notebook = nbformat.read(str(path), as_version=4)
+    cells = []
+    for cell in notebook.cells:
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        designs = [DESIGN_TAGS[t] for t in tags if t in DESIGN_TAGS]
+        if designs and randomised not in designs:
+            continue
+        if PROTOCOL_TEXT_TAG in tags:
+            cell.source = fill_words(cell.source, words)
+        kept = [t for t in tags if t not in DESIGN_TAGS and t != PROTOCOL_TEXT_TAG]
+        if kept:
+            cell.metadata["tags"] = kept
+        else:
+            cell.metadata.pop("tags", None)
+        cells.append(cell)
+    notebook.cells = cells
+    return notebook
 
 
 def normalise_notebook(notebook: Any) -> Any:
