@@ -15,8 +15,8 @@ with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle
 
 rule write_adam:
     input:
-        subjects=rules.derive_subjects.output.subjects,
         **ALLOCATION,  # a randomised study: each subject's arm (ADSL ARMCD)
+        subjects=rules.derive_subjects.output.subjects,
         assignment=rules.assign_groups.output.assignment,
         vas=rules.derive_vas.output.vas,
         symptom_diary=rules.clean_raw_data.output.symptom_diary,
