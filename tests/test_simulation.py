@@ -568,3 +568,97 @@ def test_generator_layout_is_the_contracts():
     assert LAYOUT.diary_visits == tuple(v.label for v in contract.diary_visits)
     assert (LAYOUT.clinic_visits, LAYOUT.clinic_weeks) == (contract.clinic_visits, (0, 4, 8))
     assert LAYOUT.symptoms == contract.symptoms
+
+
+# ---------------------------------------------------------------------------------------------------
+# the trajectory model's between-subject spread (simulation.vas.between_subject)
+
+SPREAD = {
+    "model": "trajectory",
+    "anchors": {0: [4.5, 5.5], 4: [4.0, 5.0], 8: [5.5, 6.5], 12: [5.0, 6.0]},
+    "between_subject": {
+        "sd": {"baseline": 1.0, "follow_up": 1.2},
+        "correlation": {"baseline_follow_up": 0.5, "follow_up": 0.7, "items": 0.4},
+    },
+    "noise_sd": 0.15,
+}
+WEEKS = list(range(13))
+
+
+def test_clipped_normal_mean_is_the_integral_of_the_clipped_values():
+    from scipy import integrate, stats
+
+    for mu, sd in ((9.0, 1.5), (1.0, 2.0), (5.0, 0.5), (11.0, 1.0)):
+        inside = integrate.quad(lambda x, m=mu, s=sd: x * stats.norm.pdf(x, m, s), 0.0, 10.0)[0]
+        expected = inside + 10.0 * stats.norm.sf(10.0, mu, sd)  # below 0 contributes 0 x P
+        assert sim._clipped_normal_mean(mu, sd, 0.0, 10.0) == pytest.approx(expected, abs=1e-9), (mu, sd)
+    # a mean of 9 recorded on 0-10 with SD 1.5 needs a latent mean above 9 (a quarter of the values clip at 10)
+    latent = sim._latent_mean(9.0, 1.5)
+    assert 9.2 < latent < 9.4
+    assert sim._clipped_normal_mean(latent, 1.5, 0.0, 10.0) == pytest.approx(9.0, abs=1e-9)
+    assert sim._latent_mean(9.0, 0.0) == 9.0
+    with pytest.raises(ConfigError, match="between-subject SD of 0"):
+        sim._latent_mean(10.0, 1.0)
+
+
+def test_between_subject_spread_has_the_configured_means_sds_and_correlations():
+    # far from the scale's ends (4 SDs) nothing clips: the recorded values have the configured moments
+    n = 20000
+    vas = sim.simulate_vas_tenths(sim.derive_rng(3, "vas"), np.zeros(n, bool), SPREAD, ["a", "b"], WEEKS) / 10.0
+    assert vas.shape == (n, 13, 2)
+    for week, (low, high) in SPREAD["anchors"].items():
+        # centred within the group: the mean is the range's midpoint up to the rounding to 0.1
+        assert np.abs(vas[:, week, :].mean(axis=0) - (low + high) / 2).max() < 0.002, week
+        sd = 1.0 if week == 0 else 1.2
+        assert np.abs(vas[:, week, :].std(axis=0, ddof=1) - sd).max() < 0.03, week
+    corr = np.corrcoef(vas[:, [0, 4, 8, 12], 0].T)
+    assert corr[0, 1:] == pytest.approx([0.5] * 3, abs=0.02)
+    assert [corr[1, 2], corr[1, 3], corr[2, 3]] == pytest.approx([0.7] * 3, abs=0.02)
+    assert np.corrcoef(vas[:, 8, 0], vas[:, 8, 1])[0, 1] == pytest.approx(0.4, abs=0.02)
+    # (week 0, item a) with (week 8, item b): the weeks' correlation times the items'
+    assert np.corrcoef(vas[:, 0, 0], vas[:, 8, 1])[0, 1] == pytest.approx(0.5 * 0.4, abs=0.02)
+    # between anchors: linear in the subject's anchor values plus the weekly noise (SD 0.15)
+    middle = (vas[:, 8, :] + vas[:, 12, :]) / 2
+    assert (vas[:, 10, :] - middle).std() == pytest.approx(0.15, abs=0.01)
+
+
+def test_between_subject_group_mean_survives_clipping_and_values_stay_on_the_scale():
+    from scipy import stats
+
+    n = 20000
+    spread = {"sd": {"baseline": 1.5, "follow_up": 2.0}, "correlation": {"baseline_follow_up": 0.5, "follow_up": 0.7}}
+    vas = dict(SPREAD, between_subject=spread, anchors={0: [8.4, 9.6], 4: [5.0, 6.5], 8: [3.0, 4.2], 12: [1.4, 2.6]})
+    tenths = sim.simulate_vas_tenths(sim.derive_rng(4, "vas"), np.zeros(n, bool), vas, ["pain"], WEEKS)
+    assert tenths.min() == 0 and tenths.max() == 100  # clipped at both ends, whole tenths
+    recorded = tenths / 10.0
+    # the recorded (clipped) mean is the midpoint: 9.0 at baseline although a third of the values are 10.0 (the
+    # latent normal above 9.95)
+    at_top = stats.norm.sf(9.95, sim._latent_mean(9.0, 1.5), 1.5)
+    assert 0.3 < at_top < 0.36
+    assert (recorded[:, 0, 0] == 10.0).mean() == pytest.approx(at_top, abs=0.01)
+    for week, target in ((0, 9.0), (4, 5.75), (8, 3.6), (12, 2.0)):
+        assert recorded[:, week, 0].mean() == pytest.approx(target, abs=0.02), week
+
+
+def test_between_subject_groups_and_errors():
+    # by group: each group's own mean; the shared spread
+    vas = dict(
+        SPREAD, anchors_by="arm", anchors={"T": {0: [8.0, 9.0], 12: [2.0, 3.0]}, "C": {0: [8.0, 9.0], 12: [7.0, 8.0]}}
+    )
+    groups = np.array(["T", "C"] * 2000, dtype=object)
+    tenths = sim.simulate_vas_tenths(sim.derive_rng(5, "vas"), np.zeros(4000, bool), vas, ["pain"], WEEKS, groups)
+    assert tenths[groups == "T", 12, 0].mean() / 10 == pytest.approx(2.5, abs=0.03)
+    assert tenths[groups == "C", 12, 0].mean() / 10 == pytest.approx(7.5, abs=0.03)
+    # without between_subject every subject is uniform in the anchor's range (the earlier model, unchanged)
+    uniform = {"model": "trajectory", "anchors": {0: [8.0, 9.0], 12: [2.0, 3.0]}, "noise_sd": 0.15}
+    old = sim.simulate_vas_tenths(sim.derive_rng(5, "vas"), np.zeros(500, bool), uniform, ["pain"], WEEKS)
+    assert old[:, 0, 0].min() >= 80 and old[:, 0, 0].max() <= 90
+    bad = copy.deepcopy(SPREAD)
+    bad["between_subject"]["correlation"] = {"baseline_follow_up": 0.95, "follow_up": 0.1, "items": 0.4}
+    with pytest.raises(ConfigError, match="not a valid correlation matrix"):
+        sim.simulate_vas_tenths(sim.derive_rng(1, "vas"), np.zeros(10, bool), bad, ["a"], WEEKS)
+    no_items = copy.deepcopy(SPREAD)
+    del no_items["between_subject"]["correlation"]["items"]
+    with pytest.raises(ConfigError, match="correlation.items"):
+        sim.simulate_vas_tenths(sim.derive_rng(1, "vas"), np.zeros(10, bool), no_items, ["a", "b"], WEEKS)
+    sim.simulate_vas_tenths(sim.derive_rng(1, "vas"), np.zeros(10, bool), no_items, ["a"], WEEKS)  # one item: none

@@ -202,6 +202,41 @@ def test_rct2021_is_randomised_one_to_one_within_cause():
     assert (subjects["stratum"] == subjects["etiology"]).all()
 
 
+def _anchor_week_values(name: str, by: str) -> tuple[pd.DataFrame, dict]:
+    """subject x anchor week VAS (the mean of the diary items: the composite, or the one item) with the group column
+    `by` of the committed study's truth, and the study config's VAS calibration."""
+    truth = _simulated(name).truth
+    vas = _study(name)["simulation"]["vas"]
+    weeks = sorted(int(w) for w in next(iter(vas["anchors"].values())))
+    diary = truth["symptom_diary.csv"].merge(truth["subjects.csv"][["subject_id", by]])
+    diary["week"] = diary["visit"].map(lambda v: 0 if v == "Baseline" else int(v.split()[1]))
+    values = diary[diary["week"].isin(weeks)].groupby([by, "subject_id", "week"])["vas_cm"].mean().unstack("week")
+    return values, vas
+
+
+def test_rct2021_arm_means_lie_in_their_anchor_ranges_with_a_realistic_spread_of_patients():
+    values, vas = _anchor_week_values("rct2021", "arm")
+    assert vas["between_subject"]["sd"] == {"baseline": 1.5, "follow_up": 2.0}
+    for arm, rows in values.groupby(level="arm"):
+        for week, (low, high) in vas["anchors"][arm].items():
+            # the arm's mean in the published range (the midpoint up to the clipping of 10 patients' values)
+            assert low <= rows[int(week)].mean() <= high, (arm, week)
+        # patients differ as in pain trials (SD about 1.5-2.5 of 10), not by a few tenths as uniform draws did
+        sd = rows.std(ddof=1)
+        assert 0.8 < sd[0] < 2.0 and 1.2 < sd[8] < 3.0 and 1.2 < sd[12] < 3.0, (arm, sd.to_dict())
+    pooled = values.groupby(level="arm")[[0, 8]].transform(lambda c: c - c.mean())
+    assert 0.2 < pooled[0].corr(pooled[8]) < 0.8
+
+
+def test_open100_patients_spread_after_treatment_within_the_published_baseline_ranges():
+    values, vas = _anchor_week_values("open100", "etiology")
+    published = {"b12_deficiency": (6.0, 9.0), "diabetes": (8.0, 10.0)}  # STUDY.md: the patients' baseline range
+    for cause, rows in values.groupby(level="etiology"):
+        assert published[cause][0] <= rows[0].min() and rows[0].max() <= published[cause][1], cause
+        assert 1.0 <= rows[12].mean() <= 2.0, cause
+        assert 0.7 < rows[12].std(ddof=1) < 1.6 and rows[0].std(ddof=1) < 0.6, cause
+
+
 def test_rct2021_adverse_events_are_configurable_per_arm_and_validate(tmp_path):
     config = _study("rct2021")
     config["simulation"]["adverse_events"]["subjects"] = {"MK7": 2, "PLACEBO": 1}

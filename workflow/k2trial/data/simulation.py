@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from scipy import optimize, special
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
@@ -420,10 +421,16 @@ def simulate_vas_tenths(
     g(k) = (a^(k/m) - a^2) / (1 - a^2) with the midpoint week m = F / 2 and a chosen per subject so the midpoint
     composite hits a target drawn from its range (g(m) = a / (1 + a), clipped to 0.25-0.75), plus Gaussian noise
     (noise_sd), rounded to 0.1 and clipped to 0-10.
-    trajectory (any items): every item uniform in its range at each anchor week (week 0 first), linear in between,
-    plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10. With `anchors_by` (arm or
-    etiology), `anchors` holds one such set per group (`groups`: each subject's group, `vas_groups`), drawn group by
-    group in the order of `anchors`.
+    trajectory (any items): each subject's value of every item at each anchor week (week 0 first), linear in
+    between, plus Gaussian noise (noise_sd) off the anchors, rounded to 0.1 and clipped to 0-10. Without
+    `between_subject` every subject's value is uniform in the anchor's range. With `between_subject` the range is
+    where the group MEAN lies: its midpoint is the mean of the recorded (clipped) values, and each subject deviates
+    from it by a multivariate normal deviation (`_subject_deviations`: SD sd.baseline at week 0 and sd.follow_up at
+    the later anchors; correlation correlation.baseline_follow_up between week 0 and a later anchor,
+    correlation.follow_up between two later anchors, correlation.items between two items of one anchor), centred
+    within the group so that the group's mean before clipping is that midpoint's latent mean (`_latent_mean`).
+    With `anchors_by` (arm or etiology), `anchors` holds one such set per group (`groups`: each subject's group,
+    `vas_groups`), drawn group by group in the order of `anchors`.
     Raises ConfigError when the calibration does not fit the diary (e.g. a severe band above 8.9 with the leading
     items at most 9.5 and the others at most 8.5, or an anchor week that is not a diary week).
     """
@@ -516,13 +523,16 @@ def _trajectory_vas_tenths(
         raise ConfigError(
             f"simulation.vas.anchors weeks {anchor_weeks} must be diary weeks {list(weeks)} from 0 to the last"
         )
-    at_anchor = np.stack(
-        [
-            rng.integers(_tenths(anchors[w][0]), _tenths(anchors[w][1]), size=(n, n_items), endpoint=True)
-            for w in anchor_weeks
-        ],
-        axis=1,
-    )  # (n, anchors, items)
+    if vas.get("between_subject") is None:
+        at_anchor = np.stack(
+            [
+                rng.integers(_tenths(anchors[w][0]), _tenths(anchors[w][1]), size=(n, n_items), endpoint=True)
+                for w in anchor_weeks
+            ],
+            axis=1,
+        )  # (n, anchors, items)
+    else:
+        at_anchor = _group_mean_anchor_tenths(rng, n, anchors, anchor_weeks, n_items, vas["between_subject"])
     week = np.asarray(weeks, dtype=float)
     position = np.interp(week, anchor_weeks, np.arange(len(anchor_weeks), dtype=float))
     lower = np.minimum(np.floor(position).astype(int), len(anchor_weeks) - 1)
@@ -535,6 +545,88 @@ def _trajectory_vas_tenths(
     out = np.clip(scaled_integers(values + noise, 0), 0, 100).astype(np.int64)
     out[:, is_anchor, :] = at_anchor
     return out
+
+
+VAS_RANGE_CM = (0.0, 10.0)  # the diary VAS (tenths 0-100), as the rest of the simulated diary
+
+
+def _clipped_normal_mean(mu: float, sd: float, low: float, high: float) -> float:
+    """E[min(max(X, low), high)] for X ~ Normal(mu, sd^2)."""
+    if sd == 0:
+        return min(max(mu, low), high)
+    a, b = (low - mu) / sd, (high - mu) / sd
+    cdf_a, cdf_b = special.ndtr(a), special.ndtr(b)
+    pdf_a, pdf_b = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi), np.exp(-0.5 * b * b) / np.sqrt(2 * np.pi)
+    return float(low * cdf_a + high * (1.0 - cdf_b) + mu * (cdf_b - cdf_a) + sd * (pdf_a - pdf_b))
+
+
+def _latent_mean(target: float, sd: float, low: float = VAS_RANGE_CM[0], high: float = VAS_RANGE_CM[1]) -> float:
+    """The mean of Normal(mu, sd^2) whose values clipped to [low, high] have mean `target` (low < target < high, or
+    sd 0): the recorded VAS of a group then averages the anchor's midpoint although the scale's ends clip it."""
+    if sd == 0:
+        return target
+    if not low < target < high:
+        raise ConfigError(f"simulation.vas.anchors: a group mean of {target} cm needs a between-subject SD of 0")
+    return float(optimize.brentq(lambda mu: _clipped_normal_mean(mu, sd, low, high) - target, low - 10 * sd,
+                                 high + 10 * sd, xtol=1e-12))  # fmt: skip
+
+
+def _correlation_cholesky(size: int, first: float, rest: float, what: str) -> np.ndarray:
+    """The Cholesky factor of the correlation matrix of `size` variables: `first` between the first and each other,
+    `rest` between two of the others. ConfigError when the matrix is not positive definite."""
+    corr = np.full((size, size), float(rest))
+    corr[0, 1:] = corr[1:, 0] = float(first)
+    np.fill_diagonal(corr, 1.0)
+    try:
+        return np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        raise ConfigError(
+            f"simulation.vas.between_subject.correlation ({what}: {first}, {rest}) is not a valid correlation matrix"
+        ) from None
+
+
+def _subject_deviations(
+    rng: np.random.Generator, n: int, anchor_weeks: Sequence[int], n_items: int, spec: Mapping[str, Any]
+) -> np.ndarray:
+    """Each subject's deviation (cm) from the group mean at each anchor week and item, shape (n, anchors, items):
+    multivariate normal with the SDs and correlations of simulation.vas.between_subject (the correlation of
+    (week a, item i) and (week b, item j) is the weeks' correlation times the items'), centred within the group and
+    scaled by sqrt(n / (n - 1)) so the expected sample variance stays the SD^2 (n > 1)."""
+    sd, corr = spec["sd"], spec["correlation"]
+    if n_items > 1 and "items" not in corr:
+        raise ConfigError("simulation.vas.between_subject.correlation.items is needed for more than one diary item")
+    weeks_l = _correlation_cholesky(len(anchor_weeks), corr["baseline_follow_up"], corr["follow_up"], "weeks")
+    items_l = _correlation_cholesky(n_items, corr.get("items", 0.0), corr.get("items", 0.0), "items")
+    z = rng.standard_normal(size=(n, len(anchor_weeks), n_items))
+    dev = np.einsum("ab,nbj,ij->nai", weeks_l, z, items_l)
+    dev *= np.array([float(sd["baseline"] if w == 0 else sd["follow_up"]) for w in anchor_weeks])[None, :, None]
+    if n > 1:
+        dev = (dev - dev.mean(axis=0)) * np.sqrt(n / (n - 1))
+    return dev
+
+
+def _group_mean_anchor_tenths(
+    rng: np.random.Generator,
+    n: int,
+    anchors: Mapping[int, Sequence[float]],
+    anchor_weeks: Sequence[int],
+    n_items: int,
+    spec: Mapping[str, Any],
+) -> np.ndarray:
+    """The subjects' VAS (tenths) at the anchor weeks, shape (n, anchors, items): the group mean of each anchor is
+    the midpoint of its range (after clipping to the scale), plus each subject's deviation, rounded to 0.1 cm and
+    clipped to 0-10."""
+    latent = np.array(
+        [
+            _latent_mean(
+                (float(anchors[w][0]) + float(anchors[w][1])) / 2.0,
+                float(spec["sd"]["baseline"] if w == 0 else spec["sd"]["follow_up"]),
+            )
+            for w in anchor_weeks
+        ]
+    )
+    values = latent[None, :, None] + _subject_deviations(rng, n, anchor_weeks, n_items, spec)
+    return np.clip(scaled_integers(values, 1), 0, 100).astype(np.int64)
 
 
 def _reference_range(standards: Mapping[str, Any], test: str, female: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
