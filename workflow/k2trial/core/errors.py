@@ -8,6 +8,7 @@ line; the traceback goes to the rule's log only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: Severities of a problem: an error stops the run; a fixable problem is repaired by the cleaning step (and
 #: logged); a warning is reported and becomes a data query, the run goes on.
@@ -34,6 +35,18 @@ class Problem:
     rule: str
     severity: str
     message: str
+
+    def as_record(self) -> dict[str, Any]:
+        """The problem as the reports write it (validation report, SDTM import record): its fields in order."""
+        return {
+            "file": self.file,
+            "row": self.row,
+            "column": self.column,
+            "value": self.value,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+        }
 
     def describe(self) -> str:
         where = self.file

@@ -51,6 +51,26 @@ _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?"
 _NUMERIC_TEXT = re.compile(rf"^{_NUMBER}(?:\s*\({_NUMBER}(?:,\s*{_NUMBER})?\))?$|^{_NUMBER}\s+to\s+{_NUMBER}$|^-$")
 
 
+#: A line of a SHA256SUMS file as `sha256sum` writes it: the digest, a space, " " (text) or "*" (binary), the name.
+CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+def parse_checksums(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """A SHA256SUMS file's text: (file name -> lower-case sha256, [(line number, line) of every malformed line]).
+    Blank lines are skipped; a leading "./" of a name is dropped."""
+    listed: dict[str, str] = {}
+    malformed: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = CHECKSUM_LINE.match(line.rstrip("\r"))
+        if match:
+            listed[match.group(2).strip().removeprefix("./")] = match.group(1).lower()
+        else:
+            malformed.append((number, line))
+    return listed, malformed
+
+
 def read_yaml(path: str | Path) -> Any:
     """A YAML file parsed safely (libyaml when available); an empty file is None."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from k2trial.core.errors import ConfigError, Problem
+from k2trial.core.io import parse_checksums
 
 #: dataset.yaml keys of this module.
 FORMAT_KEY = "format"
@@ -46,8 +46,6 @@ STUDY_MAPPINGS = {"k2": "K2_STUDY", "cdiscpilot": "CDISC_PILOT_STUDY"}
 CHECKSUMS = "SHA256SUMS"
 #: The raw tables an import writes (file names of the CSV layout), in the codebook's order.
 RAW_TABLES = ("subjects.csv", "symptom_diary.csv", "labs.csv", "adverse_events.csv", "dosing.csv")
-
-_CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 
 @dataclass(frozen=True)
@@ -132,26 +130,14 @@ def checksum_problems(text: str | None, hashes: Mapping[str, str]) -> list[Probl
     """
     if text is None:
         return []
-    problems = []
-    listed: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _CHECKSUM_LINE.match(line.rstrip("\r"))
-        if not match:
-            problems.append(
-                Problem(
-                    CHECKSUMS,
-                    number,
-                    None,
-                    line[:80],
-                    "checksum_line_invalid",
-                    "error",
-                    f'{CHECKSUMS} line {number}: not a "<sha256>  <file name>" line',
-                )
-            )
-            continue
-        listed[match.group(2).strip()] = match.group(1).lower()
+    listed, malformed = parse_checksums(text)
+    problems = [
+        Problem(
+            CHECKSUMS, number, None, line[:80], "checksum_line_invalid", "error",
+            f'{CHECKSUMS} line {number}: not a "<sha256>  <file name>" line',
+        )
+        for number, line in malformed
+    ]  # fmt: skip
     for name, digest in sorted(hashes.items()):
         if name not in listed:
             problems.append(
@@ -202,18 +188,7 @@ class SdtmImport:
             "converted": self.converted,
             "domains": self.domains,
             "records": {name: len(table) for name, table in (self.tables or {}).items()},
-            "problems": [
-                {
-                    "file": p.file,
-                    "row": p.row,
-                    "column": p.column,
-                    "value": p.value,
-                    "rule": p.rule,
-                    "severity": p.severity,
-                    "message": p.message,
-                }
-                for p in self.problems
-            ],
+            "problems": [p.as_record() for p in self.problems],
         }
 
 

@@ -12,7 +12,6 @@ file (contract order), row (file-level problems first), column (contract order),
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from k2trial.core.errors import ERROR, FIXABLE, SEVERITIES, WARNING, Problem
+from k2trial.core.io import parse_checksums
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract, NormalisedColumn, TableSpec
 from k2trial.data.raw_files import RawDataset
@@ -645,21 +645,13 @@ def _check_description(description: Any, contract: Contract) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True) if pieces else _empty_problems()
 
 
-_CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-
-
 def _check_checksums(text: str, file_hashes: Mapping[str, str], contract: Contract) -> pd.DataFrame:
     """SHA256SUMS (sha256sum format): a changed data file is an error naming that file."""
-    pieces = []
-    listed: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _CHECKSUM_LINE.match(line.rstrip("\r"))
-        if not match:
-            pieces.append(_problem_frame(contract.checksums_file, number, None, line[:80], "checksum_line_invalid"))
-            continue
-        listed[match.group(2).strip().removeprefix("./")] = match.group(1).lower()
+    listed, malformed = parse_checksums(text)
+    pieces = [
+        _problem_frame(contract.checksums_file, number, None, line[:80], "checksum_line_invalid")
+        for number, line in malformed
+    ]
     for name, actual in file_hashes.items():
         expected = listed.get(name)
         if expected is None:

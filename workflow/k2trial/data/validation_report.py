@@ -52,18 +52,7 @@ def build_report(result: ValidationResult, limit_per_rule: int = 1000) -> dict[s
         "contract_version": result.contract_version,
         **declarations,
         "counts": counts,
-        "problems": [
-            {
-                "file": p.file,
-                "row": p.row,
-                "column": p.column,
-                "value": p.value,
-                "rule": p.rule,
-                "severity": p.severity,
-                "message": p.message,
-            }
-            for p in to_problem_list(shown)
-        ],
+        "problems": [p.as_record() for p in to_problem_list(shown)],
         "data_version": result.data_version,
         "files": dict(sorted(result.file_hashes.items())),
     }
