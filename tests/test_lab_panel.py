@@ -8,8 +8,10 @@ declares 25-OH vitamin D, which config/lab_units.yaml does not know."""
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,11 +46,13 @@ def _pain12() -> dict:
 
 
 def declared_study(study: dict | None = None) -> dict:
-    """pain12 with its panel declared: every test of its list form (`{}`: lab_units.yaml knows them; B12 as null),
-    then VITD, which the simulator draws from simulation.labs.declared."""
+    """pain12 with its panel declared, as data/raw/README.md's worked example: every test of its list form (`{}`:
+    lab_units.yaml knows them; ALT by its alias SGPT, B12 with an empty entry), then VITD, which the simulator draws
+    from simulation.labs.declared."""
     study = copy.deepcopy(study or _pain12())
     codes = study["protocol"]["lab_panel"]
-    study["protocol"]["lab_panel"] = {**{c: ({} if c != "B12" else None) for c in codes}, "VITD": dict(VITD)}
+    known = {("SGPT" if c == "ALT" else c): (None if c == "B12" else {}) for c in codes}
+    study["protocol"]["lab_panel"] = {**known, "VITD": dict(VITD)}
     study["simulation"]["labs"]["declared"] = {"VITD": list(VITD_VALUES)}
     return study
 
@@ -273,3 +277,19 @@ def test_a_declared_test_is_validated_summarised_and_not_graded(tmp_path):
     assert "VITD" not in set(grades["param"])  # no criterion: no grade
     assert {"HGB", "ALT", "CREAT"} <= set(grades["param"])  # the known tests keep theirs
     assert grades[grades["param"] == "HGB"]["grade"].notna().any()
+
+
+def test_the_readme_example_is_the_declared_study_and_the_config_schema_accepts_both_forms():
+    text = (ROOT / "data" / "raw" / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### The lab panel") :]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, flags=re.DOTALL).group(1))
+    study = declared_study()
+    assert example["protocol"]["lab_panel"] == study["protocol"]["lab_panel"]
+    assert example["simulation"]["labs"]["declared"] == study["simulation"]["labs"]["declared"]
+    schema = read_yaml(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    jsonschema.validate(_merged(CONFIG, study), schema)
+    jsonschema.validate(_merged(CONFIG, _pain12()), schema)
+    wrong = declared_study()
+    wrong["protocol"]["lab_panel"]["VITD"]["units"] = "ng/mL"
+    with pytest.raises(jsonschema.ValidationError, match="units"):
+        jsonschema.validate(_merged(CONFIG, wrong), schema)
