@@ -49,5 +49,7 @@ rule sdtm:
     params:
         provenance=PROVENANCE,
         study=SDTM_EXPORT_STUDY,
+        # the study's protocol: its declared lab panel, if any (k2trial.runtime.step.lab_units)
+        vocabulary=VOCABULARY,
     script:
         "../scripts/export_sdtm.py"

@@ -16,7 +16,7 @@ import yaml
 from k2trial.core.io import read_yaml, write_text
 from k2trial.data import sdtm
 from k2trial.data.sdtm_io import CHECKSUMS, RAW_TABLES, checksums_text, export_description, export_sdtm
-from k2trial.runtime.step import run_step
+from k2trial.runtime.step import lab_units, run_step
 
 logger = logging.getLogger("k2trial.export_sdtm")
 #: The file types written; dataset.yaml reads the first back.
@@ -31,7 +31,7 @@ def main(smk):
         )
         for name in RAW_TABLES
     }
-    domains, created = export_sdtm(tables, mapping, smk.params.study, read_yaml(smk.input.lab_units))
+    domains, created = export_sdtm(tables, mapping, smk.params.study, lab_units(smk))
     folder = Path(smk.output.folder)
     folder.mkdir(parents=True, exist_ok=True)
     studyid = str(domains["DM"]["STUDYID"].iloc[0]) if len(domains["DM"]) else None

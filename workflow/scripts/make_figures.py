@@ -5,7 +5,7 @@ lab_standards input (none of its figures shows a reference range)."""
 from k2trial.core import schema
 from k2trial.core.io import read_yaml, write_bytes
 from k2trial.report import figures
-from k2trial.runtime.step import run_step, vocabulary
+from k2trial.runtime.step import lab_standards_config, run_step, vocabulary
 
 # Columns each figure needs; reading only these keeps 100,000-subject inputs (5.4 million rows) cheap.
 COLUMNS = {
@@ -38,7 +38,7 @@ def main(smk):
         b12_deficient_below=float(b12["deficient_below"]),
         b12_adequate_from=float(b12["adequate_from"]),
         haematology_tests=(str(haematology["mcv"]), str(haematology["haemoglobin"])),
-        standards=read_yaml(smk.input.lab_standards)["tests"] if "lab_standards" in smk.input.keys() else {},
+        standards=lab_standards_config(smk)["tests"] if "lab_standards" in smk.input.keys() else {},
         figures=tuple((entry["name"], int(entry["process"])) for entry in smk.params.registry),
         simulated=bool(dataset.get("simulated", False)),
     )

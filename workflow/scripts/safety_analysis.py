@@ -11,12 +11,10 @@ import logging
 from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES, SafetySettings, analyse_safety
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
-from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
-from k2trial.core.io import read_yaml
 from k2trial.data.cleaning import read_clean_table
 from k2trial.runtime.step import contract as study_contract
-from k2trial.runtime.step import run_step
+from k2trial.runtime.step import lab_standards, run_step
 
 logger = logging.getLogger("k2trial.safety_analysis")
 #: Repeated text of labs.csv read as categories (100,000 subjects give 5.4 million lab rows).
@@ -25,7 +23,7 @@ LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit", "report
 
 def main(smk):
     criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
-    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
+    standards = lab_standards(smk, criteria)  # the study's lab panel (k2trial.core.lab_panel)
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
     contract = study_contract(smk)
     labs = schema.read_artifact(

@@ -7,17 +7,15 @@ from k2trial.analysis import arms as arm_sets
 from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SafetySettings, analyse_safety
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
-from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
-from k2trial.core.io import read_yaml
 from k2trial.data.cleaning import read_clean_table
 from k2trial.runtime.step import contract as study_contract
-from k2trial.runtime.step import logger, run_step
+from k2trial.runtime.step import lab_standards, logger, run_step
 
 
 def main(smk):
     criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
-    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
+    standards = lab_standards(smk, criteria)  # the study's lab panel (k2trial.core.lab_panel)
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
     spec = study_contract(smk).tables["adverse_events.csv"]
     allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", label="allocation.csv")

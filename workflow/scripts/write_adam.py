@@ -21,19 +21,17 @@ from k2trial.adam import (
     write_delivery,
 )
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
-from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core import schema
-from k2trial.core.io import read_yaml
 from k2trial.data.cleaning import read_clean_table
 from k2trial.runtime.step import contract as study_contract
-from k2trial.runtime.step import run_step, vocabulary
+from k2trial.runtime.step import lab_standards, run_step, vocabulary
 
 logger = logging.getLogger("k2trial.write_adam")
 
 
 def main(smk):
     criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
-    standards = load_lab_standards(read_yaml(smk.input.lab_units), read_yaml(smk.input.lab_standards), criteria)
+    standards = lab_standards(smk, criteria)  # the study's lab panel (k2trial.core.lab_panel)
     words = vocabulary(smk)
     parameters = parameters_from_config(
         smk.params.settings, final_visit=words.final_visit.label, ctcae_version=standards.ctcae_version

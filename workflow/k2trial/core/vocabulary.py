@@ -9,7 +9,8 @@ Sources (nothing here is a study fact of its own):
   window, the treatment and its end, follow-up weeks, dosing-return visits, the VAS scale and the lab panel;
 - data/raw/codebook.yaml, the file format: how a visit of week k is labelled and coded (`visits.baseline`,
   `visits.week`), the accepted spellings, and the `labels` of category levels (etiology, sex);
-- config/lab_units.yaml: test codes, names, standard units and recording decimals;
+- config/lab_units.yaml: test codes, names, standard units and recording decimals (a study config whose
+  protocol.lab_panel declares its panel sees that panel's tests only: k2trial.core.lab_panel.study_lab_units);
 - the study config's `populations` (names and labels, report order).
 
 Labels: a diary item's is its protocol label ("Pain"; its name capitalised when the protocol gives none); the
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from k2trial.core.errors import ConfigError
+from k2trial.core.lab_panel import declared_panel, study_lab_units
 
 #: The analysis code of the composite VAS (vas.csv `param`), beside the symptoms.
 COMPOSITE = "composite"
@@ -440,9 +442,12 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
     view; without `protocol`, the default study's). A `composite` key, when given, must be the protocol's
     (`composite_sources`).
 
-    Raises ConfigError when the protocol's parts disagree or the composite is not the protocol's.
+    The tests are those of the study's lab panel when protocol.lab_panel declares one (k2trial.core.lab_panel).
+    Raises ConfigError when the protocol's parts disagree, the composite is not the protocol's, or the declared lab
+    panel cannot be used.
     """
     protocol = config.get("protocol") or default_protocol()
+    lab_units = study_lab_units(lab_units, protocol)
     arms = config.get("arms") or None
     codebook = study_codebook(codebook, protocol, arms)
     symptoms = _strings(codebook["symptoms"]["canonical"])
@@ -470,7 +475,7 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
         level_labels=level_labels,
         symptom_labels=dict(codebook["symptoms"]["labels"]),
         end_of_treatment_week=int(protocol["treatment"]["duration_weeks"]),
-        lab_panel=_strings(protocol.get("lab_panel")),
+        lab_panel=tuple(lab_units["tests"]) if declared_panel(protocol) else _strings(protocol.get("lab_panel")),
         arms=_strings(arms["codes"]) if arms else (),
         arm_labels={str(k): str(v) for k, v in (arms or {}).get("labels", {}).items()},
         control_arm=str(arms["control"]) if arms and arms.get("control") is not None else None,

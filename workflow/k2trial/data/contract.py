@@ -1,7 +1,8 @@
 """The raw-data contract as Python objects, and the normalisers that read raw text into canonical values.
 
 The contract lives in two YAML files: `data/raw/codebook.yaml` (files, columns, types, accepted variants)
-and `config/lab_units.yaml` (test codes, aliases, units and conversion factors); the visits, diary items and VAS
+and `config/lab_units.yaml` (test codes, aliases, units and conversion factors; only the tests of the study's lab
+panel when its config declares one: k2trial.core.lab_panel); the visits, diary items and VAS
 scale it checks are the study's protocol (the study config's `protocol`, filled into the codebook by
 k2trial.core.vocabulary.study_codebook). `load_contract` turns them into frozen dataclasses; `read_contract` reads
 the two files first.
@@ -39,7 +40,8 @@ import pandas as pd
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import FLOAT_FORMAT, read_yaml
-from k2trial.core.vocabulary import LabTest, Visit, diary_visits, lab_tests, study_codebook
+from k2trial.core.lab_panel import PANEL_KEY, panel_codes, study_lab_units
+from k2trial.core.vocabulary import LabTest, Visit, default_protocol, diary_visits, lab_tests, study_codebook
 
 # Statuses of a distinct raw value (see module docstring).
 OK = "ok"
@@ -172,6 +174,9 @@ class Contract:
     checksums_file: str
     unit_aliases: Mapping[str, str]
     lab_tests: Mapping[str, LabTest]
+    #: The lab panel the study config declares (protocol.lab_panel as a mapping): its test codes, every one of
+    #: them expected in labs.csv and no other accepted; () when the study config lists its tests (nothing expected)
+    lab_panel: tuple[str, ...] = ()
     #: Where the subject-ID pattern and the sites in force were stated: "codebook.yaml" (the defaults) or the
     #: dataset's description file ("dataset.yaml"; see apply_declarations).
     subject_id_source: str = "codebook.yaml"
@@ -227,8 +232,11 @@ def load_contract(
 ) -> Contract:
     """Build the contract from the parsed codebook.yaml and lab_units.yaml mappings and the study config's
     `protocol` (None: the default study's) and `arms` (None: a single-arm study; see
-    k2trial.core.vocabulary.study_codebook)."""
-    codebook = study_codebook(codebook, protocol, arms)
+    k2trial.core.vocabulary.study_codebook). The lab tests are those of the study's lab panel when the protocol
+    declares one (k2trial.core.lab_panel.study_lab_units; `lab_panel`)."""
+    panel_protocol = default_protocol() if protocol is None else protocol
+    lab_units = study_lab_units(lab_units, panel_protocol)
+    codebook = study_codebook(codebook, panel_protocol, arms)
     visits = codebook["visits"]
     tables: dict[str, TableSpec] = {}
     dataset_file = None
@@ -288,6 +296,7 @@ def load_contract(
         checksums_file=str(codebook.get("checksums", "SHA256SUMS")),
         unit_aliases={_unit_key(str(k)): str(v) for k, v in (lab_units.get("unit_aliases") or {}).items()},
         lab_tests=lab_tests(lab_units),
+        lab_panel=panel_codes(lab_units, panel_protocol),
     )
 
 
@@ -638,12 +647,16 @@ def normalise_visits(values: Any, contract: Contract, kind: str) -> NormalisedCo
 
 
 def normalise_test_codes(values: Any, contract: Contract) -> NormalisedColumn:
-    """Lab test codes: codes and aliases of lab_units.yaml, case and surrounding whitespace ignored."""
+    """Lab test codes: codes and aliases of lab_units.yaml, case and surrounding whitespace ignored; with a declared
+    lab panel (contract.lab_panel) only the panel's, and a code outside it is invalid naming the panel."""
     table = {}
     for test in contract.lab_tests.values():
         table.update({_label_key(alias): test.code for alias in test.aliases})
     table.update({_label_key(code): code for code in contract.lab_tests})
-    return _read_labels(values, table, FIX_TEST_CODE, "not a test code or alias of config/lab_units.yaml")
+    expected = "not a test code or alias of config/lab_units.yaml"
+    if contract.lab_panel:
+        expected = f"not a test of the study's lab panel (study config {PANEL_KEY}: {', '.join(contract.lab_panel)})"
+    return _read_labels(values, table, FIX_TEST_CODE, expected)
 
 
 def unit_table(contract: Contract) -> dict[str, str]:

@@ -39,6 +39,7 @@ from scipy import optimize, special
 
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
+from k2trial.core.lab_panel import declared_panel, study_lab_standards, study_lab_units
 from k2trial.core.values import round_half_away, scaled_integers
 from k2trial.core.vocabulary import visit_windows
 from k2trial.data.contract import load_contract
@@ -93,7 +94,7 @@ def study_layout(params: Mapping[str, Any]) -> Layout:
         columns={name: spec.column_names for name, spec in contract.tables.items()},
         symptoms=contract.symptoms,
         clinic_days=tuple(int(v["day"]) for v in protocol["clinic_visits"]),
-        lab_panel=tuple(str(c) for c in protocol["lab_panel"]) or tuple(params["lab_units"]["tests"]),
+        lab_panel=_panel_tests(protocol, params["lab_units"]),
         etiologies=contract.tables["subjects.csv"].column("etiology").levels,
         diary_visits=tuple(v.label for v in contract.diary_visits),
         diary_weeks=tuple(v.week for v in contract.diary_visits),
@@ -103,6 +104,14 @@ def study_layout(params: Mapping[str, Any]) -> Layout:
         dosing_weeks=tuple(week[label] for label in contract.dosing_visits),
         id_pad=contract.subject_pad_width,
     )
+
+
+def _panel_tests(protocol: Mapping[str, Any], lab_units: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tests generated: protocol.lab_panel's codes (a declared panel: its tests as the study's lab units
+    spell them, `build_params`), every test of lab_units.yaml when the protocol has none."""
+    if declared_panel(protocol) is not None:
+        return tuple(lab_units["tests"])
+    return tuple(str(c) for c in protocol["lab_panel"]) or tuple(lab_units["tests"])
 
 
 #: Every kind of mess the generator injects, with what it looks like. Each instance is a row of `mess`;
@@ -164,7 +173,9 @@ def build_params(
     """Collect what the generator needs: the study config's `simulation` and `protocol` (its `treatment`, and the
     visit windows as validation reads them: workflow/rules/common.smk VISIT_WINDOWS), and the parsed
     config/lab_units.yaml, config/lab_standards.yaml and codebook (the raw files' layout; default: the file config
-    `codebook` names)."""
+    `codebook` names). With a lab panel declared in protocol.lab_panel, lab_units and lab_standards are the study's
+    (k2trial.core.lab_panel): a declared test without a default range gets its values from
+    simulation.labs.declared."""
     protocol = config["protocol"]
     return {
         "simulation": dict(config["simulation"]),
@@ -172,8 +183,8 @@ def build_params(
         "treatment": dict(protocol["treatment"]),
         "visit_windows": visit_windows(protocol),
         **({"arms": dict(config["arms"])} if config.get("arms") else {}),
-        "lab_units": dict(lab_units),
-        "lab_standards": dict(lab_standards),
+        "lab_units": study_lab_units(lab_units, protocol),
+        "lab_standards": study_lab_standards(lab_standards, lab_units, protocol),
         "codebook": dict(codebook if codebook is not None else read_yaml(_default_codebook(config))),
     }
 
@@ -248,9 +259,19 @@ def _check_params(params: Mapping[str, Any]) -> None:
     if unknown:
         raise ConfigError(f"simulation.mess.rates names unknown mess kinds: {sorted(unknown)}")
     tests = params["lab_units"]["tests"]
-    unknown_tests = [c for c in (params.get("protocol") or {}).get("lab_panel", []) if c not in tests]
-    if unknown_tests:
-        raise ConfigError(f"protocol.lab_panel names tests not in lab_units.yaml: {unknown_tests}")
+    protocol = params.get("protocol") or {}
+    if declared_panel(protocol) is None:
+        unknown_tests = [c for c in protocol.get("lab_panel", []) if c not in tests]
+        if unknown_tests:
+            raise ConfigError(f"protocol.lab_panel names tests not in lab_units.yaml: {unknown_tests}")
+    declared = sim["labs"].get("declared") or {}
+    standards = params["lab_standards"]["tests"]
+    no_range = [c for c in _panel_tests(protocol, params["lab_units"]) if standards[c]["range"] is None]
+    if sorted(no_range) != sorted(declared):
+        raise ConfigError(
+            f"simulation.labs.declared must give the values of exactly the panel's tests without a default range "
+            f"({', '.join(no_range) or 'none'}), got {', '.join(map(str, declared)) or 'none'}"
+        )
     missing_sites = [site for site in sim["site_counts"] if site not in sim["sites"]]
     if missing_sites:
         raise ConfigError(f"simulation.sites lacks {missing_sites} named in simulation.site_counts")
@@ -629,6 +650,11 @@ def _group_mean_anchor_tenths(
     return np.clip(scaled_integers(values, 1), 0, 100).astype(np.int64)
 
 
+def _no_default_range(params: Mapping[str, Any], test: str) -> bool:
+    """A test of the study's lab standards without a default reference range (a declared panel's test)."""
+    return params["lab_standards"]["tests"][test]["range"] is None
+
+
 def _reference_range(standards: Mapping[str, Any], test: str, female: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     spec = standards["tests"][test]["range"]
     if isinstance(spec, Mapping):
@@ -651,7 +677,8 @@ def simulate_lab_values(
     80-190 pg/mL at baseline, improving on therapy (Hb and MCV part of the way at the clinic visits before
     `labs_recover_by_week`, recovered from it on); everyone else has adequate B12; diabetics have HbA1c
     and fasting glucose in their diabetic ranges; INR = PT / mean normal PT. The tests named here must be in the
-    panel.
+    panel. A test without a default range (a declared panel's test lab_standards.yaml does not know) is drawn the
+    same way within its range of simulation.labs.declared, and reported without a reference range.
     """
     labs = params["simulation"]["labs"]
     standards = params["lab_standards"]
@@ -659,8 +686,12 @@ def simulate_lab_values(
     n = len(cohort.number)
     band, noise = labs["normal_band"], labs["visit_noise"]
     values = np.empty((n, len(layout.clinic_weeks), len(tests)))
+    declared = labs.get("declared") or {}
     for j, test in enumerate(tests):
-        lo, hi = _reference_range(standards, test, cohort.female)
+        if test in declared:  # no default range: the study config's range of values (simulation.labs.declared)
+            lo, hi = (np.full(n, float(declared[test][k])) for k in (0, 1))
+        else:
+            lo, hi = _reference_range(standards, test, cohort.female)
         width = hi - lo
         mean = lo + width * (band + (1.0 - 2.0 * band) * rng.random(n))
         visit = mean[:, None] + rng.normal(0.0, 1.0, size=(n, len(layout.clinic_weeks))) * (noise * width)[:, None]
@@ -997,7 +1028,7 @@ def _lab_columns(
             unit_table[s, j] = unit
             factor_table[s, j] = float(tests[code]["units"][unit])
             decimals_table[s, j] = int(spec["unit_decimals"].get(code, tests[code]["decimals"]))
-            no_range_table[s, j] = code in spec["tests_without_reference_range"]
+            no_range_table[s, j] = code in spec["tests_without_reference_range"] or _no_default_range(params, code)
     site_of = cohort.site[subject]
     factor = factor_table[site_of, test]
     decimals = decimals_table[site_of, test]
@@ -1005,7 +1036,10 @@ def _lab_columns(
     low = np.empty((n, n_tests))
     high = np.empty((n, n_tests))
     for j, code in enumerate(codes):
-        low[:, j], high[:, j] = _reference_range(params["lab_standards"], code, cohort.female)
+        if _no_default_range(params, code):
+            low[:, j], high[:, j] = np.nan, np.nan
+        else:
+            low[:, j], high[:, j] = _reference_range(params["lab_standards"], code, cohort.female)
     by_subject_test = subject * n_tests + test
     ref_low = np.where(no_range, np.nan, low.reshape(-1)[by_subject_test] / factor)
     ref_high = np.where(no_range, np.nan, high.reshape(-1)[by_subject_test] / factor)

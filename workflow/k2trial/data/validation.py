@@ -22,6 +22,7 @@ import pandas as pd
 
 from k2trial.core.errors import ERROR, FIXABLE, SEVERITIES, WARNING, Problem
 from k2trial.core.io import parse_checksums
+from k2trial.core.lab_panel import PANEL_KEY
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract, NormalisedColumn, TableSpec
 from k2trial.data.raw_files import RawDataset
@@ -82,6 +83,11 @@ RULES: dict[str, Rule] = {
     "test_code_unknown": Rule(ERROR, "unknown test code"),
     "unit_unknown": Rule(ERROR, "unknown unit"),
     "unit_not_allowed": Rule(ERROR, "the unit is not accepted for this test (no conversion factor)"),
+    "panel_test_absent": Rule(
+        WARNING,
+        "a test of the study's lab panel has no record in the file",
+        "The study's lab panel declares this test, but no result was recorded: was it measured?",
+    ),
     ct.FIX_WHITESPACE: Rule(FIXABLE, "surrounding whitespace; cleaning removes it"),
     ct.FIX_SUBJECT_ID: Rule(FIXABLE, "subject ID spelling; cleaning writes the canonical ID"),
     ct.FIX_CATEGORY: Rule(FIXABLE, "label variant; cleaning writes the canonical level"),
@@ -583,6 +589,7 @@ def validate_dataset(raw: RawDataset, contract: Contract, visit_windows: Mapping
         pieces.append(duplicates)
     if "labs.csv" in tables:
         pieces.append(_check_lab_units(tables["labs.csv"], contract))
+        pieces.append(_check_panel_tests(tables["labs.csv"], contract))
     if subjects is not None:
         pieces.append(_check_subject_records(tables["subjects.csv"], contract))
         for name, table in tables.items():
@@ -681,6 +688,22 @@ def _check_lab_units(labs: NormalisedTable, contract: Contract) -> pd.DataFrame:
         dtype=object,
     )
     return _row_problems(labs, bad[codes], "unit", "unit_not_allowed", detail=detail[codes])
+
+
+def _check_panel_tests(labs: NormalisedTable, contract: Contract) -> pd.DataFrame:
+    """A test of the declared lab panel (contract.lab_panel) without a single record in labs.csv (warning, naming
+    the test); nothing is expected when the study config lists its tests."""
+    if not contract.lab_panel or "test_code" not in labs.columns:
+        return _empty_problems()
+    column = labs.columns["test_code"]
+    recorded = set(column.text[np.unique(column.codes)]) if len(column.codes) else set()
+    absent = [code for code in contract.lab_panel if code not in recorded]
+    if not absent:
+        return _empty_problems()
+    detail = [f"{code} (study config {PANEL_KEY}) has no record in {labs.spec.name}" for code in absent]
+    return _problem_frame(
+        labs.spec.name, None, "test_code", np.asarray(absent, dtype=object), "panel_test_absent", detail=detail
+    )
 
 
 def _check_subject_records(subjects: NormalisedTable, contract: Contract) -> pd.DataFrame:

@@ -24,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 import k2trial
 from k2trial.core.errors import K2TrialError
 from k2trial.core.io import read_yaml, write_json
-from k2trial.core.vocabulary import Vocabulary, load_vocabulary
+from k2trial.core.lab_panel import study_lab_standards, study_lab_units
+from k2trial.core.vocabulary import Vocabulary, default_protocol, load_vocabulary
 from k2trial.runtime import provenance
 
 if TYPE_CHECKING:
+    from k2trial.analysis.safety.ctcae import CtcaeCriteria
+    from k2trial.analysis.safety.standards import LabStandards
     from k2trial.data.contract import Contract
 
 logger = logging.getLogger("k2trial")
@@ -132,6 +135,33 @@ def contract(smk: Any) -> Contract:
 
     sources = dict(smk.params.vocabulary)
     return read_contract(smk.input.codebook, smk.input.lab_units, sources.get("protocol"), sources.get("arms"))
+
+
+def _protocol(smk: Any) -> dict[str, Any]:
+    """The study's protocol as the job is given it (params `vocabulary`; without `protocol` there, the default
+    study's)."""
+    sources = dict(getattr(smk.params, "vocabulary", None) or {})
+    return dict(sources.get("protocol") or default_protocol())
+
+
+def lab_units(smk: Any) -> dict[str, Any]:
+    """The job's config/lab_units.yaml (input `lab_units`) as the study sees it: the declared lab panel's tests only
+    when protocol.lab_panel declares one (k2trial.core.lab_panel.study_lab_units), the file as it is otherwise."""
+    return study_lab_units(read_yaml(smk.input.lab_units), _protocol(smk))
+
+
+def lab_standards_config(smk: Any) -> dict[str, Any]:
+    """The job's config/lab_standards.yaml (input `lab_standards`) as the study sees it (a declared panel's tests
+    only, no default range for a test the file does not know: k2trial.core.lab_panel.study_lab_standards)."""
+    return study_lab_standards(read_yaml(smk.input.lab_standards), read_yaml(smk.input.lab_units), _protocol(smk))
+
+
+def lab_standards(smk: Any, criteria: CtcaeCriteria) -> LabStandards:
+    """The job's safety standards (k2trial.analysis.safety.standards.load_lab_standards) from its inputs
+    `lab_units` and `lab_standards` as the study sees them and the CTCAE `criteria`."""
+    from k2trial.analysis.safety.standards import load_lab_standards
+
+    return load_lab_standards(lab_units(smk), lab_standards_config(smk), criteria)
 
 
 def _original_script_name() -> str | None:

@@ -48,6 +48,9 @@ from copy import deepcopy
 from typing import Any
 
 from k2trial.core.errors import ConfigError
+from k2trial.core.lab_panel import PANEL_KEYS as PANEL_KEYS  # re-exported: the SDTM callers' names
+from k2trial.core.lab_panel import declare_lab_panel as declare_lab_panel
+from k2trial.core.lab_panel import declare_lab_standards as declare_lab_standards
 
 STUDY_KEYS = frozenset(
     {
@@ -302,84 +305,5 @@ K2_STUDY: dict[str, Any] = {
 
 
 # --------------------------------------------------------------------------------------------------
-# The study's lab panel
-
-
-def _unit_key(unit: Any) -> str:
-    return "".join(str(unit).split()).lower()
-
-
-#: Keys of a lab panel entry (declare_lab_panel, declare_lab_standards).
-PANEL_KEYS = frozenset({"unit", "name", "decimals", "factor", "direction"})
-
-
-def declare_lab_panel(lab_units: Mapping[str, Any], panel: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """config/lab_units.yaml (parsed) for the study's lab panel: the panel's tests only (in lab_units.yaml order,
-    then the panel's), and a test the study reports that lab_units.yaml does not know is accepted in the unit the
-    panel declares for it (its standard unit, no conversion), so that it is validated, summarised and, where a
-    CTCAE criterion exists, graded.
-
-    panel: test code (as the raw `test_code` holds it) -> {unit: the unit as reported, name, decimals (default 0),
-    factor, direction (declare_lab_standards)}. A test lab_units.yaml knows (by code or alias) keeps its definition;
-    its declared unit must be one it accepts, or the entry gives `factor` (reported x factor = the standard unit),
-    which adds the unit. A declared unit spelled as an alias of lab_units.yaml (GI/L) is taken as the canonical unit
-    (10^9/L).
-    Raises ConfigError naming the test and the unit otherwise.
-    """
-    out = deepcopy(dict(lab_units))
-    tests = out["tests"]
-    aliases = {_unit_key(k): str(v) for k, v in (out.get("unit_aliases") or {}).items()}
-    panel_codes: list[str] = []
-    by_alias = {str(a).strip().upper(): code for code, spec in tests.items() for a in spec.get("aliases") or []}
-    for code, entry in panel.items():
-        if not isinstance(entry, Mapping) or "unit" not in entry or set(entry) - PANEL_KEYS:
-            raise ConfigError(
-                f"lab panel {code}: needs `unit` (and optionally {', '.join(sorted(PANEL_KEYS - {'unit'}))}); "
-                f"got {entry!r}"
-            )
-        unit = aliases.get(_unit_key(entry["unit"]), str(entry["unit"]))
-        known = str(code) if str(code) in tests else by_alias.get(str(code).strip().upper())
-        panel_codes.append(known or str(code))
-        if known is None:
-            tests[str(code)] = {
-                "name": str(entry.get("name", code)),
-                "aliases": [],
-                "unit": unit,
-                "units": {unit: 1.0},
-                "decimals": int(entry.get("decimals", 0)),
-            }
-            continue
-        accepted = {_unit_key(u): u for u in tests[known]["units"]}
-        if _unit_key(unit) in accepted:
-            continue
-        if "factor" not in entry:
-            raise ConfigError(
-                f"lab panel {code}: {known} is not accepted in {entry['unit']} by config/lab_units.yaml "
-                f"(accepted: {', '.join(tests[known]['units'])}); give `factor` to {tests[known]['unit']}"
-            )
-        tests[known] = {**tests[known], "units": {**tests[known]["units"], unit: float(entry["factor"])}}
-    out["tests"] = {code: tests[code] for code in tests if code in set(panel_codes)}
-    return out
-
-
-def declare_lab_standards(lab_standards: Mapping[str, Any], lab_units: Mapping[str, Any], panel: Mapping[str, Any]):
-    """config/lab_standards.yaml (parsed) for the declared lab units (declare_lab_panel): its tests only; a test it
-    has no entry for gets no default range (`range: null`: the lab's own limits only; a value without them is not
-    flagged) and the panel's `direction` (default both). Nothing is invented: no default range, no CTCAE criterion.
-    """
-    out = deepcopy(dict(lab_standards))
-    known = dict(out.get("tests") or {})
-    directions = {str(code).strip().upper(): entry.get("direction", "both") for code, entry in panel.items()}
-    out["tests"] = {
-        code: known.get(code) or {"range": None, "direction": directions.get(str(code).upper(), "both")}
-        for code in lab_units["tests"]
-    }
-    studied = set(out["tests"])
-    # the panels and shift margins of tests the study does not have are dropped (Hy's law and eGFR need theirs)
-    out["panels"] = {name: [c for c in codes if c in studied] for name, codes in (out.get("panels") or {}).items()}
-    out["panels"] = {name: codes for name, codes in out["panels"].items() if codes}
-    shift = dict(out.get("significant_shift") or {})
-    if shift.get("margins"):
-        shift["margins"] = {c: m for c, m in shift["margins"].items() if c in studied}
-        out["significant_shift"] = shift
-    return out
+# The study's lab panel: k2trial.core.lab_panel (a study config's protocol.lab_panel declares it the same way);
+# imported here for the SDTM callers (tests/cdisc_pilot.yaml `lab_panel`).
