@@ -280,6 +280,13 @@ def test_a_declared_test_is_validated_summarised_and_not_graded(tmp_path):
     baseline = summarised[summarised["week"] == 0].iloc[0]
     at_baseline = vitd[vitd["week"] == 0]["aval"]
     assert baseline["n"] == 40 and baseline["median"] == pytest.approx(at_baseline.median())
+    # no range from the lab and none by default: no flag at all, so no NORMAL -> NORMAL shift either
+    flags = pd.read_csv(results / "safety" / "lab_flags.csv", keep_default_na=False)
+    assert set(flags.loc[flags["param"] == "VITD", "flag"]) <= {""}
+    assert set(flags.loc[flags["param"] == "HGB", "flag"]) - {""}  # a test with limits keeps its flags
+    shifts = pd.read_csv(results / "safety" / "lab_shifts.csv", keep_default_na=False)
+    counted = shifts[(shifts["param"] == "VITD") & (shifts["n"].astype(int) > 0)]
+    assert len(counted) and set(counted["from"]) == set(counted["to"]) == {"MISSING"}
     grades = pd.read_csv(results / "safety" / "ctcae_grades.csv")
     assert "VITD" not in set(grades["param"])  # no criterion: no grade
     assert {"HGB", "ALT", "CREAT"} <= set(grades["param"])  # the known tests keep theirs

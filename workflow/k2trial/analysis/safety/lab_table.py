@@ -370,10 +370,13 @@ def _flag_codes(value: np.ndarray, low: np.ndarray, high: np.ndarray, *, complet
     """0 LOW, 1 NORMAL, 2 HIGH, -1 no value; value and limits in one unit, compared at 15 significant digits.
 
     complete: NORMAL only when both limits are given (otherwise -1 unless the value is beyond the limit there is).
+    Without complete, NORMAL needs at least one limit: a value with no limit at all (a declared test the lab gives no
+    range for and that has no default range) has no flag, never NORMAL.
     """
     is_low = compare(value, low, "<")
     is_high = compare(value, high, ">")
-    normal = np.ones(len(value), dtype=bool) if not complete else ~(np.isnan(low) | np.isnan(high))
+    given = ~(np.isnan(low) | np.isnan(high)) if complete else ~(np.isnan(low) & np.isnan(high))
+    normal = given
     return np.where(np.isnan(value), -1, np.where(is_low, 0, np.where(is_high, 2, np.where(normal, 1, -1))))
 
 
