@@ -16,6 +16,19 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_PARTS = ["Snakefile", "workflow", "config", "envs", "data/raw"]
 
 
+#: The visit windows of the minimal fixture (tests/fixtures/minimal: clinic visits at weeks 0, 4 and 8 +/- 7 days,
+#: diary +/- 3 days), as validation takes them (k2trial.core.vocabulary.visit_windows of the pilot's protocol).
+MINIMAL_WINDOWS = {
+    "diary_days": 3,
+    "clinic_visits": [
+        {"week": 0, "day": 0, "window_days": 7},
+        {"week": 4, "day": 28, "window_days": 7},
+        {"week": 8, "day": 56, "window_days": 7},
+    ],
+    "baseline_days_before_first_dose": 28,
+}
+
+
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow and the shipped raw data into dest (without results or caches)."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import MINIMAL_WINDOWS
 
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError
@@ -21,15 +22,7 @@ from k2trial.data import contract as ct
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"
-WINDOWS = {
-    "diary_days": 3,
-    "clinic_visits": [
-        {"week": 0, "day": 0, "window_days": 7},
-        {"week": 4, "day": 28, "window_days": 7},
-        {"week": 8, "day": 56, "window_days": 7},
-    ],
-    "baseline_days_before_first_dose": 28,
-}
+WINDOWS = MINIMAL_WINDOWS
 
 
 @pytest.fixture(scope="module")

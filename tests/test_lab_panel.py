@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, _merged, copy_workflow, read_config, run_snakemake
+from conftest import MINIMAL_WINDOWS, ROOT, _merged, copy_workflow, read_config, run_snakemake
 
 from k2trial.analysis.safety.ctcae import criteria_file, load_ctcae_criteria
 from k2trial.analysis.safety.standards import load_lab_standards
@@ -157,15 +157,7 @@ def test_the_sdtm_names_are_the_same_functions():
 # --------------------------------------------------------------------------------------------------------------
 # Expected tests: validation on the minimal fixture (tests/fixtures/minimal: 3 subjects x 3 visits x 18 tests)
 # --------------------------------------------------------------------------------------------------------------
-WINDOWS = {
-    "diary_days": 3,
-    "clinic_visits": [
-        {"week": 0, "day": 0, "window_days": 7},
-        {"week": 4, "day": 28, "window_days": 7},
-        {"week": 8, "day": 56, "window_days": 7},
-    ],
-    "baseline_days_before_first_dose": 28,
-}
+WINDOWS = MINIMAL_WINDOWS
 
 
 def _validate(protocol: dict | None) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import MINIMAL_WINDOWS
 
 from k2trial.core.errors import InputDataError
 from k2trial.core.io import data_version
@@ -22,15 +23,7 @@ from k2trial.data import raw_files, validation, validation_report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "minimal"
-WINDOWS = {
-    "diary_days": 3,
-    "clinic_visits": [
-        {"week": 0, "day": 0, "window_days": 7},
-        {"week": 4, "day": 28, "window_days": 7},
-        {"week": 8, "day": 56, "window_days": 7},
-    ],
-    "baseline_days_before_first_dose": 28,
-}
+WINDOWS = MINIMAL_WINDOWS
 DIARY, LABS, SUBJECTS, DOSING, AES = "symptom_diary.csv", "labs.csv", "subjects.csv", "dosing.csv", "adverse_events.csv"
 
 

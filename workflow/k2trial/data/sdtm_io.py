@@ -32,6 +32,7 @@ from typing import Any
 
 from k2trial.core.errors import ConfigError, Problem
 from k2trial.core.io import parse_checksums
+from k2trial.data.sdtm.files import duplicate_domain_problem
 
 #: dataset.yaml keys of this module.
 FORMAT_KEY = "format"
@@ -220,18 +221,7 @@ def import_sdtm(
     for name in sorted(by_domain):
         found = by_domain[name]
         if len(found) > 1:
-            listed = ", ".join(p.name for p in found)
-            problems.append(
-                Problem(
-                    name,
-                    None,
-                    None,
-                    listed,
-                    "domain_duplicate",
-                    "error",
-                    f"{name}: {len(found)} files hold this domain ({listed}); keep one",
-                )
-            )
+            problems.append(duplicate_domain_problem(name, found))
             continue
         try:
             domains[name] = sdtm.read_domain(found[0])

@@ -145,6 +145,15 @@ def read_domain(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     raise ValueError(f"{Path(path).name}: not an SDTM dataset file (.xpt, .json or .ndjson)")
 
 
+def duplicate_domain_problem(name: str, files: list[Path]) -> Problem:
+    """The error for a domain held by more than one file of a folder (dm.xpt and DM.json, say)."""
+    listed = ", ".join(p.name for p in files)
+    return Problem(
+        name, None, None, listed, "domain_duplicate", "error",
+        f"{name}: {len(files)} files hold this domain ({listed}); keep one",
+    )  # fmt: skip
+
+
 def read_sdtm(
     folder: str | Path, domains: Sequence[str] | None = None, encoding: str | None = None
 ) -> dict[str, pd.DataFrame]:
@@ -170,18 +179,7 @@ def read_sdtm(
     for name in sorted(found):
         files = found[name]
         if len(files) > 1:
-            listed = ", ".join(p.name for p in files)
-            problems.append(
-                Problem(
-                    name,
-                    None,
-                    None,
-                    listed,
-                    "domain_duplicate",
-                    "error",
-                    f"{name}: {len(files)} files hold this domain ({listed}); keep one",
-                )
-            )
+            problems.append(duplicate_domain_problem(name, files))
             continue
         try:
             out[name] = read_domain(files[0], encoding=encoding)
