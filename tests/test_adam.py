@@ -507,6 +507,30 @@ def test_writing_twice_gives_identical_bytes(ctx, delivery, tmp_path):
     assert other["adsl.xpt"] != (delivery / "adsl.xpt").read_bytes()  # the creation time is the caller's
 
 
+def test_streamed_delivery_is_the_delivery_in_memory(ctx, tmp_path):
+    """write_delivery streams each Dataset-JSON file in pieces: any piece size gives the bytes of delivery_bytes."""
+    from k2trial.adam.write import conform, dataset_json_dataset_chunks
+
+    frames = ctx.derive()
+    created = delivery_datetime(frames, ctx.spec)
+    in_memory = delivery_bytes(frames, ctx.spec, created=created)
+    written = write_delivery(frames, ctx.spec, tmp_path, created=created)
+    assert written == list(in_memory)
+    for file_name in written:
+        assert (tmp_path / file_name).read_bytes() == in_memory[file_name], file_name
+    adqs = conform(frames["ADQS"], ctx.spec.dataset("ADQS"), ctx.spec)
+    assert len(adqs) > 700  # several pieces of 7 records, and a last piece shorter than the others
+    for size in (1, 7, len(adqs), len(adqs) + 1):
+        pieces = list(
+            dataset_json_dataset_chunks(adqs, ctx.spec.dataset("ADQS"), ctx.spec, created=created, chunk_records=size)
+        )
+        assert b"".join(pieces) == in_memory["adqs.json"], size
+    empty = adqs.iloc[:0]
+    assert b"".join(dataset_json_dataset_chunks(empty, ctx.spec.dataset("ADQS"), ctx.spec, created=created)).endswith(
+        b',"rows":[]}\n'
+    )
+
+
 def _clean_dates(ctx: Context) -> list[str]:
     """Every date of the clean tables (the codebook's date columns), ISO text."""
     found = []

@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from k2trial.adam.spec import NUMERIC_LENGTH, AdamSpec, Codelist, Dataset, value
 from k2trial.core.errors import ConfigError, Problem
 from k2trial.core.io import json_bytes, write_bytes
 from k2trial.data.sdtm import dataset_json_document, xpt_bytes
+from k2trial.data.sdtm.files import normalise_frame
 
 #: Name of the delivery metadata file beside the datasets.
 METADATA_FILE = "define.json"
@@ -227,46 +228,75 @@ def dataset_json_text(meta: Mapping[str, Any], rows: Sequence[Sequence[Any]]) ->
     return (head + ',"rows":[' + ("\n" + body + "\n" if lines else "") + "]}\n").encode("utf-8")
 
 
-def dataset_json_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec, *, created: dt.datetime) -> bytes:
-    """The Dataset-JSON v1.1 bytes of a conformed dataset: k2trial.data.sdtm.dataset_json_document with the spec's
-    labels, data types and keys (keySequence), dates as ISO 8601 with targetDataType integer and their display
-    format, metaDataRef define.json."""
+#: Records per piece of a Dataset-JSON file: its rows are built and encoded a piece at a time, so that a dataset of
+#: millions of records never exists as Python lists all at once (the bytes are the same for any piece size).
+JSON_CHUNK_RECORDS = 50_000
+
+
+def dataset_json_dataset_chunks(
+    frame: pd.DataFrame,
+    dataset: Dataset,
+    spec: AdamSpec,
+    *,
+    created: dt.datetime,
+    chunk_records: int = JSON_CHUNK_RECORDS,
+) -> Iterator[bytes]:
+    """The Dataset-JSON v1.1 file of a conformed dataset, in pieces (their concatenation is the file): the metadata
+    of k2trial.data.sdtm.dataset_json_document with the spec's labels, data types and keys (keySequence), dates as
+    ISO 8601 with targetDataType integer and their display format, metaDataRef define.json; then the rows,
+    `chunk_records` at a time, in the layout of dataset_json_text."""
     dates = [v.name for v in dataset.variables if v.is_date]
     shown = frame.copy()
     for name in dates:
         shown[name] = pd.Series([d or "" for d in iso_dates(frame[name])], dtype="str")
-    meta, rows = dataset_json_document(
-        shown,
-        name=dataset.name,
-        label=dataset.label,
-        creation_datetime=created,
-        column_labels={v.name: v.label for v in dataset.variables},
-        data_types={v.name: _JSON_TYPES[v.datatype] for v in dataset.variables},
-        keys=list(dataset.keys),
-        study_oid=spec.studyid,
-        metadata_ref=METADATA_FILE,
-        item_group_oid=f"IG.{dataset.name}",
-    )
-    positions = {c["name"]: i for i, c in enumerate(meta["columns"])}
+
+    def document(part: pd.DataFrame) -> tuple[dict[str, Any], list[list[Any]]]:
+        return dataset_json_document(
+            part,
+            name=dataset.name,
+            label=dataset.label,
+            creation_datetime=created,
+            column_labels={v.name: v.label for v in dataset.variables},
+            data_types={v.name: _JSON_TYPES[v.datatype] for v in dataset.variables},
+            keys=list(dataset.keys),
+            study_oid=spec.studyid,
+            metadata_ref=METADATA_FILE,
+            item_group_oid=f"IG.{dataset.name}",
+        )
+
+    meta, _ = document(shown.iloc[:0])  # the types come from the spec, so the empty frame's metadata is the data's
+    text = normalise_frame(shown)
     columns = []
     for column in meta["columns"]:
         variable = dataset.variable(column["name"])
         ordered = {k: column[k] for k in ("itemOID", "name", "label", "dataType")}
         if variable.is_date:
             ordered["targetDataType"] = "integer"
-        if "length" in column:
-            ordered["length"] = column["length"]
+        if "length" in column:  # the longest value of the whole column in UTF-8 bytes, at least 1
+            values = set(text[column["name"]].tolist())
+            ordered["length"] = max([1, *(len(v.encode("utf-8")) for v in values)])
         if variable.format:
             ordered["displayFormat"] = variable.format
         if "keySequence" in column:
             ordered["keySequence"] = column["keySequence"]
         columns.append(ordered)
-    meta = {**meta, "columns": columns}
-    for name in dates:  # a missing date is null, not "" (only the rows that have one are touched)
-        position = positions[name]
-        for row in np.flatnonzero(np.isnan(frame[name].to_numpy(dtype="float64"))):
-            rows[row][position] = None
-    return dataset_json_text(meta, rows)
+    meta = {**meta, "records": len(frame), "columns": columns}
+    positions = {c["name"]: i for i, c in enumerate(columns)}
+    missing_dates = {name: np.isnan(frame[name].to_numpy(dtype="float64")) for name in dates}
+    yield (_dumps(dict(meta))[:-1] + ',"rows":[').encode("utf-8")
+    for start in range(0, len(shown), max(int(chunk_records), 1)):
+        stop = min(start + max(int(chunk_records), 1), len(shown))
+        _, rows = document(shown.iloc[start:stop])
+        for name in dates:  # a missing date is null, not "" (only the rows that have one are touched)
+            for row in np.flatnonzero(missing_dates[name][start:stop]):
+                rows[row][positions[name]] = None
+        yield ("\n" if start == 0 else ",\n").encode("utf-8") + ",\n".join(_dumps(r) for r in rows).encode("utf-8")
+    yield (("\n" if len(shown) else "") + "]}\n").encode("utf-8")
+
+
+def dataset_json_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec, *, created: dt.datetime) -> bytes:
+    """The Dataset-JSON v1.1 bytes of a conformed dataset (dataset_json_dataset_chunks, joined)."""
+    return b"".join(dataset_json_dataset_chunks(frame, dataset, spec, created=created))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -285,10 +315,11 @@ def delivery_metadata(
     spec: AdamSpec,
     *,
     created: dt.datetime,
-    files: Mapping[str, Mapping[str, bytes]],
+    files: Mapping[str, Mapping[str, tuple[int, str]]],
 ) -> dict[str, Any]:
     """define.json: study, standard, parameters, and for each dataset written (in spec order) its label, class,
-    structure, keys, record count, files (name, bytes, sha256) and variables (label, type, datatype, length from
+    structure, keys, record count, files (name, bytes, sha256: `files` gives dataset -> format -> (size, sha256))
+    and variables (label, type, datatype, length from
     the data, format, codelist, origin, source, derivation, key sequence), then the codelists they use."""
     datasets = []
     used: list[str] = []
@@ -326,12 +357,8 @@ def delivery_metadata(
                 "sources": list(dataset.sources),
                 "records": len(frame),
                 "files": {
-                    fmt: {
-                        "name": f"{name.lower()}.{fmt}",
-                        "bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                    }
-                    for fmt, data in sorted(files[name].items())
+                    fmt: {"name": f"{name.lower()}.{fmt}", "bytes": size, "sha256": digest}
+                    for fmt, (size, digest) in sorted(files[name].items())
                 },
                 "variables": variables,
             }
@@ -394,7 +421,11 @@ def delivery_bytes(
             files[name]["json"] = dataset_json_dataset_bytes(frame, dataset, spec, created=created)
         for fmt, data in files[name].items():
             out[f"{name.lower()}.{fmt}"] = data
-    out[METADATA_FILE] = json_bytes(delivery_metadata(conformed, spec, created=created, files=files))
+    digests = {
+        name: {fmt: (len(data), hashlib.sha256(data).hexdigest()) for fmt, data in by_format.items()}
+        for name, by_format in files.items()
+    }
+    out[METADATA_FILE] = json_bytes(delivery_metadata(conformed, spec, created=created, files=digests))
     return out
 
 
@@ -414,6 +445,13 @@ def delivery_datetime(frames: Mapping[str, pd.DataFrame], spec: AdamSpec) -> dt.
     return dt.datetime(day.year, day.month, day.day)
 
 
+def _hashed(chunks: Iterator[bytes], digest: Any, size: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+        size[0] += len(chunk)
+        yield chunk
+
+
 def write_delivery(
     frames: Mapping[str, pd.DataFrame],
     spec: AdamSpec,
@@ -422,12 +460,42 @@ def write_delivery(
     created: dt.datetime,
     formats: Sequence[str] = FORMATS,
 ) -> list[str]:
-    """Write the delivery (`delivery_bytes`) into folder, each file atomically; returns the file names written.
+    """Write the delivery into folder, each file atomically; returns the file names written. The files are those of
+    `delivery_bytes` (same bytes), but each dataset is written as soon as it is conformed and its Dataset-JSON file
+    is streamed (dataset_json_dataset_chunks), so that memory holds one dataset's XPT and one piece of rows at a time.
 
     created: the creation datetime of every file (XPT header timestamps, datasetJSONCreationDateTime, define.json);
     pass a fixed one (e.g. the data version's date) for byte-identical rebuilds."""
+    unknown = [n for n in frames if n not in spec.datasets]
+    if unknown:
+        raise ConfigError(f"{spec.file}: no dataset {', '.join(unknown)} in the spec")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown format(s) {bad}; known: {', '.join(FORMATS)}")
+    if not spec.parameters and spec.parameter_descriptions:
+        raise ConfigError(f"{spec.file}: the delivery needs its parameters (AdamSpec.with_parameters)")
     folder = Path(folder)
-    written = delivery_bytes(frames, spec, created=created, formats=formats)
-    for file_name, data in written.items():
-        write_bytes(data, folder / file_name)
-    return list(written)
+    conformed: dict[str, pd.DataFrame] = {}
+    digests: dict[str, dict[str, tuple[int, str]]] = {}
+    written: list[str] = []
+    for name, dataset in spec.datasets.items():
+        if name not in frames:
+            continue
+        frame = conform(frames[name], dataset, spec)
+        conformed[name] = frame
+        digests[name] = {}
+        if "xpt" in formats:
+            data = xpt_dataset_bytes(frame, dataset, created=created)
+            write_bytes(data, folder / f"{name.lower()}.xpt")
+            digests[name]["xpt"] = (len(data), hashlib.sha256(data).hexdigest())
+            written.append(f"{name.lower()}.xpt")
+            del data
+        if "json" in formats:
+            digest, size = hashlib.sha256(), [0]
+            chunks = dataset_json_dataset_chunks(frame, dataset, spec, created=created)
+            write_bytes(_hashed(chunks, digest, size), folder / f"{name.lower()}.json")
+            digests[name]["json"] = (size[0], digest.hexdigest())
+            written.append(f"{name.lower()}.json")
+    write_bytes(json_bytes(delivery_metadata(conformed, spec, created=created, files=digests)), folder / METADATA_FILE)
+    written.append(METADATA_FILE)
+    return written

@@ -540,8 +540,9 @@ def write_json(obj: Any, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), json_bytes(obj))
 
 
-def write_bytes(data: bytes, path: str | Path) -> None:
-    """Write bytes atomically (PNG, SVG, notebooks)."""
+def write_bytes(data: bytes | Iterable[bytes], path: str | Path) -> None:
+    """Write bytes atomically (PNG, SVG, notebooks), or chunks of bytes one after the other (a large file that
+    need not be in memory at once)."""
     _atomic_write_bytes(Path(path), data)
 
 
