@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +388,56 @@ def delivery_metadata(
     }
 
 
+#: Where the files of a delivery go: given a file name and its bytes in pieces, it consumes them (keeps them in
+#: memory or writes them) and returns their (size, sha256) for define.json.
+FileSink = Callable[[str, Iterable[bytes]], tuple[int, str]]
+
+
+def _deliver(
+    frames: Mapping[str, pd.DataFrame], spec: AdamSpec, sink: FileSink, *, created: dt.datetime, formats: Sequence[str]
+) -> list[str]:
+    """Produce every file of a delivery into `sink`, dataset by dataset in spec order (XPT, then the Dataset-JSON in
+    pieces, dataset_json_dataset_chunks), then define.json; returns the file names. A frame the spec does not know is
+    a ConfigError; the spec needs its parameters (AdamSpec.with_parameters) so that define.json states them."""
+    unknown = [n for n in frames if n not in spec.datasets]
+    if unknown:
+        raise ConfigError(f"{spec.file}: no dataset {', '.join(unknown)} in the spec")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown format(s) {bad}; known: {', '.join(FORMATS)}")
+    if not spec.parameters and spec.parameter_descriptions:
+        raise ConfigError(f"{spec.file}: the delivery needs its parameters (AdamSpec.with_parameters)")
+    conformed: dict[str, pd.DataFrame] = {}
+    digests: dict[str, dict[str, tuple[int, str]]] = {}
+    names: list[str] = []
+    for name, dataset in spec.datasets.items():
+        if name not in frames:
+            continue
+        frame = conform(frames[name], dataset, spec)
+        conformed[name] = frame
+        digests[name] = {}
+        pieces = {
+            "xpt": lambda: [xpt_dataset_bytes(frame, dataset, created=created)],  # noqa: B023 (called at once)
+            "json": lambda: dataset_json_dataset_chunks(frame, dataset, spec, created=created),  # noqa: B023
+        }
+        for fmt in FORMATS:
+            if fmt in formats:
+                names.append(f"{name.lower()}.{fmt}")
+                digests[name][fmt] = sink(names[-1], pieces[fmt]())
+    sink(METADATA_FILE, [json_bytes(delivery_metadata(conformed, spec, created=created, files=digests))])
+    return [*names, METADATA_FILE]
+
+
+def _hashing(pieces: Iterable[bytes], result: list[tuple[int, str]]) -> Iterator[bytes]:
+    """The pieces as they come; once they are all through, their (size, sha256) is appended to `result`."""
+    digest, size = hashlib.sha256(), 0
+    for piece in pieces:
+        digest.update(piece)
+        size += len(piece)
+        yield piece
+    result.append((size, digest.hexdigest()))
+
+
 def delivery_bytes(
     frames: Mapping[str, pd.DataFrame],
     spec: AdamSpec,
@@ -398,34 +448,14 @@ def delivery_bytes(
     """Every file of a delivery as bytes: `<dataset>.xpt` and `<dataset>.json` (lower-case names) for each frame,
     conformed to the spec, and define.json. Datasets are in spec order; a frame the spec does not know is a
     ConfigError. The spec needs its parameters (AdamSpec.with_parameters) so that define.json states them."""
-    unknown = [n for n in frames if n not in spec.datasets]
-    if unknown:
-        raise ConfigError(f"{spec.file}: no dataset {', '.join(unknown)} in the spec")
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ValueError(f"unknown format(s) {bad}; known: {', '.join(FORMATS)}")
-    if not spec.parameters and spec.parameter_descriptions:
-        raise ConfigError(f"{spec.file}: the delivery needs its parameters (AdamSpec.with_parameters)")
-    conformed: dict[str, pd.DataFrame] = {}
-    files: dict[str, dict[str, bytes]] = {}
     out: dict[str, bytes] = {}
-    for name, dataset in spec.datasets.items():
-        if name not in frames:
-            continue
-        frame = conform(frames[name], dataset, spec)
-        conformed[name] = frame
-        files[name] = {}
-        if "xpt" in formats:
-            files[name]["xpt"] = xpt_dataset_bytes(frame, dataset, created=created)
-        if "json" in formats:
-            files[name]["json"] = dataset_json_dataset_bytes(frame, dataset, spec, created=created)
-        for fmt, data in files[name].items():
-            out[f"{name.lower()}.{fmt}"] = data
-    digests = {
-        name: {fmt: (len(data), hashlib.sha256(data).hexdigest()) for fmt, data in by_format.items()}
-        for name, by_format in files.items()
-    }
-    out[METADATA_FILE] = json_bytes(delivery_metadata(conformed, spec, created=created, files=digests))
+
+    def keep(file_name: str, pieces: Iterable[bytes]) -> tuple[int, str]:
+        result: list[tuple[int, str]] = []
+        out[file_name] = b"".join(_hashing(pieces, result))
+        return result[0]
+
+    _deliver(frames, spec, keep, created=created, formats=formats)
     return out
 
 
@@ -445,13 +475,6 @@ def delivery_datetime(frames: Mapping[str, pd.DataFrame], spec: AdamSpec) -> dt.
     return dt.datetime(day.year, day.month, day.day)
 
 
-def _hashed(chunks: Iterator[bytes], digest: Any, size: list[int]) -> Iterator[bytes]:
-    for chunk in chunks:
-        digest.update(chunk)
-        size[0] += len(chunk)
-        yield chunk
-
-
 def write_delivery(
     frames: Mapping[str, pd.DataFrame],
     spec: AdamSpec,
@@ -461,41 +484,16 @@ def write_delivery(
     formats: Sequence[str] = FORMATS,
 ) -> list[str]:
     """Write the delivery into folder, each file atomically; returns the file names written. The files are those of
-    `delivery_bytes` (same bytes), but each dataset is written as soon as it is conformed and its Dataset-JSON file
-    is streamed (dataset_json_dataset_chunks), so that memory holds one dataset's XPT and one piece of rows at a time.
+    `delivery_bytes` (same bytes), but each is written as soon as it is made and a Dataset-JSON file is streamed
+    (dataset_json_dataset_chunks), so that memory holds one dataset's XPT and one piece of rows at a time.
 
     created: the creation datetime of every file (XPT header timestamps, datasetJSONCreationDateTime, define.json);
     pass a fixed one (e.g. the data version's date) for byte-identical rebuilds."""
-    unknown = [n for n in frames if n not in spec.datasets]
-    if unknown:
-        raise ConfigError(f"{spec.file}: no dataset {', '.join(unknown)} in the spec")
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ValueError(f"unknown format(s) {bad}; known: {', '.join(FORMATS)}")
-    if not spec.parameters and spec.parameter_descriptions:
-        raise ConfigError(f"{spec.file}: the delivery needs its parameters (AdamSpec.with_parameters)")
     folder = Path(folder)
-    conformed: dict[str, pd.DataFrame] = {}
-    digests: dict[str, dict[str, tuple[int, str]]] = {}
-    written: list[str] = []
-    for name, dataset in spec.datasets.items():
-        if name not in frames:
-            continue
-        frame = conform(frames[name], dataset, spec)
-        conformed[name] = frame
-        digests[name] = {}
-        if "xpt" in formats:
-            data = xpt_dataset_bytes(frame, dataset, created=created)
-            write_bytes(data, folder / f"{name.lower()}.xpt")
-            digests[name]["xpt"] = (len(data), hashlib.sha256(data).hexdigest())
-            written.append(f"{name.lower()}.xpt")
-            del data
-        if "json" in formats:
-            digest, size = hashlib.sha256(), [0]
-            chunks = dataset_json_dataset_chunks(frame, dataset, spec, created=created)
-            write_bytes(_hashed(chunks, digest, size), folder / f"{name.lower()}.json")
-            digests[name]["json"] = (size[0], digest.hexdigest())
-            written.append(f"{name.lower()}.json")
-    write_bytes(json_bytes(delivery_metadata(conformed, spec, created=created, files=digests)), folder / METADATA_FILE)
-    written.append(METADATA_FILE)
-    return written
+
+    def write(file_name: str, pieces: Iterable[bytes]) -> tuple[int, str]:
+        result: list[tuple[int, str]] = []
+        write_bytes(_hashing(pieces, result), folder / file_name)
+        return result[0]
+
+    return _deliver(frames, spec, write, created=created, formats=formats)
