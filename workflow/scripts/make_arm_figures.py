@@ -12,12 +12,7 @@ NOT_ARTIFACTS = ("codebook", "lab_units", "dataset")
 
 def main(smk):
     reporting = smk.params.reporting
-    style = figures.Style(
-        dpi=int(reporting["figure_dpi"]),
-        palette=tuple(reporting["palette"]),
-        max_subjects=int(reporting["max_subjects_plotted"]),
-        svg_hashsalt=str(reporting["svg_hashsalt"]),
-    )
+    style = figures.Style.from_config(reporting)
     figures.apply_style(style)
     simulated = bool((read_yaml(smk.input.dataset) or {}).get("simulated", False))
     data = {

@@ -20,12 +20,7 @@ NOT_ARTIFACTS = ("codebook", "lab_units", "lab_standards", "dataset")
 
 def main(smk):
     reporting = smk.params.reporting
-    style = figures.Style(
-        dpi=int(reporting["figure_dpi"]),
-        palette=tuple(reporting["palette"]),
-        max_subjects=int(reporting["max_subjects_plotted"]),
-        svg_hashsalt=str(reporting["svg_hashsalt"]),
-    )
+    style = figures.Style.from_config(reporting)
     figures.apply_style(style)
     dataset = read_yaml(smk.input.dataset) or {}
     b12 = smk.params.b12_status

@@ -25,6 +25,7 @@ import hashlib
 import io
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -63,6 +64,16 @@ class Style:
     palette: tuple[str, ...] = OKABE_ITO
     max_subjects: int = 200
     svg_hashsalt: str = "k2trial"
+
+    @classmethod
+    def from_config(cls, reporting: Mapping[str, Any]) -> Style:
+        """The style of config `reporting` (figure_dpi, palette, max_subjects_plotted, svg_hashsalt)."""
+        return cls(
+            dpi=int(reporting["figure_dpi"]),
+            palette=tuple(reporting["palette"]),
+            max_subjects=int(reporting["max_subjects_plotted"]),
+            svg_hashsalt=str(reporting["svg_hashsalt"]),
+        )
 
     def colour(self, index: int) -> str:
         return self.palette[index % len(self.palette)]
