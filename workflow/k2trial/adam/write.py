@@ -219,13 +219,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def dataset_json_pieces(meta: Mapping[str, Any], row_pieces: Iterable[Sequence[Sequence[Any]]]) -> Iterator[bytes]:
+    """A Dataset-JSON (.json) file in the layout of k2trial.data.sdtm.dataset_json_bytes, in pieces: the metadata
+    object with `rows` last, one row per line, UTF-8, a final newline; the rows come in pieces (lists of rows), so
+    that they need not all exist at once. The bytes do not depend on how the rows are cut into pieces."""
+    yield (_dumps(dict(meta))[:-1] + ',"rows":[').encode("utf-8")
+    any_rows = False
+    for rows in row_pieces:
+        if len(rows):
+            lead = ",\n" if any_rows else "\n"
+            yield (lead + ",\n".join(_dumps(list(row)) for row in rows)).encode("utf-8")
+            any_rows = True
+    yield (("\n" if any_rows else "") + "]}\n").encode("utf-8")
+
+
 def dataset_json_text(meta: Mapping[str, Any], rows: Sequence[Sequence[Any]]) -> bytes:
-    """A Dataset-JSON (.json) file in the layout of k2trial.data.sdtm.dataset_json_bytes: the metadata object with
-    `rows` last, one row per line, UTF-8, a final newline (tests check that both give the same bytes)."""
-    head = _dumps(dict(meta))[:-1]
-    lines = [_dumps(list(row)) for row in rows]
-    body = ",\n".join(lines)
-    return (head + ',"rows":[' + ("\n" + body + "\n" if lines else "") + "]}\n").encode("utf-8")
+    """The Dataset-JSON file of `meta` and all its `rows` (dataset_json_pieces, joined; tests check it gives the
+    bytes of k2trial.data.sdtm.dataset_json_bytes)."""
+    return b"".join(dataset_json_pieces(meta, [rows]))
 
 
 #: Records per piece of a Dataset-JSON file: its rows are built and encoded a piece at a time, so that a dataset of
@@ -283,15 +294,17 @@ def dataset_json_dataset_chunks(
     meta = {**meta, "records": len(frame), "columns": columns}
     positions = {c["name"]: i for i, c in enumerate(columns)}
     missing_dates = {name: np.isnan(frame[name].to_numpy(dtype="float64")) for name in dates}
-    yield (_dumps(dict(meta))[:-1] + ',"rows":[').encode("utf-8")
-    for start in range(0, len(shown), max(int(chunk_records), 1)):
-        stop = min(start + max(int(chunk_records), 1), len(shown))
-        _, rows = document(shown.iloc[start:stop])
-        for name in dates:  # a missing date is null, not "" (only the rows that have one are touched)
-            for row in np.flatnonzero(missing_dates[name][start:stop]):
-                rows[row][positions[name]] = None
-        yield ("\n" if start == 0 else ",\n").encode("utf-8") + ",\n".join(_dumps(r) for r in rows).encode("utf-8")
-    yield (("\n" if len(shown) else "") + "]}\n").encode("utf-8")
+    step = max(int(chunk_records), 1)
+
+    def row_pieces() -> Iterator[list[list[Any]]]:
+        for start in range(0, len(shown), step):
+            _, rows = document(shown.iloc[start : start + step])
+            for name in dates:  # a missing date is null, not "" (only the rows that have one are touched)
+                for row in np.flatnonzero(missing_dates[name][start : start + step]):
+                    rows[row][positions[name]] = None
+            yield rows
+
+    yield from dataset_json_pieces(meta, row_pieces())
 
 
 def dataset_json_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec, *, created: dt.datetime) -> bytes:
