@@ -27,14 +27,32 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sdtm_inputs.smk"
 include: "workflow/rules/sdtm.smk"
-include: "workflow/rules/simulate.smk"
+
+
+# The simulated dataset of a study with a simulation calibration (config `simulation`; real data has none).
+if "simulation" in config:
+
+    include: "workflow/rules/simulate.smk"
+
+
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/clean.smk"
 include: "workflow/rules/derive.smk"
-include: "workflow/rules/groups.smk"
-include: "workflow/rules/efficacy.smk"
+
+
+# The VAS, severity groups, efficacy analyses and claims: a study with a diary (DIARY; not a safety-only study).
+if DIARY:
+
+    include: "workflow/rules/groups.smk"
+    include: "workflow/rules/efficacy.smk"
+
+
 include: "workflow/rules/safety.smk"
-include: "workflow/rules/claims.smk"
+
+
+if DIARY:
+
+    include: "workflow/rules/claims.smk"
 
 
 # The ADaM delivery when the study has an ADaM spec (config adam_spec; the default study's: config/adam/spec.yaml).
@@ -63,15 +81,14 @@ PIPELINE_RULES = [
     rules.validate_raw_data,
     rules.clean_raw_data,
     rules.derive_subjects,
-    rules.derive_vas,
+    *([rules.derive_vas] if DIARY else []),
     rules.derive_labs,
-    rules.assign_groups,
-    rules.efficacy_analysis,
+    *([rules.assign_groups, rules.efficacy_analysis] if DIARY else []),
     rules.safety_analysis,
-    rules.check_claims,
+    *([rules.check_claims] if DIARY else []),
     *([rules.write_adam] if ADAM_SPEC else []),
     rules.make_figures,
-    rules.make_efficacy_figures,
+    *([rules.make_efficacy_figures] if DIARY else []),
     rules.make_tables,
     rules.execute_notebooks,
     rules.export_notebooks,

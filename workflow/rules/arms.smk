@@ -26,33 +26,36 @@ rule derive_allocation:
         "../scripts/derive_allocation.py"
 
 
-rule arm_summaries:
-    input:
-        allocation=rules.derive_allocation.output.allocation,
-        subjects=rules.derive_subjects.output.subjects,
-        vas=rules.derive_vas.output.vas,
-        assignment=rules.assign_groups.output.assignment,
-        dataset=f"{RAW_DIR}/dataset.yaml",
-        codebook=config["codebook"],
-        lab_units=config["lab_units"],
-    output:
-        provenance=f"{RESULTS}/provenance/arm_summaries.json",
-        consort_flow=f"{RESULTS}/arms/consort_flow.csv",
-        vas_by_arm=f"{RESULTS}/arms/vas_by_arm.csv",
-        baseline_by_arm=f"{RESULTS}/arms/baseline_by_arm.csv",
-    log:
-        f"{RESULTS}/logs/arm_summaries.log",
-    conda:
-        CONDA_ENV
-    params:
-        provenance=PROVENANCE,
-        arms=ARMS,
-        confidence=config["efficacy"]["confidence"],
-        analysed_population=ARMS["consort_analysed"],
-        summary_populations=ARMS["summary_populations"],
-        vocabulary=VOCABULARY,
-    script:
-        "../scripts/arm_summaries.py"
+# The summaries of the diary and the groups by arm (a study with a diary only).
+if DIARY:
+
+    rule arm_summaries:
+        input:
+            allocation=rules.derive_allocation.output.allocation,
+            subjects=rules.derive_subjects.output.subjects,
+            vas=rules.derive_vas.output.vas,
+            assignment=rules.assign_groups.output.assignment,
+            dataset=DATASET_FILE,
+            codebook=config["codebook"],
+            lab_units=config["lab_units"],
+        output:
+            provenance=f"{RESULTS}/provenance/arm_summaries.json",
+            consort_flow=f"{RESULTS}/arms/consort_flow.csv",
+            vas_by_arm=f"{RESULTS}/arms/vas_by_arm.csv",
+            baseline_by_arm=f"{RESULTS}/arms/baseline_by_arm.csv",
+        log:
+            f"{RESULTS}/logs/arm_summaries.log",
+        conda:
+            CONDA_ENV
+        params:
+            provenance=PROVENANCE,
+            arms=ARMS,
+            confidence=config["efficacy"]["confidence"],
+            analysed_population=ARMS["consort_analysed"],
+            summary_populations=ARMS["summary_populations"],
+            vocabulary=VOCABULARY,
+        script:
+            "../scripts/arm_summaries.py"
 
 
 # The safety analysis of each arm's subjects (k2trial.analysis.safety, as treated): its AE summary and laboratory
@@ -85,47 +88,57 @@ rule safety_by_arm:
         "../scripts/safety_by_arm.py"
 
 
-rule make_arm_figures:
-    input:
-        consort_flow=rules.arm_summaries.output.consort_flow,
-        vas_by_arm=rules.arm_summaries.output.vas_by_arm,
-        between_arm=rules.efficacy_analysis.output.between_arm,
-        dataset=f"{RAW_DIR}/dataset.yaml",
-        codebook=config["codebook"],
-        lab_units=config["lab_units"],
-    output:
-        **reported_outputs(
-            "figures",
-            "figures",
-            ["png", "svg"],
-            reported="png",
-            rule="make_arm_figures",
-        ),
-        provenance=f"{RESULTS}/provenance/make_arm_figures.json",
-    log:
-        f"{RESULTS}/logs/make_arm_figures.log",
-    conda:
-        CONDA_ENV
-    params:
-        provenance=PROVENANCE,
-        reporting=config["reporting"],
-        registry=registry_entries("figures", "make_arm_figures"),
-        primary_population=ARMS["consort_analysed"],
-        summary_populations=ARMS["summary_populations"],
-        study=STUDY,
-        vocabulary=VOCABULARY,
-    script:
-        "../scripts/make_arm_figures.py"
+# The figures by arm: CONSORT, trajectories and the between-arm forest plot (a study with a diary only).
+if DIARY:
+
+    rule make_arm_figures:
+        input:
+            consort_flow=rules.arm_summaries.output.consort_flow,
+            vas_by_arm=rules.arm_summaries.output.vas_by_arm,
+            between_arm=rules.efficacy_analysis.output.between_arm,
+            dataset=DATASET_FILE,
+            codebook=config["codebook"],
+            lab_units=config["lab_units"],
+        output:
+            **reported_outputs(
+                "figures",
+                "figures",
+                ["png", "svg"],
+                reported="png",
+                rule="make_arm_figures",
+            ),
+            provenance=f"{RESULTS}/provenance/make_arm_figures.json",
+        log:
+            f"{RESULTS}/logs/make_arm_figures.log",
+        conda:
+            CONDA_ENV
+        params:
+            provenance=PROVENANCE,
+            reporting=config["reporting"],
+            registry=registry_entries("figures", "make_arm_figures"),
+            primary_population=ARMS["consort_analysed"],
+            summary_populations=ARMS["summary_populations"],
+            study=STUDY,
+            vocabulary=VOCABULARY,
+        script:
+            "../scripts/make_arm_figures.py"
+
+    FIGURE_RULES.append(rules.make_arm_figures)
 
 
-FIGURE_RULES.append(rules.make_arm_figures)
 # The tables by arm (make_tables, tables.smk): the artifacts their builders format (k2trial.report.tables.BUILDERS).
 ARM_TABLE_INPUTS = {
-    "between_arm": rules.efficacy_analysis.output.between_arm,
-    **{
-        key: rules.arm_summaries.output[key]
-        for key in ("consort_flow", "vas_by_arm", "baseline_by_arm")
-    },
+    **(
+        {
+            "between_arm": rules.efficacy_analysis.output.between_arm,
+            **{
+                key: rules.arm_summaries.output[key]
+                for key in ("consort_flow", "vas_by_arm", "baseline_by_arm")
+            },
+        }
+        if DIARY
+        else {}
+    ),
     **{
         key: rules.safety_by_arm.output[key]
         for key in ("ae_summary_by_arm", "lab_descriptives_by_arm")
@@ -133,7 +146,7 @@ ARM_TABLE_INPUTS = {
 }
 ARM_RULES = [
     rules.derive_allocation,
-    rules.arm_summaries,
+    *([rules.arm_summaries] if DIARY else []),
     rules.safety_by_arm,
-    rules.make_arm_figures,
+    *([rules.make_arm_figures] if DIARY else []),
 ]

@@ -6,7 +6,7 @@ rule check_claims:
     input:
         **ARM_CLAIM_INPUTS,
         claims=config["claims"],
-        dataset=f"{RAW_DIR}/dataset.yaml",
+        dataset=DATASET_FILE,
         subjects=rules.derive_subjects.output.subjects,
         vas=rules.derive_vas.output.vas,
         assignment=rules.assign_groups.output.assignment,

@@ -50,7 +50,21 @@ ADAM_SPEC = config.get("adam_spec", "config/adam/spec.yaml")
 # A randomised study (the study config's `arms`: codes, labels, control, stratification, per-protocol set) has an
 # allocation, between-arm efficacy and reports by arm (workflow/rules/arms.smk); a single-arm study has none of them.
 ARMS = config.get("arms") or None
+# A study with a diary (protocol.diary.items) has efficacy: the VAS, severity groups and populations, efficacy
+# analyses, claims and their figures, tables and notebooks. A safety-only study (no diary item, e.g. the CDISC
+# pilot) skips these stages; the index says so (EFFICACY_SKIPPED).
+DIARY = bool(PROTOCOL["diary"]["items"])
+EFFICACY_SKIPPED = (
+    None
+    if DIARY
+    else "the study config's protocol has no diary item (protocol.diary.items is empty): a safety-only study, so "
+    "the VAS, severity groups, efficacy analyses, claims check and their figures, tables and notebooks are not "
+    "part of this build"
+)
 ALLOCATION = {"allocation": f"{RESULTS}/analysis/allocation.csv"} if ARMS else {}
+# The severity groups' boundary (config groups.severe_threshold), which figures, tables and notebooks label the
+# groups with; None in a safety-only study, which has no groups.
+SEVERE_THRESHOLD = config["groups"]["severe_threshold"] if DIARY else None
 # The artifacts of the tables by arm and the jobs of a randomised study (set by arms.smk; none in a single-arm study).
 ARM_TABLE_INPUTS = {}
 ARM_RULES = []
@@ -60,7 +74,7 @@ ARM_NOTEBOOK_INPUTS = (
         "between_arm": f"{RESULTS}/efficacy/between_arm.csv",
         "vas_by_arm": f"{RESULTS}/arms/vas_by_arm.csv",
     }
-    if ARMS
+    if ARMS and DIARY
     else {}
 )
 # What the claims of a randomised study may read besides the single-arm artifacts (workflow/rules/claims.smk).
@@ -98,17 +112,33 @@ with open(
         config["efficacy"],
         config["safety"],
     )
-    REGISTRY = fill_words(yaml.safe_load(handle), PROTOCOL_WORDS)
-# Entries marked `randomised: true` (CONSORT diagram, tables and figures by arm, the between-arm notebook) belong to
-# a randomised study only: a single-arm study gets none of them, not empty ones.
-REGISTRY = {
-    section: (
-        [e for e in entries if ARMS or not e.get("randomised")]
-        if isinstance(entries, list)
-        else entries
-    )
-    for section, entries in REGISTRY.items()
+    REGISTRY = yaml.safe_load(handle)
+# The figures and tables a safety-only study's build does not make, and why (the notebooks say so where they would
+# show one; results/index.html states the reason once).
+OMITTED_OUTPUTS = {
+    e["name"]: EFFICACY_SKIPPED
+    for section in ("figures", "tables")
+    for e in REGISTRY[section]
+    if e.get("diary") and not DIARY
 }
+# Entries marked `randomised: true` (CONSORT diagram, tables and figures by arm, the between-arm notebook) belong to
+# a randomised study only: a single-arm study gets none of them, not empty ones; entries marked `diary: true` to a
+# study with a diary only.
+REGISTRY = fill_words(
+    {
+        section: (
+            [
+                e
+                for e in entries
+                if (ARMS or not e.get("randomised")) and (DIARY or not e.get("diary"))
+            ]
+            if isinstance(entries, list)
+            else entries
+        )
+        for section, entries in REGISTRY.items()
+    },
+    PROTOCOL_WORDS,
+)
 # Snakemake's report reads a caption file per reported output; they are written from the registry when the
 # workflow is parsed (only when their text changed), beside Snakemake's own state.
 CAPTIONS_DIR = os.path.abspath(os.path.join(".snakemake", "report-captions"))

@@ -25,24 +25,27 @@ rule derive_subjects:
         "../scripts/derive_subjects.py"
 
 
-rule derive_vas:
-    input:
-        symptom_diary=rules.clean_raw_data.output.symptom_diary,
-        codebook=config["codebook"],
-        lab_units=config["lab_units"],
-    output:
-        provenance=f"{RESULTS}/provenance/derive_vas.json",
-        vas=f"{RESULTS}/analysis/vas.csv",
-    log:
-        f"{RESULTS}/logs/derive_vas.log",
-    conda:
-        CONDA_ENV
-    params:
-        provenance=PROVENANCE,
-        vocabulary=VOCABULARY,
-        composite=VOCABULARY["composite"],
-    script:
-        "../scripts/derive_vas.py"
+# The diary's VAS (a study with a diary only: DIARY, workflow/rules/common.smk).
+if DIARY:
+
+    rule derive_vas:
+        input:
+            symptom_diary=rules.clean_raw_data.output.symptom_diary,
+            codebook=config["codebook"],
+            lab_units=config["lab_units"],
+        output:
+            provenance=f"{RESULTS}/provenance/derive_vas.json",
+            vas=f"{RESULTS}/analysis/vas.csv",
+        log:
+            f"{RESULTS}/logs/derive_vas.log",
+        conda:
+            CONDA_ENV
+        params:
+            provenance=PROVENANCE,
+            vocabulary=VOCABULARY,
+            composite=VOCABULARY["composite"],
+        script:
+            "../scripts/derive_vas.py"
 
 
 rule derive_labs:

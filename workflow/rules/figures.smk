@@ -11,7 +11,7 @@ FIGURE_COMMON_INPUTS = {
     "subjects": rules.derive_subjects.output.subjects,
     "codebook": config["codebook"],
     "lab_units": config["lab_units"],
-    "dataset": f"{RAW_DIR}/dataset.yaml",
+    "dataset": DATASET_FILE,
 }
 FIGURE_PARAMS = {
     "provenance": PROVENANCE,
@@ -19,7 +19,8 @@ FIGURE_PARAMS = {
     "seed": config["seed"],
     # the figures' seed derives from one step name in both jobs: one subject sample for every figure
     "seed_step": "make_figures",
-    "severe_threshold": config["groups"]["severe_threshold"],
+    # the severity groups' boundary (a study with a diary; a safety-only study has no groups)
+    "severe_threshold": SEVERE_THRESHOLD,
     "b12_status": config["b12_status"],
     "vocabulary": VOCABULARY,
 }
@@ -28,10 +29,16 @@ FIGURE_PARAMS = {
 rule make_figures:
     input:
         **FIGURE_COMMON_INPUTS,
-        vas=rules.derive_vas.output.vas,
+        **(
+            {
+                "vas": rules.derive_vas.output.vas,
+                "assignment": rules.assign_groups.output.assignment,
+                "participant_flow": rules.assign_groups.output.participant_flow,
+            }
+            if DIARY
+            else {}
+        ),
         labs=rules.derive_labs.output.labs,
-        assignment=rules.assign_groups.output.assignment,
-        participant_flow=rules.assign_groups.output.participant_flow,
         lab_descriptives=rules.safety_analysis.output.lab_descriptives,
         edish=rules.safety_analysis.output.edish,
         lab_standards=config["lab_standards"],
@@ -52,37 +59,40 @@ rule make_figures:
         "../scripts/make_figures.py"
 
 
-rule make_efficacy_figures:
-    input:
-        **FIGURE_COMMON_INPUTS,
-        vas=rules.derive_vas.output.vas,
-        assignment=rules.assign_groups.output.assignment,
-        weekly=rules.efficacy_analysis.output.weekly,
-        paired_tests=rules.efficacy_analysis.output.paired_tests,
-        responders=rules.efficacy_analysis.output.responders,
-    output:
-        **reported_outputs(
-            "figures",
-            "figures",
-            ["png", "svg"],
-            reported="png",
-            rule="make_efficacy_figures",
-        ),
-        provenance=f"{RESULTS}/provenance/make_efficacy_figures.json",
-    log:
-        f"{RESULTS}/logs/make_efficacy_figures.log",
-    conda:
-        CONDA_ENV
-    threads: 2
-    params:
-        **FIGURE_PARAMS,
-        registry=registry_entries("figures", "make_efficacy_figures"),
-    script:
-        "../scripts/make_figures.py"
+# The figures of the efficacy results (a study with a diary only).
+if DIARY:
+
+    rule make_efficacy_figures:
+        input:
+            **FIGURE_COMMON_INPUTS,
+            vas=rules.derive_vas.output.vas,
+            assignment=rules.assign_groups.output.assignment,
+            weekly=rules.efficacy_analysis.output.weekly,
+            paired_tests=rules.efficacy_analysis.output.paired_tests,
+            responders=rules.efficacy_analysis.output.responders,
+        output:
+            **reported_outputs(
+                "figures",
+                "figures",
+                ["png", "svg"],
+                reported="png",
+                rule="make_efficacy_figures",
+            ),
+            provenance=f"{RESULTS}/provenance/make_efficacy_figures.json",
+        log:
+            f"{RESULTS}/logs/make_efficacy_figures.log",
+        conda:
+            CONDA_ENV
+        threads: 2
+        params:
+            **FIGURE_PARAMS,
+            registry=registry_entries("figures", "make_efficacy_figures"),
+        script:
+            "../scripts/make_figures.py"
 
 
 # Every figure of the registry, in registry order (what the notebooks show and the index lists).
-FIGURE_RULES = [rules.make_figures, rules.make_efficacy_figures]
+FIGURE_RULES = [rules.make_figures, *([rules.make_efficacy_figures] if DIARY else [])]
 FIGURE_PNGS = [
     f"{RESULTS}/figures/{entry['name']}.png" for entry in REGISTRY["figures"]
 ]

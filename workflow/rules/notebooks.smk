@@ -13,6 +13,47 @@ NOTEBOOK_LINKS = [
 ] + [[REGISTRY["index"]["title"], "../index.html"]]
 
 
+# What the notebooks read, in the order their parameters list it; the efficacy results and the claims only in a study
+# with a diary (DIARY).
+NOTEBOOK_INPUTS = {
+    "dataset": DATASET_FILE,
+    "validation_report": rules.validate_raw_data.output.report_json,
+    "catalog": rules.make_tables.output.catalog,
+    "codebook": config["codebook"],
+    "lab_units": config["lab_units"],
+    **{
+        key: rules.clean_raw_data.output[key]
+        for key in ("row_accounting", "audit_log", "queries")
+    },
+    **(
+        {
+            key: rules.efficacy_analysis.output[key]
+            for key in ("descriptives", "paired_tests")
+        }
+        if DIARY
+        else {}
+    ),
+    **{
+        key: rules.safety_analysis.output[key]
+        for key in ("ae_summary", "lab_descriptives", "hys_law", "safety_conclusion")
+    },
+    **(
+        {
+            "claims": rules.check_claims.output.claims,
+            "claims_summary": rules.check_claims.output.summary,
+        }
+        if DIARY
+        else {}
+    ),
+    "view_audit_summary": rules.clean_raw_data.output.audit_summary,
+    **(
+        {"view_symptom_ranking": rules.efficacy_analysis.output.symptom_ranking}
+        if DIARY
+        else {}
+    ),
+}
+
+
 rule execute_notebooks:
     input:
         **{
@@ -20,24 +61,7 @@ rule execute_notebooks:
             for name in registry_names("notebooks")
         },
         **ARM_NOTEBOOK_INPUTS,
-        dataset=f"{RAW_DIR}/dataset.yaml",
-        validation_report=rules.validate_raw_data.output.report_json,
-        catalog=rules.make_tables.output.catalog,
-        codebook=config["codebook"],
-        lab_units=config["lab_units"],
-        row_accounting=rules.clean_raw_data.output.row_accounting,
-        audit_log=rules.clean_raw_data.output.audit_log,
-        queries=rules.clean_raw_data.output.queries,
-        descriptives=rules.efficacy_analysis.output.descriptives,
-        paired_tests=rules.efficacy_analysis.output.paired_tests,
-        ae_summary=rules.safety_analysis.output.ae_summary,
-        lab_descriptives=rules.safety_analysis.output.lab_descriptives,
-        hys_law=rules.safety_analysis.output.hys_law,
-        safety_conclusion=rules.safety_analysis.output.safety_conclusion,
-        claims=rules.check_claims.output.claims,
-        claims_summary=rules.check_claims.output.summary,
-        view_audit_summary=rules.clean_raw_data.output.audit_summary,
-        view_symptom_ranking=rules.efficacy_analysis.output.symptom_ranking,
+        **NOTEBOOK_INPUTS,
     output:
         **{
             key: path
@@ -70,11 +94,13 @@ rule execute_notebooks:
         study=STUDY,
         treatment=TREATMENT,
         reporting=config["reporting"],
-        severe_threshold=config["groups"]["severe_threshold"],
+        severe_threshold=SEVERE_THRESHOLD,
         vocabulary=VOCABULARY,
         links=NOTEBOOK_LINKS,
         # the templates' design-specific and protocol-worded cells (k2trial.report.notebooks.specialise_template)
         randomised=bool(ARMS),
+        diary=DIARY,
+        omitted=OMITTED_OUTPUTS,
         protocol_words=PROTOCOL_WORDS,
     script:
         "../scripts/render_notebook.py"

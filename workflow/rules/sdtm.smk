@@ -23,6 +23,8 @@ rule import_sdtm:
         # no data version yet: validation computes it from what this rule writes
         provenance={"lock": LOCK},
         source=SDTM_INPUT.as_dict() if SDTM_INPUT else None,
+        # the study config's `dataset` when raw_dir has no dataset.yaml (else None: the input file)
+        description=config["dataset"] if DESCRIBED_BY_CONFIG else None,
     script:
         "../scripts/import_sdtm.py"
 

@@ -17,18 +17,32 @@ SDTM_EXPORT_STUDY = "k2"
 SDTM_READ_DIR = f"{RESULTS}/raw_from_sdtm"
 
 
+# A raw folder without dataset.yaml (a delivered SDTM folder one may not write into) is described by the study
+# config's `dataset` instead; a dataset.yaml in raw_dir takes precedence.
+RAW_DESCRIPTION_FILE = f"{RAW_DIR}/dataset.yaml"
+DESCRIBED_BY_CONFIG = not os.path.exists(RAW_DESCRIPTION_FILE) and "dataset" in config
+
+
 def _raw_description():
-    """raw_dir's dataset.yaml, parsed; None when absent or unreadable (validation reports it)."""
-    path = f"{RAW_DIR}/dataset.yaml"
+    """raw_dir's dataset.yaml, parsed (or the study config's `dataset`); None when absent or unreadable
+    (validation reports it)."""
+    if DESCRIBED_BY_CONFIG:
+        return config["dataset"]
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(RAW_DESCRIPTION_FILE, encoding="utf-8") as handle:
             return yaml.safe_load(handle)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
 
 # None: the CSV layout; else the SDTM source (file type and study mapping) dataset.yaml describes.
-SDTM_INPUT = input_format(_raw_description(), label=f"{RAW_DIR}/dataset.yaml")
+SDTM_INPUT = input_format(
+    _raw_description(),
+    label="study config 'dataset'" if DESCRIBED_BY_CONFIG else RAW_DESCRIPTION_FILE,
+)
+# The dataset description every job reads (its name, version, whether it is simulated): raw_dir's dataset.yaml, or
+# for an SDTM input the copy import_sdtm writes (of raw_dir's file or of the study config's `dataset`).
+DATASET_FILE = f"{SDTM_READ_DIR}/dataset.yaml" if SDTM_INPUT else RAW_DESCRIPTION_FILE
 
 
 def read_inputs(wildcards=None):
@@ -44,7 +58,7 @@ def read_inputs(wildcards=None):
 
 def sdtm_inputs(wildcards=None):
     """The SDTM folder's files import_sdtm reads: the domains, dataset.yaml and SHA256SUMS when present."""
-    files = {"dataset": f"{RAW_DIR}/dataset.yaml"}
+    files = {} if DESCRIBED_BY_CONFIG else {"dataset": RAW_DESCRIPTION_FILE}
     if os.path.exists(f"{RAW_DIR}/SHA256SUMS"):
         files["checksums"] = f"{RAW_DIR}/SHA256SUMS"
     files["domains"] = sdtm_files(RAW_DIR, SDTM_INPUT) if SDTM_INPUT else []

@@ -3,7 +3,7 @@
 
 rule build_index:
     input:
-        dataset=f"{RAW_DIR}/dataset.yaml",
+        dataset=DATASET_FILE,
         validation_report=rules.validate_raw_data.output.report_json,
         figures=[p for r in FIGURE_RULES for p in artifact_outputs(r)],
         tables=artifact_outputs(rules.make_tables),

@@ -6,14 +6,27 @@
 rule make_tables:
     input:
         **ARM_TABLE_INPUTS,
-        participant_flow=rules.assign_groups.output.participant_flow,
-        baseline_characteristics=rules.assign_groups.output.baseline_characteristics,
-        descriptives=rules.efficacy_analysis.output.descriptives,
-        paired_tests=rules.efficacy_analysis.output.paired_tests,
-        friedman=rules.efficacy_analysis.output.friedman,
-        responders=rules.efficacy_analysis.output.responders,
-        group_comparison=rules.efficacy_analysis.output.group_comparison,
-        models=rules.efficacy_analysis.output.models,
+        **(
+            {
+                **{
+                    key: rules.assign_groups.output[key]
+                    for key in ("participant_flow", "baseline_characteristics")
+                },
+                **{
+                    key: rules.efficacy_analysis.output[key]
+                    for key in (
+                        "descriptives",
+                        "paired_tests",
+                        "friedman",
+                        "responders",
+                        "group_comparison",
+                        "models",
+                    )
+                },
+            }
+            if DIARY
+            else {}
+        ),
         lab_descriptives=rules.safety_analysis.output.lab_descriptives,
         lab_shifts=rules.safety_analysis.output.lab_shifts,
         ctcae_worst=rules.safety_analysis.output.ctcae_worst,
@@ -25,7 +38,7 @@ rule make_tables:
         safety_conclusion=rules.safety_analysis.output.safety_conclusion,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
-        dataset=f"{RAW_DIR}/dataset.yaml",
+        dataset=DATASET_FILE,
     output:
         **reported_outputs("tables", "tables", ["csv", "html", "tex"], reported="html"),
         provenance=f"{RESULTS}/provenance/make_tables.json",
@@ -39,8 +52,8 @@ rule make_tables:
         reporting=config["reporting"],
         efficacy=config["efficacy"],
         safety=config["safety"],
-        severe_threshold=config["groups"]["severe_threshold"],
-        groups_note=config["groups"].get("note", ""),
+        severe_threshold=SEVERE_THRESHOLD,
+        groups_note=config.get("groups", {}).get("note", ""),
         study_title=STUDY["title"],
         vocabulary=VOCABULARY,
         registry=REGISTRY["tables"],

@@ -17,7 +17,7 @@ def main(smk):
         subjects,
         dosing,
         diary,
-        doses_per_day=smk.params.treatment["doses_per_day"],
+        doses_per_day=smk.params.treatment.get("doses_per_day"),  # none: no capsule counts
         symptoms=composite["symptoms"],
         require_all=composite["require_all_symptoms"],
         contract=contract,

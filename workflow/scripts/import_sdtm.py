@@ -9,6 +9,8 @@ record, and validation reports the findings and fails, so the cleaning gate stop
 import logging
 from pathlib import Path
 
+import yaml
+
 from k2trial.core.io import raw_csv_bytes, read_yaml, write_bytes, write_json
 from k2trial.data import sdtm
 from k2trial.data.sdtm_io import RAW_TABLES, empty_tables, import_sdtm, input_format
@@ -18,7 +20,10 @@ logger = logging.getLogger("k2trial.import_sdtm")
 
 
 def main(smk):
-    source = input_format(read_yaml(smk.input.dataset), label=str(smk.input.dataset))
+    # raw_dir's dataset.yaml, or the study config's `dataset` for a folder without one (written as the copy)
+    dataset = getattr(smk.input, "dataset", None)
+    description = read_yaml(dataset) if dataset else smk.params.description
+    source = input_format(description, label=str(dataset or "study config 'dataset'"))
     mapping = sdtm.load_mapping(smk.input.mapping)
     checksums = getattr(smk.input, "checksums", None)
     text = Path(checksums).read_text(encoding="utf-8", errors="replace") if checksums else None
@@ -26,7 +31,8 @@ def main(smk):
     tables = imported.tables if imported.converted else empty_tables(mapping)
     for name in RAW_TABLES:
         write_bytes(raw_csv_bytes(tables[name]), getattr(smk.output, name.split(".")[0]))
-    write_bytes(Path(smk.input.dataset).read_bytes(), smk.output.dataset)
+    copy = Path(dataset).read_bytes() if dataset else yaml.safe_dump(dict(description), sort_keys=False).encode()
+    write_bytes(copy, smk.output.dataset)
     write_json(imported.record(), smk.output.report)
     n_errors = sum(p.severity == "error" for p in imported.problems)
     converted = ", ".join(f"{n} {len(t)}" for n, t in tables.items())

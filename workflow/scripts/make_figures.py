@@ -28,7 +28,7 @@ def main(smk):
     settings = figures.FigureSettings(
         style=style,
         seed=figures.step_seed(int(smk.params.seed), smk.params.seed_step),
-        labels=figures.Labels(vocabulary(smk), float(smk.params.severe_threshold)),
+        labels=figures.Labels(vocabulary(smk), smk.params.severe_threshold),
         b12_test=str(b12["test"]),
         b12_deficient_below=float(b12["deficient_below"]),
         b12_adequate_from=float(b12["adequate_from"]),

@@ -50,11 +50,13 @@ def execute(smk):
         "code_version": versions["code_version"],
         "analysis_version": versions["analysis_version"],
         "decimals": dict(smk.params.reporting["decimals"]),
-        "severe_threshold": float(smk.params.severe_threshold),
+        "severe_threshold": None if smk.params.severe_threshold is None else float(smk.params.severe_threshold),
         "inputs": listed,
         "figures": {Path(p).stem: posix(p) for p in smk.params.figures},
         "tables_catalog": posix(smk.input.catalog),
         "links": [list(pair) for pair in smk.params.links],
+        # the figures and tables of the registry this study's build does not make, and why (none: no key)
+        **({"omitted": dict(smk.params.omitted)} if smk.params.omitted else {}),
     }
     view = {
         "vocabulary": {
@@ -74,7 +76,10 @@ def execute(smk):
         parameters[name] = {"view": {**view, "parameters_file": posix(path)}}
     templates = {
         name: notebooks.specialise_template(
-            getattr(smk.input, f"{name}_template"), randomised=smk.params.randomised, words=smk.params.protocol_words
+            getattr(smk.input, f"{name}_template"),
+            randomised=smk.params.randomised,
+            words=smk.params.protocol_words,
+            diary=smk.params.diary,
         )
         for name in names
     }

@@ -8,6 +8,9 @@ One process for all tables: interpreter start and imports dominate a small study
 
 import logging
 
+import pandas as pd
+
+from k2trial.analysis.arms import arm_as_treated
 from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES, SafetySettings, analyse_safety
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
@@ -27,11 +30,16 @@ def main(smk):
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
     contract = study_contract(smk)
     labs = schema.read_artifact(
-        smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS, categorical=LAB_CATEGORIES
+        smk.input.labs,
+        "analysis/labs",
+        lab_table.LAB_INPUT_COLUMNS,
+        categorical=LAB_CATEGORIES,
+        optional=("lbseq",),  # the SDTM record key, carried into ctcae_grades.csv (issue 15)
     )
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
-    if "allocation" in smk.input.keys():  # a randomised study: the AE listing names each event's arm
-        allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", ["subject_id", "arm"])
+    if "allocation" in smk.input.keys():  # a randomised study: the AE listing names each event's arm, as treated
+        allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation")
+        allocation = pd.DataFrame({"subject_id": allocation["subject_id"], "arm": arm_as_treated(allocation)})
         subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     spec = contract.tables["adverse_events.csv"]
     adverse_events = read_clean_table(smk.input.adverse_events, spec)

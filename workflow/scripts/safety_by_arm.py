@@ -20,6 +20,8 @@ def main(smk):
     spec = study_contract(smk).tables["adverse_events.csv"]
     allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", label="allocation.csv")
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
+    # by the arm given (as treated): the randomised arm unless the data record another (arm_as_treated)
+    allocation = allocation.assign(arm=arm_sets.arm_as_treated(allocation))
     subjects = subjects.merge(allocation[["subject_id", "arm"]], on="subject_id", how="left", validate="one_to_one")
     labs = schema.read_artifact(smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS)
     events = read_clean_table(smk.input.adverse_events, spec)

@@ -36,21 +36,28 @@ def main(smk):
     parameters = parameters_from_config(
         smk.params.settings, final_visit=words.final_visit.label, ctcae_version=standards.ctcae_version
     )
-    vas_unit = smk.params.settings["protocol"]["vas"]["unit"]
-    spec = load_spec(smk.input.spec, label=str(smk.input.spec)).with_protocol_terms(
-        words, vas_unit, smk.params.arms, smk.params.adam_study
-    )
-    spec = spec.with_parameters(parameters)
+    vas_unit = (smk.params.settings["protocol"].get("vas") or {}).get("unit", "")
+    full = load_spec(smk.input.spec, label=str(smk.input.spec))
+    # the datasets and variables whose sources this build makes (a safety-only study: no ADQS, no severity group)
+    spec = full.for_sources(
+        schema.artifact_name(p) for key, p in smk.input.items() if key not in ("spec", "codebook", "lab_units")
+    ).with_protocol_terms(words, vas_unit, smk.params.arms, smk.params.adam_study)
+    not_used = set(full.parameter_descriptions) - set(spec.parameter_descriptions)
+    spec = spec.with_parameters({k: v for k, v in parameters.items() if k not in not_used})
     contract = study_contract(smk)
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects")
     if "allocation" in smk.input.keys():  # a randomised study: the arm as randomised (ADSL ARMCD, TRT01P)
         allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", ["subject_id", "arm"])
         subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
-    adsl = derive_adsl(subjects, schema.read_artifact(smk.input.assignment, "groups/assignment"), spec)
-    diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
-    frames = {
-        "ADSL": adsl,
-        "ADQS": derive_adqs(schema.read_artifact(smk.input.vas, "analysis/vas"), diary, adsl, spec),
+    assignment = (
+        schema.read_artifact(smk.input.assignment, "groups/assignment") if "assignment" in smk.input.keys() else None
+    )
+    adsl = derive_adsl(subjects, assignment, spec)
+    frames = {"ADSL": adsl}
+    if "ADQS" in spec.datasets:
+        diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
+        frames["ADQS"] = derive_adqs(schema.read_artifact(smk.input.vas, "analysis/vas"), diary, adsl, spec)
+    frames |= {
         "ADLB": derive_adlb(
             schema.read_artifact(smk.input.labs, "analysis/labs"),
             subjects,

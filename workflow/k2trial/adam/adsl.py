@@ -43,17 +43,18 @@ def _assignment_rows(assignment: pd.DataFrame, subject_ids: pd.Series) -> pd.Dat
     return assignment.iloc[position].reset_index(drop=True)
 
 
-def derive_adsl(subjects: pd.DataFrame, assignment: pd.DataFrame, spec: AdamSpec) -> pd.DataFrame:
+def derive_adsl(subjects: pd.DataFrame, assignment: pd.DataFrame | None, spec: AdamSpec) -> pd.DataFrame:
     """ADSL from subjects.csv and assignment.csv (as read by k2trial.core.schema.read_artifact), one row per subject
-    in subject-number order, variables as the spec lists them (not yet conformed: see k2trial.adam.write)."""
+    in subject-number order, variables as the spec lists them (not yet conformed: see k2trial.adam.write).
+    assignment None: a safety-only study, no groups (the spec without the variables sourced from them:
+    AdamSpec.for_sources)."""
     subj = take(subjects, SUBJECTS)
-    asg = take(assignment, ASSIGNMENT)
     duplicated = subj["subject_id"].duplicated()
     if duplicated.any():
         row = int(duplicated.to_numpy().nonzero()[0][0])
         raise problem(SUBJECTS, row, "subject_id", subj["subject_id"].iloc[row], "subject listed twice", "adam_key")
     ids = text(subj["subject_id"])
-    asg = _assignment_rows(asg, ids)
+    asg = None if assignment is None else _assignment_rows(take(assignment, ASSIGNMENT), ids)
     n = len(subj)
 
     def recode(variable: str, needs: Needs, frame: pd.DataFrame, column: str) -> pd.Series:
@@ -105,14 +106,16 @@ def derive_adsl(subjects: pd.DataFrame, assignment: pd.DataFrame, spec: AdamSpec
         reason = code.where(code != "", reason)
     out["DCSREAS"] = reason
 
-    # etiology, subgroups and the severity group (groups/assignment.csv)
-    out["ETIOLOGY"] = recode("ETIOLOGY", ASSIGNMENT, asg, "etiology")
-    out["B12DEFFL"] = recode("B12DEFFL", ASSIGNMENT, asg, "b12_deficient")
-    out["DIABFL"] = recode("DIABFL", ASSIGNMENT, asg, "diabetic")
+    # etiology, subgroups and the severity group (groups/assignment.csv; none in a safety-only study)
+    if asg is not None:
+        out["ETIOLOGY"] = recode("ETIOLOGY", ASSIGNMENT, asg, "etiology")
+        out["B12DEFFL"] = recode("B12DEFFL", ASSIGNMENT, asg, "b12_deficient")
+        out["DIABFL"] = recode("DIABFL", ASSIGNMENT, asg, "diabetic")
     out["PRB12FL"] = recode("PRB12FL", SUBJECTS, subj, "prior_b12_therapy")
-    out["RESB12FL"] = recode("RESB12FL", ASSIGNMENT, asg, "residual_b12")
-    out["SEVGR1"] = recode("SEVGR1", ASSIGNMENT, asg, "severity_group")
-    out["SEVGR1N"] = recode("SEVGR1N", ASSIGNMENT, asg, "severity_group")
+    if asg is not None:
+        out["RESB12FL"] = recode("RESB12FL", ASSIGNMENT, asg, "residual_b12")
+        out["SEVGR1"] = recode("SEVGR1", ASSIGNMENT, asg, "severity_group")
+        out["SEVGR1N"] = recode("SEVGR1N", ASSIGNMENT, asg, "severity_group")
 
     # baseline characteristics
     out["METFFL"] = recode("METFFL", SUBJECTS, subj, "metformin")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -304,6 +304,28 @@ class AdamSpec:
         }
         return replace(self, study=facts, codelists=codelists)
 
+    def for_sources(self, available: Iterable[str]) -> AdamSpec:
+        """A copy for a build that makes only the `available` artifacts (e.g. no analysis/vas and no
+        groups/assignment in a safety-only study): a dataset whose first source is not available is not delivered
+        (ADQS without the diary), a variable whose every artifact source is missing is dropped (ADSL's severity
+        group), and so is a parameter no remaining derivation text uses. The spec as it is when all are available."""
+        have = set(available) | set(self.datasets)
+
+        def present(source: str) -> bool:
+            return source.split(".")[0] in have
+
+        datasets = {}
+        for name, ds in self.datasets.items():
+            if ds.sources and not present(ds.sources[0]):
+                have.discard(name)
+                continue
+            variables = tuple(v for v in ds.variables if not v.source or any(present(s) for s in v.source))
+            datasets[name] = replace(ds, variables=variables, sources=tuple(s for s in ds.sources if present(s)))
+        texts = [v.derivation for ds in datasets.values() for v in ds.variables]
+        used = {m.group(1) for text in texts for m in _PLACEHOLDER.finditer(text)}
+        descriptions = {k: v for k, v in self.parameter_descriptions.items() if k in used}
+        return replace(self, datasets=datasets, parameter_descriptions=descriptions)
+
     def with_parameters(self, values: Mapping[str, Any]) -> AdamSpec:
         """A copy with the parameter values set and every `{name}` of the derivation texts replaced.
 
@@ -346,8 +368,10 @@ def parameters_from_config(config: Mapping[str, Any], *, final_visit: str, ctcae
     (k2trial.analysis.safety.standards.LabStandards.ctcae_version)."""
     safety = config["safety"]
     protocol = config["protocol"]
+    # a safety-only study has no severity groups (and no ADaM variable derived from them: AdamSpec.for_sources)
+    groups = {"severe_threshold": float(config["groups"]["severe_threshold"])} if config.get("groups") else {}
     return {
-        "severe_threshold": float(config["groups"]["severe_threshold"]),
+        **groups,
         "b12_adequate_from": float(config["b12_status"]["adequate_from"]),
         "final_visit": str(final_visit),
         "composite_items": composite_items(protocol),
@@ -541,7 +565,7 @@ def _load_dataset(name: str, raw: Any, where: _Where, codelists: Mapping[str, Co
 #: `terms: protocol` in a codelist: its terms are the study's (protocol_terms), not listed in the spec.
 PROTOCOL_TERMS = "protocol"
 #: The codelists whose terms the protocol gives, and the PARAMCD of the composite.
-PROTOCOL_CODELISTS = ("QSPARAM", "AVISIT", "ARMCD", "ARM")
+PROTOCOL_CODELISTS = ("QSPARAM", "AVISIT", "ARMCD", "ARM", "LBPARAM")
 COMPOSITE_PARAMCD = "VASCOMP"
 
 
@@ -551,7 +575,9 @@ def protocol_terms(
     arms: Mapping[str, Any] | None = None,
     study: Mapping[str, Any] | None = None,
 ) -> dict[str, tuple[Term, ...]]:
-    """The study's terms of QSPARAM, AVISIT, ARMCD and ARM, in protocol order.
+    """The study's terms of QSPARAM, AVISIT, ARMCD, ARM and LBPARAM, in protocol order.
+
+    LBPARAM: per test of the study's lab panel, code = the test code, decode = "<name> (<standard unit>)".
 
     ARMCD: the study config's arms (code, decode = its label), or for a single-arm study the study facts' `arm`
     and `arm_label`; ARM: the decodes of ARMCD (code = decode).
@@ -586,7 +612,9 @@ def protocol_terms(
         arm_terms = [(str(study["arm"]), str(study["arm_label"]))]
     armcd = tuple(Term(code=code, decode=label, sources=(code,)) for code, label in arm_terms)
     arm = tuple(Term(code=label, decode=label, sources=(label,)) for _, label in arm_terms)
-    return {"QSPARAM": tuple(items), "AVISIT": visits, "ARMCD": armcd, "ARM": arm}
+    # the study's lab panel in its order (config/lab_units.yaml, or the tests the study config declares)
+    lab = tuple(Term(code=c, decode=vocabulary.tests[c].title, sources=(c,)) for c in vocabulary.lab_panel)
+    return {"QSPARAM": tuple(items), "AVISIT": visits, "ARMCD": armcd, "ARM": arm, "LBPARAM": lab}
 
 
 def load_spec(path: str | Path, label: str | None = None) -> AdamSpec:

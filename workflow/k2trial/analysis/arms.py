@@ -50,6 +50,7 @@ def allocation_table(
     (validation stops these first; this guards the artifact).
     """
     codes = [str(c) for c in arms["codes"]]
+    not_randomised = [str(c) for c in arms.get("not_randomised") or ()]
     rule = dict(arms.get("per_protocol") or {})
     unknown = sorted(set(rule) - set(PER_PROTOCOL_KEYS))
     if unknown:
@@ -64,15 +65,16 @@ def allocation_table(
         )
     problems = []
     for position, (subject, arm) in enumerate(zip(clean_subjects["subject_id"], clean_subjects["arm"], strict=True)):
-        if pd.isna(arm) or str(arm) not in codes:
+        if pd.isna(arm) or str(arm) not in codes + not_randomised:
             row = int(clean_subjects["raw_row"].iloc[position]) if "raw_row" in clean_subjects else position + 2
             problems.append(
                 Problem(label, row, "arm", "" if pd.isna(arm) else str(arm), "category_invalid", "error",
-                        f"subject {subject}: the arm must be one of config arms.codes {codes}")
+                        f"subject {subject}: the arm must be one of config arms.codes {codes} or "
+                        f"arms.not_randomised {not_randomised}")
             )  # fmt: skip
     if problems:
         raise InputDataError(problems)
-    keep = ["subject_id", "arm"] + (["stratum"] if "stratum" in clean_subjects.columns else [])
+    keep = ["subject_id", "arm"] + [c for c in ("actual_arm", "stratum") if c in clean_subjects.columns]
     data = subjects[list(SUBJECT_COLUMNS)].merge(
         clean_subjects[keep], on="subject_id", how="left", validate="one_to_one"
     )
@@ -97,19 +99,32 @@ def allocation_table(
         fail(as_bool(data["anticoagulant"]), "anticoagulant use")
     if rule.get("efficacy_set"):
         fail(~efffl, "not in the efficacy set")
+    # a subject never randomised (arms.not_randomised: a screen failure) has no arm and is in no analysis set
+    randomised = data["arm"].astype("string").isin(codes).to_numpy(dtype=bool)
+    fail(~randomised, "not randomised")
+    arm = data["arm"].astype("string").where(randomised)
+    # the arm given (SDTM ACTARMCD) when the data record it, else the arm as randomised: the safety set's arm
+    actual = data["actual_arm"].astype("string").where(randomised) if "actual_arm" in data else None
     out = pd.DataFrame(
         {
             "subject_id": data["subject_id"].astype(str),
-            "arm": data["arm"].astype(str),
+            "arm": arm,
+            **({"actual_arm": actual.fillna(arm)} if actual is not None else {}),
             "stratum": data["stratum"].astype("string"),
-            "ittfl": True,
+            "ittfl": randomised,
             "saffl": saffl,
             "efffl": efffl,
             "pprotfl": [not r for r in reasons],
             "pp_reason": ["; ".join(r) for r in reasons],
         }
     )
-    return sort_by_subject(out)[schema.columns("analysis/allocation")]
+    return sort_by_subject(out)[schema.columns("analysis/allocation", present=out.columns)]
+
+
+def arm_as_treated(allocation: pd.DataFrame) -> pd.Series:
+    """Each subject's arm for the safety analysis (as treated): the arm given (`actual_arm`, when the data record
+    it: SDTM DM.ACTARMCD) or else the arm as randomised."""
+    return allocation["actual_arm"] if "actual_arm" in allocation.columns else allocation["arm"]
 
 
 def strata_of(allocation: pd.DataFrame) -> tuple[str, ...]:

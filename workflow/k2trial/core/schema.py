@@ -197,7 +197,8 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
     ),
     # Randomised designs: the allocation and the summaries by arm (k2trial.analysis.arms, .consort, .by_arm)
     "analysis/allocation": _columns(
-        "subject_id:text arm:text stratum:text ittfl:bool saffl:bool efffl:bool pprotfl:bool pp_reason:text"
+        "subject_id:text arm:text actual_arm:text? stratum:text ittfl:bool saffl:bool efffl:bool pprotfl:bool "
+        "pp_reason:text"
     ),
     "arms/consort_flow": _columns("arm:text stage:text label:text n:int reason:text"),
     "arms/vas_by_arm": _columns(
@@ -360,19 +361,21 @@ def read_artifact(
     *,
     categorical: bool | Sequence[str] = False,
     label: str | None = None,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read an artifact with the schema's dtypes; only an empty cell is missing ("NA" is the sodium test code).
 
     columns: the columns to read, in this order (default: every column of the file, in file order). Each must be
     in the file: a missing or renamed one raises ArtifactError naming the artifact and the column (label: how the
-    file is named in that error, default the path). categorical: text columns as pandas Categoricals (True for all
-    text columns, or the names of some).
+    file is named in that error, default the path). optional: more columns read, after these, when the file has
+    them (the SDTM record keys lbseq, aeseq). categorical: text columns as pandas Categoricals (True for all text
+    columns, or the names of some).
     """
     path = Path(path)
     where = label or path.as_posix()
     header = read_header(path)
     known = dtypes(artifact, header)
-    wanted = list(header) if columns is None else list(columns)
+    wanted = list(header) if columns is None else list(columns) + [c for c in optional if c in header]
     missing = [c for c in wanted if c not in header]
     if missing:
         raise ArtifactError(artifact, where, missing, "column missing from the file (renamed or not written)")

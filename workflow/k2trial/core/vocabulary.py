@@ -121,8 +121,8 @@ def _check_protocol(protocol: Mapping[str, Any]) -> None:
     items = _strings(diary["items"])
     weeks = [int(w) for w in diary["weeks"]]
     problems = []
-    if not items:
-        problems.append("protocol.diary.items is empty")
+    if items and not protocol.get("vas"):
+        problems.append("protocol.vas is missing: the diary's VAS scale")
     if weeks != sorted(set(weeks)) or not weeks or weeks[0] != 0:
         problems.append(f"protocol.diary.weeks must rise from 0 without repeats, got {weeks}")
     composite = diary.get("composite")
@@ -139,6 +139,9 @@ def _check_protocol(protocol: Mapping[str, Any]) -> None:
     dosing = [int(w) for w in protocol["dosing_visits"]]
     if any(w not in clinic for w in dosing):
         problems.append(f"protocol.dosing_visits {dosing} must be clinic visit weeks {clinic}")
+    missing_dose = [k for k in ("dose_mcg", "doses_per_day") if k not in protocol["treatment"]]
+    if dosing and missing_dose:
+        problems.append(f"protocol.treatment: capsule counts (dosing_visits {dosing}) need {', '.join(missing_dose)}")
     end = int(protocol["treatment"]["duration_weeks"])
     follow_up = [int(w) for w in protocol["follow_up_weeks"]]
     if end not in weeks:
@@ -189,18 +192,46 @@ def study_codebook(
         "synonyms": {str(i): _strings((spec or {}).get("synonyms")) for i, spec in items.items()},
         "labels": {str(i): str((spec or {}).get("label") or str(i).capitalize()) for i, spec in items.items()},
     }
-    vas = protocol["vas"]
-    out["vas"] = {
-        "min": float(vas["min"]),
-        "max": float(vas["max"]),
-        "unit": str(vas["unit"]),
-        "decimals": int(vas["decimals"]),
-    }
-    column = out["files"]["symptom_diary.csv"]["columns"]["vas_cm"]
-    column.update(min=float(vas["min"]), max=float(vas["max"]), unit=str(vas["unit"]))
+    vas = protocol.get("vas")
+    if vas:
+        out["vas"] = {
+            "min": float(vas["min"]),
+            "max": float(vas["max"]),
+            "unit": str(vas["unit"]),
+            "decimals": int(vas["decimals"]),
+        }
+        column = out["files"]["symptom_diary.csv"]["columns"]["vas_cm"]
+        column.update(min=float(vas["min"]), max=float(vas["max"]), unit=str(vas["unit"]))
+    # a safety-only study has no diary, a study without capsule counts no dosing records: empty files are right
+    if not items:
+        out["files"]["symptom_diary.csv"]["may_be_empty"] = True
+    if not protocol["dosing_visits"]:
+        out["files"]["dosing.csv"]["may_be_empty"] = True
+    _study_columns(out["files"], protocol)
     for spec in out["files"].values():
         _randomised_columns(spec.get("columns") or {}, arms)
     return out
+
+
+def _study_columns(files: dict[str, Any], protocol: Mapping[str, Any]) -> None:
+    """The contract columns a study changes (`study_codebook`): its record keys (protocol.record_keys: file ->
+    column, an integer key of every record besides subject_id), the columns it does not collect
+    (protocol.not_collected: not required) and its disposition levels besides the codebook's
+    (protocol.status_levels)."""
+    for file, column in (protocol.get("record_keys") or {}).items():
+        if file not in files:
+            raise ConfigError(f"study config protocol.record_keys: {file!r} is no raw file of the codebook")
+        files[file]["columns"][str(column)] = {"type": "integer", "required": True}
+        files[file]["key"] = ["subject_id", str(column)]
+    for file, columns in (protocol.get("not_collected") or {}).items():
+        known = (files.get(file) or {}).get("columns") or {}
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise ConfigError(f"study config protocol.not_collected: {file} has no column(s) {unknown}")
+        for column in columns:
+            known[column]["required"] = False
+    levels = files["subjects.csv"]["columns"]["status"]["levels"]
+    levels += [str(s) for s in protocol.get("status_levels") or () if str(s) not in levels]
 
 
 def _randomised_columns(columns: dict[str, Any], arms: Mapping[str, Any] | None) -> None:
@@ -210,9 +241,10 @@ def _randomised_columns(columns: dict[str, Any], arms: Mapping[str, Any] | None)
         if kind is None:
             continue
         stratified_by = (arms or {}).get("stratified_by")
-        if not arms or (kind == "stratum" and not stratified_by):
+        recorded = {"stratum": bool(stratified_by), "actual_arm": bool((arms or {}).get("actual_arm"))}
+        if not arms or not recorded.get(kind, True):
             del columns[name]
-        elif kind == "arm":
+        elif kind in ("arm", "actual_arm"):
             codes = _strings(arms.get("codes"))
             labels = {str(k): str(v) for k, v in (arms.get("labels") or {}).items()}
             missing = [c for c in codes if c not in labels]
@@ -225,7 +257,10 @@ def _randomised_columns(columns: dict[str, Any], arms: Mapping[str, Any] | None)
                 raise ConfigError(
                     f"study config arms.control {arms['control']!r} is not one of arms.codes {list(codes)}"
                 )
-            cspec.update(levels=list(codes), labels={c: labels[c] for c in codes})
+            # subjects never randomised (screen failures) carry one of arms.not_randomised (no arm in the analysis)
+            outside = [c for c in _strings(arms.get("not_randomised")) if c not in codes]
+            levels = [*codes, *outside]
+            cspec.update(levels=levels, labels={c: labels[c] if c in codes else labels.get(c, c) for c in levels})
         elif kind == "stratum":
             source = columns.get(str(stratified_by))
             if source is None or source.get("type") != "category":
@@ -234,7 +269,7 @@ def _randomised_columns(columns: dict[str, Any], arms: Mapping[str, Any] | None)
                 )
             cspec.update({k: copy.deepcopy(source[k]) for k in ("levels", "synonyms", "labels") if k in source})
         else:
-            raise ConfigError(f"codebook: column {name}: randomised must be arm or stratum, got {kind!r}")
+            raise ConfigError(f"codebook: column {name}: randomised must be arm, actual_arm or stratum, got {kind!r}")
 
 
 def lab_tests(lab_units: Mapping[str, Any]) -> dict[str, LabTest]:
@@ -498,23 +533,29 @@ def protocol_words(vocabulary: Vocabulary, efficacy: Mapping[str, Any], safety: 
     """What the titles and captions of workflow/report/registry.yaml say of the protocol, by placeholder
     (`{end_of_treatment}` -> "week 8"): the primary VAS, the end of treatment, the efficacy visits, the responder
     visit, the sensitivity model's param, the visit the lab change is tested at, the clinic visits after baseline
-    and the diary weeks (`fill_words` puts them in)."""
+    and the diary weeks (`fill_words` puts them in). A safety-only study (no diary item) has no efficacy words: the
+    registry's efficacy entries are not reported there."""
     label = {v.code: v.label.lower() for v in vocabulary.visits}
     after = [v.label.lower() for v in vocabulary.clinic_visits[1:]]
     last = max(vocabulary.diary_weeks)
-    primary = vocabulary.param_label(vocabulary.primary_param, short=True)
-    return {
-        "primary": primary.lower(),
-        "Primary": primary,
+    words = {
         "end_of_treatment": vocabulary.end_of_treatment.label.lower(),
-        "efficacy_visits": _and([label[v] for v in efficacy["visits"]]),
-        "responder_visit": label[efficacy["responders"]["visit"]],
-        "model_param": vocabulary.param_label(efficacy["mixed_model"]["param"], short=True).lower(),
         "lab_paired_to": label[safety["paired_visits"][1]],
         "clinic_visits_after_baseline": ", ".join(after),
         "assessed_visits": _and(after, " and at "),
         "diary_weeks": f"{min(vocabulary.diary_weeks)}-{last}",
         "diary_weeks_in_words": NUMBER_WORDS[last] if last < len(NUMBER_WORDS) else str(last),
+    }
+    if not vocabulary.symptoms:
+        return words
+    primary = vocabulary.param_label(vocabulary.primary_param, short=True)
+    return {
+        "primary": primary.lower(),
+        "Primary": primary,
+        "efficacy_visits": _and([label[v] for v in efficacy["visits"]]),
+        "responder_visit": label[efficacy["responders"]["visit"]],
+        "model_param": vocabulary.param_label(efficacy["mixed_model"]["param"], short=True).lower(),
+        **words,
     }
 
 

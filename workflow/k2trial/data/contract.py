@@ -238,6 +238,7 @@ def load_contract(
     lab_units = study_lab_units(lab_units, panel_protocol)
     codebook = study_codebook(codebook, panel_protocol, arms)
     visits = codebook["visits"]
+    vas = codebook.get("vas")
     tables: dict[str, TableSpec] = {}
     dataset_file = None
     for name, spec in codebook["files"].items():
@@ -288,9 +289,10 @@ def load_contract(
         week_pattern=str(visits["week_pattern"]),
         symptoms=_strings(symptoms["canonical"]),
         symptom_synonyms={str(k): _strings(v) for k, v in (symptoms.get("synonyms") or {}).items()},
-        vas_min=float(codebook["vas"]["min"]),
-        vas_max=float(codebook["vas"]["max"]),
-        vas_decimals=int(codebook["vas"]["decimals"]),
+        # a safety-only study has no diary and no VAS scale: no VAS value is accepted
+        vas_min=float(vas["min"]) if vas else float("nan"),
+        vas_max=float(vas["max"]) if vas else float("nan"),
+        vas_decimals=int(vas["decimals"]) if vas else 0,
         tables=tables,
         dataset_file=dataset_file,
         checksums_file=str(codebook.get("checksums", "SHA256SUMS")),

@@ -113,7 +113,7 @@ def derive_subjects(
     subjects: pd.DataFrame,
     dosing: pd.DataFrame,
     diary: pd.DataFrame,
-    doses_per_day: int,
+    doses_per_day: int | None,
     symptoms: Sequence[str],
     require_all: bool,
     contract: Contract,
@@ -122,7 +122,8 @@ def derive_subjects(
     """subjects.csv: one row per subject with baseline characteristics, treatment, compliance and flags.
 
     bmi = weight_kg / (height_cm / 100)^2 (kg/m2). treatment_days = last_dose_date - first_dose_date + 1
-    (days, both days dosed). capsules_expected = doses_per_day x treatment_days. compliance_pct =
+    (days, both days dosed). capsules_expected = doses_per_day x treatment_days (missing without capsule counts:
+    doses_per_day None, a study whose treatment is not capsules). compliance_pct =
     (dispensed - returned) / expected x 100 (missing when any term is). completed: status is completed.
     saffl: took any dose (first_dose_date present). efffl: the primary VAS (the composite of `symptoms`; the
     diary's single item when `symptoms` is empty) present at baseline and at `efficacy_week` (the end of treatment;
@@ -135,7 +136,7 @@ def derive_subjects(
     first, last = _dates(out["first_dose_date"]), _dates(out["last_dose_date"])
     out["treatment_days"] = ((last - first).dt.days + 1).astype(float)
     out = out.merge(capsule_counts(dosing), on="subject_id", how="left", sort=False)
-    out["capsules_expected"] = doses_per_day * out["treatment_days"]
+    out["capsules_expected"] = (np.nan if doses_per_day is None else doses_per_day) * out["treatment_days"]
     with np.errstate(divide="ignore", invalid="ignore"):
         out["compliance_pct"] = (
             100.0 * (out["capsules_dispensed"] - out["capsules_returned"]) / out["capsules_expected"]

@@ -235,7 +235,7 @@ class Labels:
     in the group labels."""
 
     vocabulary: Vocabulary
-    severe_threshold: float
+    severe_threshold: float | None  # None: a safety-only study (no severity groups)
 
     def population(self, population: str) -> str:
         return population_label(self.vocabulary, population, self.severe_threshold)

@@ -303,14 +303,24 @@ class NotebookView:
     def show_paragraphs(self, texts: Sequence[str]) -> None:
         self.show("".join(paragraph(t) for t in texts))
 
+    def _omitted(self, name: str) -> bool:
+        """True, after saying why, for a figure or table of the registry that this study's build does not make
+        (parameters `omitted`: name -> reason; a safety-only study has no diary figures)."""
+        reason = (self.parameters.get("omitted") or {}).get(name)
+        if reason is not None:
+            self.show_paragraph(f"Not part of this build ({name}): {reason}.")
+        return reason is not None
+
     def show_table(self, name: str, collapsed: bool = False, max_rows: int | None = None) -> None:
         """A display table of the catalog (results/tables/catalog.json)."""
-        self.show(table_html(self.catalog, name, collapsed=collapsed, max_rows=max_rows))
+        if not self._omitted(name):
+            self.show(table_html(self.catalog, name, collapsed=collapsed, max_rows=max_rows))
 
     def show_figure(self, name: str, caption: str) -> None:
         """A figure of results/figures, embedded as a data URI after execution (the notebooks run while the
         figures are drawn)."""
-        self.show(figure_placeholder_html(self.parameters["figures"][name], caption))
+        if not self._omitted(name):
+            self.show(figure_placeholder_html(self.parameters["figures"][name], caption))
 
     def analysis_table_html(self, frame: pd.DataFrame, name: str, title: str, empty_message: str = "No rows.") -> str:
         """An artifact (or a part of one) formatted as a display table."""

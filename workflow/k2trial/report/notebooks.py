@@ -218,12 +218,17 @@ DESIGN_TAGS = {"only-single-arm": False, "only-randomised": True}
 #: Template cells whose `{placeholder}`s are the protocol's words (k2trial.core.vocabulary.protocol_words, as the
 #: registry's titles and captions): "over {diary_weeks_in_words} weeks", "change at {end_of_treatment}".
 PROTOCOL_TEXT_TAG = "protocol-text"
+#: Template cells that show the diary or what is derived from it (participant flow, severity groups): removed from
+#: the notebooks of a safety-only study, which has no diary.
+DIARY_TAG = "only-diary"
+TEMPLATE_TAGS = (*DESIGN_TAGS, PROTOCOL_TEXT_TAG, DIARY_TAG)
 
 
-def specialise_template(path: str | Path, *, randomised: bool, words: Mapping[str, str]) -> Any:
-    """The template at `path` for one study: cells tagged for the other design dropped, protocol-text cells filled
-    with `words`, and these tags removed (a cell left without tags has none, so a template whose cells carry none
-    of them reads exactly as the file)."""
+def specialise_template(path: str | Path, *, randomised: bool, words: Mapping[str, str], diary: bool = True) -> Any:
+    """The template at `path` for one study: cells tagged for the other design dropped, and with `diary` False
+    (a safety-only study) the cells tagged only-diary, protocol-text cells filled with `words`, and these tags
+    removed (a cell left without tags has none, so a template whose cells carry none of them reads exactly as the
+    file)."""
     import nbformat
 
     from k2trial.core.vocabulary import fill_words
@@ -233,11 +238,11 @@ def specialise_template(path: str | Path, *, randomised: bool, words: Mapping[st
     for cell in notebook.cells:
         tags = list(cell.get("metadata", {}).get("tags", []))
         designs = [DESIGN_TAGS[t] for t in tags if t in DESIGN_TAGS]
-        if designs and randomised not in designs:
+        if (designs and randomised not in designs) or (DIARY_TAG in tags and not diary):
             continue
         if PROTOCOL_TEXT_TAG in tags:
             cell.source = fill_words(cell.source, words)
-        kept = [t for t in tags if t not in DESIGN_TAGS and t != PROTOCOL_TEXT_TAG]
+        kept = [t for t in tags if t not in TEMPLATE_TAGS]
         if kept:
             cell.metadata["tags"] = kept
         else:

@@ -51,7 +51,7 @@ class TableSettings:
     registry, and the facts of the efficacy analysis that the notes state (config efficacy and safety)."""
 
     decimals: Decimals
-    severe_threshold: float
+    severe_threshold: float | None  # None: a safety-only study (no severity groups)
     vocabulary: Vocabulary
     titles: Mapping[str, str]
     visit_contrasts: int
@@ -75,17 +75,18 @@ class TableSettings:
         cls, reporting: Mapping, efficacy: Mapping, safety: Mapping, severe_threshold: float, vocabulary: Vocabulary,
         registry_tables: Sequence[Mapping[str, Any]], groups_note: str = "",
     ) -> TableSettings:  # fmt: skip
-        comparison = efficacy["holm_families"]["symptoms_comparison"]
+        # a safety-only study (no diary) has no efficacy contrasts: config efficacy holds the conventions only
+        comparison = efficacy.get("holm_families", {}).get("symptoms_comparison")
         return cls(
             decimals=Decimals.from_config(reporting["decimals"]),
-            severe_threshold=float(severe_threshold),
+            severe_threshold=None if severe_threshold is None else float(severe_threshold),
             vocabulary=vocabulary,
             titles={entry["name"]: entry["title"] for entry in registry_tables},
-            visit_contrasts=len(efficacy["comparisons"]),
+            visit_contrasts=len(efficacy.get("comparisons", ())),
             symptoms_comparison_visit=comparison[1] if comparison else None,
             exact_below=int(efficacy["exact_below"]),
             lab_exact_below=int(safety["exact_below"]),
-            responder_visit=str(efficacy["responders"]["visit"]),
+            responder_visit=str(efficacy["responders"].get("visit") or ""),
             responder_analogy=str(efficacy["responders"].get("analogy") or ""),
             groups_note=str(groups_note or ""),
         )
