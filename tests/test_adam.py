@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import rscript
 import yaml
-from conftest import _merged, copy_workflow, read_config, run_snakemake
+from conftest import _merged, copy_workflow, read_config, run_snakemake, shipped_vocabulary
 
 from k2trial.adam import adae as adae_module
 from k2trial.adam import adlb as adlb_module
@@ -188,15 +188,16 @@ def test_spec_sources_are_the_columns_the_derivations_declare():
 
 
 def test_spec_labels_fit_xpt_and_lab_params_follow_lab_units():
-    spec = load_spec(SPEC)
+    spec = load_spec(SPEC).with_protocol_terms(shipped_vocabulary(), "cm", study={"arm": "K2", "arm_label": "K2"})
     for dataset in spec.datasets.values():
         assert len(dataset.label) <= 40
         assert all(len(v.label) <= 40 and v.label.isascii() for v in dataset.variables)
         assert all(v.format == "DATE9." for v in dataset.variables if v.is_date)
     lab_units = read_yaml(ROOT / "config" / "lab_units.yaml")["tests"]
     terms = spec.codelist("LBPARAM").terms
-    assert [t.code for t in terms] == list(lab_units)
+    assert [t.code for t in terms] == list(lab_units)  # the default study's panel is every test, in file order
     assert [t.decode for t in terms] == [f"{s['name']} ({s['unit']})" for s in lab_units.values()]
+    assert terms[0].decode == "Haemoglobin (g/dL)"
 
 
 def _var(raw: dict, dataset: str, name: str) -> dict:
@@ -678,7 +679,7 @@ def test_adverse_event_tables_from_adae_equal_the_listing_with_events(ctx, adam,
     (tmp_path / "adae.xpt").write_bytes(files["adae.xpt"])
     back = sdtm.read_xpt(tmp_path / "adae.xpt")
     assert back["AESEQ"].tolist() == [1.0, 2.0, 1.0, 1.0, 2.0]
-    assert back["TRTEMFL"].tolist() == ["N", "Y", "Y", "Y", "Y"]
+    assert back["TRTEMFL"].tolist() == ["", "Y", "Y", "Y", "Y"]  # ADaMIG: Y or null
     assert back["AREL"].tolist() == ["NOT RELATED", "RELATED", "NOT RELATED", "RELATED", "RELATED"]
     assert back["AEWITHFL"].tolist() == ["N", "N", "Y", "N", "N"] and back["ASEV"].iloc[2] == "SEVERE"
     assert back["ASTDY"].tolist() == [-2.0, 6.0, 11.0, 31.0, 31.0] and back["AENDT"].iloc[1] == ""

@@ -3,9 +3,9 @@ at library level, and checked against the pharmaverse package admiral's ADaM of 
 (../shared/cdisc_pilot/adam_reference: ADLB's ATOXGRL/ATOXGRH under CTCAE v4.03, ADAE's TRTEMFL, ADSL's TRT01A).
 
 What the pilot needs beyond config/sdtm_mapping.yaml and k2trial.data.sdtm.CDISC_PILOT_STUDY (arms, control arm,
-CTCAE version, subject-ID pattern, fields not collected, lab panel) is the test-side mapping tests/cdisc_pilot.yaml;
-`pilot_codebook` applies it to data/raw/codebook.yaml the way a study config will (issue 13/15). Skipped when the
-pilot is absent (CI has it).
+CTCAE version, subject-ID pattern and sites, fields not collected, lab panel, record keys) is its study config,
+config/studies/cdiscpilot.yaml, read here as the pipeline reads it; tests/test_cdisc_pilot_workflow.py builds the
+pilot with Snakemake. Skipped when the pilot is absent (CI has it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from k2trial.analysis.safety.standards import load_lab_standards
 from k2trial.core.errors import ConfigError
 from k2trial.core.io import read_yaml
 from k2trial.core.values import compare
-from k2trial.core.vocabulary import study_codebook, visit_of_week
+from k2trial.core.vocabulary import visit_windows
 from k2trial.data import sdtm
 from k2trial.data.cleaning import clean_dataset
 from k2trial.data.contract import load_contract, normalise_test_codes
@@ -38,7 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("K2TRIAL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 PILOT = SHARED / "cdisc_pilot"
 ADAM = PILOT / "adam_reference"
-STUDY = read_yaml(Path(__file__).with_name("cdisc_pilot.yaml"))
+#: The pilot's study config: every fact of the pilot the pipeline and these tests use (arms, lab panel, record keys,
+#: fields not collected, visit schedule, CTCAE version, the dataset description of the SDTM folder).
+STUDY = read_yaml(ROOT / "config" / "studies" / "cdiscpilot.yaml")
+PROTOCOL, ARMS = STUDY["protocol"], STUDY["arms"]
 CONFIG = read_yaml(ROOT / "config" / "config.yaml")
 
 needs_pilot = pytest.mark.skipif(
@@ -66,55 +69,23 @@ def raw(domains, mapping):
     return sdtm.sdtm_to_raw(domains, mapping, sdtm.CDISC_PILOT_STUDY)
 
 
-def pilot_codebook(codebook: dict) -> dict:
-    """data/raw/codebook.yaml as the pilot's study config makes it: the fields it does not collect not required, its
-    disposition levels, no diary and no capsule counts (safety only: the default protocol's diary format stays,
-    with no record), its scheduled visits as the clinic visits, and the SDTM record keys (lbseq, aeseq) as key
-    columns, since SDTM has several records per subject, visit and test (screening and unscheduled visits). Its
-    subject IDs and sites are dataset.yaml declarations (`description`)."""
-    out = study_codebook(codebook)
-    files = out["files"]
-    files["subjects.csv"]["columns"]["status"]["levels"] += list(STUDY["status_levels"])
-    for file, columns in STUDY["not_collected"].items():
-        for column in columns:
-            files[file]["columns"][column]["required"] = False
-    for file in ("symptom_diary.csv", "dosing.csv"):
-        files[file]["may_be_empty"] = True
-    visits = [visit_of_week(codebook, week) for week in pilot_weeks()]
-    out["visits"]["diary"] = {v.label: {"code": v.code, "week": v.week} for v in visits}
-    out["visits"]["clinic"] = [v.label for v in visits]
-    out["visits"]["clinic_schedule"] = {
-        v.label: {"day": 7 * v.week, "window_days": STUDY["clinic_window_days"]} for v in visits
-    }
-    out["visits"]["dosing"] = []
-    for file, key in (("labs.csv", "lbseq"), ("adverse_events.csv", "aeseq")):
-        files[file]["columns"][key] = {"type": "integer", "required": True}
-        files[file]["key"] = ["subject_id", key]
-    return out
-
-
 def pilot_weeks() -> list[int]:
     """The weeks of the pilot's scheduled visits (day 7 x week + 1, CDISC_PILOT_STUDY `visits`)."""
     return [(int(v["VISITDY"]) - 1) // 7 for v in sdtm.CDISC_PILOT_STUDY["visits"]]
 
 
-def description(subjects: pd.DataFrame) -> dict:
-    """The pilot's dataset.yaml: its subject-ID pattern and its sites (ISO dates at every site) declared."""
-    return {
-        "name": "cdiscpilot01",
-        "version": "1",
-        "simulated": False,
-        "description": "CDISC pilot SDTM (CDISCPILOT01)",
-        "subject_id": {"pattern": STUDY["subject_id_pattern"]},
-        "sites": {site: {"day_first": False} for site in sorted(set(subjects["site"]))},
-    }
+def test_the_study_config_schedules_the_visits_of_the_sdtm_mapping():
+    assert PROTOCOL["diary"]["weeks"] == pilot_weeks() == [int(v["week"]) for v in PROTOCOL["clinic_visits"]]
 
 
 @pytest.fixture(scope="module")
 def contract(raw):
-    codebook = pilot_codebook(read_yaml(ROOT / "data" / "raw" / "codebook.yaml"))
-    lab_units = sdtm.declare_lab_panel(read_yaml(ROOT / "config" / "lab_units.yaml"), STUDY["lab_panel"])
-    return load_contract(codebook, lab_units)
+    """The pilot's contract as the pipeline builds it from the study config (k2trial.data.contract.load_contract):
+    the fields it does not collect not required, its disposition levels, no diary and no capsule counts (safety
+    only), its scheduled visits as the clinic visits, the SDTM record keys (lbseq, aeseq) as key columns, its arms
+    (with the actual arm) and its declared lab panel."""
+    codebook = read_yaml(ROOT / "data" / "raw" / "codebook.yaml")
+    return load_contract(codebook, read_yaml(ROOT / "config" / "lab_units.yaml"), PROTOCOL, ARMS)
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +96,11 @@ def pipeline(raw, contract):
         frame = table[[c for c in contract.tables[name].column_names if c in table.columns]].copy()
         frame.insert(0, "_row", np.arange(len(frame)) + 2)
         tables[name] = frame
-    windows = {
-        "diary_days": 0,
-        "clinic_visits": [{"week": w, "day": 7 * w, "window_days": STUDY["clinic_window_days"]} for w in pilot_weeks()],
-        "baseline_days_before_first_dose": STUDY["baseline_days_before_first_dose"],
-    }
     seconds = {}
     start = time.perf_counter()
-    raw_dataset = RawDataset(tables=tables, description=description(raw["subjects.csv"]))
-    result = validate_dataset(raw_dataset, contract, windows)
+    # the study config describes the SDTM folder (its dataset.yaml): subject-ID pattern and sites (ISO dates)
+    raw_dataset = RawDataset(tables=tables, description=STUDY["dataset"])
+    result = validate_dataset(raw_dataset, contract, visit_windows(PROTOCOL))
     seconds["validation"] = time.perf_counter() - start
     start = time.perf_counter()
     clean = clean_dataset(result, contract)
@@ -161,7 +128,7 @@ def test_every_pilot_lab_test_is_in_the_panel_in_its_reported_unit(raw, contract
     labs = raw["labs.csv"]
     codes = normalise_test_codes(labs["test_code"], contract).row_text()
     assert (codes != None).all()  # noqa: E711  every test of the pilot is a test of the contract
-    assert set(labs["test_code"]) == set(STUDY["lab_panel"])
+    assert set(labs["test_code"]) == set(PROTOCOL["lab_panel"])
     assert labs["test_code"].nunique() == 47
     # aliases of config/lab_units.yaml, and the urine pH recoded by the study mapping
     assert {c: contract.lab_tests[k].code for c, k in zip(labs["test_code"], codes, strict=True)}.items() >= {
@@ -174,7 +141,7 @@ def test_every_pilot_lab_test_is_in_the_panel_in_its_reported_unit(raw, contract
     for code in ("HGB", "HBA1C"):
         rows = lb[lb["LBTESTCD"] == code]
         ratio = pd.to_numeric(rows["LBORRES"]) / rows["LBSTRESN"]
-        assert np.allclose(ratio, STUDY["lab_panel"][code]["factor"], rtol=1e-6), code
+        assert np.allclose(ratio, PROTOCOL["lab_panel"][code]["factor"], rtol=1e-6), code
         assert contract.lab_tests[code].units[contract.lab_tests[code].unit] == 1.0
     # the one text result (urine colour "N") is kept apart, never read as a number
     color = labs[labs["test_code"] == "COLOR"]
@@ -364,7 +331,7 @@ def _admiral_long(adlb: pd.DataFrame) -> pd.DataFrame:
 @needs_pilot
 def test_ctcae_v403_grades_of_the_pilot_agree_with_admiral(pipeline, adlb):
     _, clean, labs, _ = pipeline
-    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], STUDY["ctcae_version"]))
+    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], STUDY["safety"]["ctcae_version"]))
     assert criteria.version == "4.03"
     ours = _grades_with_baseline(clean.tables, labs, criteria)
     assert ours.attrs["seconds"] < 5  # 59,580 records, vectorised
@@ -444,18 +411,18 @@ def safety(pipeline, contract):
     """Every safety table of the pilot, as the safety step computes them, with CTCAE v4.03 and the study's panel
     (no default range for a test config/lab_standards.yaml does not know: the lab's own limits)."""
     _, clean, labs, _ = pipeline
-    lab_units = sdtm.declare_lab_panel(read_yaml(ROOT / "config" / "lab_units.yaml"), STUDY["lab_panel"])
+    lab_units = sdtm.declare_lab_panel(read_yaml(ROOT / "config" / "lab_units.yaml"), PROTOCOL["lab_panel"])
     lab_standards = sdtm.declare_lab_standards(
-        read_yaml(ROOT / "config" / "lab_standards.yaml"), lab_units, STUDY["lab_panel"]
+        read_yaml(ROOT / "config" / "lab_standards.yaml"), lab_units, PROTOCOL["lab_panel"]
     )
-    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], STUDY["ctcae_version"]))
+    criteria = load_ctcae_criteria(criteria_file(ROOT / CONFIG["ctcae_criteria_dir"], STUDY["safety"]["ctcae_version"]))
     standards = load_lab_standards(lab_units, lab_standards, criteria)
     settings = SafetySettings.from_config(
         {
             **CONFIG["safety"],
-            "ctcae_version": STUDY["ctcae_version"],
+            "ctcae_version": STUDY["safety"]["ctcae_version"],
             "grade_with_default_ranges": False,
-            "paired_visits": STUDY["paired_visits"],
+            "paired_visits": STUDY["safety"]["paired_visits"],
         },
         CONFIG["b12_status"],
     )
@@ -490,7 +457,7 @@ def test_the_safety_step_summarises_every_test_of_the_panel(safety, raw):
     summarised = set(descriptives["param"])
     # every test of the panel, known to config/lab_units.yaml or declared; COLOR (text only) with no value
     aliases = {"BILI": "TBIL", "PLAT": "PLT", "SODIUM": "NA", "VITB12": "B12"}
-    assert summarised == {aliases.get(c, c) for c in STUDY["lab_panel"]} | {"EGFR"}
+    assert summarised == {aliases.get(c, c) for c in PROTOCOL["lab_panel"]} | {"EGFR"}
     assert (descriptives.loc[descriptives["param"] == "COLOR", "n"] == 0).all()
     tsh = descriptives[(descriptives["param"] == "TSH") & (descriptives["visit"] == "baseline")].iloc[0]
     assert (
@@ -534,11 +501,10 @@ def test_treatment_emergent_subjects_by_arm_equal_admiral(pipeline, contract, ra
     assert (both["treatment_emergent"] == (both["TRTEMFL"] == "Y")).all()
     # subjects by arm (TRTA = the actual treatment, ADSL TRT01A; our actual_arm, labelled by the study's arms)
     emergent = listing[listing["treatment_emergent"] & listing["in_safety_set"]]
-    ours = emergent.groupby(emergent["arm"].map(STUDY["arms"]))["subject_id"].nunique().to_dict()
+    ours = emergent.groupby(emergent["arm"].map(ARMS["labels"]))["subject_id"].nunique().to_dict()
     theirs = adae[adae["TRTEMFL"] == "Y"].groupby("TRT01A")["USUBJID"].nunique().to_dict()
     assert ours == theirs == {"Placebo": 65, "Xanomeline High Dose": 68, "Xanomeline Low Dose": 84}
-    assert set(STUDY["arms"]) - set(STUDY["not_randomised"]) == set(actual) - set(STUDY["not_randomised"])
-    assert STUDY["control_arm"] in STUDY["arms"]
+    assert set(ARMS["codes"]) == set(actual) - set(ARMS["not_randomised"]) and ARMS["control"] in ARMS["codes"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -638,7 +604,7 @@ def test_a_unit_one_term_of_the_test_grades_is_accepted(version):
     # haemoglobin in mmol/L: CTCAE's Anemia gives mmol/L limits, Hemoglobin increased only g/dL ("Increase in
     # >2 gm/dL"): the standards load, and such values get no Hemoglobin increased grade (unit_not_graded)
     lab_units = sdtm.declare_lab_panel(
-        read_yaml(ROOT / "config" / "lab_units.yaml"), {"HGB": STUDY["lab_panel"]["HGB"]}
+        read_yaml(ROOT / "config" / "lab_units.yaml"), {"HGB": PROTOCOL["lab_panel"]["HGB"]}
     )
     lab_standards = sdtm.declare_lab_standards(read_yaml(ROOT / "config" / "lab_standards.yaml"), lab_units, {})
     for code in ("ALT", "AST", "TBIL", "ALP", "CREAT"):  # Hy's law and eGFR need these

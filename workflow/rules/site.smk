@@ -26,6 +26,8 @@ rule build_index:
         code=CODE_HASHES,
         study=STUDY,
         registry=REGISTRY,
+        # why a safety-only study has no efficacy results (None for a study with a diary)
+        efficacy_skipped=EFFICACY_SKIPPED,
         producers={
             **{r.rule.name: artifact_outputs(r) for r in FIGURE_RULES},
             "make_tables": artifact_outputs(rules.make_tables),

@@ -64,7 +64,8 @@ def main(smk):
         versions["analysis_version"],
     )
     order = {section: tuple(titles[section]) for section in titles}
-    html = site.index_html(artifacts, header, f"{study['short_title']}: results", order)
+    skipped = [smk.params.efficacy_skipped] if smk.params.efficacy_skipped else []
+    html = site.index_html(artifacts, header, f"{study['short_title']}: results", order, skipped)
     write_text(html, smk.output.index)
 
 

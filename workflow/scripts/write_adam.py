@@ -47,7 +47,10 @@ def main(smk):
     contract = study_contract(smk)
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects")
     if "allocation" in smk.input.keys():  # a randomised study: the arm as randomised (ADSL ARMCD, TRT01P)
-        allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", ["subject_id", "arm"])
+        # and the arm given when the data record it (ACTARMCD, TRT01A; SDTM DM.ACTARMCD)
+        allocation = schema.read_artifact(
+            smk.input.allocation, "analysis/allocation", ["subject_id", "arm"], optional=("actual_arm",)
+        )
         subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     assignment = (
         schema.read_artifact(smk.input.assignment, "groups/assignment") if "assignment" in smk.input.keys() else None

@@ -62,5 +62,11 @@ def derive_adae(listing: pd.DataFrame, adsl: pd.DataFrame, spec: AdamSpec) -> pd
 
     # analysis flags of the listing
     out["AEWITHFL"] = recode("AEWITHFL", "leading_to_withdrawal")
-    out["TRTEMFL"] = recode("TRTEMFL", "treatment_emergent")
+    # ADaMIG: TRTEMFL is Y or null (codelist Y: only true is coded)
+    emergent = rows["treatment_emergent"]
+    out["TRTEMFL"] = spec.codelist_of(DATASET, "TRTEMFL").recode(
+        emergent.where(emergent.astype("boolean").fillna(False), None),
+        artifact=LISTING.label,
+        column="treatment_emergent",
+    )
     return assemble(spec, spec.dataset(DATASET), out)

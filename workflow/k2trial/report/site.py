@@ -94,9 +94,11 @@ def index_html(
     header_html: str,
     title: str,
     item_order: Mapping[str, Sequence[str]] | None = None,
+    skipped: Sequence[str] = (),
 ) -> str:
     """The index page. header_html is trusted markup (k2trial.report.notebooks.header_html escapes its values);
-    every artifact field is escaped here. Figures show a thumbnail loaded from the PNG beside the page."""
+    every artifact field is escaped here. Figures show a thumbnail loaded from the PNG beside the page. skipped:
+    the stages this build does not run, each with its reason (a safety-only study: efficacy), stated first."""
     rows = _ordered(artifacts, item_order or {})
     parts = [
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
@@ -106,6 +108,7 @@ def index_html(
         '<nav><ul class="toc">'
         + "".join(f'<li><a href="#{s.lower()}">{s}</a></li>' for s in SECTIONS if any(a.section == s for a in rows))
         + "</ul></nav>\n",
+        *(f'<p class="skipped"><strong>Not in this build:</strong> {html.escape(reason)}.</p>\n' for reason in skipped),
     ]
     for section in SECTIONS:
         members = [a for a in rows if a.section == section]
