@@ -242,13 +242,8 @@ def test_a_declared_test_without_simulated_values_is_a_config_error():
 def test_a_declared_test_is_validated_summarised_and_not_graded(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     study = declared_study()
-    # the ADaM delivery's controlled terms are the spec's: this study's spec names VITD in its ADLB parameters
-    spec = (work / "config" / "adam" / "spec.yaml").read_text(encoding="utf-8")
-    b12 = '      - {code: "B12", decode: "Serum vitamin B12 (pg/mL)"}\n'
-    assert spec.count(b12) == 1
-    vitd_term = '      - {code: "VITD", decode: "25-OH vitamin D (ng/mL)"}\n'
-    (work / "config" / "adam" / "pain12.yaml").write_text(spec.replace(b12, b12 + vitd_term), encoding="utf-8")
-    study["adam_spec"] = "config/adam/pain12.yaml"
+    # the ADaM delivery's lab parameters are the study's panel (codelist LBPARAM, terms: protocol): VITD with no
+    # edit of the spec
     text = yaml.safe_dump(study, sort_keys=False, allow_unicode=True, width=110)
     (work / "config" / "studies" / "pain12.yaml").write_text(text, encoding="utf-8")
     shutil.copy(FIXTURES / "pain12_claims.yaml", work / "config" / "studies" / "pain12_claims.yaml")
@@ -286,6 +281,7 @@ def test_a_declared_test_is_validated_summarised_and_not_graded(tmp_path):
     # the ADaM ADLB carries it (a record per subject and clinic visit), without a toxicity grade
     adlb = sdtm_package.read_dataset_json(results / "adam" / "adlb.json")
     assert (adlb["PARAMCD"] == "VITD").sum() == 160
+    assert set(adlb.loc[adlb["PARAMCD"] == "VITD", "PARAM"]) == {"25-OH vitamin D (ng/mL)"}
 
 
 def test_the_readme_example_is_the_declared_study_and_the_config_schema_accepts_both_forms():
