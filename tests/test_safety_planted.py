@@ -76,8 +76,9 @@ def _rule_blocks() -> dict[str, str]:
     """Every rule of the workflow's rule files by name, with its text."""
     blocks = {}
     for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"(?m)^(?=rule )", path.read_text())[1:]:
-            blocks[block.split(":", 1)[0].removeprefix("rule ").strip()] = block
+        # a rule of one design only is indented under its `if` (if DIARY:, if ARMS:)
+        for block in re.split(r"(?m)^(?= *rule )", path.read_text())[1:]:
+            blocks[block.split(":", 1)[0].strip().removeprefix("rule ").strip()] = block
     return blocks
 
 
@@ -289,7 +290,7 @@ def test_lab_standards_is_an_input_of_the_safety_rules_only():
     upstream |= {"assign_groups", "efficacy_analysis"}
     assert upstream <= set(blocks), upstream - set(blocks)  # a renamed or moved rule fails here
     readers = {name for name, text in blocks.items() if "lab_standards" in text}
-    assert {"safety_analysis", "make_figures"} <= readers
+    assert {"safety_analysis", "make_lab_figures"} <= readers
     assert not readers & upstream, readers & upstream
     # the CTCAE criteria file of the configured version is read by the safety analyses (overall, and by arm in a
     # randomised study) and by the ADaM writer (ADLB's grade directions and version), which runs after it anyway

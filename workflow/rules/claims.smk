@@ -22,6 +22,8 @@ rule check_claims:
         summary=f"{RESULTS}/claims/claims_summary.json",
     log:
         f"{RESULTS}/logs/check_claims.log",
+    # the critical path of a rebuild (bench/run_benchmarks.py prints it): started first when cores are free
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         CONDA_ENV
     params:

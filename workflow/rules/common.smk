@@ -88,6 +88,11 @@ ARM_CLAIM_INPUTS = (
     else {}
 )
 
+# The jobs of a rebuild's critical path (derive_vas -> assign_groups -> efficacy_analysis -> make_tables, check_claims
+# -> execute_notebooks) have this priority over the others (figures, ADaM), which then wait when the cores are busy
+# rather than the path: on two cores a second drawing job beside the tables delays the notebooks by its whole run.
+CRITICAL_PATH_PRIORITY = 10
+
 RAW_TABLES = [
     "subjects.csv",
     "symptom_diary.csv",

@@ -38,6 +38,8 @@ if DIARY:
             vas=f"{RESULTS}/analysis/vas.csv",
         log:
             f"{RESULTS}/logs/derive_vas.log",
+        # the critical path of a rebuild (bench/run_benchmarks.py prints it): started first when cores are free
+        priority: CRITICAL_PATH_PRIORITY
         conda:
             CONDA_ENV
         params:

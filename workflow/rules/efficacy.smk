@@ -24,6 +24,8 @@ rule efficacy_analysis:
         analysis_choices=f"{RESULTS}/efficacy/analysis_choices.json",
     log:
         f"{RESULTS}/logs/efficacy_analysis.log",
+    # the critical path of a rebuild (bench/run_benchmarks.py prints it): started first when cores are free
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         CONDA_ENV
     params:

@@ -17,6 +17,8 @@ rule assign_groups:
         baseline_characteristics=f"{RESULTS}/groups/baseline_characteristics.csv",
     log:
         f"{RESULTS}/logs/assign_groups.log",
+    # the critical path of a rebuild (bench/run_benchmarks.py prints it): started first when cores are free
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         CONDA_ENV
     params:

@@ -84,6 +84,8 @@ rule execute_notebooks:
         provenance=f"{RESULTS}/provenance/execute_notebooks.json",
     log:
         f"{RESULTS}/logs/execute_notebooks.log",
+    # the critical path of a rebuild (bench/run_benchmarks.py prints it): started first when cores are free
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         CONDA_ENV
     params:

@@ -45,6 +45,8 @@ rule make_tables:
         catalog=f"{RESULTS}/tables/catalog.json",
     log:
         f"{RESULTS}/logs/make_tables.log",
+    # the critical path of a rebuild (bench/run_benchmarks.py prints it): started first when cores are free
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         CONDA_ENV
     params:

@@ -1,6 +1,6 @@
-"""Draw the figures of the registry that this rule draws (params.registry: make_figures or make_efficacy_figures),
-PNG and SVG, in one job: interpreter start and imports dominate a small study. make_efficacy_figures has no
-lab_standards input (none of its figures shows a reference range)."""
+"""Draw the figures of the registry that this rule draws (params.registry: make_figures, make_lab_figures or
+make_efficacy_figures), PNG and SVG, in one job: interpreter start and imports dominate a small study. Only
+make_lab_figures has the lab_standards input (its figures show the reference ranges)."""
 
 from k2trial.core import schema
 from k2trial.core.io import read_yaml, write_bytes

@@ -883,7 +883,8 @@ def _figure_builders(
 ) -> Iterator[tuple[str, Callable[[], Figure]]]:
     """(name, function drawing the figure) of every figure this module draws. Each function reads only the inputs
     its figure needs, when called, so a job that draws some of the figures needs only their inputs (rules
-    make_figures and make_efficacy_figures); the subject sample, from `subjects`, is the same in every job."""
+    make_figures, make_lab_figures and make_efficacy_figures); the subject sample, from `subjects`, is the same in
+    every job."""
     style = settings.style
     labels = settings.labels
     vocabulary = labels.vocabulary
