@@ -37,10 +37,10 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from k2trial.core.schema import PAIRED_DETAIL, PAIRED_TEST
 from k2trial.core.values import round_half_away, scaled_integers
+from k2trial.stats import distributions as dist
 
 #: Columns of `paired_comparison` and the extra ones of `paired_comparison_table` (t degrees of freedom, non-zero
 #: differences (the n of the signed-rank test), and the confidence level the CI attains: lower than requested only
@@ -349,12 +349,12 @@ def _walsh_ci_indices_normal(
     if not (math.isfinite(w_min) and math.isfinite(w_max)) or sigma == 0:
         return None, None, math.nan
     alpha = 1.0 - confidence
-    while alpha < 1.0 and (w_min < stats.norm.isf(alpha / 2) or w_max > stats.norm.ppf(alpha / 2)):
+    while alpha < 1.0 and (w_min < dist.norm_isf(alpha / 2) or w_max > dist.norm_ppf(alpha / 2)):
         alpha *= 2.0
     if alpha >= 1.0:
         return None, None, math.nan
     level = confidence if 1.0 - confidence >= alpha * 0.75 else 1.0 - alpha
-    z = stats.norm.isf(alpha / 2)
+    z = dist.norm_isf(alpha / 2)
     shift = 0.5 if continuity else 0.0
     k_low = total - math.floor(total / 2.0 + shift + z * sigma)
     k_low = min(max(k_low, 1), total)
@@ -386,7 +386,7 @@ def signed_rank_test(
             n, 0, 0.0, nan, "normal_cc" if continuity else "normal", *(nan,) * 7, "not estimable: no non-zero change"
         )
 
-    ranks = stats.rankdata(np.abs(nonzero))
+    ranks = dist.rankdata(np.abs(nonzero))
     v = float(ranks[nonzero > 0].sum())
     abs_tie_term = _tie_term(np.abs(nonzero))
     exact = abs_tie_term == 0 and nz == n and nz < exact_below
@@ -408,7 +408,7 @@ def signed_rank_test(
         correction = 0.5 * np.sign(centred) if continuity else 0.0
         if sigma > 0:
             z_stat = (centred - correction) / sigma
-            p_value = float(min(1.0, 2.0 * min(stats.norm.cdf(z_stat), stats.norm.sf(z_stat))))
+            p_value = float(min(1.0, 2.0 * min(dist.norm_cdf(z_stat), dist.norm_sf(z_stat))))
         else:
             p_value = nan
         p_method = "normal_cc" if continuity else "normal"
@@ -435,7 +435,7 @@ def signed_rank_test(
         rb_note = rb_not_estimable(r, nz)
     else:
         se = math.sqrt((2 * nz**3 + 3 * nz**2 + nz) / 6.0) / ((nz**2 + nz) / 2.0)
-        z = stats.norm.isf((1.0 - confidence) / 2)
+        z = dist.norm_isf((1.0 - confidence) / 2)
         centre = math.atanh(r)
         rb_low, rb_high = math.tanh(centre - z * se), math.tanh(centre + z * se)
     return SignedRankResult(
@@ -464,10 +464,10 @@ def paired_t_test(differences, *, decimals: int | None = None, confidence: float
         return PairedTResult(n, df, mean, nan, nan, nan, nan, nan, nan, nan)
     se = sd / math.sqrt(n)
     t = mean / se
-    p_value = float(2.0 * stats.t.sf(abs(t), df))
-    half = float(stats.t.isf((1.0 - confidence) / 2, df)) * se
+    p_value = float(2.0 * dist.t_sf(abs(t), df))
+    half = float(dist.t_isf((1.0 - confidence) / 2, df)) * se
     dz = mean / sd
-    z = stats.norm.isf((1.0 - confidence) / 2)
+    z = dist.norm_isf((1.0 - confidence) / 2)
     dz_half = z * math.sqrt(1.0 / n + dz**2 / (2.0 * n))
     return PairedTResult(n, df, mean, mean - half, mean + half, t, p_value, dz, dz - dz_half, dz + dz_half)
 
