@@ -119,3 +119,15 @@ def test_adsl_has_one_row_per_dm_subject_and_adae_the_flags(build, admiral):
     flags = adae.merge(admiral["adae"].assign(AESEQ=pd.to_numeric(admiral["adae"]["AESEQ"])),
                        on=["USUBJID", "AESEQ"], suffixes=("", "_admiral"), validate="1:1")  # fmt: skip
     assert len(flags) == 1191 and (flags["TRTEMFL"] == flags["TRTEMFL_admiral"]).all()
+
+
+def test_safety_tables_by_arm_count_every_treated_subject_once_per_term(build, admiral):
+    safety = admiral["adsl"][admiral["adsl"]["SAFFL"] == "Y"].groupby("TRT01A")["USUBJID"].nunique()
+    worst = pd.read_csv(build / "arms" / "ctcae_worst_by_arm.csv", keep_default_na=False)
+    assert list(dict.fromkeys(worst["arm"])) == ARMS["codes"]
+    totals = worst.groupby(["arm", "term"])["n"].sum().unstack("arm").rename(columns=ARMS["labels"])
+    # each treated subject of an arm is in one baseline-by-worst cell of every term graded on the panel
+    assert set(worst["term"]) == PANEL_TERMS["4.03"]
+    assert (totals == safety.reindex(totals.columns)).all().all()
+    shifts = pd.read_csv(build / "arms" / "lab_shifts_by_arm.csv", keep_default_na=False)
+    assert list(dict.fromkeys(shifts["arm"])) == ARMS["codes"]

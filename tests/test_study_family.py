@@ -92,6 +92,7 @@ def test_a_randomised_study_without_or_with_a_wrong_arm_is_an_error_naming_file_
 
 
 def test_the_registry_entries_of_a_randomised_study_have_their_builders():
+    from k2trial.core.vocabulary import SAFETY_BY_ARM
     from k2trial.report import tables
     from k2trial.report.arm_figures import ARM_FIGURES
 
@@ -101,8 +102,11 @@ def test_the_registry_entries_of_a_randomised_study_have_their_builders():
     assert all(e["rule"] == "make_arm_figures" for e in registry["figures"] if e.get("randomised"))
     by_arm = [e["name"] for e in registry["tables"] if e.get("randomised")]
     assert by_arm == ["consort_flow", "table1_by_arm", "vas_by_visit_arm", "between_arm", "ae_summary_by_arm",
-                      "lab_summary_by_arm"]  # fmt: skip
+                      "lab_summary_by_arm", "lab_shifts_by_arm", "ctcae_worst_by_arm", "hys_law_by_arm",
+                      "ae_by_term_by_arm"]  # fmt: skip
     assert set(by_arm) <= set(tables.BUILDERS)
+    # every safety table by arm is one the safety step writes by arm (rule safety_by_arm)
+    assert {tables.BUILDERS[name][0] for name in tables.BY_ARM_TABLES} == {f"{t}_by_arm" for t in SAFETY_BY_ARM}
     assert [e["name"] for e in registry["notebooks"] if e.get("randomised")] == ["between_arm"]
 
 

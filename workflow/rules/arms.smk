@@ -5,6 +5,9 @@
 # The between-arm comparisons are part of the efficacy step (efficacy.smk); the tables by arm of make_tables.
 
 
+from k2trial.core.vocabulary import SAFETY_BY_ARM
+
+
 rule derive_allocation:
     input:
         clean_subjects=rules.clean_raw_data.output.subjects,
@@ -58,8 +61,9 @@ if DIARY:
             "../scripts/arm_summaries.py"
 
 
-# The safety analysis of each arm's subjects (k2trial.analysis.safety, as treated): its AE summary and laboratory
-# descriptives by arm. Like safety_analysis, it reads the lab standards and the CTCAE criteria.
+# The safety analysis of each arm's subjects (k2trial.analysis.safety, as treated): the safety tables of
+# SAFETY_BY_ARM by arm (AE summary and terms, lab descriptives, shifts, worst CTCAE grades, Hy's law). Like
+# safety_analysis, it reads the lab standards and the CTCAE criteria.
 rule safety_by_arm:
     input:
         allocation=rules.derive_allocation.output.allocation,
@@ -71,9 +75,11 @@ rule safety_by_arm:
         lab_standards=config["lab_standards"],
         ctcae_criteria=f"{config['ctcae_criteria_dir']}/ctcae_v{config['safety']['ctcae_version']}.yaml",
     output:
+        **{
+            f"{name}_by_arm": f"{RESULTS}/arms/{name}_by_arm.csv"
+            for name in SAFETY_BY_ARM
+        },
         provenance=f"{RESULTS}/provenance/safety_by_arm.json",
-        ae_summary_by_arm=f"{RESULTS}/arms/ae_summary_by_arm.csv",
-        lab_descriptives_by_arm=f"{RESULTS}/arms/lab_descriptives_by_arm.csv",
     log:
         f"{RESULTS}/logs/safety_by_arm.log",
     conda:
@@ -140,8 +146,8 @@ ARM_TABLE_INPUTS = {
         else {}
     ),
     **{
-        key: rules.safety_by_arm.output[key]
-        for key in ("ae_summary_by_arm", "lab_descriptives_by_arm")
+        f"{name}_by_arm": rules.safety_by_arm.output[f"{name}_by_arm"]
+        for name in SAFETY_BY_ARM
     },
 }
 ARM_RULES = [

@@ -1,6 +1,7 @@
-"""The safety tables by arm of a randomised study (results/arms/ae_summary_by_arm.csv, lab_descriptives_by_arm.csv):
-each arm's subjects through the one safety analysis (k2trial.analysis.safety.conclusion.analyse_safety), as treated
-(the data hold the arm given, which is the arm randomised), stacked with the arm first (k2trial.analysis.arms.by_arm).
+"""The safety tables by arm of a randomised study (results/arms/<table>_by_arm.csv for the tables of
+k2trial.analysis.arms.SAFETY_BY_ARM): each arm's subjects through the one safety analysis
+(k2trial.analysis.safety.conclusion.analyse_safety), as treated (the arm given when the data record it, else the arm
+randomised: arm_as_treated), stacked with the arm first (k2trial.analysis.arms.by_arm).
 """
 
 from k2trial.analysis import arms as arm_sets
@@ -25,7 +26,7 @@ def main(smk):
     subjects = subjects.merge(allocation[["subject_id", "arm"]], on="subject_id", how="left", validate="one_to_one")
     labs = schema.read_artifact(smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS)
     events = read_clean_table(smk.input.adverse_events, spec)
-    ae, lab = {}, {}
+    per_arm = {name: {} for name in arm_sets.SAFETY_BY_ARM}
     for arm in (str(c) for c in smk.params.arms["codes"]):
         chosen = set(allocation.loc[allocation["saffl"] & (allocation["arm"] == arm), "subject_id"])
         tables = analyse_safety(
@@ -36,10 +37,11 @@ def main(smk):
             settings,
             spec,
         )
-        ae[arm], lab[arm] = tables["ae_summary"], tables["lab_descriptives"]
+        for name in arm_sets.SAFETY_BY_ARM:
+            per_arm[name][arm] = tables[name]
         logger.info("arm %s: %d subject(s) in the safety set", arm, len(chosen))
-    schema.write_artifact(arm_sets.by_arm(ae), smk.output.ae_summary_by_arm, "arms/ae_summary_by_arm")
-    schema.write_artifact(arm_sets.by_arm(lab), smk.output.lab_descriptives_by_arm, "arms/lab_descriptives_by_arm")
+    for name, frames in per_arm.items():
+        schema.write_artifact(arm_sets.by_arm(frames), getattr(smk.output, f"{name}_by_arm"), f"arms/{name}_by_arm")
 
 
 run_step(snakemake, main)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from k2trial.core.errors import ArtifactError
 from k2trial.core.io import write_csv
+from k2trial.core.vocabulary import SAFETY_BY_ARM
 
 DTYPES = ("text", "float", "int", "Int64", "bool", "boolean")
 #: pandas dtype used to read each schema dtype (bool columns are parsed from their True/False text).
@@ -270,8 +271,9 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
 }
 # Table 1 and the safety tables by arm: the overall artifact's columns (Table 1: `group` is the arm), the arm first.
 ARTIFACTS["arms/baseline_by_arm"] = ARTIFACTS["groups/baseline_characteristics"]
-ARTIFACTS["arms/ae_summary_by_arm"] = (Column("arm", "text"), *ARTIFACTS["safety/ae_summary"])
-ARTIFACTS["arms/lab_descriptives_by_arm"] = (Column("arm", "text"), *ARTIFACTS["safety/lab_descriptives"])
+# the safety tables by arm (k2trial.analysis.arms.SAFETY_BY_ARM): the arm, then the safety table's columns
+for _table in SAFETY_BY_ARM:
+    ARTIFACTS[f"arms/{_table}_by_arm"] = (Column("arm", "text"), *ARTIFACTS[f"safety/{_table}"])
 
 
 # ----------------------------------------------------------------------------------------------------------------

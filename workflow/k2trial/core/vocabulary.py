@@ -38,6 +38,10 @@ BASELINE = "baseline"
 DEFAULT_STUDY_CONFIG = "config/studies/pilot2013.yaml"
 #: The label of the weeks after the end of treatment in figures and tables.
 OFF_TREATMENT = "off treatment"
+#: The safety tables a randomised study also writes by arm (results/arms/<table>_by_arm.csv, as treated; rule
+#: safety_by_arm): each arm's subjects through the one safety analysis. Here, not in k2trial.analysis.arms, because
+#: the workflow reads it when it is parsed (this module imports no pandas).
+SAFETY_BY_ARM = ("ae_summary", "ae_by_term", "lab_descriptives", "lab_shifts", "ctcae_worst", "hys_law")
 
 
 @dataclass(frozen=True)
@@ -541,6 +545,7 @@ def protocol_words(vocabulary: Vocabulary, efficacy: Mapping[str, Any], safety: 
     words = {
         "end_of_treatment": vocabulary.end_of_treatment.label.lower(),
         "lab_paired_to": label[safety["paired_visits"][1]],
+        "ctcae_version": str(safety["ctcae_version"]),
         "clinic_visits_after_baseline": ", ".join(after),
         "assessed_visits": _and(after, " and at "),
         "diary_weeks": f"{min(vocabulary.diary_weeks)}-{last}",

@@ -895,14 +895,15 @@ def _per_arm(
     return DisplayTable(name, settings.titles[name], text_frame(pd.concat(parts, ignore_index=True)), tuple(notes))
 
 
-def ae_summary_by_arm_table(ae: pd.DataFrame, settings: TableSettings) -> DisplayTable:
-    titled = replace(settings, titles={**settings.titles, "ae_summary": settings.titles["ae_summary_by_arm"]})
-    return _per_arm("ae_summary_by_arm", ae, ae_summary_table, titled)
+def per_arm_builder(name: str, single: str, build: Callable[..., DisplayTable]) -> Callable[..., DisplayTable]:
+    """The builder of table `name`: the safety table `single` (its builder `build`) of each arm, stacked with an Arm
+    column (an artifact arms/<artifact>_by_arm), under the title of `name`."""
 
+    def by_arm(frame: pd.DataFrame, settings: TableSettings) -> DisplayTable:
+        titled = replace(settings, titles={**settings.titles, single: settings.titles[name]})
+        return _per_arm(name, frame, build, titled)
 
-def lab_summary_by_arm_table(labs: pd.DataFrame, settings: TableSettings) -> DisplayTable:
-    titled = replace(settings, titles={**settings.titles, "lab_summary": settings.titles["lab_summary_by_arm"]})
-    return _per_arm("lab_summary_by_arm", labs, lab_summary_table, titled)
+    return by_arm
 
 
 CONSORT_LABELS = {"arm": "Arm", "stage": "Stage", "label": "", "n": "n"}
@@ -946,8 +947,20 @@ BUILDERS: dict[str, tuple[str, Callable[[pd.DataFrame, TableSettings], DisplayTa
     "table1_by_arm": ("baseline_by_arm", table1_by_arm_table),
     "vas_by_visit_arm": ("vas_by_arm", vas_by_visit_arm_table),
     "between_arm": ("between_arm", between_arm_table),
-    "ae_summary_by_arm": ("ae_summary_by_arm", ae_summary_by_arm_table),
-    "lab_summary_by_arm": ("lab_descriptives_by_arm", lab_summary_by_arm_table),
+}
+# The safety tables by arm (k2trial.core.vocabulary.SAFETY_BY_ARM; a randomised study): table name -> the single
+# table it repeats per arm.
+BY_ARM_TABLES = {
+    "ae_summary_by_arm": "ae_summary",
+    "lab_summary_by_arm": "lab_summary",
+    "lab_shifts_by_arm": "lab_shifts",
+    "ctcae_worst_by_arm": "ctcae_worst",
+    "hys_law_by_arm": "hys_law",
+    "ae_by_term_by_arm": "ae_by_term",
+}
+BUILDERS |= {
+    name: (f"{BUILDERS[single][0]}_by_arm", per_arm_builder(name, single, BUILDERS[single][1]))
+    for name, single in BY_ARM_TABLES.items()
 }
 
 
