@@ -2,8 +2,8 @@
 
 One job on purpose: interpreter start and imports dominate a 30-subject study. Reads the groups assignment and
 results/analysis/vas.csv once into a [subject, param, week] array (k2trial.analysis.vas_cube); the analyses are
-k2trial.analysis.efficacy and k2trial.analysis.sensitivity_models. The sensitivity models (pingouin and statsmodels,
-whose imports cost more than all the other tables) are computed in a forked child, side by side with the rest.
+k2trial.analysis.efficacy and k2trial.analysis.sensitivity_models. The sensitivity models (statsmodels,
+whose import costs more than all the other tables) are computed in a forked child, side by side with the rest.
 In a randomised study (params.arms) the populations of the design come from results/analysis/allocation.csv, and
 efficacy/between_arm.csv holds the comparisons between the arms (k2trial.analysis.between_arm, Holm families from
 config efficacy.between_arm).
@@ -39,7 +39,7 @@ def main(smk):
     logger.info("population sizes: %s", {name: int(mask.sum()) for name, mask in members.items()})
 
     def models():
-        # pingouin's mixed ANOVA and the mixed models (their imports are most of this job's time): in a child
+        # the mixed ANOVA and the mixed models (statsmodels' import is most of this job's time): in a child
         # process, side by side with the tables below
         table = sensitivity_models.models_table(cube, members, settings)
         schema.write_artifact(table, smk.output.models, "efficacy/models")

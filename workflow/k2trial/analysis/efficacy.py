@@ -469,7 +469,8 @@ def analysis_choices(settings: EfficacySettings, *, severe_threshold: float, ade
         "models": {
             "param": settings.model_param,
             "visits": list(settings.model_visits),
-            "mixed_anova": "pingouin 0.7 mixed_anova, complete cases, Greenhouse-Geisser p reported",
+            "mixed_anova": "closed form (pingouin 0.7 mixed_anova's computation), complete cases, Greenhouse-Geisser p "
+            "reported",
             "lmm": f"random intercept, {'REML' if settings.model_reml else 'ML'}, Wald z; vectorised profile "
             "likelihood (model-based SEs as R/SAS) and, up to "
             f"{settings.model_statsmodels_max_subjects} subjects, statsmodels MixedLM",

@@ -1,5 +1,5 @@
 """Sensitivity models of one VAS parameter (config efficacy.mixed_model): a mixed ANOVA (severity group x visit,
-pingouin) and a random-intercept linear mixed model (k2trial.stats.random_intercept and, up to a configured size,
+k2trial.stats.mixed_anova, pingouin 0.7's computation in closed form) and a random-intercept linear mixed model (k2trial.stats.random_intercept and, up to a configured size,
 statsmodels MixedLM as an independent implementation), one row per term with its method and caveats
 (artifact efficacy/models).
 
@@ -25,8 +25,14 @@ from k2trial.analysis.groups import SEVERITY_GROUPS
 from k2trial.analysis.vas_cube import VasCube
 from k2trial.core import schema
 from k2trial.core.values import round_half_away, round_significant
+from k2trial.stats.mixed_anova import mixed_anova
 from k2trial.stats.random_intercept import fit_random_intercept
 
+#: The method of the mixed ANOVA rows (k2trial.stats.mixed_anova; pingouin 0.7 is the implementation it reproduces).
+MIXED_ANOVA_METHOD = (
+    "mixed ANOVA in closed form (the sums of squares and Greenhouse-Geisser epsilon of pingouin 0.7 mixed_anova; "
+    "one between, one within factor); complete cases"
+)
 #: Significant digits written for the results of iterative fits (the linear mixed models).
 ITERATIVE_DIGITS = 6
 #: A variance component below this fraction of the total variance (subject + residual) is written as 0: the fit is at
@@ -78,56 +84,48 @@ def _model_row(**values) -> dict:
 
 
 def mixed_anova_rows(data: pd.DataFrame) -> list[dict]:
-    """Mixed ANOVA severity group (between) x visit (within) with pingouin 0.7, complete cases only."""
-    import pingouin  # heavy import: only here
-
+    """Mixed ANOVA severity group (between) x visit (within), complete cases only (k2trial.stats.mixed_anova: the
+    sums of squares and Greenhouse-Geisser correction of pingouin 0.7's mixed_anova, in closed form)."""
     visits = data["visit"].cat.categories
     per_subject = data.groupby("subject_id", observed=True)["visit"].nunique()
     complete = data[data["subject_id"].isin(per_subject.index[per_subject == len(visits)])].copy()
-    method = "pingouin 0.7 mixed_anova (type III SS; one between, one within factor); complete cases"
+    method = MIXED_ANOVA_METHOD
     n_subjects = complete["subject_id"].nunique()
     groups = complete.groupby("severity_group", observed=True)["subject_id"].nunique()
-    terms = {"severity_group": "severity_group", "visit": "visit", "Interaction": "severity_group:visit"}
+    terms = {"between": "severity_group", "within": "visit", "interaction": "severity_group:visit"}
     if len(groups) < 2 or groups.min() < 2:
         caveat = "not estimable: fewer than 2 complete subjects in a severity group"
         return [
             _model_row(model="mixed_anova", term=t, n_subjects=n_subjects, method=method, caveat=caveat)
             for t in terms.values()
         ]
-    complete["visit"] = complete["visit"].astype(str)
-    complete["severity_group"] = complete["severity_group"].astype(str)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # pingouin 0.7 uses pandas API deprecated in pandas 3
-        warnings.simplefilter("ignore", DeprecationWarning)
-        table = pingouin.mixed_anova(
-            data=complete, dv="aval", within="visit", between="severity_group", subject="subject_id", correction=True
-        )
+    wide = complete.pivot(index="subject_id", columns="visit", values="aval")[list(visits)]
+    group_of = complete.drop_duplicates("subject_id").set_index("subject_id")["severity_group"].astype(str)
+    table = mixed_anova(wide.to_numpy(dtype=float), group_of.loc[wide.index].to_numpy())
     caveat = (
         "F tests assume sphericity for the within factor; p_value_gg is Greenhouse-Geisser corrected; "
         "subjects with a missing visit are excluded"
     )
-    rows = []
-    for _, r in table.iterrows():
-        rows.append(
-            _model_row(
-                model="mixed_anova",
-                term=terms.get(str(r["Source"]), str(r["Source"])),
-                statistic_name="F",
-                statistic=float(r["F"]),
-                df1=float(r["DF1"]),
-                df2=float(r["DF2"]),
-                p_value=float(r["p_unc"]),
-                p_value_gg=float(r["p_GG_corr"]) if "p_GG_corr" in r and pd.notna(r["p_GG_corr"]) else math.nan,
-                epsilon_gg=float(r["eps"]) if pd.notna(r.get("eps")) else math.nan,
-                effect_size_type="partial_eta_squared",
-                effect_size=float(r["np2"]),
-                n_subjects=n_subjects,
-                n_obs=len(complete),
-                method=method,
-                caveat=caveat,
-            )
+    return [
+        _model_row(
+            model="mixed_anova",
+            term=terms[term.source],
+            statistic_name="F",
+            statistic=term.f,
+            df1=term.df1,
+            df2=term.df2,
+            p_value=term.p_value,
+            p_value_gg=term.p_value_gg,
+            epsilon_gg=term.epsilon_gg,
+            effect_size_type="partial_eta_squared",
+            effect_size=term.partial_eta_squared,
+            n_subjects=n_subjects,
+            n_obs=len(complete),
+            method=method,
+            caveat=caveat,
         )
-    return rows
+        for term in table
+    ]
 
 
 def _lmm_design(data: pd.DataFrame) -> pd.DataFrame:
@@ -238,7 +236,7 @@ def random_intercept_rows(
 
 
 def models_table(cube: VasCube, members: Mapping[str, np.ndarray], settings: EfficacySettings) -> pd.DataFrame:
-    """Sensitivity models on the configured param: mixed ANOVA (pingouin) and the random-intercept LMM
+    """Sensitivity models on the configured param: mixed ANOVA (k2trial.stats.mixed_anova) and the random-intercept LMM
     (vectorised REML and statsmodels MixedLM), one row per term with its method and caveats (efficacy/models)."""
     data = model_data(cube, members, settings)
     rows = mixed_anova_rows(data) + random_intercept_rows(
