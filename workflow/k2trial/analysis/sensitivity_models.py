@@ -1,7 +1,7 @@
 """Sensitivity models of one VAS parameter (config efficacy.mixed_model): a mixed ANOVA (severity group x visit,
-k2trial.stats.mixed_anova, pingouin 0.7's computation in closed form) and a random-intercept linear mixed model (k2trial.stats.random_intercept and, up to a configured size,
-statsmodels MixedLM as an independent implementation), one row per term with its method and caveats
-(artifact efficacy/models).
+k2trial.stats.mixed_anova, pingouin 0.7's computation in closed form) and a random-intercept linear mixed model
+(k2trial.stats.random_intercept and, up to a configured size, statsmodels MixedLM as an independent
+implementation), one row per term with its method and caveats (artifact efficacy/models).
 
 Precision (CLINICAL.md): the mixed ANOVA is closed form (sums of squares) and keeps its digits. The linear mixed
 models are iterative fits (a root search, an optimiser): their last digits depend on convergence tolerances and on
