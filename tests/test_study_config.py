@@ -104,6 +104,39 @@ def test_registry_words_say_the_pilots_text_for_the_pilot_and_the_pain_studys_fo
     assert pain["diary_weeks_in_words"] == "twelve"
 
 
+def test_a_vas_scale_of_its_own_names_the_figure_axes():
+    study = copy.deepcopy(_pain12())
+    assert _vocabulary(study).vas_axis == "VAS (cm, 0-10)"
+    study["protocol"]["vas"] = {"min": 0, "max": 100, "unit": "mm", "decimals": 0}
+    assert _vocabulary(study).vas_axis == "VAS (mm, 0-100)"
+
+
+def test_a_safety_only_study_has_no_diary_and_no_efficacy_words():
+    study = read_yaml(ROOT / "config" / "studies" / "cdiscpilot.yaml")
+    words = _vocabulary(study)
+    assert words.symptoms == () and words.vas_scale is None
+    assert words.clinic_visit_codes == ("baseline", *(f"week{w}" for w in (2, 4, 6, 8, 12, 16, 20, 24, 26)))
+    config = {**read_config(), "safety": {**read_config()["safety"], **study["safety"]}}
+    spoken = protocol_words(words, config["efficacy"], config["safety"])
+    assert "primary" not in spoken and "efficacy_visits" not in spoken
+    assert (spoken["lab_paired_to"], spoken["ctcae_version"], spoken["end_of_treatment"]) == (
+        "week 26",
+        "4.03",
+        "week 26",
+    )
+    codebook = study_codebook(read_yaml(ROOT / "data" / "raw" / "codebook.yaml"), study["protocol"], study["arms"])
+    files = codebook["files"]
+    assert files["symptom_diary.csv"]["may_be_empty"] and files["dosing.csv"]["may_be_empty"]
+    assert files["labs.csv"]["key"] == ["subject_id", "lbseq"] and files["adverse_events.csv"]["key"] == [
+        "subject_id",
+        "aeseq",
+    ]
+    assert files["subjects.csv"]["columns"]["status"]["levels"] == ["completed", "withdrawn", "not treated"]
+    assert not files["subjects.csv"]["columns"]["etiology"]["required"]
+    assert files["subjects.csv"]["columns"]["arm"]["levels"] == ["Pbo", "Xan_Lo", "Xan_Hi", "Scrnfail"]
+    assert "actual_arm" in files["subjects.csv"]["columns"]
+
+
 def test_the_simulator_writes_a_dataset_of_the_studys_shape():
     from k2trial.data import simulation
 

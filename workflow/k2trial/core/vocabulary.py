@@ -321,10 +321,18 @@ class Vocabulary:
     arms: tuple[str, ...] = ()
     arm_labels: Mapping[str, str] = field(default_factory=dict)
     control_arm: str | None = None
+    #: the diary's VAS scale (protocol.vas: min, max, unit); None in a safety-only study
+    vas_scale: tuple[float, float, str] | None = None
 
     @property
     def randomised(self) -> bool:
         return bool(self.arms)
+
+    @property
+    def vas_axis(self) -> str:
+        """How axes name the VAS: "VAS (cm, 0-10)", from the protocol's scale."""
+        low, high, unit = self.vas_scale or (float("nan"), float("nan"), "")
+        return f"VAS ({unit}, {low:g}-{high:g})"
 
     def arm_label(self, arm: Any) -> str:
         return self.arm_labels.get(str(arm), str(arm))
@@ -518,6 +526,11 @@ def load_vocabulary(codebook: Mapping[str, Any], lab_units: Mapping[str, Any], c
         arms=_strings(arms["codes"]) if arms else (),
         arm_labels={str(k): str(v) for k, v in (arms or {}).get("labels", {}).items()},
         control_arm=str(arms["control"]) if arms and arms.get("control") is not None else None,
+        vas_scale=(
+            (float(codebook["vas"]["min"]), float(codebook["vas"]["max"]), str(codebook["vas"]["unit"]))
+            if codebook.get("vas")
+            else None
+        ),
     )
 
 
@@ -545,7 +558,7 @@ def protocol_words(vocabulary: Vocabulary, efficacy: Mapping[str, Any], safety: 
     words = {
         "end_of_treatment": vocabulary.end_of_treatment.label.lower(),
         "lab_paired_to": label[safety["paired_visits"][1]],
-        "ctcae_version": str(safety["ctcae_version"]),
+        **({"ctcae_version": str(safety["ctcae_version"])} if "ctcae_version" in safety else {}),
         "clinic_visits_after_baseline": ", ".join(after),
         "assessed_visits": _and(after, " and at "),
         "diary_weeks": f"{min(vocabulary.diary_weeks)}-{last}",

@@ -360,7 +360,7 @@ def composite_trajectories_figure(
         shade_off_treatment(ax, period)
         ax.set_ylim(0, 10)
         ax.set_yticks(range(0, 11, 2))
-    axes[0].set_ylabel(f"{labels.primary} VAS (cm, 0-10)")
+    axes[0].set_ylabel(f"{labels.primary} {labels.vocabulary.vas_axis}")
     handles = [
         Line2D([], [], color=GREY, lw=0.8, alpha=0.7, label="One subject"),
         *[
@@ -431,7 +431,7 @@ def symptoms_by_visit_figure(
         ax.set_ylim(-0.3, 10.3)
         ax.set_yticks(range(0, 11, 2))
     for ax in axes[::ncols]:
-        ax.set_ylabel("VAS (cm, 0-10)")
+        ax.set_ylabel(labels.vocabulary.vas_axis)
     _title(fig, "Symptom VAS at the clinic visits", note)
     return fig
 
