@@ -1,9 +1,12 @@
 # Reproducible analysis of the vitamin K2-7 neuropathy studies (Kulkarni et al., 2013, and the studies of its programme).
 # Full rebuild of the default study: snakemake --cores 4       Another dataset: snakemake --cores 4 --config raw_dir=DIR
 # Another study: snakemake --cores 4 --configfile config/studies/<name>.yaml (builds into its results_dir)
-from snakemake.utils import min_version, validate
+import os
+
+from snakemake.utils import min_version
 
 from k2trial.core.vocabulary import DEFAULT_STUDY_CONFIG
+from k2trial.runtime.config_check import validate_config
 
 min_version("9.0")
 
@@ -21,7 +24,8 @@ if "study" not in config:
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The merged config against its schema (as snakemake.utils.validate, the schema read by libyaml: k2trial.runtime.config_check).
+validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 
 
 include: "workflow/rules/common.smk"

@@ -210,3 +210,28 @@ def test_a_single_item_study_with_follow_up_runs_end_to_end(tmp_path):
     }
     assert {name: found for name, found in mentions.items() if found} == {}
     assert "off treatment" in (results / "figures" / "composite_trajectories.svg").read_text()
+
+
+@pytest.mark.parametrize("name", ["pilot2013", "open100", "rct2021", "cdiscpilot"])
+def test_every_study_config_conforms_to_the_schema_and_a_wrong_value_is_named(name):
+    from conftest import _merged
+
+    from k2trial.runtime.config_check import validate_config
+
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    config = _merged(
+        read_yaml(ROOT / "config" / "config.yaml"), read_yaml(ROOT / "config" / "studies" / f"{name}.yaml")
+    )
+    validate_config(config, schema)
+    broken = copy.deepcopy(config)
+    broken["safety"]["ctcae_version"] = "9.9"
+    with pytest.raises(
+        ConfigError, match=r"config key safety\.ctcae_version: '9\.9' is not one of \['5\.0', '4\.03'\]"
+    ):
+        validate_config(broken, schema)
+    if name == "cdiscpilot":  # a safety-only study needs no efficacy contrasts, groups or simulation
+        assert "groups" not in config and "simulation" not in config
+        broken = copy.deepcopy(config)
+        broken["protocol"]["diary"]["items"] = {"pain": {"label": "Pain"}}
+        with pytest.raises(ConfigError, match="required property"):  # a diary brings them back
+            validate_config(broken, schema)

@@ -6,6 +6,7 @@ import os
 
 import yaml
 
+from k2trial.core.io import read_yaml
 from k2trial.core.vocabulary import (
     fill_words,
     load_vocabulary,
@@ -108,16 +109,15 @@ with open(
 ) as handle:
     # titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
     # (the same words fill the notebook templates' cells tagged protocol-text: k2trial.report.notebooks)
+    # libyaml (read_yaml): every snakemake call, a no-op run included, parses these files
     PROTOCOL_WORDS = protocol_words(
         load_vocabulary(
-            yaml.safe_load(open(config["codebook"], encoding="utf-8")),
-            yaml.safe_load(open(config["lab_units"], encoding="utf-8")),
-            VOCABULARY,
+            read_yaml(config["codebook"]), read_yaml(config["lab_units"]), VOCABULARY
         ),
         config["efficacy"],
         config["safety"],
     )
-    REGISTRY = yaml.safe_load(handle)
+    REGISTRY = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 # The figures and tables a safety-only study's build does not make, and why (the notebooks say so where they would
 # show one; results/index.html states the reason once).
 OMITTED_OUTPUTS = {
