@@ -25,7 +25,9 @@ report: "workflow/report/workflow.rst"
 
 
 # The merged config against its schema (as snakemake.utils.validate, the schema read by libyaml: k2trial.runtime.config_check).
-validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+validate_config(
+    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+)
 
 
 include: "workflow/rules/common.smk"
