@@ -240,7 +240,7 @@ def test_notebooks_sharing_a_kernel_see_nothing_of_each_other(tmp_path):
     paths = {"first": tmp_path / "first.ipynb", "second": tmp_path / "second.ipynb"}
     nbformat.write(first, paths["first"])
     nbformat.write(second, paths["second"])
-    executed = nbk.execute_notebooks(paths, {"first": {}, "second": {}}, cwd=tmp_path, kernels=1)
+    executed = nbk.execute_notebooks(paths, {"first": {}, "second": {}}, cwd=tmp_path)
     assert executed["first"].cells[1].outputs[0]["data"]["text/plain"] == "43"
     assert [c.execution_count for c in executed["first"].cells] == [1, 2]
     (cell,) = executed["second"].cells
