@@ -1,6 +1,6 @@
-"""Reviewer notebooks: execution with papermill in this process (no Jupyter kernel), normalisation for byte-identical reruns, figures embedded after
-execution, offline HTML export and the version stamps of their headers. (What the templates call:
-k2trial.report.notebook_view; the page pieces: k2trial.report.page.)
+"""Reviewer notebooks: execution with papermill in this process (no Jupyter kernel), normalisation for
+byte-identical reruns, figures embedded after execution, offline HTML export and the version stamps of their
+headers. (What the templates call: k2trial.report.notebook_view; the page pieces: k2trial.report.page.)
 
 Notebooks are views over precomputed results: they read the analysis artifacts, the display-table catalog
 (results/tables/catalog.json) and the PNG figures, and never recompute an analysis.
@@ -42,9 +42,8 @@ KEPT_PAPERMILL_KEYS = ("parameters", "default_parameters")
 ENGINE_NAME = "k2trial-in-process"
 #: The kernel name papermill's parameters translator goes by (its Python translator, as for a python3 kernel).
 KERNEL_NAME = "python3"
-#: Cell tags nbclient reads: a cell that skips execution, and a cell whose error does not stop the notebook.
+#: The cell tag nbclient skips (papermill fails a notebook on any error output, so no error is tolerated).
 SKIP_TAG = "skip-execution"
-RAISES_TAG = "raises-exception"
 
 
 def language_info() -> dict[str, Any]:
@@ -122,6 +121,7 @@ def _engine_classes() -> dict[str, type]:
     import sys
     import warnings
 
+    from ipykernel.compiler import XCachingCompiler
     from IPython.core.displayhook import DisplayHook
     from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
@@ -233,11 +233,18 @@ def _engine_classes() -> dict[str, type]:
                 self.shell.recorder.emit("execute_result", self.content)
             self.content = {"data": {}, "metadata": {}}
 
-    class NotebookShell(InteractiveShell):
-        """An IPython shell whose displays, results, streams and tracebacks become the running cell's outputs."""
+    class ZMQLikeNotebookShell(InteractiveShell):
+        """An IPython shell whose displays, results, streams and tracebacks become the running cell's outputs.
+
+        "ZMQ" in the name because libraries ask whether they run under a notebook frontend by the shell's type:
+        pandas formats as for a notebook when "zmq" is in it (pandas.io.formats.console.in_ipython_frontend: a
+        Categorical's repr is not wrapped at the terminal width), as it does under ipykernel's ZMQInteractiveShell.
+        """
 
         display_pub_class = Type(RecordingDisplayPublisher)
         displayhook_class = Type(RecordingDisplayHook)
+        # cells compiled under ipykernel's file names (a hash of the cell's code), which a SyntaxError quotes
+        compiler_class = Type(XCachingCompiler)
 
         def __init__(self, **kwargs: Any) -> None:
             self.recorder = OutputRecorder()
@@ -262,7 +269,7 @@ def _engine_classes() -> dict[str, type]:
 
     @contextlib.contextmanager
     def fresh_shell() -> Any:
-        """A new NotebookShell for one notebook (history in memory, execution count 1), and afterwards the
+        """A new ZMQLikeNotebookShell for one notebook (history in memory, execution count 1), and afterwards the
         process as it was: the shell is IPython's singleton only meanwhile, and what creating one changes
         process-wide (sys.modules["__main__"], builtins __IPYTHON__ and display, sys.ps1-3, warning filters, the
         exit handler) is put back."""
@@ -274,7 +281,7 @@ def _engine_classes() -> dict[str, type]:
         config = Config()
         config.HistoryManager.hist_file = ":memory:"
         with warnings.catch_warnings():
-            shell = NotebookShell.instance(config=config)
+            shell = ZMQLikeNotebookShell.instance(config=config)
             try:
                 yield shell
             finally:
@@ -282,7 +289,7 @@ def _engine_classes() -> dict[str, type]:
                 shell.history_manager.end_session()
                 shell.history_manager.close()
                 shell.restore_sys_module_state()
-                NotebookShell.clear_instance()
+                ZMQLikeNotebookShell.clear_instance()
                 for name in names:
                     if name in kept_builtins:
                         setattr(builtins, name, kept_builtins[name])
@@ -301,7 +308,7 @@ def _engine_classes() -> dict[str, type]:
         papermill still loads the notebook, injects the parameters cell, records per-cell status and timings
         (NotebookExecutionManager) and raises PapermillExecutionError for a failed cell; here cells run in turn
         as PapermillNotebookClient runs them (markdown, empty and skip-execution cells are not run; a cell's
-        error stops the notebook unless the cell is tagged raises-exception).
+        error stops the notebook).
         """
 
         @classmethod
@@ -314,7 +321,7 @@ def _engine_classes() -> dict[str, type]:
                         tags = cell.metadata.get("tags", [])
                         if cell.cell_type != "code" or not cell.source.strip() or SKIP_TAG in tags:
                             continue
-                        if shell.run_notebook_cell(cell) and RAISES_TAG not in tags:
+                        if shell.run_notebook_cell(cell):
                             nb_man.cell_exception(cell, cell_index=index)
                             break
                     finally:
@@ -322,7 +329,7 @@ def _engine_classes() -> dict[str, type]:
             nb.metadata["language_info"] = language_info()
             return nb
 
-    return {"InProcessEngine": InProcessEngine, "NotebookShell": NotebookShell}
+    return {"InProcessEngine": InProcessEngine, "ZMQLikeNotebookShell": ZMQLikeNotebookShell}
 
 
 #: Template cells for one design only, by tag: removed (with the tag) from the other design's notebooks, so that a
