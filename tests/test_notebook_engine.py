@@ -5,6 +5,7 @@ process left as it was."""
 from __future__ import annotations
 
 import builtins
+import copy
 import os
 import re
 import sys
@@ -159,3 +160,30 @@ def test_running_notebooks_leaves_the_process_as_it_was(tmp_path):
     assert seen.read_text() == f"{workdir}\nTrue"  # it ran in cwd, in its own __main__
     assert after == before
     assert not InteractiveShell.initialized()
+
+
+@pytest.mark.workflow
+def test_the_builds_notebooks_are_what_a_real_kernel_gives(tmp_path):
+    """The registry's templates as the default build runs them (rule execute_notebooks, in-process), and each
+    again on a python3 kernel by papermill's default engine (the same cells, the injected parameters cell
+    included): the same normalised notebook bytes."""
+    from conftest import copy_workflow, run_snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    result = run_snakemake(work, "--notemp", "execute_notebooks")
+    assert result.returncode == 0, result.stderr[-3000:]
+    built = sorted((work / "results/notebooks/executed").glob("*.ipynb"))
+    assert [p.stem for p in built] == ["data_quality", "efficacy", "safety", "study_summary"]
+    for path in built:
+        executed = nbformat.read(path, as_version=4)
+        # the notebook the rule ran, parameters injected (papermill's cell and metadata), outputs and counts cleared
+        template = copy.deepcopy(executed)
+        for cell in template.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        assert "injected-parameters" in template.cells[2].metadata.tags
+        kernel = papermill.execute_notebook(
+            template, None, kernel_name="python3", language="python", cwd=str(work), progress_bar=False
+        )
+        assert nbk.notebook_bytes(nbk.normalise_notebook(kernel)) == path.read_bytes(), path.stem
+        assert sum(len(c.get("outputs", [])) for c in executed.cells) >= 5, path.stem
