@@ -9,6 +9,7 @@ import copy
 import os
 import re
 import sys
+import warnings
 
 import nbformat
 import papermill
@@ -135,7 +136,8 @@ def test_a_failing_cell_raises_papermills_error_naming_it_as_on_a_kernel(tmp_pat
 
 def test_running_notebooks_leaves_the_process_as_it_was(tmp_path):
     """A notebook changes directory (papermill's cwd) and gets its own __main__, streams and displayhook while it
-    runs; none of it outlives the notebook, and no IPython shell is left behind."""
+    runs (and IPython's shell sets builtins, prompts, warning filters); none of it outlives the notebook, and no
+    IPython shell is left behind."""
     from IPython.core.interactiveshell import InteractiveShell
 
     code = nbformat.v4.new_code_cell
@@ -148,14 +150,17 @@ def test_running_notebooks_leaves_the_process_as_it_was(tmp_path):
     nbformat.write(notebook_of(cell), path)
     workdir = tmp_path / "work"
     workdir.mkdir()
+    nbk.execute_notebooks({"warm": path}, {"warm": {}}, cwd=workdir)  # modules imported once are shared by design
     before = (
         os.getcwd(), sys.modules["__main__"], sys.stdout, sys.stderr, sys.displayhook, sys.excepthook,
         hasattr(builtins, "__IPYTHON__"), hasattr(builtins, "display"), hasattr(sys, "ps1"), list(sys.path),
+        list(warnings.filters),
     )  # fmt: skip
     nbk.execute_notebooks({"a": path, "b": path}, {"a": {}, "b": {}}, cwd=workdir)
     after = (
         os.getcwd(), sys.modules["__main__"], sys.stdout, sys.stderr, sys.displayhook, sys.excepthook,
         hasattr(builtins, "__IPYTHON__"), hasattr(builtins, "display"), hasattr(sys, "ps1"), list(sys.path),
+        list(warnings.filters),
     )  # fmt: skip
     assert seen.read_text() == f"{workdir}\nTrue"  # it ran in cwd, in its own __main__
     assert after == before
