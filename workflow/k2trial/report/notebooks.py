@@ -107,13 +107,13 @@ def register_engine() -> None:
     """Register InProcessEngine with papermill under ENGINE_NAME (again is harmless)."""
     from papermill.engines import papermill_engines
 
-    papermill_engines.register(ENGINE_NAME, _engine_classes()["InProcessEngine"])
+    papermill_engines.register(ENGINE_NAME, _in_process_engine())
 
 
 @functools.cache
-def _engine_classes() -> dict[str, type]:
-    """The in-process engine and the IPython shell it runs cells in, defined on first use (IPython and papermill
-    are imported only by a process that runs notebooks)."""
+def _in_process_engine() -> type:
+    """InProcessEngine and the IPython shell it runs cells in, defined on first use (IPython and papermill are
+    imported only by a process that runs notebooks)."""
     import atexit
     import builtins
     import contextlib
@@ -329,7 +329,7 @@ def _engine_classes() -> dict[str, type]:
             nb.metadata["language_info"] = language_info()
             return nb
 
-    return {"InProcessEngine": InProcessEngine, "ZMQLikeNotebookShell": ZMQLikeNotebookShell}
+    return InProcessEngine
 
 
 #: Template cells for one design only, by tag: removed (with the tag) from the other design's notebooks, so that a
