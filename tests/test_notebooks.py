@@ -215,7 +215,7 @@ def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
     path = tmp_path / "template.ipynb"
     nbformat.write(template, path)
     runs = []
-    for _ in range(2):  # three kernels side by side, twice: every copy must give the same bytes
+    for _ in range(2):  # three notebooks in one process, twice: every copy must give the same bytes
         names = ["a", "b", "c"]
         parameters = {name: {"title": "Sum <b>", "values": [1, 2, 3]} for name in names}
         executed = nbk.execute_notebooks(dict.fromkeys(names, path), parameters, cwd=tmp_path)
@@ -230,8 +230,8 @@ def test_papermill_run_twice_gives_identical_notebook_and_html(tmp_path):
     assert "Sum &lt;b&gt;: 6" in runs[0][1]
 
 
-def test_notebooks_sharing_a_kernel_see_nothing_of_each_other(tmp_path):
-    """A kernel runs several notebooks in turn: the second must start as in a fresh kernel (no names, In[1])."""
+def test_notebooks_run_in_one_process_see_nothing_of_each_other(tmp_path):
+    """One process runs several notebooks in turn: the second must start as in a fresh kernel (no names, In[1])."""
     first, second = nbformat.v4.new_notebook(), nbformat.v4.new_notebook()
     first.cells = [nbformat.v4.new_code_cell("secret = 42"), nbformat.v4.new_code_cell("secret + 1")]
     second.cells = [nbformat.v4.new_code_cell("'secret' in globals(), len(In)")]
@@ -240,7 +240,7 @@ def test_notebooks_sharing_a_kernel_see_nothing_of_each_other(tmp_path):
     paths = {"first": tmp_path / "first.ipynb", "second": tmp_path / "second.ipynb"}
     nbformat.write(first, paths["first"])
     nbformat.write(second, paths["second"])
-    executed = nbk.execute_notebooks(paths, {"first": {}, "second": {}}, cwd=tmp_path, kernels=1)
+    executed = nbk.execute_notebooks(paths, {"first": {}, "second": {}}, cwd=tmp_path)
     assert executed["first"].cells[1].outputs[0]["data"]["text/plain"] == "43"
     assert [c.execution_count for c in executed["first"].cells] == [1, 2]
     (cell,) = executed["second"].cells

@@ -2,10 +2,10 @@
 # (workflow/report/registry.yaml) in workflow/notebooks/, parameters in results/notebooks/<name>.parameters.yaml.
 # They display precomputed tables (results/tables/catalog.json), figures and analysis artifacts and never
 # recompute; inputs named view_<artifact> are read by the view beyond those the parameters file lists. Two steps so
-# that executing and rendering overlap with drawing the figures: execute_notebooks runs them on two kernels side by
-# side and renders their offline HTML (figures are placeholders), export_notebooks embeds the PNGs as data URIs in
-# both (a text substitution, light enough to follow the figures at once) and writes the normalised .ipynb and the
-# .html. The header of each notebook states the code version, so the hashes of CODE_FILES are a parameter.
+# that executing and rendering overlap with drawing the figures: execute_notebooks runs them in its own process (no
+# Jupyter kernel) and renders their offline HTML (figures are placeholders), export_notebooks embeds the PNGs as data
+# URIs in both (a text substitution, light enough to follow the figures at once) and writes the normalised .ipynb and
+# the .html. The header of each notebook states the code version, so the hashes of CODE_FILES are a parameter.
 
 NOTEBOOK_TITLES = {entry["name"]: entry["title"] for entry in REGISTRY["notebooks"]}
 NOTEBOOK_LINKS = [

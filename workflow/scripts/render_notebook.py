@@ -1,9 +1,10 @@
 """Notebooks in two steps, so that executing and rendering them overlaps with drawing the figures.
 
-rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill (two reused
-kernels side by side), normalise, and keep the executed notebooks and their offline HTML pages (nbconvert), with
-figure placeholders at this point. papermill injects one parameter, `view` (k2trial.report.notebook_view): the
-parameters file, the vocabulary's sources and the further artifacts the view reads (inputs named view_<artifact>).
+rule execute_notebooks: write each notebook's parameters to YAML, run the templates with papermill in this process
+(k2trial.report.notebooks.execute_notebooks: no Jupyter kernel), normalise, and keep the executed notebooks and their
+offline HTML pages (nbconvert), with figure placeholders at this point. papermill injects one parameter, `view`
+(k2trial.report.notebook_view): the parameters file, the vocabulary's sources and the further artifacts the view
+reads (inputs named view_<artifact>).
 rule export_notebooks: embed the PNG figures as data URIs in the executed notebooks and in their pages (a text
 substitution, no nbconvert: the page is the one rendering the embedded notebook gives) and write the final
 .ipynb and .html.
@@ -84,16 +85,11 @@ def execute(smk):
         for name in names
     }
 
-    def finish(name, executed):
-        """Normalise, write and render a notebook as soon as it has run (while the other kernel still runs)."""
-        normalised = notebooks.normalise_notebook(executed)
+    executed = notebooks.execute_notebooks(templates, parameters, cwd=os.getcwd())
+    for name, notebook in executed.items():
+        normalised = notebooks.normalise_notebook(notebook)
         write_bytes(notebooks.notebook_bytes(normalised), getattr(smk.output, f"{name}_executed"))
-        page = notebooks.notebook_html(normalised, smk.params.titles[name])
-        write_text(page, getattr(smk.output, f"{name}_page"))
-
-    notebooks.execute_notebooks(
-        templates, parameters, cwd=os.getcwd(), finish=finish, prepare=notebooks.prepare_html_export
-    )
+        write_text(notebooks.notebook_html(normalised, smk.params.titles[name]), getattr(smk.output, f"{name}_page"))
 
 
 def export(smk):

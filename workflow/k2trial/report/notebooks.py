@@ -1,6 +1,6 @@
-"""Reviewer notebooks: execution with papermill, normalisation for byte-identical reruns, figures embedded after
-execution, offline HTML export and the version stamps of their headers. (What the templates call:
-k2trial.report.notebook_view; the page pieces: k2trial.report.page.)
+"""Reviewer notebooks: execution with papermill in this process (no Jupyter kernel), normalisation for
+byte-identical reruns, figures embedded after execution, offline HTML export and the version stamps of their
+headers. (What the templates call: k2trial.report.notebook_view; the page pieces: k2trial.report.page.)
 
 Notebooks are views over precomputed results: they read the analysis artifacts, the display-table catalog
 (results/tables/catalog.json) and the PNG figures, and never recompute an analysis.
@@ -11,7 +11,7 @@ uses nbconvert's `basic` template (cells only) inside a page of our own with inl
 MathJax or Mermaid from a CDN, no web fonts, no scripts at all; images are data URIs; DOM ids come from
 the cell ids. `assert_offline` rejects any reference to the network.
 
-papermill and nbconvert are imported inside the functions that need them.
+papermill, IPython and nbconvert are imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import copy
 import functools
 import hashlib
 import html
-import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,179 +36,300 @@ KEPT_PAPERMILL_KEYS = ("parameters", "default_parameters")
 
 
 # ----------------------------------------------------------------------------------------------------
-# Execution and normalisation
+# Execution (in this process, through papermill's engine extension point) and normalisation
 # ----------------------------------------------------------------------------------------------------
-#: Run in the shared kernel before every notebook but the first: a fresh user namespace, history and
-#: execution counter (In[1] again), as a new kernel would give; imported modules stay loaded, which is the point.
-RESET_KERNEL_CODE = "get_ipython().reset(new_session=True, aggressive=False)"
+#: The papermill engine that runs notebooks in the calling process (`InProcessEngine`, registered under this name).
+ENGINE_NAME = "k2trial-in-process"
+#: The kernel name papermill's parameters translator goes by (its Python translator, as for a python3 kernel).
+KERNEL_NAME = "python3"
+#: The cell tag nbclient skips (papermill fails a notebook on any error output, so no error is tolerated).
+SKIP_TAG = "skip-execution"
+
+
+def language_info() -> dict[str, Any]:
+    """The notebook's metadata.language_info, as ipykernel's kernel_info reply states it for this interpreter
+    (ipykernel.ipkernel.IPythonKernel.language_info; the engine test compares it with a real kernel's)."""
+    import sys
+
+    return {
+        "name": "python",
+        "version": sys.version.split()[0],
+        "mimetype": "text/x-python",
+        "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
+        "pygments_lexer": "ipython3",
+        "nbconvert_exporter": "python",
+        "file_extension": ".py",
+    }
 
 
 def execute_notebooks(
-    templates: Mapping[str, str | Path | Any],
-    parameters: Mapping[str, Mapping[str, Any]],
-    cwd: str | Path,
-    kernel_name: str = "python3",
-    kernels: int = 1,
-    finish: Callable[[str, Any], Any] | None = None,
-    prepare: Callable[[], None] | None = None,
+    templates: Mapping[str, str | Path | Any], parameters: Mapping[str, Mapping[str, Any]], cwd: str | Path
 ) -> dict[str, Any]:
-    """Run several templates on `kernels` kernels side by side (notebooks dealt round-robin, each kernel running
-    its share one after the other) and return the executed notebooks by name, in the order of `templates`.
+    """Run the templates one after the other in this process, each with its parameters injected by papermill
+    (engine ENGINE_NAME, working directory `cwd`), and return the executed notebooks by name, in order.
 
-    finish(name, notebook), when given, runs in the kernel's thread as soon as that notebook has run, one call at
-    a time (under a lock, so it need not be thread-safe), and what it returns takes the notebook's place in the
-    result: normalising and rendering one notebook overlaps with the next one's cells.
-    prepare(), when given, runs in this thread while the kernels start (they take most of a second to be ready)
-    and before any finish: import and set up what finish needs (nbconvert) in time that is otherwise waiting.
+    templates: name -> a path or a notebook (specialise_template). Raises papermill's PapermillExecutionError,
+    naming the failing cell, when a cell fails.
 
-    A kernel costs an interpreter start plus IPython and pandas imports (0.4 s of CPU); the cells of these
-    view-only notebooks cost far less (0.13 s per notebook once the kernel has imported the view). One kernel
-    per notebook wastes that CPU; one kernel reused for all four is as quick as two side by side (measured
-    1.55 s for both on two cores) and spends 0.4 s less CPU, which the figures drawn meanwhile need: so one by
-    default. Before each notebook but the first on a kernel, its namespace, history and execution counter
-    are reset (RESET_KERNEL_CODE, sent silently so that it leaves no trace), so every executed notebook is
-    what a fresh kernel would give: nothing a notebook defines is visible to the next, and execution counts
-    start at 1. Module state survives a reset, so templates must not change process-wide settings (pandas
-    options, the working directory).
+    No Jupyter kernel: a kernel cost an interpreter start plus IPython and pandas imports (0.4 s of CPU, most of
+    a second of wall time) for cells that take 0.13 s per notebook. Each notebook runs in a new IPython shell
+    (InProcessEngine), and is what a fresh kernel would give: the same injected cell and papermill metadata, the
+    same output dicts (display_data with text/plain and text/html, execute_result, stream, error), execution
+    counts from 1, metadata.language_info as ipykernel states it.
 
-    Kernels talk over Unix sockets in private temporary folders rather than TCP ports: kernels started at the
-    same moment cannot pick the same port, and nothing listens on the network. Every module papermill imports
-    lazily while injecting parameters (black formats the injected cell) is imported here first: a module
-    imported by two threads at once can be seen half-initialised, which would make the injected cell's
-    formatting, and so the notebook's bytes, depend on thread timing; so is every module a papermill run imports
-    lazily later (IPython, ipykernel.kernelspec, pygments), as `prepare` may import the same ones meanwhile.
-    Raises papermill's PapermillExecutionError, naming the failing cell, when a cell fails.
+    What the notebooks share with each other and with the caller: the imported modules and their state (pandas
+    options, matplotlib settings, caches), so templates must not change process-wide settings (notebooks are
+    views). What they do not share: the user namespace (a new `__main__` per notebook), the input history and
+    execution counter, the working directory (papermill changes to `cwd` for each notebook and changes back),
+    sys.stdout and sys.stderr (captured as the cell's stream outputs while it runs) and the displayhook.
     """
-    import tempfile
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    import ipykernel.kernelspec  # noqa: F401
-    import IPython  # noqa: F401  (imported by every papermill run, lazily: here first, see above)
     import papermill
-    import pygments.token  # noqa: F401
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
-    from papermill.translators import PythonTranslator
 
-    PythonTranslator.codify({"warm_up": 1})  # imports black (when installed) once, in this thread
-    client_class = _prompt_ready_client_class()
-
-    async def reset(manager: AsyncKernelManager) -> None:
-        # The kernel is running (it has just run a notebook): a request on the shell channel is queued until the
-        # socket connects, and its reply comes once the reset is done. No iopub channel, so no wait for it to
-        # connect and drain (wait_for_ready spends 0.2 s there): a silent execution publishes nothing of use.
-        client = manager.client()
-        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-        try:
-            msg_id = client.execute(RESET_KERNEL_CODE, silent=True, store_history=False)
-            while True:
-                reply = await client.get_shell_msg(timeout=60)
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
-            if reply["content"]["status"] != "ok":
-                raise RuntimeError(f"resetting the notebook kernel failed: {reply['content']}")
-        finally:
-            client.stop_channels()
-
-    def run_on_one_kernel(names: Sequence[str]) -> dict[str, Any]:
-        executed = {}
-        with tempfile.TemporaryDirectory(prefix="k2k-") as sockets:
-            manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
-            manager.client_factory = client_class  # the clients papermill makes too
-            run_sync(manager.start_kernel)(cwd=str(cwd))
-            try:
-                for index, name in enumerate(names):
-                    if index:
-                        run_sync(reset)(manager)
-                    template = templates[name]  # a path, or a notebook (specialise_template)
-                    notebook = papermill.execute_notebook(
-                        template if isinstance(template, Mapping) else str(template),
-                        None,
-                        parameters=dict(parameters[name]),
-                        cwd=str(cwd),
-                        kernel_name=kernel_name,
-                        language="python",
-                        progress_bar=False,
-                        log_output=False,
-                        request_save_on_cell_execute=False,
-                        km=manager,
-                    )
-                    if finish is not None:
-                        with lock:
-                            notebook = finish(name, notebook)
-                    executed[name] = notebook
-            finally:
-                run_sync(manager.shutdown_kernel)(now=True)
-        return executed
-
-    names = list(templates)
-    shares = [share for share in (names[k :: max(kernels, 1)] for k in range(max(kernels, 1))) if share]
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=max(len(shares), 1)) as pool:
-        with lock:
-            futures = [pool.submit(run_on_one_kernel, share) for share in shares]
-            if prepare is not None:
-                prepare()
-        results = [future.result() for future in futures]
-    merged = {name: notebook for result in results for name, notebook in result.items()}
-    return {name: merged[name] for name in names}
-
-
-def _prompt_ready_client_class() -> type:
-    """jupyter_client's AsyncKernelClient whose wait_for_ready returns as soon as the kernel is ready.
-
-    papermill (nbclient) waits for every notebook's client to be ready: a kernel_info reply on the shell channel and
-    a message on iopub (the channel is connected), as jupyter_client does; jupyter_client then drains iopub until
-    it has been silent for 0.2 s, a fixed 0.2 s per notebook. Here the drain ends when the kernel reports idle after
-    that kernel_info request (the last message it causes), or after the same 0.2 s of silence when that report
-    was the message already read. Stale status messages would be harmless anyway: nbclient reads only the messages
-    of its own requests.
-    """
-    import time
-    from queue import Empty
-
-    from jupyter_client.asynchronous import AsyncKernelClient
-    from jupyter_client.utils import ensure_async
-
-    def is_idle_after(msg: dict[str, Any], msg_id: str) -> bool:
-        return (
-            msg.get("msg_type") == "status"
-            and msg.get("content", {}).get("execution_state") == "idle"
-            and msg.get("parent_header", {}).get("msg_id") == msg_id
+    register_engine()
+    executed = {}
+    for name, template in templates.items():
+        executed[name] = papermill.execute_notebook(
+            template if isinstance(template, Mapping) else str(template),
+            None,
+            parameters=dict(parameters[name]),
+            engine_name=ENGINE_NAME,
+            kernel_name=KERNEL_NAME,
+            language="python",
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=False,
         )
+    return executed
 
-    class PromptReadyKernelClient(AsyncKernelClient):
-        async def wait_for_ready(self, timeout: float | None = None) -> None:
-            abs_timeout = time.time() + (float("inf") if timeout is None else timeout)
-            while True:  # as jupyter_client: a kernel_info reply on shell, then any message on iopub
-                self.kernel_info()
+
+def register_engine() -> None:
+    """Register InProcessEngine with papermill under ENGINE_NAME (again is harmless)."""
+    from papermill.engines import papermill_engines
+
+    papermill_engines.register(ENGINE_NAME, _in_process_engine())
+
+
+@functools.cache
+def _in_process_engine() -> type:
+    """InProcessEngine and the IPython shell it runs cells in, defined on first use (IPython and papermill are
+    imported only by a process that runs notebooks)."""
+    import atexit
+    import builtins
+    import contextlib
+    import io
+    import sys
+    import warnings
+
+    from ipykernel.compiler import XCachingCompiler
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from jupyter_client.session import json_packer, json_unpacker
+    from nbformat.v4 import output_from_msg
+    from papermill.engines import Engine
+    from traitlets import Type
+    from traitlets.config import Config
+
+    class OutputRecorder:
+        """The outputs of the running cell, as nbclient records the kernel's iopub messages: each message's
+        content goes through the wire's JSON (jupyter_client's packer) and nbformat's output_from_msg;
+        clear_output and display updates as nbclient applies them."""
+
+        def __init__(self) -> None:
+            self.outputs: list[Any] = []
+            self.clear_before_next = False
+            self.displays: dict[str, list[Any]] = {}  # display_id -> the outputs it shows, in this notebook
+
+        def start_cell(self) -> list[Any]:
+            self.outputs, self.clear_before_next = [], False
+            return self.outputs
+
+        def emit(self, msg_type: str, content: Mapping[str, Any]) -> None:
+            content = json_unpacker(json_packer(content))
+            display_id = (content.pop("transient", None) or {}).get("display_id")
+            if msg_type == "update_display_data":
+                for shown in self.displays.get(display_id, []):
+                    shown["data"], shown["metadata"] = content["data"], content["metadata"]
+                return
+            output = output_from_msg({"header": {"msg_type": msg_type}, "content": content})
+            if self.clear_before_next:
+                self.outputs.clear()
+                self.clear_before_next = False
+            if display_id:
+                self.displays.setdefault(display_id, []).append(output)
+            self.outputs.append(output)
+
+        def clear(self, wait: bool) -> None:
+            if wait:
+                self.clear_before_next = True
+            else:
+                self.outputs.clear()
+
+    class StreamRecorder(io.TextIOBase):
+        """sys.stdout or sys.stderr while a cell runs: text is buffered and becomes one stream output when
+        flushed, as ipykernel's OutStream flushes before every display, result and traceback and at the end of
+        the cell (stdout first)."""
+
+        def __init__(self, name: str, recorder: OutputRecorder) -> None:
+            super().__init__()
+            self.name, self.recorder, self.buffer_parts = name, recorder, []
+
+        @property
+        def encoding(self) -> str:
+            return "utf-8"
+
+        def writable(self) -> bool:
+            return True
+
+        def isatty(self) -> bool:
+            return False
+
+        def write(self, text: str) -> int:
+            if not isinstance(text, str):
+                raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+            self.buffer_parts.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            text = "".join(self.buffer_parts)
+            self.buffer_parts.clear()
+            if text:
+                self.recorder.emit("stream", {"name": self.name, "text": text})
+
+    def flush_streams() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+    class RecordingDisplayPublisher(DisplayPublisher):
+        """display(): a display_data output (ipykernel's ZMQDisplayPublisher, without the socket)."""
+
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs) -> None:
+            flush_streams()
+            self._validate_data(data, metadata)
+            content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
+            self.shell.recorder.emit("update_display_data" if update else "display_data", content)
+
+        def clear_output(self, wait: bool = False) -> None:
+            flush_streams()
+            self.shell.recorder.clear(wait)
+
+    class RecordingDisplayHook(DisplayHook):
+        """A cell's last expression: an execute_result output with its execution count (ipykernel's
+        ZMQShellDisplayHook, without the socket); nothing is printed."""
+
+        def start_displayhook(self) -> None:
+            self.content = {"data": {}, "metadata": {}}
+
+        def write_output_prompt(self) -> None:
+            self.content["execution_count"] = self.prompt_count
+
+        def write_format_data(self, format_dict, md_dict=None) -> None:
+            self.content["data"], self.content["metadata"] = format_dict, md_dict
+
+        def finish_displayhook(self) -> None:
+            flush_streams()
+            if self.content["data"]:
+                self.shell.recorder.emit("execute_result", self.content)
+            self.content = {"data": {}, "metadata": {}}
+
+    class ZMQLikeNotebookShell(InteractiveShell):
+        """An IPython shell whose displays, results, streams and tracebacks become the running cell's outputs.
+
+        "ZMQ" in the name because libraries ask whether they run under a notebook frontend by the shell's type:
+        pandas formats as for a notebook when "zmq" is in it (pandas.io.formats.console.in_ipython_frontend: a
+        Categorical's repr is not wrapped at the terminal width), as it does under ipykernel's ZMQInteractiveShell.
+        """
+
+        display_pub_class = Type(RecordingDisplayPublisher)
+        displayhook_class = Type(RecordingDisplayHook)
+        # cells compiled under ipykernel's file names (a hash of the cell's code), which a SyntaxError quotes
+        compiler_class = Type(XCachingCompiler)
+
+        def __init__(self, **kwargs: Any) -> None:
+            self.recorder = OutputRecorder()
+            super().__init__(**kwargs)
+
+        def _showtraceback(self, etype, evalue, stb) -> None:
+            flush_streams()
+            self.recorder.emit("error", {"traceback": stb, "ename": str(etype.__name__), "evalue": str(evalue)})
+
+        def run_notebook_cell(self, cell: Any) -> bool:
+            """Run a code cell as a kernel does for nbclient (history stored): its outputs and execution count
+            are set on the cell. True when the cell raised."""
+            cell.execution_count = self.execution_count
+            cell.outputs = self.recorder.start_cell()
+            streams = [StreamRecorder(name, self.recorder) for name in ("stdout", "stderr")]
+            with contextlib.redirect_stdout(streams[0]), contextlib.redirect_stderr(streams[1]):
                 try:
-                    msg = await ensure_async(self.shell_channel.get_msg(timeout=1))
-                except Empty:
-                    pass
-                else:
-                    if msg["msg_type"] == "kernel_info_reply":
-                        try:
-                            first = await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
-                        except Empty:
-                            pass
-                        else:
-                            self._handle_kernel_info_reply(msg)
-                            request = msg["parent_header"].get("msg_id", "")
+                    result = self.run_cell(cell.source, store_history=True)
+                finally:
+                    flush_streams()
+            return not result.success
+
+    @contextlib.contextmanager
+    def fresh_shell() -> Any:
+        """A new ZMQLikeNotebookShell for one notebook (history in memory, execution count 1), and afterwards the
+        process as it was: the shell is IPython's singleton only meanwhile, and what creating one changes
+        process-wide (sys.modules["__main__"], builtins __IPYTHON__ and display, sys.ps1-3, warning filters, the
+        exit handler) is put back."""
+        if InteractiveShell.initialized():
+            raise RuntimeError("notebooks cannot run in-process under another IPython shell")
+        names = ("__IPYTHON__", "display")
+        kept_builtins = {name: vars(builtins)[name] for name in names if name in vars(builtins)}
+        prompts = {name: getattr(sys, name) for name in ("ps1", "ps2", "ps3") if hasattr(sys, name)}
+        config = Config()
+        config.HistoryManager.hist_file = ":memory:"
+        with warnings.catch_warnings():
+            shell = ZMQLikeNotebookShell.instance(config=config)
+            try:
+                yield shell
+            finally:
+                atexit.unregister(shell.atexit_operations)
+                shell.history_manager.end_session()
+                shell.history_manager.close()
+                shell.restore_sys_module_state()
+                ZMQLikeNotebookShell.clear_instance()
+                for name in names:
+                    if name in kept_builtins:
+                        setattr(builtins, name, kept_builtins[name])
+                    else:
+                        vars(builtins).pop(name, None)
+                for name in ("ps1", "ps2", "ps3"):
+                    if name in prompts:
+                        setattr(sys, name, prompts[name])
+                    elif hasattr(sys, name):
+                        delattr(sys, name)
+
+    class InProcessEngine(Engine):
+        """A papermill engine that runs a notebook's cells in this process, in a new IPython shell, instead of
+        sending them to a Jupyter kernel: what ipykernel and nbclient would record, without a kernel.
+
+        papermill still loads the notebook, injects the parameters cell, records per-cell status and timings
+        (NotebookExecutionManager) and raises PapermillExecutionError for a failed cell; here cells run in turn
+        as PapermillNotebookClient runs them (markdown, empty and skip-execution cells are not run; a cell's
+        error stops the notebook).
+        """
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            nb = nb_man.nb
+            with fresh_shell() as shell:
+                for index, cell in enumerate(nb.cells):
+                    try:
+                        nb_man.cell_start(cell, index)
+                        tags = cell.metadata.get("tags", [])
+                        if cell.cell_type != "code" or not cell.source.strip() or SKIP_TAG in tags:
+                            continue
+                        if shell.run_notebook_cell(cell):
+                            nb_man.cell_exception(cell, cell_index=index)
                             break
-                if not await self._async_is_alive():
-                    raise RuntimeError("Kernel died before replying to kernel_info")
-                if time.time() > abs_timeout:
-                    raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
-            done = is_idle_after(first, request)
-            while not done:
-                try:
-                    done = is_idle_after(await ensure_async(self.iopub_channel.get_msg(timeout=0.2)), request)
-                except Empty:
-                    break
+                    finally:
+                        nb_man.cell_complete(cell, cell_index=index)
+            nb.metadata["language_info"] = language_info()
+            return nb
 
-    return PromptReadyKernelClient
+    return InProcessEngine
 
 
 #: Template cells for one design only, by tag: removed (with the tag) from the other design's notebooks, so that a
@@ -304,14 +424,6 @@ def _html_exporter() -> Any:
         exclude_output_prompt=True,
         anchor_link_text="",
     )
-
-
-def prepare_html_export() -> None:
-    """Import nbconvert and compile the exporter's templates now (by rendering an empty notebook), so that the
-    first `notebook_html` costs no more than the others (execute_notebooks runs this while its kernels start)."""
-    import nbformat
-
-    _html_exporter().from_notebook_node(nbformat.v4.new_notebook())
 
 
 def notebook_html(notebook: Any, title: str) -> str:
