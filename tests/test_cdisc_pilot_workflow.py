@@ -8,6 +8,7 @@ would for another copy of the pilot). Skipped when ../shared/cdisc_pilot is abse
 
 from __future__ import annotations
 
+import re
 import time
 
 import pandas as pd
@@ -55,7 +56,12 @@ def test_the_build_is_safety_only_and_says_why(build):
     # the real data are not labelled simulated, and the SDTM folder was described by the study config
     dataset = (build / "raw_from_sdtm" / "dataset.yaml").read_text(encoding="utf-8")
     assert "simulated: false" in dataset and "format: sdtm" in dataset
-    assert "SIMULATED DATA" not in (build / "notebooks" / "safety.html").read_text(encoding="utf-8")
+    page = (build / "notebooks" / "safety.html").read_text(encoding="utf-8")
+    assert "SIMULATED DATA" not in page
+    # the figures it shows are captioned with their registry titles; the B12 figure (groups) is said to be omitted
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert captions == ["Laboratory values by visit with reference ranges", "eDISH (peak ALT vs peak bilirubin)"]
+    assert "Not part of this build (b12_haematology)" in page
 
 
 def test_ctcae_v403_grades_of_the_build_are_admirals_record_by_record(build, admiral):

@@ -93,6 +93,7 @@ rule execute_notebooks:
         code=CODE_HASHES,
         titles=NOTEBOOK_TITLES,
         figures=FIGURE_PNGS,
+        figure_titles={entry["name"]: entry["title"] for entry in REGISTRY["figures"]},
         study=STUDY,
         treatment=TREATMENT,
         reporting=config["reporting"],

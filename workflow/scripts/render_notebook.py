@@ -54,6 +54,8 @@ def execute(smk):
         "severe_threshold": None if smk.params.severe_threshold is None else float(smk.params.severe_threshold),
         "inputs": listed,
         "figures": {Path(p).stem: posix(p) for p in smk.params.figures},
+        # each figure's registry title, in the study's words: the notebooks' figure captions
+        "figure_titles": dict(smk.params.figure_titles),
         "tables_catalog": posix(smk.input.catalog),
         "links": [list(pair) for pair in smk.params.links],
         # the figures and tables of the registry this study's build does not make, and why (none: no key)

@@ -316,11 +316,13 @@ class NotebookView:
         if not self._omitted(name):
             self.show(table_html(self.catalog, name, collapsed=collapsed, max_rows=max_rows))
 
-    def show_figure(self, name: str, caption: str) -> None:
+    def show_figure(self, name: str, caption: str | None = None) -> None:
         """A figure of results/figures, embedded as a data URI after execution (the notebooks run while the
-        figures are drawn)."""
+        figures are drawn), captioned with its registry title (in the study's words: the parameters'
+        `figure_titles`) unless `caption` is given."""
         if not self._omitted(name):
-            self.show(figure_placeholder_html(self.parameters["figures"][name], caption))
+            text = caption if caption is not None else self.parameters["figure_titles"][name]
+            self.show(figure_placeholder_html(self.parameters["figures"][name], text))
 
     def analysis_table_html(self, frame: pd.DataFrame, name: str, title: str, empty_message: str = "No rows.") -> str:
         """An artifact (or a part of one) formatted as a display table."""
