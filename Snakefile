@@ -112,15 +112,8 @@ include: "workflow/rules/planning.smk"
 rule all:
     default_target: True
     input:
-        # every output but the intermediates of one run, temp() files deleted once their consumer has used them: the
-        # notebooks' pre-rendered pages (export_notebooks) and validation's normalised tables (clean_raw_data)
-        [
-            p
-            for r in PIPELINE_RULES
-            for p in r.output
-            if p not in NOTEBOOK_PAGES
-            and p != rules.validate_raw_data.output.normalised
-        ],
+        # every output but the notebooks' pre-rendered pages, temp() files deleted once export_notebooks used them
+        [p for r in PIPELINE_RULES for p in r.output if p not in NOTEBOOK_PAGES],
         rules.build_index.output,
         rules.manifest.output,
 

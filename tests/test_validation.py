@@ -422,23 +422,3 @@ def test_gate_stops_with_first_errors_and_the_report_path(raw, contract):
         _validate(raw_files.read_raw_dataset(_paths(contract, FIXTURE), contract), contract)
     )
     validation_report.require_passed(passed, report_path="results/validation/report.md")  # no exception
-
-
-def test_the_validation_result_handed_to_cleaning_is_that_of_the_raw_files_in_place(raw, contract, tmp_path):
-    from k2trial.core.errors import InputDataError
-    from k2trial.data.cleaning import clean_dataset
-
-    result = _validate(raw, contract)
-    path = tmp_path / "normalised.pickle"
-    path.write_bytes(validation.result_bytes(result))
-    back = validation.load_result(path, result.data_version)
-    # cleaning the result read back gives the same tables as cleaning the result itself
-    ours, theirs = clean_dataset(back, contract), clean_dataset(result, contract)
-    for name, table in theirs.tables.items():
-        pd.testing.assert_frame_equal(ours.tables[name], table)
-    pd.testing.assert_frame_equal(ours.audit_log, theirs.audit_log)
-    # raw files changed since validation: refused, naming the rule
-    with pytest.raises(InputDataError) as caught:
-        validation.load_result(path, "0" * 64)
-    assert [p.rule for p in caught.value.problems] == ["report_stale"]
-    assert raw_files.raw_data_version(_paths(contract, FIXTURE), contract) == result.data_version

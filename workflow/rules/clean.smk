@@ -7,7 +7,6 @@ rule clean_raw_data:
         unpack(read_inputs),
         report_json=rules.validate_raw_data.output.report_json,
         report_md=rules.validate_raw_data.output.report_md,
-        normalised=rules.validate_raw_data.output.normalised,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
     output:

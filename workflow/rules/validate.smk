@@ -11,8 +11,6 @@ rule validate_raw_data:
         provenance=f"{RESULTS}/provenance/validate_raw_data.json",
         report_json=f"{RESULTS}/validation/report.json",
         report_md=f"{RESULTS}/validation/report.md",
-        # the parsed and normalised tables, for clean_raw_data only (deleted once it has run)
-        normalised=temp(f"{RESULTS}/validation/normalised.pickle"),
     log:
         f"{RESULTS}/logs/validate_raw_data.log",
     conda:

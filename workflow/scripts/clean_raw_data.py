@@ -23,14 +23,12 @@ def main(smk):
     validation_report.require_passed(report, report_path=smk.input.report_md)
     contract = study_contract(smk)
     paths = {name: getattr(smk.input, key, None) for name, key in raw_files.input_keys(contract).items()}
-    # the raw files must be those validated: their hashes (not a second parse) against the report's data version
-    current = raw_files.raw_data_version(paths, contract)
-    if current != report["data_version"]:
+    raw = raw_files.read_raw_dataset(paths, contract, categorical=True)
+    if raw.data_version != report["data_version"]:
         raise InputDataError(
             [validation_report.stale_report_problem(smk.input.report_json)], report_path=smk.input.report_md
         )
-    # validation's own parsed and normalised tables (validate_raw_data), not a second reading and validation
-    result = validation.load_result(smk.input.normalised, current)
+    result = validation.validate_dataset(raw, contract, smk.params.visit_windows)
     if result.status != "passed":
         raise InputDataError(result.errors(), report_path=smk.input.report_md)
     clean = cleaning.clean_dataset(result, contract, text_as_categorical=True)

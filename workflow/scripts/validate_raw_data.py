@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from k2trial.core.io import write_bytes, write_json, write_text
+from k2trial.core.io import write_json, write_text
 from k2trial.data import raw_files, sdtm_io, validation, validation_report
 from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import run_step
@@ -29,8 +29,6 @@ def main(smk):
         imported = json.loads(Path(smk.input.sdtm_import).read_text(encoding="utf-8"))
         report = sdtm_io.add_to_report(report, imported)
         markdown_tail = sdtm_io.sdtm_markdown(report)
-    # the parsed and normalised tables for clean_raw_data (a temp() output: it does not read and validate again)
-    write_bytes(validation.result_bytes(result), smk.output.normalised)
     write_json(report, smk.output.report_json)
     write_text(validation_report.report_markdown(report, contract) + markdown_tail, smk.output.report_md)
     counts = report["counts"]

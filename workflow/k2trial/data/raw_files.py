@@ -43,19 +43,6 @@ class RawDataset:
     data_version: str | None = None
 
 
-def versioned_files(paths: Mapping[str, str | Path | None], contract: Contract) -> list[Path]:
-    """The raw files the data version is computed from: the contract's CSV files and dataset.yaml that exist
-    (SHA256SUMS, which only vouches for them, is not part of it)."""
-    names = (*contract.table_names, contract.dataset_file.name)
-    return [Path(paths[n]) for n in names if paths.get(n) is not None and Path(paths[n]).exists()]
-
-
-def raw_data_version(paths: Mapping[str, str | Path | None], contract: Contract) -> str | None:
-    """The data version of the raw files at `paths` (as read_raw_dataset computes it), from their bytes only."""
-    present = versioned_files(paths, contract)
-    return data_version(present) if present else None
-
-
 def read_raw_dataset(
     paths: Mapping[str, str | Path | None], contract: Contract, categorical: bool = False
 ) -> RawDataset:
@@ -68,9 +55,11 @@ def read_raw_dataset(
     files; the default (plain text) is for callers that edit the tables.
     """
     raw = RawDataset()
-    present = versioned_files(paths, contract)
+    present: list[Path] = []
     for name in contract.table_names:
         path = paths.get(name)
+        if path is not None and Path(path).exists():
+            present.append(Path(path))
         try:
             if path is None:
                 raise InputDataError([Problem(name, None, None, None, "file_present", ERROR, "file not found")])
@@ -82,6 +71,7 @@ def read_raw_dataset(
     if dataset_path is None or not Path(dataset_path).exists():
         raw.read_problems.append(Problem(dataset_name, None, None, None, "file_present", ERROR, "file not found"))
     else:
+        present.append(Path(dataset_path))
         try:
             raw.description = yaml.safe_load(Path(dataset_path).read_text(encoding="utf-8"))
             if raw.description is None:

@@ -15,13 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from k2trial.core.errors import ERROR, FIXABLE, SEVERITIES, WARNING, InputDataError, Problem
+from k2trial.core.errors import ERROR, FIXABLE, SEVERITIES, WARNING, Problem
 from k2trial.core.io import parse_checksums
 from k2trial.core.lab_panel import PANEL_KEY
 from k2trial.data import contract as ct
@@ -972,34 +971,3 @@ def to_problem_list(problems: pd.DataFrame) -> list[Problem]:
             strict=True,
         )
     ]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Hand-over to cleaning
-# ----------------------------------------------------------------------------------------------------------------
-def result_bytes(result: ValidationResult) -> bytes:
-    """The validation result as the cleaning step reads it back (`load_result`): the validate job's parsed and
-    normalised tables, so that cleaning does not read and validate the raw files a second time (at 100,000
-    subjects that was 18 of its 31 s). A pickle: an intermediate of one run (a temp() output), never a result."""
-    import pickle
-
-    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def load_result(path: str | Path, data_version: str | None) -> ValidationResult:
-    """The result `result_bytes` wrote; InputDataError (rule report_stale) when it is not of the raw files whose
-    `data_version` the caller computed (they changed after validation)."""
-    import pickle
-
-    with open(path, "rb") as handle:
-        result = pickle.load(handle)
-    if not isinstance(result, ValidationResult) or result.data_version != data_version:
-        raise InputDataError(
-            [
-                Problem(
-                    str(path), None, None, None, "report_stale", ERROR,
-                    "the validation result is not that of the raw files now in place; rerun validation",
-                )
-            ]
-        )  # fmt: skip
-    return result
