@@ -17,8 +17,6 @@ from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import lab_standards, run_step
 
 logger = logging.getLogger("k2trial.safety_analysis")
-#: Repeated text of labs.csv read as categories (100,000 subjects give 5.4 million lab rows).
-LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit", "reported_unit")
 
 
 def main(smk):
@@ -27,7 +25,7 @@ def main(smk):
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
     contract = study_contract(smk)
     labs = schema.read_artifact(
-        smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS, categorical=LAB_CATEGORIES
+        smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS, categorical=lab_table.LAB_CATEGORIES
     )
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
     if "allocation" in smk.input.keys():  # a randomised study: the AE listing names each event's arm

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from k2trial.adam import (
+    adlb,
     delivery_datetime,
     derive_adae,
     derive_adlb,
@@ -20,6 +21,7 @@ from k2trial.adam import (
     parameters_from_config,
     write_delivery,
 )
+from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
 from k2trial.core import schema
 from k2trial.data.cleaning import read_clean_table
@@ -27,6 +29,17 @@ from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import lab_standards, run_step, vocabulary
 
 logger = logging.getLogger("k2trial.write_adam")
+#: Repeated text of ctcae_grades.csv read as categories (100,000 subjects give 5.1 million grades; labs.csv's are
+#: lab_table.LAB_CATEGORIES); of both files only the columns ADLB declares (k2trial.adam.adlb LABS, GRADES) are read.
+GRADE_CATEGORIES = ("subject_id", "param", "visit", "term")
+
+
+def read_declared(path, needs, categorical=()):
+    """The columns of an artifact a derivation declares (k2trial.adam.common.Needs: required, and the optional ones
+    the file has), text columns in `categorical` as categories."""
+    header = schema.read_header(path)
+    columns = [*needs.required, *(c for c in needs.optional if c in header)]
+    return schema.read_artifact(path, needs.artifact, columns, categorical=[c for c in categorical if c in columns])
 
 
 def main(smk):
@@ -52,9 +65,9 @@ def main(smk):
         "ADSL": adsl,
         "ADQS": derive_adqs(schema.read_artifact(smk.input.vas, "analysis/vas"), diary, adsl, spec),
         "ADLB": derive_adlb(
-            schema.read_artifact(smk.input.labs, "analysis/labs"),
+            read_declared(smk.input.labs, adlb.LABS, lab_table.LAB_CATEGORIES),
             subjects,
-            schema.read_artifact(smk.input.ctcae_grades, "safety/ctcae_grades"),
+            read_declared(smk.input.ctcae_grades, adlb.GRADES, GRADE_CATEGORIES),
             adsl,
             standards,
             spec,

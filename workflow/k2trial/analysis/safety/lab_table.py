@@ -47,6 +47,9 @@ _WEEK_SPAN = 10_000
 LAB_INPUT_COLUMNS = ("subject_id", "visit", "week", "sample_date", "param", "aval", "unit", "ref_low", "ref_high",
                      "reported_value", "reported_unit", "reported_ref_low", "reported_ref_high", "censored", "base",
                      "chg", "baseline_record")  # fmt: skip
+#: Repeated text of labs.csv that the steps read as categories (100,000 subjects give 5.4 million lab rows):
+#: annotate_labs takes them as categories or as text.
+LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit", "reported_unit")
 SUBJECT_INPUT_COLUMNS = ("subject_id", "sex", "age_years", "anticoagulant", "saffl", "first_dose_date",
                          "last_dose_date")  # fmt: skip
 
