@@ -103,7 +103,7 @@ def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.
         if variable.codelist is not None:
             _check_codelist(values, spec.codelist(variable.codelist), spec, dataset, variable.name)
         columns[variable.name] = values
-    out = pd.DataFrame(columns)
+    out = pd.DataFrame(columns, copy=False)  # the columns as they are when they conform already: no copy
     lengths = variable_lengths(out, dataset)
     for variable in dataset.variables:
         if variable.length is not None and lengths[variable.name] > variable.length:
@@ -311,20 +311,19 @@ def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str
 
 
 def _json_row_texts(frame: pd.DataFrame, data_types: Sequence[str], step: int) -> Iterator[str]:
-    """The rows of a frame as JSON arrays, `step` rows per text (joined by ",\n"): every column encoded once
-    (_json_cells), each row its cells joined."""
-    if not len(frame.columns):
-        for start in range(0, len(frame), step):
-            yield ",\n".join(["[]"] * len(frame.iloc[start : start + step]))
-        return
-    encoded = []
+    """The rows of a frame as JSON arrays, `step` rows per text (joined by ",\n"): in each piece every column is
+    encoded once (_json_cells) and each row joins its cells."""
     last = len(frame.columns) - 1
-    for i, (column, data_type) in enumerate(zip(frame.columns, data_types, strict=True)):
-        codes, texts = _json_cells(frame[column], data_type)
-        texts = [("[" if i == 0 else "") + t + ("]" if i == last else "") for t in texts]
-        encoded.append((codes, np.array(texts, dtype=object)))
     for start in range(0, len(frame), step):
-        cells = [texts[codes[start : start + step]].tolist() for codes, texts in encoded]
+        part = frame.iloc[start : start + step]
+        if last < 0:
+            yield ",\n".join(["[]"] * len(part))
+            continue
+        cells = []
+        for i, (column, data_type) in enumerate(zip(frame.columns, data_types, strict=True)):
+            codes, texts = _json_cells(part[column], data_type)
+            texts = [("[" if i == 0 else "") + t + ("]" if i == last else "") for t in texts]
+            cells.append(np.array(texts, dtype=object)[codes].tolist())
         yield ",\n".join(map(",".join, zip(*cells, strict=True)))
 
 

@@ -304,7 +304,7 @@ def annotate_labs(
     if "lbseq" in labs.columns:  # the SDTM record key of each lab row; eGFR rows are computed, from no record
         lbseq = pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan)[rows]
         columns["lbseq"] = pd.array(merged(lbseq, np.nan), dtype="Float64").astype("Int64")
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)  # the arrays as they are: 5.4 million rows at 100,000 subjects
 
 
 def _unique(names: Sequence[str]) -> list[str]:
