@@ -12,6 +12,7 @@ from pathlib import Path
 
 from k2trial.adam import (
     adlb,
+    adqs,
     delivery_datetime,
     derive_adae,
     derive_adlb,
@@ -29,9 +30,11 @@ from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import lab_standards, run_step, vocabulary
 
 logger = logging.getLogger("k2trial.write_adam")
-#: Repeated text of ctcae_grades.csv read as categories (100,000 subjects give 5.1 million grades; labs.csv's are
-#: lab_table.LAB_CATEGORIES); of both files only the columns ADLB declares (k2trial.adam.adlb LABS, GRADES) are read.
+#: Repeated text of ctcae_grades.csv and vas.csv read as categories (100,000 subjects give 5.1 million grades and 5.4
+#: million VAS rows; labs.csv's are lab_table.LAB_CATEGORIES); of these files only the columns the derivations declare
+#: (k2trial.adam.adlb LABS, GRADES, k2trial.adam.adqs VAS) are read.
 GRADE_CATEGORIES = ("subject_id", "param", "visit", "term")
+VAS_CATEGORIES = ("subject_id", "param", "visit")
 
 
 def read_declared(path, needs, categorical=()):
@@ -60,10 +63,9 @@ def main(smk):
         allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation", ["subject_id", "arm"])
         subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     adsl = derive_adsl(subjects, schema.read_artifact(smk.input.assignment, "groups/assignment"), spec)
-    diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
-    frames = {
-        "ADSL": adsl,
-        "ADQS": derive_adqs(schema.read_artifact(smk.input.vas, "analysis/vas"), diary, adsl, spec),
+    # the largest dataset first, while little else is in memory; each input is read where it is used, so that it
+    # is released once its dataset is derived (100,000 subjects: 5.4 million lab and VAS rows each)
+    derived = {
         "ADLB": derive_adlb(
             read_declared(smk.input.labs, adlb.LABS, lab_table.LAB_CATEGORIES),
             subjects,
@@ -71,9 +73,17 @@ def main(smk):
             adsl,
             standards,
             spec,
-        ),
-        "ADAE": derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec),
+        )
     }
+    derived["ADQS"] = derive_adqs(
+        read_declared(smk.input.vas, adqs.VAS, VAS_CATEGORIES),
+        read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"]),
+        adsl,
+        spec,
+    )
+    derived["ADAE"] = derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec)
+    frames = {"ADSL": adsl, "ADQS": derived["ADQS"], "ADLB": derived["ADLB"], "ADAE": derived["ADAE"]}
+    del derived
     created = delivery_datetime(frames, spec)
     folder = Path(smk.output.define).parent
     written = write_delivery(frames, spec, folder, created=created)
