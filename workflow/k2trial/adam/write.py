@@ -84,6 +84,7 @@ def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.
             f"in the frame but not in the spec: {extra or 'none'}"
         )
     columns: dict[str, pd.Series] = {}
+    lengths: dict[str, int] = {}
     for variable in dataset.variables:
         series = frame[variable.name].reset_index(drop=True)
         if variable.type == "char":
@@ -100,11 +101,12 @@ def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.
             if variable.datatype in ("integer", "date") and not np.all(finite == np.round(finite)):
                 raise ConfigError(f"{_where(spec, dataset, variable.name, 'datatype')}: {variable.datatype}, but a "
                                   "value is not a whole number")  # fmt: skip
+        distinct = pd.unique(values) if variable.codelist is not None or variable.type == "char" else None
         if variable.codelist is not None:
-            _check_codelist(values, spec.codelist(variable.codelist), spec, dataset, variable.name)
+            _check_codelist(distinct, spec.codelist(variable.codelist), spec, dataset, variable.name)
+        lengths[variable.name] = NUMERIC_LENGTH if variable.type == "num" else _longest(distinct)
         columns[variable.name] = values
     out = pd.DataFrame(columns, copy=False)  # the columns as they are when they conform already: no copy
-    lengths = variable_lengths(out, dataset)
     for variable in dataset.variables:
         if variable.length is not None and lengths[variable.name] > variable.length:
             raise ConfigError(
@@ -128,9 +130,10 @@ def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.
     return out, lengths
 
 
-def _check_codelist(values: pd.Series, codelist: Codelist, spec: AdamSpec, dataset: Dataset, name: str) -> None:
+def _check_codelist(distinct: Any, codelist: Codelist, spec: AdamSpec, dataset: Dataset, name: str) -> None:
+    """ConfigError for the first of the distinct values that is not a code of the codelist."""
     codes = {value_key(c) for c in codelist.codes}
-    for value in pd.unique(values):
+    for value in np.asarray(distinct, dtype=object).tolist():
         key = value_key(value)
         if key is not None and key not in codes:
             raise ConfigError(f"{_where(spec, dataset, name, 'codelist')}: value {key!r} is not a code of codelist "
@@ -143,6 +146,11 @@ def _as_text(series: pd.Series) -> pd.Series:
     )
 
 
+def _longest(distinct: Any) -> int:
+    """The longest of the distinct values of a char variable in UTF-8 bytes, at least 1."""
+    return max([1, *(len(str(v).encode("utf-8")) for v in np.asarray(distinct, dtype=object).tolist())])
+
+
 def variable_lengths(frame: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
     """Length of every variable: char = the longest value in UTF-8 bytes (at least 1), num = 8."""
     out: dict[str, int] = {}
@@ -150,8 +158,7 @@ def variable_lengths(frame: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
         if variable.type == "num":
             out[variable.name] = NUMERIC_LENGTH
         else:
-            values = pd.unique(_as_text(frame[variable.name]))
-            out[variable.name] = max([1, *(len(str(v).encode("utf-8")) for v in values)])
+            out[variable.name] = _longest(pd.unique(_as_text(frame[variable.name])))
     return out
 
 
@@ -282,6 +289,9 @@ def dataset_json_text(meta: Mapping[str, Any], rows: Sequence[Sequence[Any]]) ->
     return b"".join(dataset_json_pieces(meta, [rows]))
 
 
+_json_string = json.encoder.encode_basestring
+_json_float = float.__repr__
+
 #: Records per piece of a Dataset-JSON file: its rows are encoded a piece at a time, so that the text of a dataset of
 #: millions of records never exists all at once (the bytes are the same for any piece size).
 JSON_CHUNK_RECORDS = 100_000
@@ -291,10 +301,11 @@ def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str
     """A column as (codes, texts): the JSON text of each distinct value once (texts[codes] is the column), as
     json.dumps writes the value dataset_json_document gives it: text as a JSON string, integer as int, double as
     float, date (SAS days) as its ISO 8601 string; null for a missing or non-finite number or a missing date.
-    Numbers are told apart by their bits, so -0.0 stays -0.0."""
+    Numbers are told apart by their bits, so -0.0 stays -0.0. The encoders are json's own: encode_basestring (what
+    json.dumps uses for text with ensure_ascii=False) and float.__repr__ (json's float text)."""
     if data_type == "string":
         codes, uniques = pd.factorize(values.astype("str"), use_na_sentinel=True)
-        return codes, [_dumps(str(u)) for u in uniques] + ['""']
+        return codes, [*map(_json_string, np.asarray(uniques, dtype=object).tolist()), '""']
     numbers = np.ascontiguousarray(values.to_numpy(dtype="float64"))
     codes, uniques = pd.factorize(numbers.view(np.int64), use_na_sentinel=True)
     distinct = np.asarray(uniques, dtype=np.int64).view(np.float64)
@@ -302,9 +313,9 @@ def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str
     if data_type == "integer":
         texts = [str(int(v)) if ok else "null" for v, ok in zip(distinct.tolist(), finite.tolist(), strict=True)]
     elif data_type == "double":
-        texts = [_dumps(float(v)) if ok else "null" for v, ok in zip(distinct.tolist(), finite.tolist(), strict=True)]
+        texts = [_json_float(v) if ok else "null" for v, ok in zip(distinct.tolist(), finite.tolist(), strict=True)]
     elif data_type == "date":
-        texts = [_dumps(d) if d is not None else "null" for d in iso_dates(distinct)]
+        texts = [_json_string(d) if d is not None else "null" for d in iso_dates(distinct)]
     else:
         raise ValueError(f"no JSON encoding for dataType {data_type!r}")
     return codes, [*texts, "null"]

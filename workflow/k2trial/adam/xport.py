@@ -131,7 +131,8 @@ def xport_header(
 def _text_cells(series: pd.Series, length: int) -> np.ndarray:
     """The column as fixed-width cells (n x length bytes): each distinct value encoded once, blank-padded."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    cells = np.array([str(u).encode("utf-8").ljust(length) for u in uniques] + [b" " * length], dtype=f"S{length}")
+    texts = np.asarray(uniques, dtype=object).tolist()
+    cells = np.array([str(u).encode("utf-8").ljust(length) for u in texts] + [b" " * length], dtype=f"S{length}")
     return cells[codes].view(np.uint8).reshape(len(series), length)
 
 
