@@ -20,8 +20,17 @@ from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import lab_standards, run_step
 
 logger = logging.getLogger("k2trial.safety_analysis")
-#: Repeated text of labs.csv read as categories (100,000 subjects give 5.4 million lab rows).
-LAB_CATEGORIES = ("subject_id", "visit", "sample_date", "param", "unit", "reported_unit")
+
+
+def read_labs(smk):
+    """results/analysis/labs.csv: the columns the safety tables read, repeated text as categories."""
+    return schema.read_artifact(
+        smk.input.labs,
+        "analysis/labs",
+        lab_table.LAB_INPUT_COLUMNS,
+        categorical=lab_table.LAB_CATEGORIES,
+        optional=("lbseq",),  # the SDTM record key, carried into ctcae_grades.csv (issue 15)
+    )
 
 
 def main(smk):
@@ -29,13 +38,6 @@ def main(smk):
     standards = lab_standards(smk, criteria)  # the study's lab panel (k2trial.core.lab_panel)
     settings = SafetySettings.from_config(smk.params.safety, smk.params.b12_status)
     contract = study_contract(smk)
-    labs = schema.read_artifact(
-        smk.input.labs,
-        "analysis/labs",
-        lab_table.LAB_INPUT_COLUMNS,
-        categorical=LAB_CATEGORIES,
-        optional=("lbseq",),  # the SDTM record key, carried into ctcae_grades.csv (issue 15)
-    )
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
     if "allocation" in smk.input.keys():  # a randomised study: the AE listing names each event's arm, as treated
         allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation")
@@ -43,13 +45,14 @@ def main(smk):
         subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     spec = contract.tables["adverse_events.csv"]
     adverse_events = read_clean_table(smk.input.adverse_events, spec)
-    tables = analyse_safety(labs, subjects, adverse_events, standards, settings, spec)
+    # labs.csv is handed over without a reference kept here: analyse_safety drops it once annotated (peak memory)
+    tables = analyse_safety(read_labs(smk), subjects, adverse_events, standards, settings, spec)
     for name in SAFETY_TABLES:
         schema.write_artifact(tables[name], getattr(smk.output, name), f"safety/{name}")
     conclusion = tables["safety_conclusion"]
     logger.info(
-        "%d lab rows, %d subjects in the safety set, %d adverse event(s), %d potential Hy's law row(s)\n%s",
-        len(labs),
+        "%d graded lab values, %d subjects in the safety set, %d adverse event(s), %d potential Hy's law row(s)\n%s",
+        len(tables["ctcae_grades"]),
         int(tables["ae_summary"]["denominator"].iloc[0]),
         len(tables["ae_listing"]),
         len(tables["hys_law"]),

@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 
 from k2trial.adam import (
+    adlb,
+    adqs,
     delivery_datetime,
     derive_adae,
     derive_adlb,
@@ -20,6 +22,7 @@ from k2trial.adam import (
     parameters_from_config,
     write_delivery,
 )
+from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
 from k2trial.core import schema
 from k2trial.data.cleaning import read_clean_table
@@ -27,6 +30,19 @@ from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import lab_standards, run_step, vocabulary
 
 logger = logging.getLogger("k2trial.write_adam")
+#: Repeated text of ctcae_grades.csv and vas.csv read as categories (100,000 subjects give 5.1 million grades and 5.4
+#: million VAS rows; labs.csv's are lab_table.LAB_CATEGORIES); of these files only the columns the derivations declare
+#: (k2trial.adam.adlb LABS, GRADES, k2trial.adam.adqs VAS) are read.
+GRADE_CATEGORIES = ("subject_id", "param", "visit", "term")
+VAS_CATEGORIES = ("subject_id", "param", "visit")
+
+
+def read_declared(path, needs, categorical=()):
+    """The columns of an artifact a derivation declares (k2trial.adam.common.Needs: required, and the optional ones
+    the file has), text columns in `categorical` as categories."""
+    header = schema.read_header(path)
+    columns = [*needs.required, *(c for c in needs.optional if c in header)]
+    return schema.read_artifact(path, needs.artifact, columns, categorical=[c for c in categorical if c in columns])
 
 
 def main(smk):
@@ -56,21 +72,28 @@ def main(smk):
         schema.read_artifact(smk.input.assignment, "groups/assignment") if "assignment" in smk.input.keys() else None
     )
     adsl = derive_adsl(subjects, assignment, spec)
-    frames = {"ADSL": adsl}
-    if "ADQS" in spec.datasets:
-        diary = read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"])
-        frames["ADQS"] = derive_adqs(schema.read_artifact(smk.input.vas, "analysis/vas"), diary, adsl, spec)
-    frames |= {
+    # the largest dataset first, while little else is in memory; each input is read where it is used, so that it
+    # is released once its dataset is derived (100,000 subjects: 5.4 million lab and VAS rows each)
+    derived = {
         "ADLB": derive_adlb(
-            schema.read_artifact(smk.input.labs, "analysis/labs"),
+            read_declared(smk.input.labs, adlb.LABS, lab_table.LAB_CATEGORIES),
             subjects,
-            schema.read_artifact(smk.input.ctcae_grades, "safety/ctcae_grades"),
+            read_declared(smk.input.ctcae_grades, adlb.GRADES, GRADE_CATEGORIES),
             adsl,
             standards,
             spec,
-        ),
-        "ADAE": derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec),
+        )
     }
+    if "ADQS" in spec.datasets:  # a study with a diary (a safety-only study has no ADQS: AdamSpec.for_sources)
+        derived["ADQS"] = derive_adqs(
+            read_declared(smk.input.vas, adqs.VAS, VAS_CATEGORIES),
+            read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"]),
+            adsl,
+            spec,
+        )
+    derived["ADAE"] = derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec)
+    frames = {"ADSL": adsl, **{name: derived[name] for name in spec.datasets if name in derived}}
+    del derived
     created = delivery_datetime(frames, spec)
     folder = Path(smk.output.define).parent
     written = write_delivery(frames, spec, folder, created=created)

@@ -165,6 +165,7 @@ def assemble(spec: AdamSpec, dataset: Dataset, columns: Mapping[str, pd.Series])
     lengths = {len(columns[n]) for n in dataset.names}
     if len(lengths) > 1:
         raise ValueError(f"{dataset.name}: columns of different lengths {sorted(lengths)}")
-    frame = pd.DataFrame({n: pd.Series(columns[n]).reset_index(drop=True) for n in dataset.names})
+    # the columns as they are, not consolidated into one copy (5.4 million ADLB records at 100,000 subjects)
+    frame = pd.DataFrame({n: pd.Series(columns[n]).reset_index(drop=True) for n in dataset.names}, copy=False)
     frame.attrs = {"name": dataset.name, "label": dataset.label}
     return frame

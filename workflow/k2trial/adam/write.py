@@ -3,15 +3,17 @@
 `conform` makes a derived frame exactly what config/adam/spec.yaml says (variable order, char/num types, codelist
 values, whole numbers where the datatype is integer, unique keys) and `variable_lengths` computes each character
 variable's length from the data (the longest value in UTF-8 bytes, at least 1, as xportr_length does with
-length_source = "data"; never above the spec's maximum). The files are written through the SDTM module's writers
-(k2trial.data.sdtm: `xpt_bytes` and `dataset_json_document`, deterministic, header timestamps and creation time
-from the caller), so two writes of the same data give identical bytes; define.json is written last from the same
-metadata and the bytes just written (their sha256), so the metadata and the files cannot disagree.
+length_source = "data"; never above the spec's maximum). The files are written column-wise, a piece at a time,
+so that a dataset of millions of records is written in seconds and never exists as one text: XPT v5 by
+k2trial.adam.xport (the bytes pyreadstat's writer, k2trial.data.sdtm.xpt_bytes, gives: tests check it),
+Dataset-JSON in the layout and with the metadata of k2trial.data.sdtm.dataset_json_document, each column encoded
+once; deterministic, header timestamps and creation time from the caller, so two writes of the same data give
+identical bytes. define.json is written last from the same metadata and the bytes just written (their sha256), so
+the metadata and the files cannot disagree.
 
 Two additions the SDTM writers do not make and ADaM needs:
-- SAS display formats (DATE9. for dates) in the XPT NAMESTR records: `set_xpt_formats` patches the bytes that
-  pyreadstat wrote (k2trial.data.sdtm.xpt_bytes takes no formats), the way `set_xpt_timestamps` patches the
-  header dates;
+- SAS display formats (DATE9. for dates) in the XPT NAMESTR records (nform, nfl, nfd; `set_xpt_formats` sets them
+  in bytes pyreadstat wrote, which is what the tests compare with);
 - Dataset-JSON v1.1 dates: dataType "date" with ISO 8601 values, targetDataType "integer" and displayFormat
   "DATE9." (the SAS date a receiving system should make), and null for a missing date.
 """
@@ -21,8 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import queue
 import re
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,12 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2trial.adam import xport
 from k2trial.adam.common import AdamDataError, iso_dates
 from k2trial.adam.spec import NUMERIC_LENGTH, AdamSpec, Codelist, Dataset, value_key
 from k2trial.core.errors import ConfigError, Problem
 from k2trial.core.io import json_bytes, write_bytes
-from k2trial.data.sdtm import dataset_json_document, xpt_bytes
-from k2trial.data.sdtm.files import normalise_frame
+from k2trial.data.sdtm import dataset_json_document
 
 #: Name of the delivery metadata file beside the datasets.
 METADATA_FILE = "define.json"
@@ -60,6 +64,18 @@ def conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> pd.DataFra
     its codelist or a non-whole number where the datatype is integer, or needs more bytes than the spec's length;
     AdamDataError when two records share the dataset's keys.
     """
+    return _conform(frame, dataset, spec)[0]
+
+
+def _text_column(series: pd.Series) -> pd.Series:
+    """A char column as str, "" for missing (a str column without missing values is taken as it is)."""
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.na_value is np.nan:
+        return series.fillna("") if series.hasnans else series
+    return series.astype(object).where(series.notna(), "").astype("str")
+
+
+def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.DataFrame, dict[str, int]]:
+    """`conform`, and the variable lengths of the conformed frame (variable_lengths)."""
     missing = [n for n in dataset.names if n not in frame.columns]
     extra = [str(c) for c in frame.columns if c not in dataset.names]
     if missing or extra:
@@ -68,12 +84,13 @@ def conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> pd.DataFra
             f"in the frame but not in the spec: {extra or 'none'}"
         )
     columns: dict[str, pd.Series] = {}
+    lengths: dict[str, int] = {}
     for variable in dataset.variables:
         series = frame[variable.name].reset_index(drop=True)
         if variable.type == "char":
             if pd.api.types.is_numeric_dtype(series.dtype) and not series.isna().all():
                 raise ConfigError(f"{_where(spec, dataset, variable.name, 'type')}: char, but the data are numbers")
-            values = series.astype(object).where(series.notna(), "").astype("str")
+            values = _text_column(series)
         else:
             try:
                 values = pd.to_numeric(series, errors="raise").astype("float64")
@@ -84,11 +101,12 @@ def conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> pd.DataFra
             if variable.datatype in ("integer", "date") and not np.all(finite == np.round(finite)):
                 raise ConfigError(f"{_where(spec, dataset, variable.name, 'datatype')}: {variable.datatype}, but a "
                                   "value is not a whole number")  # fmt: skip
+        distinct = pd.unique(values) if variable.codelist is not None or variable.type == "char" else None
         if variable.codelist is not None:
-            _check_codelist(values, spec.codelist(variable.codelist), spec, dataset, variable.name)
+            _check_codelist(distinct, spec.codelist(variable.codelist), spec, dataset, variable.name)
+        lengths[variable.name] = NUMERIC_LENGTH if variable.type == "num" else _longest(distinct)
         columns[variable.name] = values
-    out = pd.DataFrame(columns)
-    lengths = variable_lengths(out, dataset)
+    out = pd.DataFrame(columns, copy=False)  # the columns as they are when they conform already: no copy
     for variable in dataset.variables:
         if variable.length is not None and lengths[variable.name] > variable.length:
             raise ConfigError(
@@ -109,16 +127,28 @@ def conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> pd.DataFra
         "label": dataset.label,
         "labels": {v.name: v.label for v in dataset.variables},
     }
-    return out
+    return out, lengths
 
 
-def _check_codelist(values: pd.Series, codelist: Codelist, spec: AdamSpec, dataset: Dataset, name: str) -> None:
+def _check_codelist(distinct: Any, codelist: Codelist, spec: AdamSpec, dataset: Dataset, name: str) -> None:
+    """ConfigError for the first of the distinct values that is not a code of the codelist."""
     codes = {value_key(c) for c in codelist.codes}
-    for value in pd.unique(values.to_numpy(dtype=object)):
+    for value in np.asarray(distinct, dtype=object).tolist():
         key = value_key(value)
         if key is not None and key not in codes:
             raise ConfigError(f"{_where(spec, dataset, name, 'codelist')}: value {key!r} is not a code of codelist "
                               f"{codelist.id}")  # fmt: skip
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    return (
+        series if isinstance(series.dtype, pd.StringDtype) and series.dtype.na_value is np.nan else series.astype("str")
+    )
+
+
+def _longest(distinct: Any) -> int:
+    """The longest of the distinct values of a char variable in UTF-8 bytes, at least 1."""
+    return max([1, *(len(str(v).encode("utf-8")) for v in np.asarray(distinct, dtype=object).tolist())])
 
 
 def variable_lengths(frame: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
@@ -128,8 +158,7 @@ def variable_lengths(frame: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
         if variable.type == "num":
             out[variable.name] = NUMERIC_LENGTH
         else:
-            values = pd.unique(frame[variable.name].astype("str").to_numpy(dtype=object))
-            out[variable.name] = max([1, *(len(str(v).encode("utf-8")) for v in values)])
+            out[variable.name] = _longest(pd.unique(_as_text(frame[variable.name])))
     return out
 
 
@@ -165,6 +194,16 @@ def xpt_namestrs(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def sas_format(text: str) -> tuple[str, int, int]:
+    """A SAS format NAMEw.d as (name, width, decimals), e.g. "DATE9." -> ("DATE", 9, 0).
+
+    Raises ValueError for text that is not NAMEw.d or a name longer than 8 characters."""
+    match = _SAS_FORMAT.match(text)
+    if not match or len(match.group(1)) > 8:
+        raise ValueError(f"{text!r} is not a SAS format NAMEw.d")
+    return match.group(1), int(match.group(2) or 0), int(match.group(3) or 0)
+
+
 def set_xpt_formats(data: bytes, formats: Mapping[str, str]) -> bytes:
     """Set the display format (e.g. DATE9.) of variables in an XPT v5 file's NAMESTR records (nform, nfl, nfd).
 
@@ -177,12 +216,11 @@ def set_xpt_formats(data: bytes, formats: Mapping[str, str]) -> bytes:
         name = data[offset + 8 : offset + 16].decode("ascii").rstrip()
         if name not in formats:
             continue
-        match = _SAS_FORMAT.match(formats[name])
-        if not match or len(match.group(1)) > 8:
-            raise ValueError(f"{name}: {formats[name]!r} is not a SAS format NAMEw.d")
-        width = int(match.group(2) or 0)
-        decimals = int(match.group(3) or 0)
-        out[offset + 56 : offset + 64] = match.group(1).ljust(8).encode("ascii")
+        try:
+            form, width, decimals = sas_format(formats[name])
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+        out[offset + 56 : offset + 64] = form.ljust(8).encode("ascii")
         out[offset + 64 : offset + 68] = struct.pack(">hh", width, decimals)
         found.add(name)
     absent = sorted(set(formats) - found)
@@ -191,25 +229,33 @@ def set_xpt_formats(data: bytes, formats: Mapping[str, str]) -> bytes:
     return bytes(out)
 
 
-def xpt_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, *, created: dt.datetime) -> bytes:
-    """The XPT v5 bytes of a conformed dataset: k2trial.data.sdtm.xpt_bytes (labels from the spec, header
-    timestamps = `created`), then the spec's display formats; the lengths pyreadstat wrote are checked against
-    `variable_lengths`."""
-    data = xpt_bytes(
+def xpt_dataset_chunks(
+    frame: pd.DataFrame,
+    dataset: Dataset,
+    *,
+    created: dt.datetime,
+    lengths: Mapping[str, int] | None = None,
+    chunk_records: int = xport.CHUNK_RECORDS,
+) -> Iterator[bytes]:
+    """The XPT v5 file of a conformed dataset, in pieces (their concatenation is the file): k2trial.adam.xport with
+    the spec's labels and display formats, the lengths of `variable_lengths` (pass them when already computed), and
+    header timestamps = `created`. The bytes are those of k2trial.data.sdtm.xpt_bytes (pyreadstat) with the
+    formats set by `set_xpt_formats` (tests/test_adam_xport.py)."""
+    return xport.xport_pieces(
         frame,
         name=dataset.name,
-        created=created,
         label=dataset.label,
         column_labels={v.name: v.label for v in dataset.variables},
+        lengths=lengths if lengths is not None else variable_lengths(frame, dataset),
+        formats={v.name: sas_format(v.format) for v in dataset.variables if v.format},
+        created=created,
+        chunk_records=chunk_records,
     )
-    formats = {v.name: v.format for v in dataset.variables if v.format}
-    data = set_xpt_formats(data, formats) if formats else data
-    written = {n["name"]: n["length"] for n in xpt_namestrs(data)}
-    expected = variable_lengths(frame, dataset)
-    if written != expected:
-        differ = sorted(k for k in expected if written.get(k) != expected[k])
-        raise ValueError(f"{dataset.name}: XPT lengths differ from the data's for {', '.join(differ)}")
-    return data
+
+
+def xpt_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, *, created: dt.datetime) -> bytes:
+    """The XPT v5 bytes of a conformed dataset (xpt_dataset_chunks, joined)."""
+    return b"".join(xpt_dataset_chunks(frame, dataset, created=created))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -223,13 +269,17 @@ def dataset_json_pieces(meta: Mapping[str, Any], row_pieces: Iterable[Sequence[S
     """A Dataset-JSON (.json) file in the layout of k2trial.data.sdtm.dataset_json_bytes, in pieces: the metadata
     object with `rows` last, one row per line, UTF-8, a final newline; the rows come in pieces (lists of rows), so
     that they need not all exist at once. The bytes do not depend on how the rows are cut into pieces."""
+    return _json_file(meta, (",\n".join(_dumps(list(row)) for row in rows) for rows in row_pieces if len(rows)))
+
+
+def _json_file(meta: Mapping[str, Any], row_texts: Iterable[str]) -> Iterator[bytes]:
+    """The layout of `dataset_json_pieces` from the rows already encoded: each text is one or more JSON rows joined
+    by ",\n" (none empty)."""
     yield (_dumps(dict(meta))[:-1] + ',"rows":[').encode("utf-8")
     any_rows = False
-    for rows in row_pieces:
-        if len(rows):
-            lead = ",\n" if any_rows else "\n"
-            yield (lead + ",\n".join(_dumps(list(row)) for row in rows)).encode("utf-8")
-            any_rows = True
+    for text in row_texts:
+        yield (("\n" if not any_rows else ",\n") + text).encode("utf-8")
+        any_rows = True
     yield (("\n" if any_rows else "") + "]}\n").encode("utf-8")
 
 
@@ -239,9 +289,53 @@ def dataset_json_text(meta: Mapping[str, Any], rows: Sequence[Sequence[Any]]) ->
     return b"".join(dataset_json_pieces(meta, [rows]))
 
 
-#: Records per piece of a Dataset-JSON file: its rows are built and encoded a piece at a time, so that a dataset of
-#: millions of records never exists as Python lists all at once (the bytes are the same for any piece size).
-JSON_CHUNK_RECORDS = 50_000
+_json_string = json.encoder.encode_basestring
+_json_float = float.__repr__
+
+#: Records per piece of a Dataset-JSON file: its rows are encoded a piece at a time, so that the text of a dataset of
+#: millions of records never exists all at once (the bytes are the same for any piece size).
+JSON_CHUNK_RECORDS = 100_000
+
+
+def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str]]:
+    """A column as (codes, texts): the JSON text of each distinct value once (texts[codes] is the column), as
+    json.dumps writes the value dataset_json_document gives it: text as a JSON string, integer as int, double as
+    float, date (SAS days) as its ISO 8601 string; null for a missing or non-finite number or a missing date.
+    Numbers are told apart by their bits, so -0.0 stays -0.0. The encoders are json's own: encode_basestring (what
+    json.dumps uses for text with ensure_ascii=False) and float.__repr__ (json's float text)."""
+    if data_type == "string":
+        codes, uniques = pd.factorize(values.astype("str"), use_na_sentinel=True)
+        return codes, [*map(_json_string, np.asarray(uniques, dtype=object).tolist()), '""']
+    numbers = np.ascontiguousarray(values.to_numpy(dtype="float64"))
+    codes, uniques = pd.factorize(numbers.view(np.int64), use_na_sentinel=True)
+    distinct = np.asarray(uniques, dtype=np.int64).view(np.float64)
+    finite = np.isfinite(distinct)
+    if data_type == "integer":
+        texts = [str(int(v)) if ok else "null" for v, ok in zip(distinct.tolist(), finite.tolist(), strict=True)]
+    elif data_type == "double":
+        texts = [_json_float(v) if ok else "null" for v, ok in zip(distinct.tolist(), finite.tolist(), strict=True)]
+    elif data_type == "date":
+        texts = [_json_string(d) if d is not None else "null" for d in iso_dates(distinct)]
+    else:
+        raise ValueError(f"no JSON encoding for dataType {data_type!r}")
+    return codes, [*texts, "null"]
+
+
+def _json_row_texts(frame: pd.DataFrame, data_types: Sequence[str], step: int) -> Iterator[str]:
+    """The rows of a frame as JSON arrays, `step` rows per text (joined by ",\n"): in each piece every column is
+    encoded once (_json_cells) and each row joins its cells."""
+    last = len(frame.columns) - 1
+    for start in range(0, len(frame), step):
+        part = frame.iloc[start : start + step]
+        if last < 0:
+            yield ",\n".join(["[]"] * len(part))
+            continue
+        cells = []
+        for i, (column, data_type) in enumerate(zip(frame.columns, data_types, strict=True)):
+            codes, texts = _json_cells(part[column], data_type)
+            texts = [("[" if i == 0 else "") + t + ("]" if i == last else "") for t in texts]
+            cells.append(np.array(texts, dtype=object)[codes].tolist())
+        yield ",\n".join(map(",".join, zip(*cells, strict=True)))
 
 
 def dataset_json_dataset_chunks(
@@ -251,32 +345,30 @@ def dataset_json_dataset_chunks(
     *,
     created: dt.datetime,
     chunk_records: int = JSON_CHUNK_RECORDS,
+    lengths: Mapping[str, int] | None = None,
 ) -> Iterator[bytes]:
     """The Dataset-JSON v1.1 file of a conformed dataset, in pieces (their concatenation is the file): the metadata
     of k2trial.data.sdtm.dataset_json_document with the spec's labels, data types and keys (keySequence), dates as
     ISO 8601 with targetDataType integer and their display format, metaDataRef define.json; then the rows,
-    `chunk_records` at a time, in the layout of dataset_json_text."""
-    dates = [v.name for v in dataset.variables if v.is_date]
-    shown = frame.copy()
-    for name in dates:
-        shown[name] = pd.Series([d or "" for d in iso_dates(frame[name])], dtype="str")
-
-    def document(part: pd.DataFrame) -> tuple[dict[str, Any], list[list[Any]]]:
-        return dataset_json_document(
-            part,
-            name=dataset.name,
-            label=dataset.label,
-            creation_datetime=created,
-            column_labels={v.name: v.label for v in dataset.variables},
-            data_types={v.name: _JSON_TYPES[v.datatype] for v in dataset.variables},
-            keys=list(dataset.keys),
-            study_oid=spec.studyid,
-            metadata_ref=METADATA_FILE,
-            item_group_oid=f"IG.{dataset.name}",
-        )
-
-    meta, _ = document(shown.iloc[:0])  # the types come from the spec, so the empty frame's metadata is the data's
-    text = normalise_frame(shown)
+    `chunk_records` at a time, in the layout of dataset_json_text, each column encoded once (_json_cells: the
+    values dataset_json_document gives, as json.dumps writes them). lengths: those of `variable_lengths`, when
+    already computed (a string column's `length` is the same: its longest value in UTF-8 bytes, at least 1)."""
+    data_types = {v.name: _JSON_TYPES[v.datatype] for v in dataset.variables}
+    lengths = lengths if lengths is not None else variable_lengths(frame, dataset)
+    empty = pd.DataFrame({c: pd.Series([], dtype="str" if data_types[c] in ("string", "date") else "float64")
+                          for c in frame.columns})  # fmt: skip
+    meta, _ = dataset_json_document(  # the types come from the spec, so the empty frame's metadata is the data's
+        empty,
+        name=dataset.name,
+        label=dataset.label,
+        creation_datetime=created,
+        column_labels={v.name: v.label for v in dataset.variables},
+        data_types=data_types,
+        keys=list(dataset.keys),
+        study_oid=spec.studyid,
+        metadata_ref=METADATA_FILE,
+        item_group_oid=f"IG.{dataset.name}",
+    )
     columns = []
     for column in meta["columns"]:
         variable = dataset.variable(column["name"])
@@ -284,27 +376,15 @@ def dataset_json_dataset_chunks(
         if variable.is_date:
             ordered["targetDataType"] = "integer"
         if "length" in column:  # the longest value of the whole column in UTF-8 bytes, at least 1
-            values = set(text[column["name"]].tolist())
-            ordered["length"] = max([1, *(len(v.encode("utf-8")) for v in values)])
+            ordered["length"] = int(lengths[column["name"]])
         if variable.format:
             ordered["displayFormat"] = variable.format
         if "keySequence" in column:
             ordered["keySequence"] = column["keySequence"]
         columns.append(ordered)
     meta = {**meta, "records": len(frame), "columns": columns}
-    positions = {c["name"]: i for i, c in enumerate(columns)}
-    missing_dates = {name: np.isnan(frame[name].to_numpy(dtype="float64")) for name in dates}
-    step = max(int(chunk_records), 1)
-
-    def row_pieces() -> Iterator[list[list[Any]]]:
-        for start in range(0, len(shown), step):
-            _, rows = document(shown.iloc[start : start + step])
-            for name in dates:  # a missing date is null, not "" (only the rows that have one are touched)
-                for row in np.flatnonzero(missing_dates[name][start : start + step]):
-                    rows[row][positions[name]] = None
-            yield rows
-
-    yield from dataset_json_pieces(meta, row_pieces())
+    types = [data_types[c] for c in frame.columns]
+    yield from _json_file(meta, _json_row_texts(frame, types, max(int(chunk_records), 1)))
 
 
 def dataset_json_dataset_bytes(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec, *, created: dt.datetime) -> bytes:
@@ -334,13 +414,25 @@ def delivery_metadata(
     structure, keys, record count, files (name, bytes, sha256: `files` gives dataset -> format -> (size, sha256))
     and variables (label, type, datatype, length from
     the data, format, codelist, origin, source, derivation, key sequence), then the codelists they use."""
+    shapes = {name: (len(frame), variable_lengths(frame, spec.dataset(name))) for name, frame in frames.items()}
+    return _metadata(shapes, spec, created=created, files=files)
+
+
+def _metadata(
+    shapes: Mapping[str, tuple[int, Mapping[str, int]]],
+    spec: AdamSpec,
+    *,
+    created: dt.datetime,
+    files: Mapping[str, Mapping[str, tuple[int, str]]],
+) -> dict[str, Any]:
+    """`delivery_metadata` from each dataset's record count and variable lengths (shapes: dataset -> (records,
+    lengths)), so that the frames need not be kept until define.json is written."""
     datasets = []
     used: list[str] = []
     for name, dataset in spec.datasets.items():
-        if name not in frames:
+        if name not in shapes:
             continue
-        frame = frames[name]
-        lengths = variable_lengths(frame, dataset)
+        records, lengths = shapes[name]
         variables = []
         for variable in dataset.variables:
             if variable.codelist and variable.codelist not in used:
@@ -368,7 +460,7 @@ def delivery_metadata(
                 "structure": dataset.structure,
                 "keys": list(dataset.keys),
                 "sources": list(dataset.sources),
-                "records": len(frame),
+                "records": records,
                 "files": {
                     fmt: {"name": f"{name.lower()}.{fmt}", "bytes": size, "sha256": digest}
                     for fmt, (size, digest) in sorted(files[name].items())
@@ -406,6 +498,14 @@ def delivery_metadata(
 FileSink = Callable[[str, Iterable[bytes]], tuple[int, str]]
 
 
+def _file_pieces(
+    fmt: str, frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec, created: dt.datetime, lengths: Mapping[str, int]
+) -> Iterator[bytes]:
+    if fmt == "xpt":
+        return xpt_dataset_chunks(frame, dataset, created=created, lengths=lengths)
+    return dataset_json_dataset_chunks(frame, dataset, spec, created=created, lengths=lengths)
+
+
 def _deliver(
     frames: Mapping[str, pd.DataFrame], spec: AdamSpec, sink: FileSink, *, created: dt.datetime, formats: Sequence[str]
 ) -> list[str]:
@@ -420,24 +520,21 @@ def _deliver(
         raise ValueError(f"unknown format(s) {bad}; known: {', '.join(FORMATS)}")
     if not spec.parameters and spec.parameter_descriptions:
         raise ConfigError(f"{spec.file}: the delivery needs its parameters (AdamSpec.with_parameters)")
-    conformed: dict[str, pd.DataFrame] = {}
+    shapes: dict[str, tuple[int, dict[str, int]]] = {}
     digests: dict[str, dict[str, tuple[int, str]]] = {}
     names: list[str] = []
     for name, dataset in spec.datasets.items():
         if name not in frames:
             continue
-        frame = conform(frames[name], dataset, spec)
-        conformed[name] = frame
+        frame, lengths = _conform(frames[name], dataset, spec)  # one conformed dataset in memory at a time
+        shapes[name] = (len(frame), lengths)
         digests[name] = {}
-        pieces = {
-            "xpt": lambda: [xpt_dataset_bytes(frame, dataset, created=created)],  # noqa: B023 (called at once)
-            "json": lambda: dataset_json_dataset_chunks(frame, dataset, spec, created=created),  # noqa: B023
-        }
         for fmt in FORMATS:
             if fmt in formats:
                 names.append(f"{name.lower()}.{fmt}")
-                digests[name][fmt] = sink(names[-1], pieces[fmt]())
-    sink(METADATA_FILE, [json_bytes(delivery_metadata(conformed, spec, created=created, files=digests))])
+                digests[name][fmt] = sink(names[-1], _file_pieces(fmt, frame, dataset, spec, created, lengths))
+        del frame  # before the next dataset is conformed
+    sink(METADATA_FILE, [json_bytes(_metadata(shapes, spec, created=created, files=digests))])
     return [*names, METADATA_FILE]
 
 
@@ -449,6 +546,50 @@ def _hashing(pieces: Iterable[bytes], result: list[tuple[int, str]]) -> Iterator
         size += len(piece)
         yield piece
     result.append((size, digest.hexdigest()))
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _made_ahead(pieces: Iterable[bytes], depth: int = 2) -> Iterator[bytes]:
+    """The pieces in order, each made by a background thread while the ones before it are hashed and written (file
+    writes and sha256 release the GIL, so the two overlap), at most `depth` pieces ahead; an error making a piece
+    is raised here. Stopping early (an error writing) stops the thread."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for piece in pieces:
+                if not put(piece):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            put(_Failed(error))
+            return
+        put(done)
+
+    thread = threading.Thread(target=make, name="k2trial-adam-pieces", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def delivery_bytes(
@@ -498,7 +639,8 @@ def write_delivery(
 ) -> list[str]:
     """Write the delivery into folder, each file atomically; returns the file names written. The files are those of
     `delivery_bytes` (same bytes), but each is written as soon as it is made and a Dataset-JSON file is streamed
-    (dataset_json_dataset_chunks), so that memory holds one dataset's XPT and one piece of rows at a time.
+    (dataset_json_dataset_chunks), so that memory holds one conformed dataset and a few pieces of a file at a
+    time; the next pieces are made while one is hashed and written (_made_ahead).
 
     created: the creation datetime of every file (XPT header timestamps, datasetJSONCreationDateTime, define.json);
     pass a fixed one (e.g. the data version's date) for byte-identical rebuilds."""
@@ -506,7 +648,7 @@ def write_delivery(
 
     def write(file_name: str, pieces: Iterable[bytes]) -> tuple[int, str]:
         result: list[tuple[int, str]] = []
-        write_bytes(_hashing(pieces, result), folder / file_name)
+        write_bytes(_hashing(_made_ahead(pieces), result), folder / file_name)
         return result[0]
 
     return _deliver(frames, spec, write, created=created, formats=formats)

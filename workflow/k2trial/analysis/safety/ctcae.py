@@ -34,7 +34,7 @@ for), no_value, no_unit, unit_not_graded, and no_uln / no_lln / no_baseline / no
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -536,7 +536,7 @@ def grade_records(
     if term is not None:
         requested = _mapped_texts(term, n, "term", lambda t: t.str.strip().str.casefold())
 
-    frames = []
+    parts: list[_Part] = []
     names = criteria.term_names()
     for order, name in enumerate(names):
         entries = criteria.entries(name)
@@ -561,13 +561,13 @@ def grade_records(
             at = write[mine]
             grade[write], reason[write], deciding[write], lower[write] = g[at], r[at], c[at], lb[at]
             claimed |= claim
-        frames.append(_frame(rows, order, name, entries[0].direction, tests[rows], grade, reason, deciding, lower))
+        parts.append(_Part(rows, order, name, entries[0].direction, tests[rows], grade, reason, deciding, lower))
     if requested is not None:
         known = np.isin(requested, [nm.casefold() for nm in names])
         rows = np.flatnonzero(~known)
         reason = np.where(requested[rows] == "", NO_TERM, UNKNOWN_TERM).astype(object)
-        frames.append(
-            _frame(
+        parts.append(
+            _Part(
                 rows,
                 len(names),
                 _texts(term, n, "term").to_numpy(dtype=object)[rows],
@@ -579,35 +579,56 @@ def grade_records(
                 np.zeros(len(rows), dtype=bool),
             )
         )
-    out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values(["record", "_order"], kind="mergesort").drop(columns="_order").reset_index(drop=True)
-    out["grade"] = pd.array(np.where(out["grade"].to_numpy() < 0, None, out["grade"].to_numpy()), dtype="Int8")
-    return out[GRADE_COLUMNS]
+    return _grade_frame(parts)
 
 
-def _frame(
-    rows: np.ndarray,
-    order: int,
-    term: Any,
-    direction: str,
-    tests: np.ndarray,
-    grade: np.ndarray,
-    reason: np.ndarray,
-    deciding: np.ndarray,
-    lower: np.ndarray,
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Part:
+    """The graded rows of one term (or of the records without a known term): aligned arrays, term and direction
+    one text for all rows or one per row."""
+
+    rows: np.ndarray
+    order: int
+    term: Any
+    direction: str
+    tests: np.ndarray
+    grade: np.ndarray
+    reason: np.ndarray
+    deciding: np.ndarray
+    lower: np.ndarray
+
+
+def _grade_frame(parts: Sequence[_Part]) -> pd.DataFrame:
+    """The GRADE_COLUMNS frame of the parts, sorted by record, then the parts' order: each column concatenated and
+    put in order once (not a frame per part, concatenated, sorted and reindexed: 5 million rows at 100,000
+    subjects)."""
+    record = np.concatenate([p.rows.astype(np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+    order = np.concatenate([np.full(len(p.rows), p.order, dtype=np.int64) for p in parts]) if parts else record
+    sort = np.lexsort((order, record))  # (record, order) pairs are unique: one row per record and term
+    del order
+
+    def column(values: Callable[[_Part], Any], dtype: Any) -> np.ndarray:
+        pieces = []
+        for part in parts:
+            value = values(part)
+            pieces.append(np.full(len(part.rows), value, dtype=object) if isinstance(value, str)
+                          else np.asarray(value, dtype=dtype))  # fmt: skip
+        return np.concatenate(pieces)[sort] if pieces else np.zeros(0, dtype=dtype)
+
+    grade = column(lambda p: p.grade, np.int8)
+    missing = grade < 0
     return pd.DataFrame(
         {
-            "record": rows.astype(np.int64),
-            "_order": np.full(len(rows), order, dtype=np.int64),
-            "term": term if not isinstance(term, str) else np.full(len(rows), term, dtype=object),
-            "direction": np.full(len(rows), direction, dtype=object),
-            "test": tests,
-            "grade": grade,
-            "reason": reason,
-            "criterion": deciding,
-            "lower_bound": lower,
-        }
+            "record": record[sort],
+            "term": column(lambda p: p.term, object),
+            "direction": column(lambda p: p.direction, object),
+            "test": column(lambda p: p.tests, object),
+            "grade": pd.arrays.IntegerArray(np.where(missing, 0, grade).astype(np.int8), missing),
+            "reason": column(lambda p: p.reason, object),
+            "criterion": column(lambda p: p.deciding, object),
+            "lower_bound": column(lambda p: p.lower, bool),
+        },
+        copy=False,
     )
 
 
