@@ -212,8 +212,8 @@ def annotate_labs(
     ref_low, ref_high = numbers("ref_low"), numbers("ref_high")
     reported, lab_low, lab_high = numbers("reported_value"), numbers("reported_ref_low"), numbers("reported_ref_high")
     factor = reported_factor[rows]
-    censored = as_bool(_as_category(labs["censored"]))[rows]
-    baseline_record = as_bool(_as_category(labs["baseline_record"]))[rows] & ~np.isnan(aval)
+    censored = as_bool(labs["censored"])[rows]  # as_bool reads booleans and their text forms (no text detour)
+    baseline_record = as_bool(labs["baseline_record"])[rows] & ~np.isnan(aval)
     reported_units = _as_category(labs["reported_unit"])
     unit_names = [str(u) for u in reported_units.cat.categories]
     unit_code = reported_units.cat.codes.to_numpy()[rows]
