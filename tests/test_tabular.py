@@ -203,3 +203,29 @@ def test_validation_reads_the_same_with_categorical_columns():
     )
     assert csv_bytes(plain.problems) == csv_bytes(coded.problems)
     assert len(plain.problems) > 0
+
+
+def test_the_hash_of_a_file_this_process_wrote_is_its_bytes_hash_and_follows_any_change(tmp_path):
+    import hashlib
+    import os
+    import time
+
+    from k2trial.core import io as kio
+
+    path = tmp_path / "a.bin"
+    data = [b"chunk one,", b"chunk two"]
+    size, digest = kio.write_bytes(iter(data), path)
+    assert (size, digest) == (19, hashlib.sha256(b"".join(data)).hexdigest())
+    assert kio.sha256_file(path) == digest and kio.write_chunks(iter(data), path) == digest
+    # rewritten by another writer (same size, later time): the file is read again
+    time.sleep(0.01)
+    path.write_bytes(b"chunk ONE,chunk two")
+    assert kio.sha256_file(path) == hashlib.sha256(b"chunk ONE,chunk two").hexdigest()
+    # replaced by a rename (a new inode) with the recorded time forced back: read again too
+    kio.write_text("x", path)
+    other = tmp_path / "b.bin"
+    other.write_bytes(b"y")
+    recorded = os.stat(path)
+    os.replace(other, path)
+    os.utime(path, ns=(recorded.st_atime_ns, recorded.st_mtime_ns))
+    assert kio.sha256_file(path) == hashlib.sha256(b"y").hexdigest()

@@ -647,8 +647,6 @@ def write_delivery(
     folder = Path(folder)
 
     def write(file_name: str, pieces: Iterable[bytes]) -> tuple[int, str]:
-        result: list[tuple[int, str]] = []
-        write_bytes(_hashing(_made_ahead(pieces), result), folder / file_name)
-        return result[0]
+        return write_bytes(_made_ahead(pieces), folder / file_name)  # (size, sha256), hashed as written
 
     return _deliver(frames, spec, write, created=created, formats=formats)
