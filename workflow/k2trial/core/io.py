@@ -531,13 +531,8 @@ def raw_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 500_000) -> Iterator[b
 
 
 def raw_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The exact bytes `write_chunks(raw_csv_chunks(frame), path)` writes."""
+    """The exact bytes `write_bytes(raw_csv_chunks(frame), path)` writes."""
     return b"".join(raw_csv_chunks(frame))
-
-
-def write_chunks(chunks: Iterable[bytes], path: str | Path) -> str:
-    """Write chunks of bytes atomically, one after the other; returns the SHA-256 hex of what was written."""
-    return _atomic_write_bytes(Path(path), chunks)[1]
 
 
 def write_json(obj: Any, path: str | Path) -> None:

@@ -38,7 +38,7 @@ import yaml
 from scipy import optimize, special
 
 from k2trial.core.errors import ConfigError
-from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_chunks, write_csv
+from k2trial.core.io import raw_csv_bytes, raw_csv_chunks, raw_csv_record, read_yaml, write_bytes, write_csv
 from k2trial.core.lab_panel import declared_panel, study_lab_standards, study_lab_units
 from k2trial.core.values import round_half_away, scaled_integers
 from k2trial.core.vocabulary import visit_windows
@@ -1239,11 +1239,11 @@ def write_raw_dataset(study: SimulatedStudy, out_dir: str | Path) -> dict[str, s
     written atomically, the CSVs in chunks. Returns file name -> SHA-256 hex of what was written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    digests = {name: write_chunks(raw_csv_chunks(table), out / name) for name, table in study.raw.items()}
+    digests = {name: write_bytes(raw_csv_chunks(table), out / name)[1] for name, table in study.raw.items()}
     meta = dataset_yaml_text(study.dataset_meta).encode("utf-8")
-    digests["dataset.yaml"] = write_chunks([meta], out / "dataset.yaml")
+    digests["dataset.yaml"] = write_bytes(meta, out / "dataset.yaml")[1]
     sums = "".join(f"{digests[name]}  {name}\n" for name in sorted(digests)).encode("utf-8")
-    digests["SHA256SUMS"] = write_chunks([sums], out / "SHA256SUMS")
+    digests["SHA256SUMS"] = write_bytes(sums, out / "SHA256SUMS")[1]
     return digests
 
 
