@@ -97,7 +97,7 @@ def test_registry_words_say_the_pilots_text_for_the_pilot_and_the_pain_studys_fo
     assert pilot["assessed_visits"] == "week 4 and at week 8" and pilot["diary_weeks_in_words"] == "eight"
     assert (pilot["primary"], pilot["Primary"], pilot["model_param"]) == ("composite", "Composite", "composite")
     study = _pain12()
-    pain = protocol_words(_vocabulary(study), study["efficacy"], study["safety"])
+    pain = protocol_words(_vocabulary(study), study["efficacy"], {**config["safety"], **study["safety"]})
     assert pain["efficacy_visits"] == "baseline, week 4, week 8 and week 12"
     assert pain["clinic_visits_after_baseline"] == "week 4, week 8, week 12"
     assert (pain["primary"], pain["end_of_treatment"], pain["diary_weeks"]) == ("pain", "week 8", "0-12")

@@ -106,13 +106,13 @@ def derive_adsl(subjects: pd.DataFrame, assignment: pd.DataFrame | None, spec: A
         reason = code.where(code != "", reason)
     out["DCSREAS"] = reason
 
-    # etiology, subgroups and the severity group (groups/assignment.csv; none in a safety-only study)
+    # etiology, subgroups and the severity group (groups/assignment.csv; none in a safety-only study); the spec
+    # orders the variables (assemble)
+    out["PRB12FL"] = recode("PRB12FL", SUBJECTS, subj, "prior_b12_therapy")
     if asg is not None:
         out["ETIOLOGY"] = recode("ETIOLOGY", ASSIGNMENT, asg, "etiology")
         out["B12DEFFL"] = recode("B12DEFFL", ASSIGNMENT, asg, "b12_deficient")
         out["DIABFL"] = recode("DIABFL", ASSIGNMENT, asg, "diabetic")
-    out["PRB12FL"] = recode("PRB12FL", SUBJECTS, subj, "prior_b12_therapy")
-    if asg is not None:
         out["RESB12FL"] = recode("RESB12FL", ASSIGNMENT, asg, "residual_b12")
         out["SEVGR1"] = recode("SEVGR1", ASSIGNMENT, asg, "severity_group")
         out["SEVGR1N"] = recode("SEVGR1N", ASSIGNMENT, asg, "severity_group")

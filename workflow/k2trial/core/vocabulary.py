@@ -558,7 +558,7 @@ def protocol_words(vocabulary: Vocabulary, efficacy: Mapping[str, Any], safety: 
     words = {
         "end_of_treatment": vocabulary.end_of_treatment.label.lower(),
         "lab_paired_to": label[safety["paired_visits"][1]],
-        **({"ctcae_version": str(safety["ctcae_version"])} if "ctcae_version" in safety else {}),
+        "ctcae_version": str(safety["ctcae_version"]),
         "clinic_visits_after_baseline": ", ".join(after),
         "assessed_visits": _and(after, " and at "),
         "diary_weeks": f"{min(vocabulary.diary_weeks)}-{last}",
