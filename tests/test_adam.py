@@ -803,3 +803,22 @@ def test_protocol_terms_are_the_studys_items_and_visits():
     assert [(t.code, t.decode) for t in pain_terms["ARMCD"]] == [("MK7", "MK7"), ("PLACEBO", "Placebo")]
     assert [t.code for t in pain_terms["QSPARAM"]] == ["PAIN"]  # one item: no composite
     assert [t.code for t in pain_terms["AVISIT"]][-1] == "Week 12"
+
+
+def test_the_delivered_datasets_are_those_whose_first_source_the_build_makes():
+    from k2trial.core.artifacts import delivered_datasets
+
+    first = {"ADSL": "analysis/subjects", "ADQS": "analysis/vas", "ADLB": "analysis/labs", "ADAE": "safety/ae_listing"}
+    every = ["analysis/subjects", "analysis/vas", "analysis/labs", "safety/ae_listing", "groups/assignment"]
+    assert delivered_datasets(first, every) == ["ADSL", "ADQS", "ADLB", "ADAE"]
+    safety_only = [a for a in every if a not in ("analysis/vas", "groups/assignment")]
+    assert delivered_datasets(first, safety_only) == ["ADSL", "ADLB", "ADAE"]
+    assert delivered_datasets({"ADSL": "analysis/subjects", "ADXX": "ADSL.USUBJID"}, ["analysis/subjects"]) == [
+        "ADSL", "ADXX"
+    ]  # fmt: skip
+    spec = load_spec(SPEC)
+    # any iterable of artifact names (write_adam passes a generator): the same spec as from a list
+    assert spec.for_sources(iter(safety_only)) == spec.for_sources(safety_only)
+    assert list(spec.for_sources(safety_only).datasets) == delivered_datasets(
+        {n: d.sources[0] for n, d in spec.datasets.items()}, safety_only
+    )

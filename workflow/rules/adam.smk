@@ -1,39 +1,48 @@
 # ADaM datasets (issue 16; docs/ADAM.md): ADSL, ADQS, ADLB and ADAE as SAS transport v5 and CDISC Dataset-JSON v1.1,
 # and define.json, their metadata, all written from config/adam/spec.yaml (k2trial.adam) into results/adam/.
 
+from k2trial.core.artifacts import artifact_name, delivered_datasets
+
 # ADAM_SPEC: workflow/rules/common.smk (the study config's adam_spec; this file is included only when there is one).
-# The datasets of the delivery, in the spec's order (lower-case file names); the C loader reads the spec in 5 ms
-# instead of 50 (every snakemake call parses this).
-# A safety-only study (no diary) makes none of the diary's artifacts, so a dataset made from them (its first source:
-# ADQS) is not delivered (k2trial.adam.spec.AdamSpec.for_sources; write_adam checks the files it wrote are these).
-DIARY_ARTIFACTS = {"analysis/vas", "groups/assignment", "clean/symptom_diary"}
+# What write_adam reads: the analysis datasets, the groups and the diary (a study with a diary: ADQS, ADSL's severity
+# group and efficacy flag), the safety results and what the lab standards are made of.
+WRITE_ADAM_INPUTS = {
+    **ALLOCATION,  # a randomised study: each subject's arm (ADSL ARMCD)
+    "subjects": rules.derive_subjects.output.subjects,
+    **(
+        {
+            "assignment": rules.assign_groups.output.assignment,
+            "vas": rules.derive_vas.output.vas,
+            "symptom_diary": rules.clean_raw_data.output.symptom_diary,
+        }
+        if DIARY
+        else {}
+    ),
+    "labs": rules.derive_labs.output.labs,
+    "ctcae_grades": rules.safety_analysis.output.ctcae_grades,
+    "ae_listing": rules.safety_analysis.output.ae_listing,
+}
+# The datasets of the delivery, in the spec's order (lower-case file names): those whose first source this build
+# makes (k2trial.core.artifacts.delivered_datasets, as AdamSpec.for_sources in the job; a safety-only study has no
+# ADQS). The C loader reads the spec in 5 ms instead of 50 (every snakemake call parses this).
 with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle:
     ADAM_DATASETS = [
         name.lower()
-        for name, dataset in yaml.load(
-            handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        )["datasets"].items()
-        if DIARY or dataset["sources"][0] not in DIARY_ARTIFACTS
+        for name in delivered_datasets(
+            {
+                name: (dataset.get("sources") or [None])[0]
+                for name, dataset in yaml.load(
+                    handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+                )["datasets"].items()
+            },
+            [artifact_name(p) for p in WRITE_ADAM_INPUTS.values()],
+        )
     ]
 
 
 rule write_adam:
     input:
-        **ALLOCATION,  # a randomised study: each subject's arm (ADSL ARMCD)
-        **(
-            {
-                "assignment": rules.assign_groups.output.assignment,
-                "vas": rules.derive_vas.output.vas,
-                "symptom_diary": rules.clean_raw_data.output.symptom_diary,
-            }
-            if DIARY
-            else {}
-        ),
-        subjects=rules.derive_subjects.output.subjects,
-        # the diary and the groups (a study with a diary: ADQS, ADSL's severity group and efficacy flag)
-        labs=rules.derive_labs.output.labs,
-        ctcae_grades=rules.safety_analysis.output.ctcae_grades,
-        ae_listing=rules.safety_analysis.output.ae_listing,
+        **WRITE_ADAM_INPUTS,
         spec=ADAM_SPEC,
         codebook=config["codebook"],
         lab_units=config["lab_units"],

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2trial.core.artifacts import delivered_datasets
 from k2trial.core.errors import ConfigError, InputDataError, Problem
 from k2trial.core.io import read_yaml
 from k2trial.core.vocabulary import COMPOSITE, Vocabulary, composite_items
@@ -309,16 +310,18 @@ class AdamSpec:
         groups/assignment in a safety-only study): a dataset whose first source is not available is not delivered
         (ADQS without the diary), a variable whose every artifact source is missing is dropped (ADSL's severity
         group), and so is a parameter no remaining derivation text uses. The spec as it is when all are available."""
-        have = set(available) | set(self.datasets)
+        available = set(available)
+        delivered = delivered_datasets(
+            {name: ds.sources[0] if ds.sources else None for name, ds in self.datasets.items()}, available
+        )
+        have = available | set(delivered)
 
         def present(source: str) -> bool:
             return source.split(".")[0] in have
 
         datasets = {}
-        for name, ds in self.datasets.items():
-            if ds.sources and not present(ds.sources[0]):
-                have.discard(name)
-                continue
+        for name in delivered:
+            ds = self.datasets[name]
             variables = tuple(v for v in ds.variables if not v.source or any(present(s) for s in v.source))
             datasets[name] = replace(ds, variables=variables, sources=tuple(s for s in ds.sources if present(s)))
         texts = [v.derivation for ds in datasets.values() for v in ds.variables]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from k2trial.core.artifacts import artifact_name  # also the scripts' name for it (schema.artifact_name)
 from k2trial.core.errors import ArtifactError
 from k2trial.core.io import write_csv
 from k2trial.core.vocabulary import SAFETY_BY_ARM
@@ -432,12 +433,6 @@ def write_artifact(frame: pd.DataFrame, path: str | Path, artifact: str) -> None
     """Write an artifact (k2trial.core.io.write_csv: deterministic and atomic) after checking its columns."""
     check_columns(artifact, [str(c) for c in frame.columns], Path(path).as_posix())
     write_csv(frame, path)
-
-
-def artifact_name(path: str | Path) -> str:
-    """The schema name of a results file: "results/efficacy/paired_tests.csv" -> "efficacy/paired_tests"."""
-    parts = Path(path).with_suffix("").parts
-    return "/".join(parts[-2:])
 
 
 def read_artifacts(paths: Mapping[str, str | Path], **kwargs: Any) -> dict[str, pd.DataFrame]:
