@@ -8,8 +8,6 @@ One process for all tables: interpreter start and imports dominate a small study
 
 import logging
 
-import pandas as pd
-
 from k2trial.analysis.arms import arm_as_treated
 from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SAFETY_TABLES, SafetySettings, analyse_safety
@@ -41,7 +39,7 @@ def main(smk):
     subjects = schema.read_artifact(smk.input.subjects, "analysis/subjects", lab_table.SUBJECT_INPUT_COLUMNS)
     if "allocation" in smk.input.keys():  # a randomised study: the AE listing names each event's arm, as treated
         allocation = schema.read_artifact(smk.input.allocation, "analysis/allocation")
-        allocation = pd.DataFrame({"subject_id": allocation["subject_id"], "arm": arm_as_treated(allocation)})
+        allocation = allocation.assign(arm=arm_as_treated(allocation))[["subject_id", "arm"]]
         subjects = subjects.merge(allocation, on="subject_id", how="left", validate="one_to_one")
     spec = contract.tables["adverse_events.csv"]
     adverse_events = read_clean_table(smk.input.adverse_events, spec)
