@@ -19,9 +19,12 @@ WRITE_ADAM_INPUTS = {
         else {}
     ),
     "labs": rules.derive_labs.output.labs,
-    "ctcae_grades": rules.safety_analysis.output.ctcae_grades,
-    "ae_listing": rules.safety_analysis.output.ae_listing,
 }
+# and the safety step's grades and AE listing (the rule's inputs below: write_adam runs after the safety step)
+ADAM_SAFETY_INPUTS = [
+    rules.safety_analysis.output.ctcae_grades,
+    rules.safety_analysis.output.ae_listing,
+]
 # The datasets of the delivery, in the spec's order (lower-case file names): those whose first source this build
 # makes (k2trial.core.artifacts.delivered_datasets, as AdamSpec.for_sources in the job; a safety-only study has no
 # ADQS). The C loader reads the spec in 5 ms instead of 50 (every snakemake call parses this).
@@ -35,7 +38,10 @@ with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle
                     handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
                 )["datasets"].items()
             },
-            [artifact_name(p) for p in WRITE_ADAM_INPUTS.values()],
+            [
+                artifact_name(p)
+                for p in (*WRITE_ADAM_INPUTS.values(), *ADAM_SAFETY_INPUTS)
+            ],
         )
     ]
 
@@ -43,6 +49,8 @@ with open(os.path.join(workflow.basedir, ADAM_SPEC), encoding="utf-8") as handle
 rule write_adam:
     input:
         **WRITE_ADAM_INPUTS,
+        ctcae_grades=rules.safety_analysis.output.ctcae_grades,
+        ae_listing=rules.safety_analysis.output.ae_listing,
         spec=ADAM_SPEC,
         codebook=config["codebook"],
         lab_units=config["lab_units"],
