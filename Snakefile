@@ -118,10 +118,17 @@ rule all:
         rules.manifest.output,
 
 
-# The run is over: let the process exit at once (workflow/rules/common.smk, stop_idle_scheduler_timers).
+# Local jobs start by fork from one preloaded interpreter (workflow/rules/common.smk, start_job_server).
+onstart:
+    start_job_server()
+
+
+# The run is over: stop the job server and let the process exit at once (workflow/rules/common.smk).
 onsuccess:
+    stop_job_server()
     stop_idle_scheduler_timers()
 
 
 onerror:
+    stop_job_server()
     stop_idle_scheduler_timers()

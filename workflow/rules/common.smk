@@ -241,6 +241,41 @@ CODE_FILES = _repo_files(
 )
 
 
+JOB_SERVER = []
+
+
+def start_job_server(log=None):
+    """Start the preloaded job server for this run's local jobs (k2trial.runtime.job_server): it imports the modules
+    of the scripts that will run, in the order the rules are defined, and forks each job from there. Not for
+    cluster or conda jobs (another machine, another interpreter); K2TRIAL_JOB_SERVER_ENABLED=0 turns it off.
+    """
+    from k2trial.runtime import job_server
+
+    uses_conda = "conda" in {
+        str(m).lower() for m in workflow.deployment_settings.deployment_method
+    }
+    if not workflow.local_exec or uses_conda:
+        return
+    order = {r.name: i for i, r in enumerate(workflow.rules)}
+    jobs = sorted(workflow.dag.needrun_jobs(), key=lambda job: order[job.rule.name])
+    # the script of each job, in the rules' order
+    scripts = [
+        os.path.join(
+            workflow.basedir, "workflow", "scripts", os.path.basename(job.rule.script)
+        )
+        for job in jobs
+        if job.rule.script
+    ]
+    handle = job_server.start(scripts)
+    if handle is not None:
+        JOB_SERVER.append(handle)
+
+
+def stop_job_server():
+    while JOB_SERVER:
+        JOB_SERVER.pop().stop()
+
+
 def stop_idle_scheduler_timers(log=None):
     """Cancel the job scheduler's idle re-evaluation timers once the run is over.
 

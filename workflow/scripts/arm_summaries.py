@@ -2,6 +2,9 @@
 by visit and arm with the mean's t interval (k2trial.analysis.by_arm) and Table 1 by arm (k2trial.analysis.baseline).
 The safety tables by arm: scripts/safety_by_arm.py."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.analysis import baseline, by_arm, groups
 from k2trial.analysis.consort import ArmDesign, Screening, consort_flow
 from k2trial.core import schema

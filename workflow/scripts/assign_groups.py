@@ -6,6 +6,9 @@ vas.csv (the single item's in a study without a composite: the vocabulary's prim
 B12 (pg/mL) from labs.csv. Rules: k2trial.analysis.groups, k2trial.analysis.baseline.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 
 from k2trial.analysis import baseline, groups

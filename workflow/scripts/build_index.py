@@ -1,6 +1,9 @@
 """Write results/index.html: every notebook, figure and table of the registry and every file of the ADaM delivery
 (titles from its define.json) with its producing rule and sha256."""
 
+import k2trial.runtime.start_job  # first: the run's preloaded job server runs this job if it can
+
+# isort: split
 import json
 import os
 from pathlib import Path

@@ -5,6 +5,9 @@ input, only the columns the claims use; the input names are the artifact names o
 k2trial.analysis.claims.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 from pathlib import Path
 

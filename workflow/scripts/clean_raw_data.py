@@ -4,6 +4,9 @@ First the gate: when validation failed, stop with the first errors and the repor
 output is written, so nothing downstream runs.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import json
 import logging
 from pathlib import Path

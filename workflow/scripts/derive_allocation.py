@@ -1,6 +1,9 @@
 """results/analysis/allocation.csv: the randomised arm, the stratum and the analysis sets of a randomised study
 (k2trial.analysis.arms.allocation_table; per-protocol criteria from config arms.per_protocol)."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.analysis import arms
 from k2trial.core import schema
 from k2trial.data.cleaning import read_clean_table

@@ -1,5 +1,8 @@
 """results/analysis/subjects.csv: one row per subject (characteristics, treatment, compliance, flags)."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.core import schema
 from k2trial.data import derivation
 from k2trial.data.cleaning import read_clean_table

@@ -9,6 +9,9 @@ efficacy/between_arm.csv holds the comparisons between the arms (k2trial.analysi
 config efficacy.between_arm).
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 
 from k2trial.analysis import efficacy, groups, sensitivity_models
@@ -17,6 +20,10 @@ from k2trial.analysis.vas_cube import VAS_INPUT_COLUMNS, build_vas_cube
 from k2trial.core import schema
 from k2trial.core.io import write_json
 from k2trial.runtime.step import run_step, start_in_child, vocabulary
+
+#: The mixed models' statsmodels (k2trial.analysis.sensitivity_models imports it lazily): imported ahead by the run's
+#: job server (k2trial.runtime.job_server.PRELOAD).
+PRELOAD = ("statsmodels.api",)
 
 logger = logging.getLogger("k2trial.efficacy_analysis")
 

@@ -7,6 +7,9 @@ repaired first (results/clean/audit_log.csv says how). The creation datetime of 
 date, not the clock, so the same data give the same bytes.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 from pathlib import Path
 

@@ -6,6 +6,9 @@ The job succeeds whenever it could write its outputs, also when the findings hav
 record, and validation reports the findings and fails, so the cleaning gate stops the run with them.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 from pathlib import Path
 

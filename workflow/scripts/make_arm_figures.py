@@ -2,6 +2,9 @@
 trajectories by arm and the forest plot of the between-arm differences (k2trial.report.arm_figures), PNG and SVG,
 each stamped SIMULATED DATA when dataset.yaml says the data are simulated."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.core import schema
 from k2trial.core.io import read_yaml, write_bytes
 from k2trial.report import arm_figures, figures

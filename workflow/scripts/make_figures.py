@@ -2,6 +2,9 @@
 make_efficacy_figures), PNG and SVG, in one job: interpreter start and imports dominate a small study. Only
 make_lab_figures has the lab_standards input (its figures show the reference ranges)."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.core import schema
 from k2trial.core.io import read_yaml, write_bytes
 from k2trial.report import figures

@@ -4,6 +4,9 @@ The tables are those of the registry (params.registry, workflow/report/registry.
 vocabulary files and dataset.yaml is an analysis artifact a table formats (k2trial.report.tables.BUILDERS).
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.core import schema
 from k2trial.core.io import read_yaml, write_csv, write_json, write_text
 from k2trial.report import render, tables

@@ -1,5 +1,8 @@
 """Pack the results into a versioned, citable archive with an RO-Crate (Workflow Run Crate) description."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import json
 from pathlib import Path
 

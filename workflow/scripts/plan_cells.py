@@ -5,6 +5,9 @@ cell's trials depend only on the global seed and the cell's identity, so the row
 Writes one row per cell and test (k2trial.planning.tables.POWER_COLUMNS): power, MC SE, trials, analytic power.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import json
 import logging
 import time

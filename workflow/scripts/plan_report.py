@@ -2,6 +2,9 @@
 "Designing the confirmatory trial" from the cell batches and scenarios.json (k2trial.planning.tables, .report).
 """
 
+import k2trial.runtime.start_job  # first: the run's preloaded job server runs this job if it can
+
+# isort: split
 import json
 import logging
 from pathlib import Path

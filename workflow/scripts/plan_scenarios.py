@@ -6,6 +6,9 @@ inputs' sha256 and whether they are simulated: what the cell jobs and the gather
 cells as a table). k2trial.planning.scenarios.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 
 import pandas as pd

@@ -10,6 +10,9 @@ substitution, no nbconvert: the page is the one rendering the embedded notebook 
 .ipynb and .html.
 """
 
+import k2trial.runtime.start_job  # first: the run's preloaded job server runs this job if it can
+
+# isort: split
 import json
 import os
 from pathlib import Path
@@ -21,6 +24,16 @@ from k2trial.core.io import write_bytes, write_text
 from k2trial.report import notebooks
 from k2trial.runtime.step import run_step
 
+#: What running the notebooks imports later (k2trial.report.notebooks, the templates' cells): imported ahead by the
+#: run's job server (k2trial.runtime.job_server.PRELOAD).
+PRELOAD = (
+    "nbformat",
+    "papermill",
+    "nbconvert",
+    "IPython.core.interactiveshell",
+    "ipykernel.compiler",
+    "k2trial.report.notebook_view",
+)
 #: Inputs of execute_notebooks that are not analysis artifacts listed in the parameters file.
 NOT_DATA = {"dataset", "catalog", "codebook", "lab_units"}
 #: Prefix of the inputs the view reads beyond those the parameters file lists.

@@ -6,6 +6,9 @@ in a randomised study results/analysis/allocation.csv (the arm of each subject, 
 One process for all tables: interpreter start and imports dominate a small study.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 
 from k2trial.analysis.arms import arm_as_treated

@@ -4,6 +4,9 @@ k2trial.analysis.arms.SAFETY_BY_ARM): each arm's subjects through the one safety
 randomised: arm_as_treated), stacked with the arm first (k2trial.analysis.arms.by_arm).
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from k2trial.analysis import arms as arm_sets
 from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SafetySettings, analyse_safety

@@ -7,6 +7,9 @@ as a side effect (raw data are never a rule's declared output) and output.record
 It refuses to overwrite a dataset that k2trial.data.simulation did not generate.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 from pathlib import Path
 
 from k2trial.core.errors import ConfigError

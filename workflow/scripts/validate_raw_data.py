@@ -6,6 +6,9 @@ For an SDTM input (rule import_sdtm), the findings of the import (input `sdtm_im
 (k2trial.data.sdtm_io.add_to_report).
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import json
 import logging
 from pathlib import Path

@@ -7,6 +7,9 @@ The creation datetime written into every file is the data's last date (k2trial.a
 clock, so the same data give the same bytes.
 """
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import logging
 from pathlib import Path
 

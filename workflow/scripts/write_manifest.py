@@ -1,5 +1,8 @@
 """Write results/MANIFEST.json and results/software_versions.yml from the jobs' provenance records."""
 
+import k2trial.runtime.start_job  # noqa: F401  (first: the run's preloaded job server runs this job if it can)
+
+# isort: split
 import json
 import platform
 from pathlib import Path

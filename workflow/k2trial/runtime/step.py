@@ -26,7 +26,7 @@ from k2trial.core.errors import K2TrialError
 from k2trial.core.io import read_yaml, write_json
 from k2trial.core.lab_panel import study_lab_standards, study_lab_units
 from k2trial.core.vocabulary import Vocabulary, default_protocol, load_vocabulary
-from k2trial.runtime import provenance
+from k2trial.runtime import job_server, provenance
 
 if TYPE_CHECKING:
     from k2trial.analysis.safety.ctcae import CtcaeCriteria
@@ -88,6 +88,7 @@ def end_job() -> None:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
+    job_server.report_exit(0)  # a job forked by the job server tells its client first
     os._exit(0)
 
 

@@ -1,0 +1,655 @@
+"""The preloaded job server: local jobs start by fork from one interpreter that has already imported their modules.
+
+Every job of a local run is a fresh `python` process, and for the shipped data most of its time goes to importing
+pandas, numpy, scipy and matplotlib and the library (0.25-1.2 s a job, about 5 of the 13 CPU-seconds of a full
+rebuild on two cores; issue 18). So a run starts one server (`start`, from the Snakefile's `onstart`): it imports
+what the workflow's scripts import (`script_imports`, read from the scripts, in the order the pipeline runs them)
+and, for each job, forks a child that runs the job's script just as `python script.py` would: with the job's
+arguments, working directory, environment and standard streams, which the job's own process (the client) passes
+over a Unix socket. The client waits for the child's exit status, forwards the signals it receives to the child and
+exits with that status; a child whose client is gone (killed) kills itself. `stop` (onsuccess, onerror, or the
+Snakemake process's exit) ends the server, and a server whose Snakemake process is gone ends itself.
+
+A job runs in its own process as before whenever the server cannot run it exactly the same way: no server, another
+interpreter, an environment that differs in anything read when an interpreter or a module starts (only the
+temporary directory may differ), or a job that is not a descendant of the Snakemake process that started the server
+(a job of the Slurm executor). The bytes a job writes are the same either way (tests/test_job_server.py).
+
+Protocol (one connection per job): the client sends a length-prefixed JSON request with its stdin, stdout and stderr
+as SCM_RIGHTS file descriptors; the server answers {"pid": n} or {"declined": reason}; the child sends
+{"status": n} just before it exits. End of file without a status means the child died (killed or crashed).
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import importlib
+import json
+import os
+import select
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Where a job finds the server: "<socket path>:<pid of the Snakemake process that started it>".
+ADDRESS = "K2TRIAL_JOB_SERVER"
+#: Set to "0" to run every job in its own process (the server is not started).
+ENABLED = "K2TRIAL_JOB_SERVER_ENABLED"
+#: Environment variables that may differ between a job and the server: read when used, not when Python or a module
+#: starts (tempfile's cached directory is reset in the child). Snakemake sets the temporary directories per job, the
+#: job's shell sets `_` (the command it runs), PWD and OLDPWD (its directory, which the child changes to) and SHLVL.
+PER_JOB_VARIABLES = frozenset({"TMPDIR", "TMP", "TEMP", "TEMPDIR", "_", "PWD", "OLDPWD", "SHLVL"})
+#: The variables Snakemake sets to a job's thread count (snakemake.shell). The BLAS and OpenMP libraries read them when
+#: they load, in the server with the value of a one-thread job; a child for a job with another count sets the loaded
+#: libraries to it (threadpoolctl), as the variables would have at their start.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+#: Set to "1" to have a job say on its stderr why the server did not run it.
+VERBOSE = "K2TRIAL_JOB_SERVER_VERBOSE"
+#: How many ancestors of a job are searched for the Snakemake process (the job's shell and its parent are enough).
+ANCESTOR_DEPTH = 8
+_HEADER = struct.Struct("!I")
+_MAX_MESSAGE = 1 << 24
+
+
+# -- messages --------------------------------------------------------------------------------------------------------
+
+
+def _send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
+    data = json.dumps(message).encode()
+    payload = _HEADER.pack(len(data)) + data
+    if fds:
+        socket.send_fds(sock, [payload], list(fds))
+    else:
+        sock.sendall(payload)
+
+
+def _receive(sock: socket.socket, max_fds: int = 0) -> tuple[dict | None, list[int]]:
+    """One message and the file descriptors sent with it; (None, []) at end of file."""
+    fds: list[int] = []
+    buffer = b""
+    while len(buffer) < _HEADER.size:
+        if max_fds and not fds:
+            chunk, fds, _, _ = socket.recv_fds(sock, 1 << 16, max_fds)
+        else:
+            chunk = sock.recv(1 << 16)
+        if not chunk:
+            return None, fds
+        buffer += chunk
+    (size,) = _HEADER.unpack_from(buffer)
+    if size > _MAX_MESSAGE:
+        raise ValueError(f"job server message of {size} bytes")
+    while len(buffer) < _HEADER.size + size:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return None, fds
+        buffer += chunk
+    return json.loads(buffer[_HEADER.size : _HEADER.size + size]), fds
+
+
+# -- what the server imports -----------------------------------------------------------------------------------------
+
+
+#: A script's top-level tuple of the modules its job imports later, lazily (through the library): its template
+#: imports them too. tests/test_job_server.py checks that each is imported lazily somewhere in the library.
+PRELOAD = "PRELOAD"
+
+
+def script_imports(script: str | os.PathLike) -> list[str]:
+    """The modules a script imports at its top level, in order, then those its PRELOAD tuple names.
+
+    `from package import name` names a submodule or an attribute; `preload` imports `package.name` when it is a
+    module and `package` otherwise."""
+    names: list[str] = []
+    later: list[str] = []
+    for node in ast.parse(Path(script).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [PRELOAD]:
+            later += list(ast.literal_eval(node.value))
+    return names + later
+
+
+def shared_imports(scripts: Sequence[str | os.PathLike]) -> list[str]:
+    """The modules that at least two of the scripts import, in order of first use: what the server itself imports,
+    in between serving jobs. A module of one script only is imported by that script's template (`_Template`)."""
+    counts: dict[str, int] = {}
+    for script in dict.fromkeys(os.path.realpath(s) for s in scripts):
+        for name in dict.fromkeys(script_imports(script)):
+            counts[name] = counts.get(name, 0) + 1
+    return [name for name, count in counts.items() if count >= 2]
+
+
+def plan(scripts: Sequence[str | os.PathLike]) -> dict:
+    """What the server imports (`shared`: `shared_imports`) and the templates it starts, in order: each script with
+    modules of its own, and how many jobs run it."""
+    shared = set(shared_imports(scripts))
+    counts: dict[str, int] = {}
+    for script in scripts:
+        key = os.path.realpath(script)
+        counts[key] = counts.get(key, 0) + 1
+    templates = [[script, jobs] for script, jobs in counts.items() if set(script_imports(script)) - shared]
+    return {"shared": shared_imports(scripts), "templates": templates}
+
+
+def preload(name: str) -> None:
+    """Import `name` (a module, or `package.attribute`: then its package); an import error is left to the job."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        parent = name.rpartition(".")[0]
+        if parent:
+            try:
+                importlib.import_module(parent)
+            except ImportError:
+                pass
+    except Exception:  # a module that fails to import fails in the job, with the job's message
+        pass
+
+
+# -- the server ------------------------------------------------------------------------------------------------------
+
+
+def _interpreter() -> dict:
+    return {"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "flags": list(sys.flags)}
+
+
+def _decline_reason(request: dict, environment: dict[str, str]) -> str | None:
+    if request.get("interpreter") != _interpreter():
+        return "another interpreter"
+    theirs = request.get("environment", {})
+    differing = {key for key in set(theirs) | set(environment) if theirs.get(key) != environment.get(key)}
+    differing -= PER_JOB_VARIABLES | {ADDRESS}
+    if differing & set(THREAD_VARIABLES) and _thread_count(theirs) is None:
+        return "the thread variables differ from each other"
+    differing -= set(THREAD_VARIABLES)
+    if differing:
+        return "environment differs in " + ", ".join(sorted(differing))
+    return None
+
+
+def _thread_count(environment: dict[str, str]) -> int | None:
+    """The job's thread count when all THREAD_VARIABLES state the same one."""
+    values = {environment.get(name) for name in THREAD_VARIABLES}
+    value = values.pop() if len(values) == 1 else None
+    return int(value) if value is not None and value.isdigit() and int(value) > 0 else None
+
+
+class _Template:
+    """A process the server forks once its shared imports are done, which then imports one script's own modules and
+    forks that script's jobs (`_template_main`): so a job whose modules only it needs (scipy.stats for the efficacy
+    analysis, matplotlib for the figures) starts with them imported too, and the server never waits for them."""
+
+    def __init__(self, script: str, jobs: int) -> None:
+        self.script = script
+        self.jobs = jobs  # how many jobs of this script the run will start: the template ends after the last
+        self.pid: int | None = None
+        self.sock: socket.socket | None = None
+        self.ready = False
+
+
+class _Server:
+    def __init__(self, listener: socket.socket, owner: int, plan: dict) -> None:
+        self.listener = listener
+        self.owner = owner
+        self.pending = list(plan["shared"])
+        self.templates = [_Template(script, int(jobs)) for script, jobs in plan["templates"]]
+        self.by_script = {template.script: template for template in self.templates}
+        self.to_start = list(self.templates)
+        self.starting: _Template | None = None
+        self.environment = dict(os.environ)
+        self.verbose = os.environ.get(VERBOSE) == "1"
+        self.children: set[int] = set()
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self.wakeup_read, self.wakeup_write = os.pipe()
+        os.set_blocking(self.wakeup_read, False)
+        os.set_blocking(self.wakeup_write, False)
+
+    def serve(self) -> None:
+        """Serve every waiting job first; in between, import the next shared module or start the next template, one
+        at a time (each takes a core the critical path may need)."""
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.set_wakeup_fd(self.wakeup_write)
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.selector.register(self.wakeup_read, selectors.EVENT_READ)
+        while os.getppid() == self.owner and not self.stopping:
+            busy = bool(self.pending) or bool(self.to_start and self.starting is None)
+            events = self.selector.select(timeout=0 if busy else 0.5)
+            for key, _ in events:
+                if key.fileobj is self.listener:
+                    self._accept()
+                elif key.fileobj is self.wakeup_read:
+                    try:
+                        os.read(self.wakeup_read, 4096)
+                    except BlockingIOError:
+                        pass
+                else:
+                    self._template_message(key.data)
+            self._reap()
+            if events:
+                continue
+            if self.pending:
+                name = self.pending.pop(0)
+                began = time.perf_counter()
+                preload(name)
+                self._say(f"imported {name} in {time.perf_counter() - began:.3f} s")
+            elif self.to_start and self.starting is None:
+                self._start_template(self.to_start.pop(0))
+        self._shutdown()
+
+    def _say(self, text: str) -> None:
+        if self.verbose:
+            print(f"job server {time.time() % 1000:8.3f}: {text}", file=sys.stderr, flush=True)
+
+    def _reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def _shutdown(self) -> None:
+        for template in self.templates:
+            if template.pid in self.children:
+                try:
+                    os.kill(template.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for pid in self.children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+    def _close_in_child(self) -> None:
+        for fd in (self.listener.fileno(), self.wakeup_read, self.wakeup_write):
+            os.close(fd)
+        self.selector.close()
+        for template in self.templates:
+            if template.sock is not None:
+                template.sock.close()
+
+    def _start_template(self, template: _Template) -> None:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the template process
+            ours.close()
+            self._close_in_child()
+            _template_main(theirs, template.script, self.verbose)
+        theirs.close()
+        template.pid, template.sock = pid, ours
+        self.children.add(pid)
+        self.starting = template
+        self.selector.register(ours, selectors.EVENT_READ, template)
+
+    def _count_job(self, template: _Template) -> None:
+        """One job of the template's script has started: after the last, the template is not started or is told to
+        end (its socket closes)."""
+        template.jobs -= 1
+        if template.jobs > 0:
+            return
+        if template in self.to_start:
+            self.to_start.remove(template)
+        if template.sock is not None:
+            self.selector.unregister(template.sock)
+            template.sock.close()
+            template.sock, template.ready = None, False
+            if self.starting is template:
+                self.starting = None
+
+    def _template_message(self, template: _Template) -> None:
+        try:
+            message, _ = _receive(template.sock)
+        except OSError:
+            message = None
+        if message is None:  # the template ended (its last job started) or failed
+            self.selector.unregister(template.sock)
+            template.sock.close()
+            template.sock, template.ready = None, False
+        else:
+            template.ready = bool(message.get("ready"))
+            self._say(f"template for {os.path.basename(template.script)} ready")
+        if self.starting is template:
+            self.starting = None
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        fds: list[int] = []
+        try:
+            conn.settimeout(5)  # a client sends its request at once; none may hold the server up
+            request, fds = _receive(conn, max_fds=3)
+            if request is None or len(fds) != 3:
+                return
+            reason = _decline_reason(request, self.environment)
+            if reason:
+                _send(conn, {"declined": reason})
+                return
+            template = self.by_script.get(request.get("script", ""))
+            if template is not None and template.ready and template.jobs > 0:
+                try:
+                    _send(template.sock, request, fds=[conn.fileno(), *fds])
+                    self._say(f"passed {os.path.basename(template.script)} to its template")
+                    self._count_job(template)
+                    return
+                except OSError:
+                    template.ready = False
+            if template is not None:
+                self._count_job(template)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the job's process; its status reaches the client
+                self._close_in_child()
+                conn.settimeout(None)
+                _run_child(conn, request, fds)
+            self.children.add(pid)
+            _send(conn, {"pid": pid})
+            self._say(f"forked {pid} for {os.path.basename(request.get('script', '?'))}")
+        except OSError:
+            pass
+        finally:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+
+
+def _template_main(sock: socket.socket, script: str, verbose: bool) -> None:  # pragma: no cover
+    """The template process: import the script's modules, say so, then fork one child per job the server passes on
+    (the client's connection and standard streams come with the request) until the server closes the socket (its
+    last job has started); then wait for those children and end. It ends at once when the server is gone."""
+    server = os.getppid()
+    status = 0
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        began = time.perf_counter()
+        for name in script_imports(script):
+            preload(name)
+        if verbose:
+            print(f"job server: imported the modules of {os.path.basename(script)} in "
+                  f"{time.perf_counter() - began:.3f} s", file=sys.stderr, flush=True)  # fmt: skip
+        _send(sock, {"ready": True})
+        children: list[int] = []
+        while os.getppid() == server:
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if not ready:
+                continue
+            request, fds = _receive(sock, max_fds=4)
+            if request is None or len(fds) != 4:
+                break
+            conn = socket.socket(fileno=fds[0])
+            conn.settimeout(None)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                _run_child(conn, request, fds[1:])
+            children.append(pid)
+            try:
+                _send(conn, {"pid": pid})
+            except OSError:
+                pass
+            conn.close()
+            for fd in fds[1:]:
+                os.close(fd)
+        for pid in children:  # reaped here, so that their CPU time counts in the run's
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
+
+
+#: In a child of the server: the connection to the job's client (`report_exit` sends the status through it).
+_CHILD: dict = {}
+
+
+def report_exit(status: int) -> None:
+    """Tell the job's client its exit status; call just before a job ends its process with os._exit (no-op outside a
+    child of the server, and in a process the child forked)."""
+    conn = _CHILD.get("conn")
+    if conn is None or _CHILD.get("pid") != os.getpid():
+        return
+    try:
+        _send(conn, {"status": int(status)})
+    except OSError:
+        pass
+
+
+def _watch_client(conn: socket.socket) -> None:
+    """End this job when its client is gone: the client holds the other end of `conn` for as long as it lives."""
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    if _CHILD.get("pid") == os.getpid() and not _CHILD.get("ending"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:  # pragma: no cover - see above
+    """Become the job: its streams, directory, arguments and environment, then its script; never returns."""
+    import runpy
+
+    status = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in set(fds) - {0, 1, 2}:
+            os.close(fd)
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=stream.isatty())
+        os.chdir(request["cwd"])
+        threads = _thread_count(request["environment"])
+        if threads != _thread_count(dict(os.environ)):
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=threads)
+        os.environ.clear()
+        os.environ.update(request["environment"])
+        tempfile.tempdir = None
+        sys.argv = list(request["argv"])
+        sys.path[:] = request["path"]
+        _CHILD.update(conn=conn, pid=os.getpid())
+        threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
+        try:
+            runpy.run_path(request["argv"][0], run_name="__main__")
+            status = 0
+        except SystemExit as exc:
+            code = exc.code
+            status = code if isinstance(code, int) else (0 if code is None else 1)
+            if not isinstance(code, int) and code is not None:
+                print(code, file=sys.stderr)
+        except BaseException:  # reported as Python would, then the status
+            import traceback
+
+            traceback.print_exc()
+            status = 1
+    finally:
+        _CHILD["ending"] = True
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        report_exit(status)
+        os._exit(status)
+
+
+def serve_main(argv: Sequence[str]) -> None:
+    """Entry point of the server process: `python -m k2trial.runtime.job_server FD OWNER PLAN_FILE`."""
+    fd, owner, plan_file = int(argv[0]), int(argv[1]), argv[2]
+    listener = socket.socket(fileno=fd)
+    listener.setblocking(False)
+    _Server(listener, owner, json.loads(Path(plan_file).read_text(encoding="utf-8"))).serve()
+
+
+# -- the Snakemake side ----------------------------------------------------------------------------------------------
+
+
+class Handle:
+    """The running server of one Snakemake process: its process and its socket's directory."""
+
+    def __init__(self, process: subprocess.Popen, directory: str) -> None:
+        self.process = process
+        self.directory = directory
+
+    def stop(self) -> None:
+        if not os.path.isdir(self.directory):
+            return  # stopped already
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        os.environ.pop(ADDRESS, None)
+        for name in os.listdir(self.directory):
+            os.unlink(os.path.join(self.directory, name))
+        os.rmdir(self.directory)
+
+
+def start(scripts: Sequence[str | os.PathLike]) -> Handle | None:
+    """Start the server for the jobs this process will launch (None when disabled by ENABLED=0).
+
+    The socket is bound here, before any job starts, so no job finds it missing; the server imports the scripts'
+    modules while it serves. The jobs learn the address from the environment they inherit."""
+    if os.environ.get(ENABLED, "1") == "0" or not hasattr(os, "fork"):
+        return None
+    directory = tempfile.mkdtemp(prefix="k2trial-jobs-")
+    path = os.path.join(directory, "socket")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    plan_file = os.path.join(directory, "plan.json")
+    Path(plan_file).write_text(json.dumps(plan(scripts)), encoding="utf-8")
+    environment = dict(os.environ, **dict.fromkeys(THREAD_VARIABLES, "1"))
+    environment.pop(ADDRESS, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "k2trial.runtime.job_server", str(listener.fileno()), str(os.getpid()), plan_file],
+        pass_fds=[listener.fileno()],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+    )
+    listener.close()
+    handle = Handle(process, directory)
+    os.environ[ADDRESS] = f"{path}:{os.getpid()}"
+    atexit.register(handle.stop)
+    return handle
+
+
+# -- the job's side --------------------------------------------------------------------------------------------------
+
+
+def _is_ancestor(pid: int) -> bool:
+    current = os.getppid()
+    for _ in range(ANCESTOR_DEPTH):
+        if current == pid:
+            return True
+        if current <= 1:
+            return False
+        try:
+            with open(f"/proc/{current}/stat", encoding="utf-8") as handle:
+                current = int(handle.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def run_in_server() -> None:
+    """Run this job in the server and exit with its status, or return (the job then runs here, in its own process).
+
+    Called once at the top of a job script (through `import k2trial.runtime.start_job`); a child of the server
+    imported that module already, so there it does nothing."""
+    address = os.environ.get(ADDRESS)
+    if not address or "pid" in _CHILD:
+        return
+    path, _, owner = address.rpartition(":")
+    if not owner.isdigit() or not _is_ancestor(int(owner)):
+        return
+    main = getattr(sys.modules.get("__main__"), "__file__", None)  # the script (Snakemake's preamble sets it)
+    request = {
+        "script": os.path.realpath(main) if main else "",
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "environment": dict(os.environ),
+        "interpreter": _interpreter(),
+        "path": sys.path,
+    }
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+        _send(conn, request, fds=[0, 1, 2])
+        answer, _ = _receive(conn)
+    except OSError:
+        conn.close()
+        return
+    if not answer or "pid" not in answer:
+        conn.close()
+        if os.environ.get(VERBOSE) == "1":
+            reason = (answer or {}).get("declined", "no answer")
+            print(f"job server: {reason}; the job runs in its own process", file=sys.stderr)
+        return
+    child = int(answer["pid"])
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, forward)
+    try:
+        result, _ = _receive(conn)
+    except OSError:
+        result = None
+    if result is None or "status" not in result:
+        print(f"\nthe job's process (pid {child}, forked by the job server) ended without a status\n", file=sys.stderr)
+        status = 1
+    else:
+        status = int(result["status"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    # through the module's own name: the jobs' `report_exit` must see the state this process sets (not __main__'s)
+    from k2trial.runtime.job_server import serve_main as _serve_main
+
+    _serve_main(sys.argv[1:])
