@@ -6,13 +6,15 @@ Usage (from the repository root, after `make env`):
     .venv/bin/python bench/run_benchmarks.py --quick    # 1,000 and 10,000 subjects only, 1 repeat
     .venv/bin/python bench/run_benchmarks.py --sizes    # the shipped data only (no simulated datasets)
 
-It prints a table of medians over repeated runs with peak memory (the summed RSS of the process tree,
-sampled every 0.1 s), the critical path of the full rebuild and of the incremental run (each job's start and
-end, seconds from the start of snakemake, from Snakemake's own job records), seconds and peak memory per rule
-for every simulated size, then each target as a ratio with pass or miss, and writes everything to
-bench/out/results.json (not committed). Runs happen in throw-away copies of the repository, so the working tree
-and its results/ are never touched; each copy runs its own copy of the library (PYTHONPATH), so a checkout of
-an older commit can be measured with this script too. Targets are ratios so that machine speed cancels out.
+It prints a table of medians over repeated runs with peak memory (the summed PSS of the process tree, sampled every
+0.1 s: each page counted once, a page shared by n processes 1/n in each; the summed RSS beside it counts a shared
+page once per process, so it over-counts forked processes, such as the jobs the preloaded job server forks and the
+forked helpers of the efficacy and figure jobs), the critical path of the full rebuild and of the incremental run
+(each job's start and end, seconds from the start of snakemake, from Snakemake's own job records), seconds and peak
+memory per rule for every simulated size, then each target as a ratio with pass or miss, and writes everything to
+bench/out/results.json (not committed). Runs happen in throw-away copies of the repository, so the working tree and
+its results/ are never touched; each copy runs its own copy of the library (PYTHONPATH), so a checkout of an older
+commit can be measured with this script too. Targets are ratios so that machine speed cancels out.
 
 Targets (issue 18; medians of the same run):
 - full rebuild of the shipped data <= 6 x the import floor (`import pandas, pingouin, seaborn, matplotlib.pyplot`);
@@ -64,9 +66,12 @@ def run_env(cwd: Path) -> dict[str, str]:
     return env
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float]:
-    """Wall seconds, peak summed RSS (MB) of a command and all its descendants, its start (epoch seconds) and the
-    CPU seconds (user + system) of the command and every descendant it waited for.
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float, float]:
+    """Wall seconds, peak summed PSS (MB) of a command and all its descendants, its start (epoch seconds), the
+    CPU seconds (user + system) of the command and every descendant it waited for, and the peak summed RSS (MB).
+
+    PSS (proportional set size, /proc/<pid>/smaps_rollup) is the memory the process tree occupies; RSS summed
+    over processes counts every page shared by forked processes once in each.
 
     CPU seconds vary far less than wall time on a shared machine: they show what a change saves in work."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -75,22 +80,25 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float]:
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=run_env(cwd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    peak = 0.0
+    peak = peak_rss = 0.0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_rss
         while not done.is_set():
             try:
                 root = psutil.Process(proc.pid)
                 procs = [root, *root.children(recursive=True)]
-                rss = 0
+                rss = pss = 0
                 for p in procs:
                     try:
-                        rss += p.memory_info().rss
+                        info = p.memory_full_info()
+                        rss += info.rss
+                        pss += info.pss
                     except psutil.Error:
                         pass
-                peak = max(peak, rss / 2**20)
+                peak = max(peak, pss / 2**20)
+                peak_rss = max(peak_rss, rss / 2**20)
             except psutil.Error:
                 pass
             done.wait(0.1)
@@ -105,27 +113,30 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float]:
         raise RuntimeError(f"{' '.join(cmd)} failed in {cwd}:\n{stderr[-3000:]}")
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return elapsed, peak, started, cpu
+    return elapsed, peak, started, cpu, peak_rss
 
 
 def repeat(label: str, runs: int, cmd: list[str], cwd: Path, before=None, timeline: bool = False) -> dict:
     """Median of `runs` runs; with timeline, the job timeline of the median run (Snakemake's job records)."""
-    times, peaks, timelines, cpus = [], [], [], []
+    times, peaks, peaks_rss, timelines, cpus = [], [], [], [], []
     for _ in range(runs):
         if before:
             before()
-        t, m, started, cpu = measure(cmd, cwd)
+        t, m, started, cpu, rss = measure(cmd, cwd)
         times.append(t)
         peaks.append(m)
+        peaks_rss.append(rss)
         cpus.append(cpu)
         if timeline:
             timelines.append(job_timeline(cwd, started, t))
     row = {"label": label, "runs": runs, "median_s": statistics.median(times), "peak_mb": max(peaks), "times": times}
     row["median_cpu_s"] = statistics.median(cpus)
+    row["peak_rss_mb"] = max(peaks_rss)
     if timeline:
         row["timeline"] = timelines[sorted(range(runs), key=lambda i: times[i])[runs // 2]]
     median, peak, cpu = row["median_s"], row["peak_mb"], row["median_cpu_s"]
-    print(f"  {label:<48} {median:9.2f} s  {peak:9.0f} MB  {cpu:7.2f} cpu-s  (n={runs})", flush=True)
+    memory = f"{peak:7.0f} MB PSS {row['peak_rss_mb']:7.0f} MB RSS"
+    print(f"  {label:<48} {median:9.2f} s  {memory}  {cpu:7.2f} cpu-s  (n={runs})", flush=True)
     return row
 
 
@@ -331,7 +342,7 @@ def main() -> int:
     big = rows.get("n_100000")
     mid = rows.get("n_10000")
     target("100,000 subjects: wall time", big and big["median_s"], 180, "s")
-    target("100,000 subjects: peak memory", big and big["peak_mb"] / 1024, 4, "GB")
+    target("100,000 subjects: peak memory (PSS)", big and big["peak_mb"] / 1024, 4, "GB")
     target("time(100,000) / time(10,000)", big and mid and big["median_s"] / mid["median_s"], 10, "x")
 
     print(f"\ntargets (load average at the end {load_average()})")
