@@ -148,7 +148,7 @@ def test_the_server_imports_what_two_scripts_share_and_templates_the_rest(tmp_pa
     two.write_text("import csv\nimport json\n", encoding="utf-8")
     # json and csv in both scripts: the server's; k2trial.core.values only in one (run twice): its template's
     plan = job_server.plan([one, two, one])
-    assert plan["shared"] == ["json", "csv"]
+    assert plan["shared"] == [*job_server.PREAMBLE_MODULES, "json", "csv"]
     assert plan["templates"] == [[os.path.realpath(one), 2]]
 
 

@@ -88,6 +88,8 @@ rule execute_notebooks:
     priority: CRITICAL_PATH_PRIORITY
     conda:
         CONDA_ENV
+    # half of the notebooks run in a forked child (workflow/scripts/render_notebook.py)
+    threads: 2
     params:
         provenance=PROVENANCE,
         code=CODE_HASHES,

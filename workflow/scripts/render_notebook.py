@@ -22,7 +22,7 @@ import yaml
 import k2trial
 from k2trial.core.io import write_bytes, write_text
 from k2trial.report import notebooks
-from k2trial.runtime.step import run_step
+from k2trial.runtime.step import run_step, start_in_child
 
 #: What running the notebooks imports later (k2trial.report.notebooks, the templates' cells): imported ahead by the
 #: run's job server (k2trial.runtime.job_server.PRELOAD).
@@ -100,11 +100,21 @@ def execute(smk):
         for name in names
     }
 
-    executed = notebooks.execute_notebooks(templates, parameters, cwd=os.getcwd())
-    for name, notebook in executed.items():
-        normalised = notebooks.normalise_notebook(notebook)
-        write_bytes(notebooks.notebook_bytes(normalised), getattr(smk.output, f"{name}_executed"))
-        write_text(notebooks.notebook_html(normalised, smk.params.titles[name]), getattr(smk.output, f"{name}_page"))
+
+    def run(subset):
+        executed = notebooks.execute_notebooks({n: templates[n] for n in subset}, parameters, cwd=os.getcwd())
+        for name, notebook in executed.items():
+            normalised = notebooks.normalise_notebook(notebook)
+            write_bytes(notebooks.notebook_bytes(normalised), getattr(smk.output, f"{name}_executed"))
+            html = notebooks.notebook_html(normalised, smk.params.titles[name])
+            write_text(html, getattr(smk.output, f"{name}_page"))
+
+    # The notebooks are independent (each runs in a new shell and only reads artifacts): with two threads, every
+    # second one runs in a forked child, side by side with the others.
+    here, there = (names[0::2], names[1::2]) if smk.threads > 1 else (names, [])
+    done = start_in_child(lambda: run(there), "the notebooks " + ", ".join(there)) if there else (lambda: None)
+    run(here)
+    done()
 
 
 def export(smk):

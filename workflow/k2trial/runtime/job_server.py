@@ -61,6 +61,9 @@ THREAD_VARIABLES = (
 )
 #: Set to "1" to have a job say on its stderr why the server did not run it.
 VERBOSE = "K2TRIAL_JOB_SERVER_VERBOSE"
+#: What Snakemake's script preamble imports (the classes of the pickled `snakemake` object, its logger): every job,
+#: in its own process and again in the forked child, runs the preamble; the server imports these first.
+PREAMBLE_MODULES = ("snakemake.iocontainers", "snakemake.io", "snakemake.logging")
 #: How many ancestors of a job are searched for the Snakemake process (the job's shell and its parent are enough).
 ANCESTOR_DEPTH = 8
 _HEADER = struct.Struct("!I")
@@ -146,7 +149,7 @@ def plan(scripts: Sequence[str | os.PathLike]) -> dict:
         key = os.path.realpath(script)
         counts[key] = counts.get(key, 0) + 1
     templates = [[script, jobs] for script, jobs in counts.items() if set(script_imports(script)) - shared]
-    return {"shared": shared_imports(scripts), "templates": templates}
+    return {"shared": [*PREAMBLE_MODULES, *shared_imports(scripts)], "templates": templates}
 
 
 def preload(name: str) -> None:
@@ -224,15 +227,21 @@ class _Server:
         os.set_blocking(self.wakeup_write, False)
 
     def serve(self) -> None:
-        """Serve every waiting job first; in between, import the next shared module or start the next template, one
+        """Import the shared modules (every job needs them: one that arrives meanwhile waits rather than import them
+        itself beside the server), then serve every waiting job first and, in between, start the next template, one
         at a time (each takes a core the critical path may need)."""
+        for name in self.pending:
+            began = time.perf_counter()
+            preload(name)
+            self._say(f"imported {name} in {time.perf_counter() - began:.3f} s")
+        self.pending = []
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         signal.set_wakeup_fd(self.wakeup_write)
         self.selector.register(self.listener, selectors.EVENT_READ)
         self.selector.register(self.wakeup_read, selectors.EVENT_READ)
         while os.getppid() == self.owner and not self.stopping:
-            busy = bool(self.pending) or bool(self.to_start and self.starting is None)
+            busy = bool(self.to_start and self.starting is None)
             events = self.selector.select(timeout=0 if busy else 0.5)
             for key, _ in events:
                 if key.fileobj is self.listener:
@@ -247,12 +256,7 @@ class _Server:
             self._reap()
             if events:
                 continue
-            if self.pending:
-                name = self.pending.pop(0)
-                began = time.perf_counter()
-                preload(name)
-                self._say(f"imported {name} in {time.perf_counter() - began:.3f} s")
-            elif self.to_start and self.starting is None:
+            if self.to_start and self.starting is None:
                 self._start_template(self.to_start.pop(0))
         self._shutdown()
 
