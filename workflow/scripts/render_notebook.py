@@ -100,7 +100,6 @@ def execute(smk):
         for name in names
     }
 
-
     def run(subset):
         executed = notebooks.execute_notebooks({n: templates[n] for n in subset}, parameters, cwd=os.getcwd())
         for name, notebook in executed.items():
