@@ -246,8 +246,9 @@ JOB_SERVER = []
 
 def start_job_server(log=None):
     """Start the preloaded job server for this run's local jobs (k2trial.runtime.job_server): it imports the modules
-    of the scripts that will run, in the order the rules are defined, and forks each job from there. Not for
-    cluster or conda jobs (another machine, another interpreter); K2TRIAL_JOB_SERVER_ENABLED=0 turns it off.
+    of the scripts that will run, in the order their jobs can start (a job's depth in the DAG of this run, then its
+    priority), and forks each job from there. Not for cluster or conda jobs (another machine, another interpreter);
+    K2TRIAL_JOB_SERVER_ENABLED=0 turns it off.
     """
     from k2trial.runtime import job_server
 
@@ -256,9 +257,18 @@ def start_job_server(log=None):
     }
     if not workflow.local_exec or uses_conda:
         return
-    order = {r.name: i for i, r in enumerate(workflow.rules)}
-    jobs = sorted(workflow.dag.needrun_jobs(), key=lambda job: order[job.rule.name])
-    # the script of each job, in the rules' order
+    dag = workflow.dag
+    running = set(dag.needrun_jobs())
+    depth = {}
+
+    def level(job):
+        if job not in depth:
+            depth[job] = 1 + max(
+                (level(d) for d in dag.dependencies[job] if d in running), default=0
+            )
+        return depth[job]
+
+    jobs = sorted(running, key=lambda job: (level(job), -job.priority, job.rule.name))
     scripts = [
         os.path.join(
             workflow.basedir, "workflow", "scripts", os.path.basename(job.rule.script)
