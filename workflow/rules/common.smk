@@ -246,8 +246,8 @@ JOB_SERVER = []
 
 def start_job_server(log=None):
     """Start the preloaded job server for this run's local jobs (k2trial.runtime.job_server): it imports the modules
-    of the scripts that will run, in the order their jobs can start (a job's depth in the DAG of this run, then its
-    priority), and forks each job from there. Not for cluster or conda jobs (another machine, another interpreter);
+    of the scripts that will run, those of the critical path's jobs (CRITICAL_PATH_PRIORITY) first, each group in
+    the order its jobs can start (depth in the DAG of this run), and forks each job from there. Not for cluster or conda jobs (another machine, another interpreter);
     K2TRIAL_JOB_SERVER_ENABLED=0 turns it off.
     """
     from k2trial.runtime import job_server
@@ -268,7 +268,7 @@ def start_job_server(log=None):
             )
         return depth[job]
 
-    jobs = sorted(running, key=lambda job: (level(job), -job.priority, job.rule.name))
+    jobs = sorted(running, key=lambda job: (-job.priority, level(job), job.rule.name))
     scripts = [
         os.path.join(
             workflow.basedir, "workflow", "scripts", os.path.basename(job.rule.script)

@@ -23,7 +23,7 @@ from k2trial.runtime.step import run_step, start_in_child, vocabulary
 
 #: The mixed models' statsmodels (k2trial.analysis.sensitivity_models imports it lazily): imported ahead by the run's
 #: job server (k2trial.runtime.job_server.PRELOAD).
-PRELOAD = ("statsmodels.api",)
+PRELOAD = ("statsmodels.regression.mixed_linear_model",)
 
 logger = logging.getLogger("k2trial.efficacy_analysis")
 
