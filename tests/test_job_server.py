@@ -278,7 +278,7 @@ def test_the_server_ends_when_its_owner_is_gone(job_script, tmp_path, monkeypatc
             import os, sys
             from k2trial.runtime import job_server
             handle = job_server.start([{str(job_script)!r}])
-            print(handle.process.pid, flush=True)
+            print(handle.pid, flush=True)
             os._exit(0)  # no stop: as a killed Snakemake process
             """)],
         capture_output=True, text=True, check=True, timeout=60,
@@ -292,10 +292,10 @@ def test_stop_ends_the_server_and_its_templates_and_removes_the_socket(job_scrip
     handle = job_server.start([job_script, job_script])
     socket_path = os.environ[job_server.ADDRESS].rpartition(":")[0]
     assert Path(socket_path).exists()
-    assert _wait_until(lambda: len(_children(handle.process.pid)) == 1), "no template started"
-    template = _children(handle.process.pid)[0]
+    assert _wait_until(lambda: len(_children(handle.pid)) == 1), "no template started"
+    template = _children(handle.pid)[0]
     handle.stop()
-    assert handle.process.returncode is not None
+    assert handle.status is not None
     assert not Path(socket_path).exists() and job_server.ADDRESS not in os.environ
     assert _wait_until(lambda: not _alive(template))
     handle.stop()  # twice is harmless

@@ -1,38 +1,44 @@
 """The preloaded job server: local jobs start by fork from one interpreter that has already imported their modules.
 
 Every job of a local run is a fresh `python` process, and for the shipped data most of its time goes to importing
-pandas, numpy, scipy and matplotlib and the library (0.25-1.2 s a job, about 5 of the 13 CPU-seconds of a full
-rebuild on two cores; issue 18). So a run starts one server (`start`, from the Snakefile's `onstart`): it imports
-what the workflow's scripts import (`script_imports`, read from the scripts, in the order the pipeline runs them)
-and, for each job, forks a child that runs the job's script just as `python script.py` would: with the job's
-arguments, working directory, environment and standard streams, which the job's own process (the client) passes
-over a Unix socket. The client waits for the child's exit status, forwards the signals it receives to the child and
-exits with that status; a child whose client is gone (killed) kills itself. `stop` (onsuccess, onerror, or the
-Snakemake process's exit) ends the server, and a server whose Snakemake process is gone ends itself.
+pandas, numpy, scipy, statsmodels, matplotlib or papermill and the library (0.25-1.2 s a job, about 5 of the 13
+CPU-seconds of a full rebuild on two cores; issue 18). So at `onstart` the Snakemake process forks one server
+(`start`; it has pandas and numpy imported already): the server imports what two or more of the run's scripts import
+(`shared_imports`, read from the scripts) and then, one at a time and in the order the jobs can start, forks a
+template per script that also imports that script's own modules (`_Template`). For each job it, or the script's
+template once ready, forks a child that runs the job's script just as `python script.py` would: with the job's
+arguments, working directory, environment and standard streams, which the job's own process (the client, started by
+Snakemake as always) passes over a Unix socket. The client waits for the child's exit status, forwards the signals
+it receives to the child and exits with that status; a child whose client is gone (killed) kills itself. `stop`
+(onsuccess, onerror, or the Snakemake process's exit) ends the server and its templates, and a server whose
+Snakemake process is gone ends itself. A job runs with the library as it was when the run started.
 
 A job runs in its own process as before whenever the server cannot run it exactly the same way: no server, another
 interpreter, an environment that differs in anything read when an interpreter or a module starts (only the
-temporary directory may differ), or a job that is not a descendant of the Snakemake process that started the server
-(a job of the Slurm executor). The bytes a job writes are the same either way (tests/test_job_server.py).
+temporary directory and the shell's own variables may differ; a thread count other than one is applied with
+threadpoolctl), or a job that is not a descendant of the Snakemake process that started the server (a job of the
+Slurm executor). The bytes a job writes are the same either way (tests/test_job_server.py).
 
 Protocol (one connection per job): the client sends a length-prefixed JSON request with its stdin, stdout and stderr
-as SCM_RIGHTS file descriptors; the server answers {"pid": n} or {"declined": reason}; the child sends
-{"status": n} just before it exits. End of file without a status means the child died (killed or crashed).
+as SCM_RIGHTS file descriptors; the server answers {"pid": n} or {"declined": reason} (a template answers for the
+jobs the server passes on to it, with the connection); the child sends {"status": n} just before it exits. End of
+file without a status means the child died (killed or crashed).
 """
 
 from __future__ import annotations
 
 import ast
 import atexit
+import gc
 import importlib
 import json
+import logging
 import os
 import select
 import selectors
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -209,7 +215,7 @@ class _Template:
 
 
 class _Server:
-    def __init__(self, listener: socket.socket, owner: int, plan: dict) -> None:
+    def __init__(self, listener: socket.socket, owner: int, plan: dict, environment: dict[str, str]) -> None:
         self.listener = listener
         self.owner = owner
         self.pending = list(plan["shared"])
@@ -217,8 +223,10 @@ class _Server:
         self.by_script = {template.script: template for template in self.templates}
         self.to_start = list(self.templates)
         self.starting: _Template | None = None
-        self.environment = dict(os.environ)
-        self.verbose = os.environ.get(VERBOSE) == "1"
+        # the one-thread job's environment the server was started with (imports may add variables to os.environ:
+        # threadpoolctl sets KMP_DUPLICATE_LIB_OK)
+        self.environment = dict(environment)
+        self.verbose = environment.get(VERBOSE) == "1"
         self.children: set[int] = set()
         self.stopping = False
         self.selector = selectors.DefaultSelector()
@@ -235,6 +243,9 @@ class _Server:
             preload(name)
             self._say(f"imported {name} in {time.perf_counter() - began:.3f} s")
         self.pending = []
+        # the imported modules live as long as every job: the jobs' cycle collections need not walk them, nor touch
+        # (and so copy) their pages
+        gc.freeze()
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         signal.set_wakeup_fd(self.wakeup_write)
@@ -394,6 +405,7 @@ def _template_main(sock: socket.socket, script: str, verbose: bool) -> None:  # 
         began = time.perf_counter()
         for name in script_imports(script):
             preload(name)
+        gc.freeze()  # as the server's (`_Server.serve`)
         if verbose:
             print(f"job server: imported the modules of {os.path.basename(script)} in "
                   f"{time.perf_counter() - began:.3f} s", file=sys.stderr, flush=True)  # fmt: skip
@@ -474,8 +486,11 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:  # p
             os.dup2(fd, target)
         for fd in set(fds) - {0, 1, 2}:
             os.close(fd)
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=stream.isatty())
+        # standard streams on the job's descriptors, as a new interpreter makes them (the server's may be another
+        # program's objects: Snakemake's or a test runner's)
+        sys.stdin = open(0, encoding="locale", closefd=False)
+        sys.stdout = open(1, "w", encoding="locale", closefd=False, buffering=1 if os.isatty(1) else -1)
+        sys.stderr = open(2, "w", encoding="locale", errors="backslashreplace", closefd=False, buffering=1)
         os.chdir(request["cwd"])
         threads = _thread_count(request["environment"])
         if threads != _thread_count(dict(os.environ)):
@@ -513,36 +528,66 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:  # p
         os._exit(status)
 
 
-def serve_main(argv: Sequence[str]) -> None:
-    """Entry point of the server process: `python -m k2trial.runtime.job_server FD OWNER PLAN_FILE`."""
-    fd, owner, plan_file = int(argv[0]), int(argv[1]), argv[2]
-    listener = socket.socket(fileno=fd)
-    listener.setblocking(False)
-    _Server(listener, owner, json.loads(Path(plan_file).read_text(encoding="utf-8"))).serve()
-    sys.stderr.flush()
-    os._exit(0)  # without tearing the imported modules down one by one (k2trial.runtime.step.end_job): 0.1 s
+def _become_server(listener: socket.socket, owner: int, work: dict, environment: dict[str, str]) -> None:
+    """In the process forked from Snakemake's: drop what belongs to Snakemake (its signal handlers and log handlers:
+    a job must not write into Snakemake's log), take a one-thread job's environment, with the BLAS libraries numpy
+    loaded in Snakemake's process set to one thread as that environment would have them, then serve; never returns.
+    """
+    status = 1
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_DFL)
+        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        for logger in loggers:
+            if isinstance(logger, logging.Logger):
+                logger.handlers.clear()
+        os.environ.clear()
+        os.environ.update(environment)
+        threads = _thread_count(environment)
+        if threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=threads)
+        listener.setblocking(False)
+        _Server(listener, owner, work, environment).serve()
+        status = 0
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(status)  # never back into Snakemake's code; no teardown of the imported modules
 
 
 # -- the Snakemake side ----------------------------------------------------------------------------------------------
 
 
 class Handle:
-    """The running server of one Snakemake process: its process and its socket's directory."""
+    """The running server of one Snakemake process: its process id and its socket's directory."""
 
-    def __init__(self, process: subprocess.Popen, directory: str) -> None:
-        self.process = process
+    def __init__(self, pid: int, directory: str) -> None:
+        self.pid = pid
         self.directory = directory
+        self.status: int | None = None
 
     def stop(self) -> None:
+        """End the server (and with it its templates) and wait for it, so that its CPU time counts in the run's."""
         if not os.path.isdir(self.directory):
             return  # stopped already
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while True:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    self.status = status
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    _, self.status = os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.002)
+        except (ProcessLookupError, ChildProcessError):
+            pass
         os.environ.pop(ADDRESS, None)
         for name in os.listdir(self.directory):
             os.unlink(os.path.join(self.directory, name))
@@ -552,8 +597,9 @@ class Handle:
 def start(scripts: Sequence[str | os.PathLike]) -> Handle | None:
     """Start the server for the jobs this process will launch (None when disabled by ENABLED=0).
 
-    The socket is bound here, before any job starts, so no job finds it missing; the server imports the scripts'
-    modules while it serves. The jobs learn the address from the environment they inherit."""
+    The server is forked from this process (Snakemake's, which has imported pandas and numpy already, and with
+    them most of what every job imports; at `onstart` it has no other thread). The socket is bound before, so no
+    job finds it missing. The jobs learn the address from the environment they inherit."""
     if os.environ.get(ENABLED, "1") == "0" or not hasattr(os, "fork"):
         return None
     directory = tempfile.mkdtemp(prefix="k2trial-jobs-")
@@ -561,19 +607,18 @@ def start(scripts: Sequence[str | os.PathLike]) -> Handle | None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
-    plan_file = os.path.join(directory, "plan.json")
-    Path(plan_file).write_text(json.dumps(plan(scripts)), encoding="utf-8")
+    work = plan(scripts)
     environment = dict(os.environ, **dict.fromkeys(THREAD_VARIABLES, "1"))
     environment.pop(ADDRESS, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "k2trial.runtime.job_server", str(listener.fileno()), str(os.getpid()), plan_file],
-        pass_fds=[listener.fileno()],
-        env=environment,
-        stdin=subprocess.DEVNULL,
-    )
+    owner = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the server process
+        _become_server(listener, owner, work, environment)
     listener.close()
-    handle = Handle(process, directory)
-    os.environ[ADDRESS] = f"{path}:{os.getpid()}"
+    handle = Handle(pid, directory)
+    os.environ[ADDRESS] = f"{path}:{owner}"
     atexit.register(handle.stop)
     return handle
 
@@ -652,10 +697,3 @@ def run_in_server() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
-
-
-if __name__ == "__main__":
-    # through the module's own name: the jobs' `report_exit` must see the state this process sets (not __main__'s)
-    from k2trial.runtime.job_server import serve_main as _serve_main
-
-    _serve_main(sys.argv[1:])
