@@ -65,7 +65,7 @@ THREAD_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
-#: Set to "1" to have a job say on its stderr why the server did not run it.
+#: Set to "1": the server says on stderr what it imports, forks and passes on, a job why the server did not run it.
 VERBOSE = "K2TRIAL_JOB_SERVER_VERBOSE"
 #: What Snakemake's script preamble imports (the classes of the pickled `snakemake` object, its logger): every job,
 #: in its own process and again in the forked child, runs the preamble; the server imports these first.
