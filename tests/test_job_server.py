@@ -209,7 +209,7 @@ def test_a_job_runs_forked_with_its_arguments_directory_environment_streams_and_
     assert report["argv"] == ["3", "b c"]
     assert report["tmpdir"] == str(tmp_path)
     assert report["stdin"] == "from stdin"
-    assert report["blas"] == [1]
+    assert set(report["blas"]) == {1}  # every BLAS loaded (numpy's, scipy's when the server has it)
     assert "to stderr" in err
     # the second job of the script: again forked, again its own values
     report, _, status, client = _run_job(job_script, tmp_path, env=_job_environment())
@@ -221,7 +221,7 @@ def test_a_job_with_two_threads_has_two_blas_threads(server, job_script, tmp_pat
     env = dict(_job_environment(), **dict.fromkeys(job_server.THREAD_VARIABLES, "2"))
     report, _, status, client = _run_job(job_script, tmp_path, env=env)
     assert status == 0 and report["pid"] != client
-    assert report["blas"] == [2]
+    assert set(report["blas"]) == {2}
 
 
 def test_a_job_with_another_environment_runs_in_its_own_process(server, job_script, tmp_path):
