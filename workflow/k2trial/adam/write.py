@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from k2trial.adam import xport
-from k2trial.adam.common import AdamDataError, iso_dates
+from k2trial.adam.common import AdamDataError, coded_text, iso_dates
 from k2trial.adam.spec import NUMERIC_LENGTH, AdamSpec, Codelist, Dataset, value_key
 from k2trial.core.errors import ConfigError, Problem
 from k2trial.core.io import json_bytes, write_bytes
@@ -89,29 +89,6 @@ def conformed(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> Conforme
     dataset of millions of records can be conformed and released at once, and the next one derived (write_delivery
     takes these as they are)."""
     return Conformed(*_conform(frame, dataset, spec))
-
-
-def coded_text(series: pd.Series) -> pd.Series:
-    """A char column as a categorical of its distinct values as str ("" for missing): exactly the values present
-    (in order of first appearance, or a categorical's own order; "" for missing last), the form in which a delivery
-    is written (each distinct value measured, checked and encoded once; 1-4 bytes per record instead of a pointer
-    to a str). A value that is not a str becomes str(value), as astype("str") makes it."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int64)
-        values = series.cat.categories.tolist()
-    else:
-        if not isinstance(series.dtype, pd.StringDtype):  # as str first: factorize takes 1, 1.0 and True as one
-            series = series.astype(object).where(series.notna(), None).astype("str")
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        values = np.asarray(uniques, dtype=object).tolist()
-    texts = [*(str(v) for v in values), ""]  # the last one: missing (code -1)
-    at = np.where(codes < 0, len(values), codes)
-    present = np.bincount(at, minlength=len(texts)) > 0
-    distinct = list(dict.fromkeys(t for t, used in zip(texts, present.tolist(), strict=True) if used))
-    position = {t: i for i, t in enumerate(distinct)}
-    recoded = np.array([position.get(t, -1) for t in texts], dtype=np.int64)[at]
-    dtype = pd.CategoricalDtype(pd.Index(distinct, dtype="str"))
-    return pd.Series(pd.Categorical.from_codes(recoded, dtype=dtype), name=series.name)
 
 
 def _distinct(series: pd.Series) -> list[str]:
