@@ -35,6 +35,8 @@ logger = logging.getLogger("k2trial.write_adam")
 #: (k2trial.adam.adlb LABS, GRADES, k2trial.adam.adqs VAS) are read.
 GRADE_CATEGORIES = ("subject_id", "param", "visit", "term")
 VAS_CATEGORIES = ("subject_id", "param", "visit")
+#: ... and of the clean symptom diary (k2trial.adam.adqs.DIARY reads them per distinct value)
+DIARY_CATEGORIES = ("subject_id", "visit", "assessment_date", "symptom")
 
 
 def read_declared(path, needs, categorical=()):
@@ -95,7 +97,9 @@ def main(smk):
         compact["ADQS"] = conformed(
             derive_adqs(
                 read_declared(smk.input.vas, adqs.VAS, VAS_CATEGORIES),
-                read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"]),
+                read_clean_table(
+                    smk.input.symptom_diary, contract.tables["symptom_diary.csv"], categorical=DIARY_CATEGORIES
+                ),
                 adsl,
                 spec,
             ),
