@@ -107,3 +107,51 @@ def test_xpt_cells_of_a_categorical_are_those_of_its_text():
             assert _xpt(frame, step) == reference, step
     with pytest.raises(ValueError, match="41 bytes long"):
         _xpt(as_str.assign(T=coded_text(pd.Series(text[:-1] + ["y" * 41], dtype="str"))), 3)
+
+
+def test_codes_in_looks_up_text_once_per_distinct_value():
+    from k2trial.adam.common import codes_in
+
+    values = ["b", None, "a", "zz", "b"]
+    assert codes_in(pd.Series(values, dtype="str"), ["a", "b"]).tolist() == [1, -1, 0, -1, 1]
+    categorical = pd.Series(pd.Categorical(values, categories=["zz", "unused", "a", "b"]))
+    assert codes_in(categorical, ["a", "b"]).tolist() == [1, -1, 0, -1, 1]
+    assert codes_in(pd.Series([1, 2], dtype=object), ["2"]).tolist() == [-1, 0]  # compared as text
+
+
+def test_shared_keys_are_equal_exactly_where_the_rows_are():
+    from k2trial.adam.common import group_codes, shared_keys
+
+    left = [pd.Series(["K1", "K2", "K1", "K1"], dtype="str"), pd.Series([1.0, 2.0, np.nan, 2.0])]
+    right = [pd.Series(pd.Categorical(["K1", "K1", "K3", "K2"], categories=["K3", "K2", "K1", "none"])),
+             pd.Series([1.0, np.nan, 1.0, 2.0])]  # fmt: skip
+    a, b = shared_keys(list(zip(left, right, strict=True)))
+    same = a[:, None] == b[None, :]
+    # (K1, 1) = right 0; (K2, 2) = right 3; (K1, missing) = right 1; (K1, 2) is not on the right
+    assert [np.flatnonzero(row).tolist() for row in same] == [[0], [3], [1], []]
+    codes = group_codes(pd.Series(["x", "y", "x", "x"]), pd.Series([1.0, 1.0, 1.0, 0.0]))
+    assert codes[0] == codes[2] and len({codes[0], codes[1], codes[3]}) == 3
+
+
+def test_text_of_codes_and_flags():
+    from k2trial.adam.common import flag_where, text_of_codes
+
+    coded = text_of_codes(np.array([0, 2, 1, -1]), ["x", "y", "x", "unused"])
+    assert coded.tolist() == ["x", "x", "y", ""] and coded.cat.categories.tolist() == ["x", "y", ""]
+    flags = flag_where([True, False, True])
+    assert flags.tolist() == ["Y", "", "Y"] and flags.cat.categories.tolist() == ["", "Y"]
+    assert flag_where([False, False], "").tolist() == ["", ""]
+
+
+def test_sort_rows_of_coded_subjects_is_the_order_of_their_text():
+    from k2trial.adam.common import coded_text, sort_rows
+
+    ids = ["K2-010", "K2-2", "S1-001", "K2-010", "", "K2-2"]
+    week = pd.Series([4.0, 0.0, 2.0, 0.0, 1.0, np.nan])
+    as_text = sort_rows({"USUBJID": pd.Series(ids, dtype="str"), "WEEK": week}, "WEEK")
+    coded = sort_rows({"USUBJID": coded_text(pd.Series(ids, dtype="str")), "WEEK": week}, "WEEK")
+    assert coded["USUBJID"].tolist() == as_text["USUBJID"].tolist()
+    assert as_text["USUBJID"].tolist() == ["", "S1-001", "K2-2", "K2-2", "K2-010", "K2-010"]
+    np.testing.assert_array_equal(coded["WEEK"].to_numpy(), as_text["WEEK"].to_numpy())
+    assert coded["WEEK"].tolist()[2] == 0.0 and np.isnan(coded["WEEK"].iloc[3])  # K2-2: week 0, then missing last
+    assert coded["WEEK"].tolist()[4:] == [0.0, 4.0]
