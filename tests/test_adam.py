@@ -510,7 +510,7 @@ def test_writing_twice_gives_identical_bytes(ctx, delivery, tmp_path):
 
 def test_streamed_delivery_is_the_delivery_in_memory(ctx, tmp_path):
     """write_delivery streams each Dataset-JSON file in pieces: any piece size gives the bytes of delivery_bytes."""
-    from k2trial.adam.write import conform, dataset_json_dataset_chunks
+    from k2trial.adam.write import conform, conformed, dataset_json_dataset_chunks
 
     frames = ctx.derive()
     created = delivery_datetime(frames, ctx.spec)
@@ -519,6 +519,11 @@ def test_streamed_delivery_is_the_delivery_in_memory(ctx, tmp_path):
     assert written == list(in_memory)
     for file_name in written:
         assert (tmp_path / file_name).read_bytes() == in_memory[file_name], file_name
+    # each dataset conformed as it is derived (write_adam at scale): the same creation datetime and bytes
+    compact = {name: conformed(frame, ctx.spec.dataset(name), ctx.spec) for name, frame in frames.items()}
+    assert {name: len(c) for name, c in compact.items()} == {name: len(f) for name, f in frames.items()}
+    assert delivery_datetime(compact, ctx.spec) == created
+    assert delivery_bytes(compact, ctx.spec, created=created) == in_memory
     adqs = conform(frames["ADQS"], ctx.spec.dataset("ADQS"), ctx.spec)
     assert len(adqs) > 700  # several pieces of 7 records, and a last piece shorter than the others
     for size in (1, 7, len(adqs), len(adqs) + 1):

@@ -49,7 +49,11 @@ def _previous(parts: list[_Part]) -> pd.DataFrame:
 def test_grade_frame_is_the_previous_assembly():
     parts = _parts()
     ours = _grade_frame(parts)
-    pd.testing.assert_frame_equal(ours, _previous(parts))
+    text = ["term", "direction", "test", "reason", "criterion"]
+    assert all(isinstance(ours[c].dtype, pd.CategoricalDtype) for c in text)  # coded once, not a str per row
+    terms = ours["term"].cat.categories.tolist()  # first appearance part by part, the unknown terms' texts last
+    assert terms[:3] == ["Anemia", "Hemoglobin increased", "ALT"] and sorted(terms[3:]) == ["", "Foo"]
+    pd.testing.assert_frame_equal(ours.astype({c: "str" for c in text}), _previous(parts))
     assert list(ours.columns) == GRADE_COLUMNS and str(ours["grade"].dtype) == "Int8"
     assert ours["grade"].isna().sum() == sum(int((p.grade < 0).sum()) for p in parts) > 0
     # by record, and within a record in the parts' order (Anemia, Hemoglobin increased, ALT, then unknown terms)

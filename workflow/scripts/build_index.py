@@ -26,11 +26,15 @@ def define_file(paths):
 
 
 def main(smk):
+    from k2trial.report.index_hashes import RecordedHashes  # here, not above: the import lines are shared
+
     index_dir = os.path.dirname(smk.output.index) or "."
     registry = smk.params.registry
     titles = {section: {e["name"]: e["title"] for e in registry[key]} for section, key in SECTIONS.items()}
     if smk.input.adam:  # a study without an ADaM spec has no ADaM delivery (config adam_spec)
         titles["ADaM"] = site.adam_titles(json.loads(Path(define_file(smk.input.adam)).read_text(encoding="utf-8")))
+    # the ADaM files' sha256 as write_adam recorded them in define.json, where they are unchanged since
+    recorded = RecordedHashes.from_defines([define_file(smk.input.adam)] if smk.input.adam else [])
     artifacts = []
     for rule, outputs in sorted(smk.params.producers.items()):
         for path in outputs:
@@ -38,6 +42,8 @@ def main(smk):
             if section is None:
                 continue  # catalog.json and other helpers are not reviewer artifacts
             item = site.item_name(path)
+            known = recorded.recorded(path)  # None: hashed here
+            size, sha256 = known if known is not None else (os.path.getsize(path), sha256_file(path))
             artifacts.append(
                 site.Artifact(
                     section=section,
@@ -45,8 +51,8 @@ def main(smk):
                     title=titles[section].get(item, item),
                     path=Path(os.path.relpath(path, index_dir)).as_posix(),
                     rule=rule,
-                    sha256=sha256_file(path),
-                    size=os.path.getsize(path),
+                    sha256=sha256,
+                    size=size,
                 )
             )
     with open(smk.input.dataset, encoding="utf-8") as handle:

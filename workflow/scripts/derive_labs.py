@@ -12,9 +12,16 @@ from k2trial.runtime.step import run_step
 
 def main(smk):
     contract = study_contract(smk)
-    labs = read_clean_table(smk.input.labs, contract.tables["labs.csv"])
     subjects = read_clean_table(smk.input.subjects, contract.tables["subjects.csv"])
-    schema.write_artifact(derivation.derive_labs(labs, subjects, contract), smk.output.labs, "analysis/labs")
+    # the clean labs read where they are used (released once derived, before labs.csv is written), their text
+    # columns as categories (derive_labs works on their distinct values; 5.4 million records at 100,000 subjects
+    # would otherwise be as many strings per column)
+    table = derivation.derive_labs(
+        read_clean_table(smk.input.labs, contract.tables["labs.csv"], categorical=derivation.LAB_TEXT_COLUMNS),
+        subjects,
+        contract,
+    )
+    schema.write_artifact(table, smk.output.labs, "analysis/labs")
 
 
 run_step(snakemake, main)

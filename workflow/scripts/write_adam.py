@@ -38,6 +38,8 @@ logger = logging.getLogger("k2trial.write_adam")
 #: (k2trial.adam.adlb LABS, GRADES, k2trial.adam.adqs VAS) are read.
 GRADE_CATEGORIES = ("subject_id", "param", "visit", "term")
 VAS_CATEGORIES = ("subject_id", "param", "visit")
+#: ... and of the clean symptom diary (k2trial.adam.adqs.DIARY reads them per distinct value)
+DIARY_CATEGORIES = ("subject_id", "visit", "assessment_date", "symptom")
 
 
 def read_declared(path, needs, categorical=()):
@@ -49,6 +51,8 @@ def read_declared(path, needs, categorical=()):
 
 
 def main(smk):
+    from k2trial.adam import conformed  # here, not above: the import lines of the scripts are shared
+
     criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
     standards = lab_standards(smk, criteria)  # the study's lab panel (k2trial.core.lab_panel)
     words = vocabulary(smk)
@@ -75,28 +79,43 @@ def main(smk):
         schema.read_artifact(smk.input.assignment, "groups/assignment") if "assignment" in smk.input.keys() else None
     )
     adsl = derive_adsl(subjects, assignment, spec)
-    # the largest dataset first, while little else is in memory; each input is read where it is used, so that it
-    # is released once its dataset is derived (100,000 subjects: 5.4 million lab and VAS rows each)
-    derived = {
-        "ADLB": derive_adlb(
-            read_declared(smk.input.labs, adlb.LABS, lab_table.LAB_CATEGORIES),
-            subjects,
-            read_declared(smk.input.ctcae_grades, adlb.GRADES, GRADE_CATEGORIES),
-            adsl,
-            standards,
+    # one dataset at a time, the largest first: each is conformed as soon as it is derived (k2trial.adam.conformed:
+    # the checks of the delivery, the compact form it is written from) and its derivation released before the next
+    # one is derived; each input is read where it is used (100,000 subjects: 5.4 million lab and VAS rows each)
+    compact = {
+        "ADLB": conformed(
+            derive_adlb(
+                read_declared(smk.input.labs, adlb.LABS, lab_table.LAB_CATEGORIES),
+                subjects,
+                read_declared(smk.input.ctcae_grades, adlb.GRADES, GRADE_CATEGORIES),
+                adsl,
+                standards,
+                spec,
+            ),
+            spec.dataset("ADLB"),
             spec,
         )
     }
     if "ADQS" in spec.datasets:  # a study with a diary (a safety-only study has no ADQS: AdamSpec.for_sources)
-        derived["ADQS"] = derive_adqs(
-            read_declared(smk.input.vas, adqs.VAS, VAS_CATEGORIES),
-            read_clean_table(smk.input.symptom_diary, contract.tables["symptom_diary.csv"]),
-            adsl,
+        compact["ADQS"] = conformed(
+            derive_adqs(
+                read_declared(smk.input.vas, adqs.VAS, VAS_CATEGORIES),
+                read_clean_table(
+                    smk.input.symptom_diary, contract.tables["symptom_diary.csv"], categorical=DIARY_CATEGORIES
+                ),
+                adsl,
+                spec,
+            ),
+            spec.dataset("ADQS"),
             spec,
         )
-    derived["ADAE"] = derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec)
-    frames = {"ADSL": adsl, **{name: derived[name] for name in spec.datasets if name in derived}}
-    del derived
+    compact["ADAE"] = conformed(
+        derive_adae(schema.read_artifact(smk.input.ae_listing, "safety/ae_listing"), adsl, spec),
+        spec.dataset("ADAE"),
+        spec,
+    )
+    frames = {"ADSL": adsl, **{name: compact.pop(name) for name in spec.datasets if name in compact}}
+    # the one creation datetime of every file, from all datasets before the first file is written
     created = delivery_datetime(frames, spec)
     folder = Path(smk.output.define).parent
     written = write_delivery(frames, spec, folder, created=created)

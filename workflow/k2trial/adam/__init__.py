@@ -11,6 +11,8 @@ as SAS transport v5 and CDISC Dataset-JSON v1.1 with a define.json beside them.
     adae = derive_adae(listing, adsl, spec)                             # safety/ae_listing
     frames = {"ADSL": adsl, "ADQS": adqs, "ADLB": adlb, "ADAE": adae}
     write_delivery(frames, spec, out_dir, created=delivery_datetime(frames, spec))   # the data's last date
+    # millions of records: conform each dataset as it is derived (compact, same checks), then derive the next
+    frames = {"ADLB": conformed(adlb, spec.dataset("ADLB"), spec), ...}
 
 Pure functions: frames in, frames out; only `write_delivery` touches files. The way back, from ADaM datasets to
 the frames the efficacy and safety functions take, is k2trial.adam.inputs. Documentation for users: docs/ADAM.md.
@@ -21,11 +23,21 @@ from k2trial.adam.adlb import derive_adlb
 from k2trial.adam.adqs import derive_adqs
 from k2trial.adam.adsl import derive_adsl
 from k2trial.adam.spec import AdamSpec, load_spec, parameters_from_config
-from k2trial.adam.write import conform, delivery_bytes, delivery_datetime, delivery_metadata, write_delivery
+from k2trial.adam.write import (
+    Conformed,
+    conform,
+    conformed,
+    delivery_bytes,
+    delivery_datetime,
+    delivery_metadata,
+    write_delivery,
+)
 
 __all__ = [
     "AdamSpec",
+    "Conformed",
     "conform",
+    "conformed",
     "delivery_bytes",
     "delivery_datetime",
     "delivery_metadata",

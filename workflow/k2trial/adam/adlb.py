@@ -24,15 +24,19 @@ import pandas as pd
 from k2trial.adam.common import (
     Needs,
     assemble,
+    coded_text,
+    codes_in,
     flag_where,
     from_adsl,
+    group_codes,
     number,
     problem,
     relative_day,
     sas_dates,
+    shared_keys,
     sort_rows,
     take,
-    text,
+    text_of_codes,
 )
 from k2trial.adam.spec import AdamSpec
 from k2trial.analysis.safety import lab_table
@@ -55,9 +59,9 @@ def lab_sequence(rows: pd.DataFrame, standards: LabStandards) -> pd.Series:
     in config/lab_units.yaml order (the order of the clean labs table, which the SDTM writer numbers)."""
     if "lbseq" in rows.columns:
         return number(rows["lbseq"])
-    subject, _ = pd.factorize(rows["subject_id"].astype(object))
+    subject = group_codes(rows["subject_id"])
     week = np.nan_to_num(rows["week"].to_numpy(dtype="float64"), nan=-1.0)
-    test = pd.Index(standards.lab_params).get_indexer(rows["param"].astype(object))
+    test = codes_in(rows["param"], standards.lab_params)
     order = np.lexsort((np.arange(len(rows)), test, week, subject))
     sorted_subject = subject[order]
     starts = np.r_[True, sorted_subject[1:] != sorted_subject[:-1]] if len(order) else np.zeros(0, bool)
@@ -79,18 +83,25 @@ def _annotated_lab_rows(rows: pd.DataFrame, subjects: pd.DataFrame, standards: L
         rows, prepared, standards, b12_deficient_below=np.nan, b12_adequate_from=np.nan, b12_test="",
         label=LABS.label,
     )  # fmt: skip
-    annotated = annotated[annotated["param"].astype("str") != standards.egfr.param].reset_index(drop=True)
+    annotated = annotated[codes_in(annotated["param"], [standards.egfr.param]) < 0].reset_index(drop=True)
     safety_ids = prepared.loc[prepared["saffl"].to_numpy(dtype=bool), "subject_id"].astype("str").tolist()
-    subject = pd.Index(safety_ids).get_indexer(rows["subject_id"].astype(object))
-    test = pd.Index(standards.lab_params).get_indexer(rows["param"].astype(object))
+    subject = codes_in(rows["subject_id"], safety_ids)
+    test = codes_in(rows["param"], standards.lab_params)
     week = np.nan_to_num(rows["week"].to_numpy(dtype="float64"), nan=-1.0)
     keep = np.flatnonzero(subject >= 0)
     order = keep[np.lexsort((week[keep], test[keep], subject[keep]))]
     chosen = rows.iloc[order].reset_index(drop=True)
+    params = list(standards.all_params)
+
+    def same_text(ours: pd.Series, theirs: pd.Series, names: list[str]) -> bool:
+        """The same text row by row (both columns coded in `names`, every value one of them)."""
+        a, b = codes_in(ours, names), codes_in(theirs, names)
+        return bool(np.array_equal(a, b) and (a >= 0).all())
+
     same = (
         len(chosen) == len(annotated)
-        and np.array_equal(chosen["subject_id"].astype("str"), annotated["subject_id"].astype("str"))
-        and np.array_equal(chosen["param"].astype("str"), annotated["param"].astype("str"))
+        and same_text(chosen["subject_id"], annotated["subject_id"], safety_ids)
+        and same_text(chosen["param"], annotated["param"], params)
         and np.array_equal(chosen["aval"].to_numpy(dtype="float64"), annotated["aval"].to_numpy(dtype="float64"),
                            equal_nan=True)
     )  # fmt: skip
@@ -118,26 +129,27 @@ def _grades_by_record(grades: pd.DataFrame, records: pd.DataFrame, standards: La
     """The grade (float, NaN = none) of each record's term in one direction, from ctcae_grades.csv."""
     rows = take(grades, GRADES)
     direction_of = {t.term: t.direction for t in standards.terms}
-    term = rows["term"].astype("str")
-    unknown = ~term.isin(list(direction_of))
+    terms = list(direction_of)
+    term = codes_in(rows["term"], terms)
+    unknown = term < 0
     if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise problem(GRADES, row, "term", term.iloc[row], f"term not graded by the CTCAE v{standards.ctcae_version} "
-                      "criteria", "adam_term")  # fmt: skip
-    rows = rows[(term.map(direction_of) == direction).to_numpy()]
+        row = int(np.flatnonzero(unknown)[0])
+        raise problem(GRADES, row, "term", str(rows["term"].iloc[row]), f"term not graded by the CTCAE "
+                      f"v{standards.ctcae_version} criteria", "adam_term")  # fmt: skip
+    in_direction = np.array([direction_of[t] == direction for t in terms] + [False])
+    rows = rows[in_direction[term]].reset_index(drop=True)
     if "lbseq" in rows.columns and "LBSEQ" in records.columns:
-        theirs = [rows["subject_id"].astype("str"), number(rows["lbseq"])]
-        ours = [records["USUBJID"], records["LBSEQ"]]
+        pairs = [(rows["subject_id"], records["USUBJID"]), (number(rows["lbseq"]), records["LBSEQ"])]
     else:
-        theirs = [rows["subject_id"].astype("str"), rows["param"].astype("str"), rows["visit"].astype("str"),
-                  number(rows["week"])]  # fmt: skip
-        ours = [records["USUBJID"], records["param"], records["visit"], records["AVISITN"]]
-    key = pd.MultiIndex.from_arrays([pd.Series(c).reset_index(drop=True) for c in theirs])
-    if key.has_duplicates:
-        row = int(np.flatnonzero(key.duplicated())[0])
+        pairs = [(rows["subject_id"], records["USUBJID"]), (rows["param"], records["param"]),
+                 (rows["visit"], records["visit"]), (number(rows["week"]), records["AVISITN"])]  # fmt: skip
+    # one integer key per grade and per record (text compared as text, numbers as numbers)
+    key, at = shared_keys(pairs)
+    twice = pd.Series(key).duplicated().to_numpy()
+    if twice.any():
+        row = int(np.flatnonzero(twice)[0])
         raise problem(GRADES, row, "term", None, f"two {direction} grades for one lab record", "adam_key")
-    at = pd.MultiIndex.from_arrays([pd.Series(c).reset_index(drop=True) for c in ours])
-    position = key.get_indexer(at)
+    position = pd.Index(key).get_indexer(at)
     matched = np.zeros(len(key), bool)
     matched[position[position >= 0]] = True
     if not matched.all():
@@ -153,7 +165,7 @@ def _baseline_flag(out: dict[str, pd.Series], trtsdt: pd.Series) -> np.ndarray:
     sampled on or before TRTSDT, by ADT, then AVISITN, then LBSEQ."""
     adt = out["ADT"].to_numpy(dtype="float64")
     eligible = out["AVAL"].notna().to_numpy() & (adt <= trtsdt.to_numpy(dtype="float64"))
-    key, _ = pd.factorize(pd.MultiIndex.from_arrays([out["USUBJID"], out["PARAMCD"]]))
+    key, _ = pd.factorize(group_codes(out["USUBJID"], out["PARAMCD"]))
     rows = np.flatnonzero(eligible)
     order = rows[np.lexsort((out["LBSEQ"].to_numpy()[rows], out["AVISITN"].to_numpy()[rows], adt[rows], key[rows]))]
     last = order[np.r_[key[order][1:] != key[order][:-1], True]] if len(order) else order
@@ -176,10 +188,21 @@ def _check_baseline(out: dict[str, pd.Series], baseline_row: np.ndarray) -> None
         )
 
 
-def _at(values: pd.Series, row: np.ndarray, missing: str = "") -> pd.Series:
-    """Per record, the value of the record at `row` (missing where row < 0)."""
-    picked = values.to_numpy(dtype=object)[np.maximum(row, 0)] if len(row) else np.zeros(0, dtype=object)
-    return pd.Series(np.where(row >= 0, picked, missing), dtype="str")
+def _at(values: pd.Series, row: np.ndarray) -> pd.Series:
+    """Per record, the text of the record at `row` ("" where row < 0), as coded text."""
+    coded = coded_text(values)
+    codes = coded.cat.codes.to_numpy()
+    picked = np.where(row >= 0, codes[np.maximum(row, 0)], -1) if len(row) else np.zeros(0, dtype=np.int64)
+    return text_of_codes(picked, coded.cat.categories.tolist())
+
+
+def _shift(baseline: pd.Series, value: pd.Series, where: np.ndarray) -> pd.Series:
+    """ "<baseline> to <value>" where `where` holds, "" elsewhere (coded text: each pair of values written once)."""
+    before, after = coded_text(baseline), coded_text(value)
+    names_before, names_after = before.cat.categories.tolist(), after.cat.categories.tolist()
+    pair = before.cat.codes.to_numpy().astype(np.int64) * len(names_after) + after.cat.codes.to_numpy()
+    texts = [f"{b} to {a}" for b in names_before for a in names_after]
+    return text_of_codes(np.where(where, pair, -1), texts)
 
 
 def derive_adlb(
@@ -203,7 +226,7 @@ def derive_adlb(
     out: dict[str, pd.Series] = {}
     # identifiers, treatment and population
     out["STUDYID"] = adsl_values["STUDYID"]
-    out["USUBJID"] = text(rows["subject_id"])
+    out["USUBJID"] = coded_text(rows["subject_id"])
     out["LBSEQ"] = number(rows["_lbseq"])
     out["TRTP"] = adsl_values["TRT01P"]
     out["TRTA"] = adsl_values["TRT01A"]
@@ -225,21 +248,24 @@ def derive_adlb(
     out["CHG"] = number(rows["chg"])
     out["ANRLO"] = number(annotated["ref_low"])
     out["ANRHI"] = number(annotated["ref_high"])
-    out["ANRDEFFL"] = flag_where(annotated["range_source"].astype("str").isin(DEFAULT_RANGE_SOURCES).to_numpy())
-    out["ANRIND"] = codelist(DATASET, "ANRIND").recode(annotated["flag"], artifact="annotated labs", column="flag")
+    out["ANRDEFFL"] = flag_where(codes_in(annotated["range_source"], DEFAULT_RANGE_SOURCES) >= 0)
+    out["ANRIND"] = coded_text(
+        codelist(DATASET, "ANRIND").recode(annotated["flag"], artifact="annotated labs", column="flag")
+    )
 
     # CTCAE grades (ctcae_grades.csv), low and high direction
-    keys = {"USUBJID": out["USUBJID"], "LBSEQ": out["LBSEQ"], "param": text(rows["param"]),
-            "visit": text(rows["visit"]), "AVISITN": out["AVISITN"]}  # fmt: skip
+    param = coded_text(rows["param"])
+    keys = {"USUBJID": out["USUBJID"], "LBSEQ": out["LBSEQ"], "param": param,
+            "visit": coded_text(rows["visit"]), "AVISITN": out["AVISITN"]}  # fmt: skip
     records = pd.DataFrame(keys)
     if "lbseq" not in rows.columns:
         records = records.drop(columns="LBSEQ")
     toxgr = codelist(DATASET, "ATOXGRL")
     for direction, suffix in (("low", "L"), ("high", "H")):
         terms = _terms(standards, direction)
-        out[f"ATOXDSC{suffix}"] = text(rows["param"].astype("str").map(terms))
+        out[f"ATOXDSC{suffix}"] = text_of_codes(param.cat.codes, [terms.get(p, "") for p in param.cat.categories])
         grade = _grades_by_record(grades, records, standards, direction)
-        out[f"ATOXGR{suffix}"] = toxgr.recode(grade, artifact=GRADES.label, column="grade")
+        out[f"ATOXGR{suffix}"] = coded_text(toxgr.recode(grade, artifact=GRADES.label, column="grade"))
 
     # baseline record, baseline indicator and grades, shift
     baseline_row = _baseline_flag(out, adsl_values["TRTSDT"])
@@ -250,7 +276,7 @@ def derive_adlb(
     out["BTOXGRH"] = _at(out["ATOXGRH"], baseline_row)
     post = out["AVISITN"].to_numpy(dtype="float64") > 0
     both = post & (out["BNRIND"] != "").to_numpy() & (out["ANRIND"] != "").to_numpy()
-    out["SHIFT1"] = text(pd.Series(np.where(both, out["BNRIND"] + " to " + out["ANRIND"], "")))
+    out["SHIFT1"] = _shift(out["BNRIND"], out["ANRIND"], both)
 
     # analysis and on-treatment records
     out["ANL01FL"] = flag_where(post & out["AVAL"].notna().to_numpy())

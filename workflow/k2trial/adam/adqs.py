@@ -16,15 +16,18 @@ import pandas as pd
 from k2trial.adam.common import (
     Needs,
     assemble,
+    coded_text,
+    codes_in,
     flag_where,
     from_adsl,
+    group_codes,
     number,
     problem,
     relative_day,
     sas_dates,
+    shared_keys,
     sort_rows,
     take,
-    text,
 )
 from k2trial.adam.spec import AdamSpec
 from k2trial.core.vocabulary import COMPOSITE
@@ -45,21 +48,22 @@ def diary_records(diary: pd.DataFrame) -> pd.DataFrame:
     (subject, visit, symptom) raise AdamDataError.
     """
     rows = take(diary, DIARY)
-    subject = text(rows["subject_id"])
+    subject = coded_text(rows["subject_id"])
     if "qsseq" in rows.columns:
         seq = number(rows["qsseq"])
     else:
-        seq = pd.Series((subject.groupby(subject, sort=False).cumcount() + 1).to_numpy(dtype="float64"))
+        codes = subject.cat.codes.to_numpy()
+        seq = pd.Series((pd.Series(codes).groupby(codes, sort=False).cumcount() + 1).to_numpy(dtype="float64"))
     out = pd.DataFrame(
         {
             "subject_id": subject,
-            "AVISIT": text(rows["visit"]),
-            "symptom": text(rows["symptom"]),
+            "AVISIT": coded_text(rows["visit"]),
+            "symptom": coded_text(rows["symptom"]),
             "ADT": sas_dates(rows["assessment_date"], DIARY, "assessment_date"),
             "QSSEQ": seq,
         }
     )
-    twice = out.duplicated(["subject_id", "AVISIT", "symptom"])
+    twice = pd.Series(group_codes(out["subject_id"], out["AVISIT"], out["symptom"])).duplicated()
     if twice.any():
         row = int(twice.to_numpy().nonzero()[0][0])
         raise problem(DIARY, row, "symptom", out["symptom"].iloc[row], "two diary records for one subject, visit and "
@@ -71,7 +75,7 @@ def derive_adqs(vas: pd.DataFrame, diary: pd.DataFrame, adsl: pd.DataFrame, spec
     """ADQS from vas.csv, the clean diary and ADSL (k2trial.adam.adsl.derive_adsl), sorted by subject number,
     PARAMN and AVISITN (the order of vas.csv). The composite's items are the delivery parameter `composite_items`."""
     rows = take(vas, VAS)
-    param = text(rows["param"])
+    param = coded_text(rows["param"])
     composite = (param == COMPOSITE).to_numpy()
     codelist = spec.codelist_of
 
@@ -79,7 +83,7 @@ def derive_adqs(vas: pd.DataFrame, diary: pd.DataFrame, adsl: pd.DataFrame, spec
     adsl_values = from_adsl(adsl, rows["subject_id"], ADSL_VARIABLES, VAS)
     # identifiers, treatment and population
     out["STUDYID"] = adsl_values["STUDYID"]
-    out["USUBJID"] = text(rows["subject_id"])
+    out["USUBJID"] = coded_text(rows["subject_id"])
 
     # parameters and visits
     paramcd = codelist(DATASET, "PARAMCD").recode(param, artifact=VAS.label, column="param")
@@ -92,15 +96,17 @@ def derive_adqs(vas: pd.DataFrame, diary: pd.DataFrame, adsl: pd.DataFrame, spec
 
     # dates and source records: the item's diary record; the composite's latest item date at that visit
     records = diary_records(diary)
-    key = pd.MultiIndex.from_arrays([records["subject_id"], records["AVISIT"], records["symptom"]])
-    item_at = key.get_indexer(pd.MultiIndex.from_arrays([out["USUBJID"], out["AVISIT"], param]))
+    # integer keys of (subject, visit, item) and (subject, visit), the same in the diary and here
+    key, at = shared_keys([(records["subject_id"], out["USUBJID"]), (records["AVISIT"], out["AVISIT"]),
+                           (records["symptom"], param)])  # fmt: skip
+    item_at = pd.Index(key).get_indexer(at)  # the diary's keys are unique (diary_records)
     item_at = np.where(composite, -1, item_at)
     adt = np.where(item_at >= 0, records["ADT"].to_numpy()[item_at], np.nan)
     seq = np.where(item_at >= 0, records["QSSEQ"].to_numpy()[item_at], np.nan)
-    items = records[records["symptom"].isin(list(spec.parameter("composite_items")))]
-    latest = items.groupby(["subject_id", "AVISIT"], sort=False)["ADT"].max()
-    visit_key = pd.MultiIndex.from_arrays([out["USUBJID"], out["AVISIT"]])
-    composite_adt = latest.reindex(visit_key).to_numpy(dtype="float64")
+    visit, visit_at = shared_keys([(records["subject_id"], out["USUBJID"]), (records["AVISIT"], out["AVISIT"])])
+    items = codes_in(records["symptom"], [str(i) for i in spec.parameter("composite_items")]) >= 0
+    latest = records["ADT"][items].groupby(visit[items], sort=False).max()
+    composite_adt = latest.reindex(visit_at).to_numpy(dtype="float64")
     out["QSSEQ"] = pd.Series(seq, dtype="float64")
     out["ADT"] = pd.Series(np.where(composite, composite_adt, adt), dtype="float64")
     out["ADY"] = relative_day(out["ADT"], adsl_values["TRTSDT"])
@@ -125,8 +131,13 @@ def _check_baseline(out: dict[str, pd.Series]) -> None:
     """BASE must be the AVAL of the ABLFL record of its subject and parameter (a guard against a changed baseline
     rule upstream); raises ValueError naming the first disagreeing subject and parameter."""
     frame = pd.DataFrame({k: out[k] for k in ("USUBJID", "PARAMCD", "AVAL", "BASE", "ABLFL")})
-    baseline = frame[frame["ABLFL"] == "Y"].set_index(["USUBJID", "PARAMCD"])["AVAL"]
-    expected = baseline.reindex(pd.MultiIndex.from_frame(frame[["USUBJID", "PARAMCD"]])).to_numpy(dtype="float64")
+    key, _ = pd.factorize(group_codes(frame["USUBJID"], frame["PARAMCD"]))  # subject x parameter
+    is_baseline = (frame["ABLFL"] == "Y").to_numpy()
+    if pd.Series(key[is_baseline]).duplicated().any():
+        raise ValueError("ADQS: two ABLFL records for one subject and parameter")
+    baseline = np.full(int(key.max(initial=-1)) + 1, np.nan)
+    baseline[key[is_baseline]] = frame["AVAL"].to_numpy(dtype="float64")[is_baseline]
+    expected = baseline[key]
     base = frame["BASE"].to_numpy(dtype="float64")
     bad = ~((np.isnan(expected) & np.isnan(base)) | (expected == base))
     if bad.any():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from k2trial.adam.spec import AdamDataError, AdamSpec, Dataset
+from k2trial.adam.spec import AdamDataError, AdamSpec, Dataset, factorized
 from k2trial.core.errors import ArtifactError, ConfigError, Problem
 from k2trial.core.values import subject_order
 
@@ -67,7 +67,7 @@ def sas_dates(values: Any, needs: Needs, column: str) -> pd.Series:
     """
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     series = series.reset_index(drop=True)
-    codes, distinct = pd.factorize(series.astype(object), use_na_sentinel=True)
+    codes, distinct = factorized(series)
     texts = ["" if v is None else str(v).strip() for v in distinct]
     parsed = pd.to_datetime(pd.Series(texts, dtype=object), format="%Y-%m-%d", errors="coerce")
     days = np.full(len(texts) + 1, np.nan)
@@ -111,9 +111,10 @@ def constant(value: Any, n: int) -> pd.Series:
 
 
 def flag_where(condition: Any, code: str = "Y") -> pd.Series:
-    """`code` where the condition holds, "" elsewhere (ADaM flags that are Y or missing)."""
+    """`code` where the condition holds, "" elsewhere (ADaM flags that are Y or missing), as coded text
+    (coded_text's categorical form)."""
     mask = np.asarray(condition, dtype=bool)
-    return pd.Series(np.where(mask, code, ""), dtype="str")
+    return text_of_codes(mask.astype(np.int64), ["", code])
 
 
 def text(values: Any) -> pd.Series:
@@ -129,22 +130,121 @@ def number(values: Any) -> pd.Series:
     return pd.to_numeric(series.reset_index(drop=True), errors="raise").astype("float64")
 
 
+def coded_text(series: pd.Series) -> pd.Series:
+    """A char column as a categorical of its distinct values as str ("" for missing): exactly the values present
+    (in order of first appearance, or a categorical's own order; "" for missing last), the form in which a delivery
+    is written (each distinct value measured, checked and encoded once; 1-4 bytes per record instead of a pointer
+    to a str). A value that is not a str becomes str(value), as astype("str") makes it."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int64)
+        values = series.cat.categories.tolist()
+    else:
+        if not isinstance(series.dtype, pd.StringDtype):  # as str first: factorize takes 1, 1.0 and True as one
+            series = series.astype(object).where(series.notna(), None).astype("str")
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        values = np.asarray(uniques, dtype=object).tolist()
+    return text_of_codes(codes, values, name=series.name)
+
+
+def text_of_codes(codes: Any, values: Sequence[Any], name: Any = None) -> pd.Series:
+    """The column whose rows are values[code] as str ("" where the code is -1) in coded_text's form; values may
+    repeat (as str) and need not all occur."""
+    codes = np.asarray(codes, dtype=np.int64)
+    texts = [*(str(v) for v in values), ""]  # the last one: missing (code -1)
+    at = np.where(codes < 0, len(values), codes)
+    present = np.bincount(at, minlength=len(texts)) > 0
+    distinct = list(dict.fromkeys(t for t, used in zip(texts, present.tolist(), strict=True) if used))
+    position = {t: i for i, t in enumerate(distinct)}
+    recoded = np.array([position.get(t, -1) for t in texts], dtype=np.int64)[at]
+    dtype = pd.CategoricalDtype(pd.Index(distinct, dtype="str"))
+    return pd.Series(pd.Categorical.from_codes(recoded, dtype=dtype), name=name)
+
+
+def codes_in(values: Any, categories: Sequence[str]) -> np.ndarray:
+    """Position of each value, as text, in `categories` (-1: missing or not there), looked up once per distinct
+    value (a categorical's per category): what pd.Index(categories).get_indexer(values.astype("str")) gives."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    codes, distinct = factorized(series.reset_index(drop=True))
+    lookup = np.append(pd.Index(list(categories), dtype=object).get_indexer([str(v) for v in distinct]), -1)
+    return lookup[np.where(codes < 0, len(distinct), codes)]
+
+
+def _key_codes(values: Any) -> tuple[np.ndarray, list[Any], bool]:
+    """(codes, distinct values, numeric) of a key column: numbers factorized as float64, anything else as text."""
+    series = pd.Series(values).reset_index(drop=True) if not isinstance(values, pd.Series) else values
+    if pd.api.types.is_numeric_dtype(series.dtype) and not isinstance(series.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(series.to_numpy(dtype="float64"), use_na_sentinel=True)
+        return codes, [float(v) for v in uniques], True
+    codes, distinct = factorized(series.reset_index(drop=True))
+    return codes, [str(v) for v in distinct], False
+
+
+def shared_keys(pairs: Sequence[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 key per row of two tables for the combination of their key columns, equal exactly where the rows'
+    values are equal column by column (text compared as str, numbers as numbers; a missing value equals a missing
+    value): pairs are (left column, right column). Each column is coded once per distinct value."""
+    keys: tuple[np.ndarray, np.ndarray] | None = None
+    for left, right in pairs:
+        left_codes, left_values, left_numeric = _key_codes(left)
+        right_codes, right_values, right_numeric = _key_codes(right)
+        numeric = left_numeric and right_numeric
+        distinct = [*left_values, *right_values]
+        if not numeric:
+            distinct = [str(v) for v in distinct]
+        joint, _ = pd.factorize(np.array(distinct, dtype="float64" if numeric else object), use_na_sentinel=True)
+        joint = np.append(joint + 1, 0)  # 1, 2, ... a distinct value of the pair; 0: missing
+        a = joint[np.where(left_codes < 0, len(joint) - 1, left_codes)]
+        b = joint[np.where(right_codes < 0, len(joint) - 1, len(left_values) + right_codes)]
+        radix = int(joint.max(initial=0)) + 1
+        if keys is None:
+            keys = (a.astype(np.int64), b.astype(np.int64))
+            continue
+        n = len(keys[0])  # the keys so far made compact before they are widened (no overflow)
+        compact, _ = pd.factorize(np.concatenate(keys))
+        keys = (compact[:n].astype(np.int64) * radix + a, compact[n:].astype(np.int64) * radix + b)
+    if keys is None:
+        raise ValueError("shared_keys needs at least one pair of key columns")
+    return keys
+
+
+def group_codes(*columns: Any) -> np.ndarray:
+    """One int64 code per row for the combination of the columns' values (equal rows, equal codes)."""
+    series = [c if isinstance(c, pd.Series) else pd.Series(c) for c in columns]
+    return shared_keys([(c, c.iloc[:0]) for c in series])[0]
+
+
 def from_adsl(adsl: pd.DataFrame, usubjid: Any, variables: Sequence[str], needs: Needs) -> dict[str, pd.Series]:
     """ADSL variables for each record's subject; a subject not in ADSL raises AdamDataError naming the first row."""
-    ids = pd.Series(usubjid).reset_index(drop=True).astype("str")
-    position = pd.Index(adsl["USUBJID"].astype("str")).get_indexer(ids)
+    ids = pd.Series(usubjid).reset_index(drop=True)
+    position = codes_in(ids, adsl["USUBJID"].astype("str").tolist())
     if (position < 0).any():
         row = int(np.flatnonzero(position < 0)[0])
-        raise problem(needs, row, "subject_id", ids.iloc[row], "subject not in ADSL (analysis/subjects.csv)",
+        raise problem(needs, row, "subject_id", str(ids.iloc[row]), "subject not in ADSL (analysis/subjects.csv)",
                       "adam_subject")  # fmt: skip
-    return {v: adsl[v].iloc[position].reset_index(drop=True) for v in variables}
+    out = {}
+    for v in variables:
+        column = adsl[v].reset_index(drop=True)
+        if pd.api.types.is_numeric_dtype(column.dtype) and not isinstance(column.dtype, pd.CategoricalDtype):
+            out[v] = column.iloc[position].reset_index(drop=True)
+        else:  # text: coded once per subject, taken per record as codes (coded_text's form)
+            coded = coded_text(column)
+            out[v] = pd.Series(pd.Categorical.from_codes(coded.cat.codes.to_numpy()[position], dtype=coded.dtype))
+    return out
 
 
 def sort_rows(columns: Mapping[str, pd.Series], *keys: str) -> dict[str, pd.Series]:
     """Rows ordered by the number in USUBJID, then by the numeric key columns given (stable)."""
-    usubjid = columns["USUBJID"].to_numpy(dtype=object)
     extra = [np.nan_to_num(columns[k].to_numpy(dtype="float64"), nan=np.inf) for k in keys]
-    order = subject_order(usubjid, *extra)
+    usubjid = columns["USUBJID"]
+    if isinstance(usubjid.dtype, pd.CategoricalDtype):  # the distinct IDs ranked once (subject_order), rows by rank
+        categories = usubjid.cat.categories.to_numpy(dtype=object)
+        rank = np.empty(len(categories) + 1, dtype=np.int64)
+        rank[subject_order(categories)] = np.arange(1, len(categories) + 1)
+        rank[-1] = 0  # missing first, as subject_order sorts them
+        codes = usubjid.cat.codes.to_numpy()
+        order = np.lexsort([*reversed(extra), rank[np.where(codes < 0, len(categories), codes)]])
+    else:
+        order = subject_order(usubjid.to_numpy(dtype=object), *extra)
     return {name: values.iloc[order].reset_index(drop=True) for name, values in columns.items()}
 
 

@@ -101,6 +101,21 @@ class Term:
     sources: tuple[str, ...]
 
 
+def factorized(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """(codes, distinct values) of a column as pd.factorize(series.astype(object)) gives them (code -1: missing),
+    for a categorical from its codes without making an object array: the categories present, in category order."""
+    if not isinstance(series.dtype, pd.CategoricalDtype):
+        codes, distinct = pd.factorize(series.astype(object), use_na_sentinel=True)
+        return codes, list(distinct)
+    codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int64)
+    categories = series.cat.categories.tolist()
+    present = np.bincount(codes + 1, minlength=len(categories) + 1)[1:] > 0
+    used = np.flatnonzero(present)
+    new_code = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last: missing
+    new_code[used] = np.arange(len(used))
+    return new_code[codes], [categories[i] for i in used]
+
+
 @dataclass(frozen=True)
 class Codelist:
     """A codelist of the spec; `type` char (codes are text) or num (codes are numbers)."""
@@ -124,7 +139,7 @@ class Codelist:
         """
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         series = series.reset_index(drop=True)
-        codes, distinct = pd.factorize(series.astype(object), use_na_sentinel=True)
+        codes, distinct = factorized(series)
         lookup = {s: t.code for t in self.terms for s in t.sources}
         mapped: list[Any] = []
         for value in distinct:
@@ -165,7 +180,7 @@ class Codelist:
     def _lookup(self, codes: Any, table: Mapping[str | None, Any], missing: Any) -> pd.Series:
         series = codes if isinstance(codes, pd.Series) else pd.Series(codes)
         series = series.reset_index(drop=True)
-        index, distinct = pd.factorize(series.astype(object), use_na_sentinel=True)
+        index, distinct = factorized(series)
         out: list[Any] = []
         for value in distinct:
             key = value_key(value)

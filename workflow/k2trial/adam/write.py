@@ -28,6 +28,8 @@ import re
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from k2trial.adam import xport
-from k2trial.adam.common import AdamDataError, iso_dates
+from k2trial.adam.common import AdamDataError, coded_text, iso_dates
 from k2trial.adam.spec import NUMERIC_LENGTH, AdamSpec, Codelist, Dataset, value_key
 from k2trial.core.errors import ConfigError, Problem
 from k2trial.core.io import json_bytes, write_bytes
@@ -64,18 +66,42 @@ def conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> pd.DataFra
     its codelist or a non-whole number where the datatype is integer, or needs more bytes than the spec's length;
     AdamDataError when two records share the dataset's keys.
     """
-    return _conform(frame, dataset, spec)[0]
+    coded = _conform(frame, dataset, spec)[0]
+    out = pd.DataFrame({c: coded[c].astype("str") if isinstance(coded[c].dtype, pd.CategoricalDtype) else coded[c]
+                        for c in coded.columns}, copy=False)  # fmt: skip
+    out.attrs = coded.attrs
+    return out
 
 
-def _text_column(series: pd.Series) -> pd.Series:
-    """A char column as str, "" for missing (a str column without missing values is taken as it is)."""
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.na_value is np.nan:
-        return series.fillna("") if series.hasnans else series
-    return series.astype(object).where(series.notna(), "").astype("str")
+@dataclass(frozen=True)
+class Conformed:
+    """A dataset conformed to its metadata in the form it is written in (`conformed`): char variables coded
+    (coded_text), num as float64, and each variable's length (variable_lengths)."""
+
+    frame: pd.DataFrame
+    lengths: Mapping[str, int]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def conformed(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> Conformed:
+    """The checks of `conform` (same errors), the result in the compact form a delivery is written from: a derived
+    dataset of millions of records can be conformed and released at once, and the next one derived (write_delivery
+    takes these as they are)."""
+    return Conformed(*_conform(frame, dataset, spec))
+
+
+def _distinct(series: pd.Series) -> list[str]:
+    """The distinct values of a conformed char column (coded_text: its categories; str: pd.unique)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return [str(c) for c in series.cat.categories]
+    return np.asarray(pd.unique(_as_text(series)), dtype=object).tolist()
 
 
 def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.DataFrame, dict[str, int]]:
-    """`conform`, and the variable lengths of the conformed frame (variable_lengths)."""
+    """`conform` with char variables as categoricals (coded_text), and the variable lengths of the conformed frame
+    (variable_lengths)."""
     missing = [n for n in dataset.names if n not in frame.columns]
     extra = [str(c) for c in frame.columns if c not in dataset.names]
     if missing or extra:
@@ -90,7 +116,7 @@ def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.
         if variable.type == "char":
             if pd.api.types.is_numeric_dtype(series.dtype) and not series.isna().all():
                 raise ConfigError(f"{_where(spec, dataset, variable.name, 'type')}: char, but the data are numbers")
-            values = _text_column(series)
+            values = coded_text(series)
         else:
             try:
                 values = pd.to_numeric(series, errors="raise").astype("float64")
@@ -101,7 +127,10 @@ def _conform(frame: pd.DataFrame, dataset: Dataset, spec: AdamSpec) -> tuple[pd.
             if variable.datatype in ("integer", "date") and not np.all(finite == np.round(finite)):
                 raise ConfigError(f"{_where(spec, dataset, variable.name, 'datatype')}: {variable.datatype}, but a "
                                   "value is not a whole number")  # fmt: skip
-        distinct = pd.unique(values) if variable.codelist is not None or variable.type == "char" else None
+        if variable.type == "char":
+            distinct = values.cat.categories.tolist()
+        else:
+            distinct = pd.unique(values) if variable.codelist is not None else None
         if variable.codelist is not None:
             _check_codelist(distinct, spec.codelist(variable.codelist), spec, dataset, variable.name)
         lengths[variable.name] = NUMERIC_LENGTH if variable.type == "num" else _longest(distinct)
@@ -158,7 +187,7 @@ def variable_lengths(frame: pd.DataFrame, dataset: Dataset) -> dict[str, int]:
         if variable.type == "num":
             out[variable.name] = NUMERIC_LENGTH
         else:
-            out[variable.name] = _longest(pd.unique(_as_text(frame[variable.name])))
+            out[variable.name] = _longest(_distinct(frame[variable.name]))
     return out
 
 
@@ -272,13 +301,14 @@ def dataset_json_pieces(meta: Mapping[str, Any], row_pieces: Iterable[Sequence[S
     return _json_file(meta, (",\n".join(_dumps(list(row)) for row in rows) for rows in row_pieces if len(rows)))
 
 
-def _json_file(meta: Mapping[str, Any], row_texts: Iterable[str]) -> Iterator[bytes]:
-    """The layout of `dataset_json_pieces` from the rows already encoded: each text is one or more JSON rows joined
-    by ",\n" (none empty)."""
+def _json_file(meta: Mapping[str, Any], row_texts: Iterable[str | bytes]) -> Iterator[bytes]:
+    """The layout of `dataset_json_pieces` from the rows already encoded: each text (str, or its UTF-8 bytes) is one
+    or more JSON rows joined by ",\n" (none empty)."""
     yield (_dumps(dict(meta))[:-1] + ',"rows":[').encode("utf-8")
     any_rows = False
     for text in row_texts:
-        yield (("\n" if not any_rows else ",\n") + text).encode("utf-8")
+        yield b"\n" if not any_rows else b",\n"
+        yield text.encode("utf-8") if isinstance(text, str) else text
         any_rows = True
     yield (("\n" if any_rows else "") + "]}\n").encode("utf-8")
 
@@ -294,7 +324,7 @@ _json_float = float.__repr__
 
 #: Records per piece of a Dataset-JSON file: its rows are encoded a piece at a time, so that the text of a dataset of
 #: millions of records never exists all at once (the bytes are the same for any piece size).
-JSON_CHUNK_RECORDS = 100_000
+JSON_CHUNK_RECORDS = 50_000
 
 
 def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str]]:
@@ -304,6 +334,8 @@ def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str
     Numbers are told apart by their bits, so -0.0 stays -0.0. The encoders are json's own: encode_basestring (what
     json.dumps uses for text with ensure_ascii=False) and float.__repr__ (json's float text)."""
     if data_type == "string":
+        if isinstance(values.dtype, pd.CategoricalDtype):  # coded_text: each distinct value encoded once
+            return values.cat.codes.to_numpy(), [*map(_json_string, map(str, values.cat.categories)), '""']
         codes, uniques = pd.factorize(values.astype("str"), use_na_sentinel=True)
         return codes, [*map(_json_string, np.asarray(uniques, dtype=object).tolist()), '""']
     numbers = np.ascontiguousarray(values.to_numpy(dtype="float64"))
@@ -321,21 +353,50 @@ def _json_cells(values: pd.Series, data_type: str) -> tuple[np.ndarray, list[str
     return codes, [*texts, "null"]
 
 
-def _json_row_texts(frame: pd.DataFrame, data_types: Sequence[str], step: int) -> Iterator[str]:
-    """The rows of a frame as JSON arrays, `step` rows per text (joined by ",\n"): in each piece every column is
-    encoded once (_json_cells) and each row joins its cells."""
+def _json_cell_table(texts: Sequence[str], first: bool, last: bool) -> np.ndarray:
+    """JSON cell texts as fixed-width UTF-8 cells padded with NUL bytes, with "[" before the first column's and ","
+    or "],\n" after each."""
+    cells = [(("[" if first else "") + t + ("],\n" if last else ",")).encode("utf-8") for t in texts]
+    return np.array(cells, dtype=f"S{max(map(len, cells))}")
+
+
+def _json_row_texts(frame: pd.DataFrame, data_types: Sequence[str], step: int) -> Iterator[bytes]:
+    """The rows of a frame as JSON arrays in UTF-8, `step` rows per piece (joined by ",\n"), assembled with numpy,
+    not row by row: each column's cells (_json_cells, with "[" before the first and "," or "]," after each) become
+    fixed-width cells padded with NUL bytes, side by side in one matrix whose NUL bytes are then dropped. JSON text
+    never holds a NUL byte (json escapes it as \\u0000), so what remains is each row's cells one after the other,
+    then ",\n"; each piece's last ",\n" is cut. A categorical column (coded_text) is encoded once for the frame,
+    any other column once per piece."""
     last = len(frame.columns) - 1
+    columns = list(zip(frame.columns, data_types, strict=True))
+    tables = {}
+    for i, (column, data_type) in enumerate(columns):
+        if data_type == "string" and isinstance(frame[column].dtype, pd.CategoricalDtype):
+            codes, texts = _json_cells(frame[column], data_type)
+            tables[column] = (codes, _json_cell_table(texts, i == 0, i == last))
     for start in range(0, len(frame), step):
         part = frame.iloc[start : start + step]
         if last < 0:
-            yield ",\n".join(["[]"] * len(part))
+            yield ",\n".join(["[]"] * len(part)).encode("ascii")
             continue
-        cells = []
-        for i, (column, data_type) in enumerate(zip(frame.columns, data_types, strict=True)):
-            codes, texts = _json_cells(part[column], data_type)
-            texts = [("[" if i == 0 else "") + t + ("]" if i == last else "") for t in texts]
-            cells.append(np.array(texts, dtype=object)[codes].tolist())
-        yield ",\n".join(map(",".join, zip(*cells, strict=True)))
+        blocks = []
+        for i, (column, data_type) in enumerate(columns):
+            if column in tables:
+                codes, table = tables[column]
+                blocks.append(table[codes[start : start + step]])  # code -1: the last text (missing)
+            else:
+                codes, texts = _json_cells(part[column], data_type)
+                blocks.append(_json_cell_table(texts, i == 0, i == last)[codes])
+        width = sum(b.dtype.itemsize for b in blocks)
+        matrix = np.empty((len(part), width), dtype=np.uint8)
+        position = 0
+        for block in blocks:
+            size = block.dtype.itemsize
+            matrix[:, position : position + size] = block.view(np.uint8).reshape(len(part), size)
+            position += size
+        del blocks
+        flat = matrix.reshape(-1)
+        yield flat[flat != 0].tobytes()[:-2]
 
 
 def dataset_json_dataset_chunks(
@@ -507,7 +568,12 @@ def _file_pieces(
 
 
 def _deliver(
-    frames: Mapping[str, pd.DataFrame], spec: AdamSpec, sink: FileSink, *, created: dt.datetime, formats: Sequence[str]
+    frames: Mapping[str, pd.DataFrame | Conformed],
+    spec: AdamSpec,
+    sink: FileSink,
+    *,
+    created: dt.datetime,
+    formats: Sequence[str],
 ) -> list[str]:
     """Produce every file of a delivery into `sink`, dataset by dataset in spec order (XPT, then the Dataset-JSON in
     pieces, dataset_json_dataset_chunks), then define.json; returns the file names. A frame the spec does not know is
@@ -526,14 +592,22 @@ def _deliver(
     for name, dataset in spec.datasets.items():
         if name not in frames:
             continue
-        frame, lengths = _conform(frames[name], dataset, spec)  # one conformed dataset in memory at a time
+        given = frames[name]
+        # one dataset conformed here at a time, unless the caller conformed them already (`conformed`)
+        frame, lengths = (
+            (given.frame, given.lengths) if isinstance(given, Conformed) else _conform(given, dataset, spec)
+        )
         shapes[name] = (len(frame), lengths)
-        digests[name] = {}
-        for fmt in FORMATS:
-            if fmt in formats:
-                names.append(f"{name.lower()}.{fmt}")
-                digests[name][fmt] = sink(names[-1], _file_pieces(fmt, frame, dataset, spec, created, lengths))
-        del frame  # before the next dataset is conformed
+        chosen = [fmt for fmt in FORMATS if fmt in formats]
+        names += [f"{name.lower()}.{fmt}" for fmt in chosen]
+        # the files of one dataset made side by side (numpy, sha256 and file writes release the GIL): each in a
+        # thread of its own, the first here
+        pieces = {fmt: _file_pieces(fmt, frame, dataset, spec, created, lengths) for fmt in chosen}
+        with ThreadPoolExecutor(max_workers=max(len(chosen) - 1, 1), thread_name_prefix="k2trial-adam") as pool:
+            later = {fmt: pool.submit(sink, f"{name.lower()}.{fmt}", pieces[fmt]) for fmt in chosen[1:]}
+            first = {fmt: sink(f"{name.lower()}.{fmt}", pieces[fmt]) for fmt in chosen[:1]}
+            digests[name] = {**first, **{fmt: future.result() for fmt, future in later.items()}}
+        del frame, pieces  # before the next dataset is conformed
     sink(METADATA_FILE, [json_bytes(_metadata(shapes, spec, created=created, files=digests))])
     return [*names, METADATA_FILE]
 
@@ -593,7 +667,7 @@ def _made_ahead(pieces: Iterable[bytes], depth: int = 2) -> Iterator[bytes]:
 
 
 def delivery_bytes(
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame | Conformed],
     spec: AdamSpec,
     *,
     created: dt.datetime,
@@ -609,17 +683,18 @@ def delivery_bytes(
         out[file_name] = b"".join(_hashing(pieces, result))
         return result[0]
 
-    _deliver(frames, spec, keep, created=created, formats=formats)
-    return out
+    names = _deliver(frames, spec, keep, created=created, formats=formats)
+    return {name: out[name] for name in names}  # in delivery order (a dataset's files are made side by side)
 
 
-def delivery_datetime(frames: Mapping[str, pd.DataFrame], spec: AdamSpec) -> dt.datetime:
+def delivery_datetime(frames: Mapping[str, pd.DataFrame | Conformed], spec: AdamSpec) -> dt.datetime:
     """The creation datetime of a delivery, taken from its data: midnight of the latest date any date variable of
     the datasets holds (SAS dates; the day the data end, like a data cut-off), never the clock, so that the same data
     give the same bytes (XPT header timestamps, datasetJSONCreationDateTime, define.json). Without any date in the
     data: the SAS date origin, 1960-01-01."""
     latest = None
-    for name, frame in frames.items():
+    for name, given in frames.items():
+        frame = given.frame if isinstance(given, Conformed) else given
         for variable in spec.dataset(name).variables:
             if variable.is_date and variable.name in frame.columns and len(frame):
                 days = pd.to_numeric(frame[variable.name], errors="coerce").max()
@@ -630,7 +705,7 @@ def delivery_datetime(frames: Mapping[str, pd.DataFrame], spec: AdamSpec) -> dt.
 
 
 def write_delivery(
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame | Conformed],
     spec: AdamSpec,
     folder: str | Path,
     *,

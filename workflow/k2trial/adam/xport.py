@@ -128,12 +128,24 @@ def xport_header(
     return b"".join(parts)
 
 
+def _codes(series: pd.Series) -> tuple[np.ndarray, list]:
+    """A text column as (codes, distinct values): a categorical's own codes and categories, else pd.factorize;
+    code -1 is a missing value."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy(), series.cat.categories.tolist()
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object).tolist()
+
+
+def _cell_table(texts: Sequence, length: int) -> np.ndarray:
+    """Distinct values as fixed-width cells, blank-padded, and blanks last (code -1: missing)."""
+    return np.array([str(u).encode("utf-8").ljust(length) for u in texts] + [b" " * length], dtype=f"S{length}")
+
+
 def _text_cells(series: pd.Series, length: int) -> np.ndarray:
     """The column as fixed-width cells (n x length bytes): each distinct value encoded once, blank-padded."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    texts = np.asarray(uniques, dtype=object).tolist()
-    cells = np.array([str(u).encode("utf-8").ljust(length) for u in texts] + [b" " * length], dtype=f"S{length}")
-    return cells[codes].view(np.uint8).reshape(len(series), length)
+    codes, texts = _codes(series)
+    return _cell_table(texts, length)[codes].view(np.uint8).reshape(len(series), length)
 
 
 def observations(
@@ -143,6 +155,9 @@ def observations(
     to the end of the last 80-byte record."""
     width = sum(lengths[c] for c in frame.columns)
     text = {c: not pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns}
+    # a categorical column's cells are made once for the frame (its codes index them), other text once per piece
+    coded = {c: _codes(frame[c]) for c in frame.columns if text[c] and isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    tables = {c: (codes, _cell_table(texts, lengths[c])) for c, (codes, texts) in coded.items()}
     size = 0
     step = max(int(chunk_records), 1)
     for start in range(0, len(frame), step):
@@ -151,7 +166,11 @@ def observations(
         position = 0
         for column in frame.columns:
             length = lengths[column]
-            if text[column]:
+            if column in tables:
+                codes, table = tables[column]
+                cells = table[codes[start : start + step]]
+                rows[:, position : position + length] = cells.view(np.uint8).reshape(len(part), length)
+            elif text[column]:
                 rows[:, position : position + length] = _text_cells(part[column], length)
             else:
                 numbers = ibm_doubles(part[column].to_numpy(dtype="float64"))
@@ -192,7 +211,10 @@ def xport_pieces(
         if is_text and not 1 <= length <= MAX_TEXT_LENGTH:
             raise ValueError(f"{name}.{column}: length {length}; XPT v5 allows 1 to {MAX_TEXT_LENGTH} bytes")
         if is_text and len(frame):
-            longest = max(len(str(v).encode("utf-8")) for v in pd.unique(frame[column]))
+            codes, texts = _codes(frame[column])
+            used = np.bincount(np.where(codes < 0, len(texts), codes), minlength=len(texts) + 1)[: len(texts)] > 0
+            longest = max(len(str(v).encode("utf-8")) for v, u in [*zip(texts, used.tolist(), strict=True), ("", True)]
+                          if u)  # fmt: skip
             if longest > length:
                 raise ValueError(f"{name}.{column}: a value is {longest} bytes long, the variable {length}")
         variables.append((column, is_text, length, labels[column], (formats or {}).get(column)))

@@ -8,13 +8,14 @@ function is vectorised over subjects (groupby/merge, no loop per subject or row)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from k2trial.core import schema
 from k2trial.core.errors import InputDataError
-from k2trial.core.values import recorded_decimals, round_half_away, sort_by_subject
+from k2trial.core.values import recorded_decimals, round_half_away, sort_by_subject, subject_order
 from k2trial.core.vocabulary import COMPOSITE
 from k2trial.data import contract as ct
 from k2trial.data.contract import Contract
@@ -156,6 +157,11 @@ def derive_subjects(
 # --------------------------------------------------------------------------------------------------
 # Labs
 # --------------------------------------------------------------------------------------------------
+#: The text columns of the clean labs table that derive_labs reads value by value (as object arrays of their
+#: distinct values), so they may be given as categories (read_clean_table(..., categorical=...)).
+LAB_TEXT_COLUMNS = ("subject_id", "visit", "sample_date", "test_code", "result", "unit")
+
+
 def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """labs.csv: every clean lab record in the test's standard unit (config/lab_units.yaml), beside the value, unit
     and range as the laboratory reported them.
@@ -204,35 +210,35 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     labels = labs["visit"].to_numpy(dtype=object)
     visit_codes, visit_names = pd.factorize(labels)
     visits_cat = pd.Categorical.from_codes(visit_codes, categories=pd.Index(visit_names, dtype=object))
-    out = pd.DataFrame(
-        {
-            "subject_id": labs["subject_id"].to_numpy(dtype=object),
-            "visit": ct.visit_codes(visits_cat, contract),
-            "week": ct.visit_weeks(visits_cat, contract),
-            "sample_date": labs["sample_date"].to_numpy(dtype=object),
-            "param": code,
-            "aval": standard(value),
-            "unit": _per_code(test_codes, [tests[c].unit for c in test_names], object),
-            "ref_low": standard(ref_low),
-            "ref_high": standard(ref_high),
-            "reported_value": value,
-            "reported_unit": units_cat,
-            "reported_ref_low": ref_low,
-            "reported_ref_high": ref_high,
-            "censored": censored,
-        }
-    )
+    # the columns as arrays, not a frame: sorted one at a time at the end, each released once its sorted copy is
+    # made (a frame would hold all of them twice: 5.4 million rows at 100,000 subjects)
+    out: dict[str, Any] = {
+        "subject_id": labs["subject_id"].to_numpy(dtype=object),
+        "visit": ct.visit_codes(visits_cat, contract),
+        "week": ct.visit_weeks(visits_cat, contract),
+        "sample_date": labs["sample_date"].to_numpy(dtype=object),
+        "param": code,
+        "aval": standard(value),
+        "unit": _per_code(test_codes, [tests[c].unit for c in test_names], object),
+        "ref_low": standard(ref_low),
+        "ref_high": standard(ref_high),
+        "reported_value": value,
+        "reported_unit": units_cat,
+        "reported_ref_low": ref_low,
+        "reported_ref_high": ref_high,
+        "censored": censored,
+    }
     if "lbseq" in labs.columns:  # the SDTM record key (a study whose contract has it, e.g. SDTM input)
         lbseq = pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan)
         out["lbseq"] = pd.array(lbseq, dtype="Float64").astype("Int64")
-    subject_codes, subject_names = pd.factorize(out["subject_id"].to_numpy(dtype=object), use_na_sentinel=False)
+    subject_codes, subject_names = pd.factorize(out["subject_id"], use_na_sentinel=False)
     subject_position = pd.Index(subjects["subject_id"].to_numpy(dtype=object)).get_indexer(subject_names)
     first_dose = _dates(subjects["first_dose_date"]).to_numpy(dtype="datetime64[ns]")
     first_dose = np.append(first_dose, np.datetime64("NaT", "ns"))  # position -1: subject not in subjects
-    sample = _dates(out["sample_date"]).to_numpy(dtype="datetime64[ns]")
+    sample = _dates(pd.Series(out["sample_date"])).to_numpy(dtype="datetime64[ns]")
     dosed = first_dose[subject_position][subject_codes]
-    week = out["week"].to_numpy()
-    aval = out["aval"].to_numpy(dtype=float)
+    week = np.asarray(out["week"])
+    aval = np.asarray(out["aval"], dtype=float)
     eligible = ~np.isnan(aval) & ((sample <= dosed) | (np.isnat(dosed) & (week == 0)))
     # base per (subject, test): the last eligible row by sample date (missing dates last), then week, then row
     # order; equal to a stable sort on those keys within each (subject, test) and keeping the last row.
@@ -249,8 +255,10 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     out["base"] = base
     carried = np.maximum(decimals, np.maximum(recorded_decimals(aval), recorded_decimals(base)))
     out["chg"] = round_half_away(aval - base, carried)
-    baseline_record = np.zeros(len(out), dtype=bool)
+    baseline_record = np.zeros(len(aval), dtype=bool)
     baseline_record[last] = True
     out["baseline_record"] = baseline_record
-    out = sort_by_subject(out, ct.category_order(tests_cat, list(tests)), week)
-    return out[schema.columns("analysis/labs", present=out.columns)]
+    # sorted as sort_by_subject sorts (subject number, test in config order, week; stable)
+    order = subject_order(out["subject_id"], ct.category_order(tests_cat, list(tests)), week)
+    columns = schema.columns("analysis/labs", present=list(out))
+    return pd.DataFrame({c: pd.Series(out.pop(c)).iloc[order].reset_index(drop=True) for c in columns}, copy=False)

@@ -615,17 +615,34 @@ def _grade_frame(parts: Sequence[_Part]) -> pd.DataFrame:
                           else np.asarray(value, dtype=dtype))  # fmt: skip
         return np.concatenate(pieces)[sort] if pieces else np.zeros(0, dtype=dtype)
 
+    def text(values: Callable[[_Part], Any]) -> pd.Categorical:
+        """A text column as a categorical (categories in order of first appearance, part by part): a part's one
+        text is one code, a part's texts per row are coded once per distinct text (5 million rows of a few
+        distinct texts at 100,000 subjects: small codes, not 5 million references)."""
+        names: dict[str, int] = {}
+        pieces = []
+        for part in parts:
+            value = values(part)
+            if isinstance(value, str):
+                pieces.append(np.full(len(part.rows), names.setdefault(value, len(names)), dtype=np.int32))
+                continue
+            codes, uniques = pd.factorize(np.asarray(value, dtype=object), use_na_sentinel=True)
+            lookup = np.array([names.setdefault(u, len(names)) for u in uniques.tolist()] + [-1], dtype=np.int32)
+            pieces.append(lookup[codes])  # code -1 (missing) stays -1
+        codes = np.concatenate(pieces)[sort] if pieces else np.zeros(0, dtype=np.int32)
+        return pd.Categorical.from_codes(codes, categories=pd.Index(list(names)))
+
     grade = column(lambda p: p.grade, np.int8)
     missing = grade < 0
     return pd.DataFrame(
         {
             "record": record[sort],
-            "term": column(lambda p: p.term, object),
-            "direction": column(lambda p: p.direction, object),
-            "test": column(lambda p: p.tests, object),
+            "term": text(lambda p: p.term),
+            "direction": text(lambda p: p.direction),
+            "test": text(lambda p: p.tests),
             "grade": pd.arrays.IntegerArray(np.where(missing, 0, grade).astype(np.int8), missing),
-            "reason": column(lambda p: p.reason, object),
-            "criterion": column(lambda p: p.deciding, object),
+            "reason": text(lambda p: p.reason),
+            "criterion": text(lambda p: p.deciding),
             "lower_bound": column(lambda p: p.lower, bool),
         },
         copy=False,

@@ -131,11 +131,11 @@ def ctcae_grades(
         "baseline_value": baseline_value[position],
         "baseline_flag": pd.Categorical(_indicator(flags)),
         "baseline_record": arr.is_baseline[record],
-        "term": pd.Categorical(used["term"].to_numpy(dtype=object), categories=terms),
-        "direction": pd.Categorical(used["direction"].to_numpy(dtype=object)),
+        "term": pd.Categorical(used["term"]).set_categories(terms),  # grade_records' texts are categoricals
+        "direction": _sorted_categories(used["direction"]),
         "grade": pd.array(used["grade"], dtype="Int64"),
-        "reason": pd.Categorical(used["reason"].to_numpy(dtype=object)),
-        "criterion": pd.Categorical(used["criterion"].to_numpy(dtype=object)),
+        "reason": _sorted_categories(used["reason"]),
+        "criterion": _sorted_categories(used["criterion"]),
         "lower_bound": used["lower_bound"].to_numpy(dtype=bool),
         "ctcae_version": pd.Categorical.from_codes(np.zeros(len(record), np.int8), [standards.ctcae_version]),
     }
@@ -145,6 +145,13 @@ def ctcae_grades(
     # grade_records orders the terms of a record as the criteria file does, which is LabStandards.terms' order; the
     # frame is made once, in the artifact's column order (5 million rows at 100,000 subjects)
     return pd.DataFrame({c: columns[c] for c in schema.columns("safety/ctcae_grades", present=columns)}, copy=False)
+
+
+def _sorted_categories(values: pd.Series) -> pd.Categorical:
+    """A categorical of the values present, categories sorted: what pd.Categorical(values) makes of the texts,
+    from a categorical's codes (no text per row)."""
+    categorical = pd.Categorical(values).remove_unused_categories()
+    return categorical.reorder_categories(sorted(categorical.categories))
 
 
 def _term_index(grades: pd.DataFrame, standards: LabStandards) -> np.ndarray:

@@ -203,24 +203,30 @@ def annotate_labs(
         order = np.argsort(sort_key, kind="stable")
         keep, s, p, week = keep[order], s[order], p[order], week[order]
     rows = keep
+    # every row, in order (the safety set is everyone and labs.csv is sorted: the usual case): the columns as they
+    # are, not copied row by row (5.4 million rows at 100,000 subjects; nothing below writes into them)
+    every_row = len(rows) == len(labs) and bool(np.array_equal(rows, np.arange(len(labs))))
+
+    def at_rows(values: np.ndarray) -> np.ndarray:
+        return values if every_row else values[rows]
 
     def numbers(column: str) -> np.ndarray:
-        return pd.to_numeric(labs[column], errors="coerce").to_numpy(dtype=float)[rows]
+        return at_rows(pd.to_numeric(labs[column], errors="coerce").to_numpy(dtype=float))
 
-    visit = visit_code_all[rows]
+    visit = at_rows(visit_code_all)
     aval, base = numbers("aval"), numbers("base")
     ref_low, ref_high = numbers("ref_low"), numbers("ref_high")
     reported, lab_low, lab_high = numbers("reported_value"), numbers("reported_ref_low"), numbers("reported_ref_high")
-    factor = reported_factor[rows]
-    censored = as_bool(labs["censored"])[rows]  # as_bool reads booleans and their text forms (no text detour)
-    baseline_record = as_bool(labs["baseline_record"])[rows] & ~np.isnan(aval)
+    factor = at_rows(reported_factor)
+    censored = at_rows(as_bool(labs["censored"]))  # as_bool reads booleans and their text forms (no text detour)
+    baseline_record = at_rows(as_bool(labs["baseline_record"])) & ~np.isnan(aval)
     reported_units = _as_category(labs["reported_unit"])
     unit_names = [str(u) for u in reported_units.cat.categories]
-    unit_code = reported_units.cat.codes.to_numpy()[rows]
+    unit_code = at_rows(reported_units.cat.codes.to_numpy())
     if "sample_date" in labs.columns:
         dates = _as_category(labs["sample_date"])
         date_names = list(dates.cat.categories)
-        date_code = dates.cat.codes.to_numpy()[rows]
+        date_code = at_rows(dates.cat.codes.to_numpy())
     else:
         date_names, date_code = [], np.full(len(rows), -1)
 
@@ -302,7 +308,7 @@ def annotate_labs(
         "lab_flag": pd.Categorical.from_codes(merged(lab_flag, -1), categories=list(FLAGS)),
     }
     if "lbseq" in labs.columns:  # the SDTM record key of each lab row; eGFR rows are computed, from no record
-        lbseq = pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan)[rows]
+        lbseq = at_rows(pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan))
         columns["lbseq"] = pd.array(merged(lbseq, np.nan), dtype="Float64").astype("Int64")
     return pd.DataFrame(columns, copy=False)  # the arrays as they are: 5.4 million rows at 100,000 subjects
 
