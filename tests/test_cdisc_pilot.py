@@ -352,7 +352,9 @@ def test_ctcae_v403_grades_of_the_pilot_agree_with_admiral(pipeline, adlb):
     classes = pd.DataFrame({"term": merged["term"], "test": test, "a": status("admiral", "right_only"),
                             "o": status("ours", "left_only")})  # fmt: skip
     classes = classes[~((classes["a"] == "graded") & (classes["o"] == "graded"))]
-    found = {(t, p): (n, a, o) for (t, p, a, o), n in classes.value_counts(["term", "test", "a", "o"]).items()}
+    # (the grade frame's texts are categoricals: value_counts lists every combination of categories, most with 0)
+    counts = classes.value_counts(["term", "test", "a", "o"])
+    found = {(t, p): (n, a, o) for (t, p, a, o), n in counts.items() if n}
     expected = {k: v[:3] for k, v in NOT_BOTH_GRADED.items()}
     assert found == expected
     censored = merged[merged["test"].isin(["TBIL", "GLUC"]) & merged["admiral"].isna() & merged["ours"].notna()]
