@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from k2trial.core.io import sha256_file
 from k2trial.report.index_hashes import RecordedHashes
 
 #: A sha256 no file here has: when `recorded` returns it, the record was used, not the file.
@@ -43,6 +44,10 @@ def test_an_unchanged_file_is_taken_from_the_record(tmp_path):
     assert recorded.recorded(tmp_path / "adam" / "adlb.xpt") is None  # not in define.json
     assert recorded.recorded(define) is None  # define.json itself is always hashed
     assert RecordedHashes.from_defines([]).recorded(tmp_path / "adam" / "adsl.xpt") is None
+    # what the record vouched for is this process's sha256 of the file (the job's provenance record takes it), what
+    # it did not is read
+    assert sha256_file(tmp_path / "adam" / "adsl.xpt") == RECORDED
+    assert sha256_file(tmp_path / "adam" / "adlb.xpt") == hashlib.sha256(b"y" * 10).hexdigest()
 
 
 def test_an_edited_touched_or_resized_file_is_hashed_again(tmp_path):

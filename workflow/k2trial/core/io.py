@@ -308,10 +308,10 @@ def _create_temporary(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary file name for {path}")
 
 
-#: The sha256 of every file this process wrote, by resolved path: ((inode, size, mtime in ns), sha256). sha256_file
-#: returns it while the file is as written (the same inode, size and modification time: any rewrite by one of these
-#: writers is a new inode), so a job's provenance record, which hashes its outputs, does not read them again (the
-#: ADaM files of 100,000 subjects are 5.5 GB).
+#: The sha256 of every file this process wrote (or whose recorded hash it checked: `remember_sha256`), by resolved
+#: path: ((inode, size, mtime in ns), sha256). sha256_file returns it while the file is as written (the same inode,
+#: size and modification time: any rewrite by one of these writers is a new inode), so a job's provenance record,
+#: which hashes its outputs, does not read them again (the ADaM files of 100,000 subjects are 5.5 GB).
 _WRITTEN: dict[str, tuple[tuple[int, int, int], str]] = {}
 
 
@@ -551,6 +551,14 @@ def write_text(text: str, path: str | Path) -> None:
 
 # ----------------------------------------------------------------------------------------------------
 # File hashes
+def remember_sha256(path: str | Path, digest: str) -> None:
+    """Take `digest` as the sha256 of the file at `path` for as long as the file stays as it is now (same inode,
+    size and modification time), as for a file this process wrote: a hash the job that wrote the file recorded and
+    that the caller checked still holds (k2trial.report.index_hashes), so the job's provenance record does not read
+    the file again."""
+    _WRITTEN[str(Path(path).resolve())] = (_identity(os.stat(path)), digest)
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks; for a file this process wrote and nothing has changed
     since (same inode, size and modification time), the hash computed as it was written."""

@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from k2trial.core.io import remember_sha256
+
 
 class RecordedHashes:
     """What define.json files record about the files beside them: resolved path -> (bytes, sha256), and the status
@@ -43,7 +45,8 @@ class RecordedHashes:
                 self._files[str(path)] = (int(entry["bytes"]), str(entry["sha256"]), status)
 
     def recorded(self, path: str | Path) -> tuple[int, str] | None:
-        """(bytes, sha256) of a file as recorded, when the file is still as it was recorded; None otherwise."""
+        """(bytes, sha256) of a file as recorded, when the file is still as it was recorded (and then the sha256 is
+        this process's for the file: core.io.remember_sha256); None otherwise."""
         known = self._files.get(str(Path(path).resolve()))
         if known is None:
             return None
@@ -54,4 +57,7 @@ class RecordedHashes:
             and status.st_mtime_ns <= record.st_mtime_ns
             and status.st_ctime_ns <= record.st_ctime_ns
         )
-        return (size, digest) if unchanged else None
+        if not unchanged:
+            return None
+        remember_sha256(path, digest)  # the job's provenance record, which hashes its inputs, takes it too
+        return size, digest
