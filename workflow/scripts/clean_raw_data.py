@@ -16,7 +16,7 @@ from k2trial.core.errors import InputDataError
 from k2trial.core.io import write_csv
 from k2trial.data import cleaning, raw_files, validation, validation_report
 from k2trial.runtime.step import contract as study_contract
-from k2trial.runtime.step import run_step, start_in_child
+from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.clean_raw_data")
 
@@ -35,23 +35,12 @@ def main(smk):
     if result.status != "passed":
         raise InputDataError(result.errors(), report_path=smk.input.report_md)
     clean = cleaning.clean_dataset(result, contract, text_as_categorical=True)
-    keys = raw_files.input_keys(contract)
-
-    def write_tables(names):
-        for name in names:
-            write_csv(clean.tables[name], getattr(smk.output, keys[name]))
-
-    # The two largest tables (with the audit log, the largest files: 0.2-0.4 GB each at 100,000 subjects) are written
-    # by a forked child, side by side with the other tables and the audit artifacts written here: formatting CSV is
-    # a third of this job's time at scale, and no other job runs beside it.
-    beside = sorted(clean.tables, key=lambda name: -len(clean.tables[name]))[:2]
-    written_beside = start_in_child(lambda: write_tables(beside), "the clean " + ", ".join(beside))
-    write_tables([name for name in clean.tables if name not in beside])
+    for name, table in clean.tables.items():
+        write_csv(table, getattr(smk.output, raw_files.input_keys(contract)[name]))
     schema.write_artifact(clean.audit_log, smk.output.audit_log, "clean/audit_log")
     schema.write_artifact(cleaning.audit_summary(clean.audit_log), smk.output.audit_summary, "clean/audit_summary")
     schema.write_artifact(clean.queries, smk.output.queries, "clean/queries")
     schema.write_artifact(clean.row_accounting, smk.output.row_accounting, "clean/row_accounting")
-    written_beside()
     logger.info(
         "clean tables written; %d audit row(s), %d query(ies)\n%s",
         len(clean.audit_log),
