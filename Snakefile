@@ -112,7 +112,7 @@ include: "workflow/rules/planning.smk"
 
 # What Snakemake has imported and parsed lives as long as the run: exempt it from the cycle collector (gc.freeze),
 # whose passes over it would otherwise recur during the run and end every run with a collection of it all (0.2 s).
-# Objects made later are collected as usual. onsuccess/onerror freeze the run's objects (the DAG, the jobs) too.
+# Objects made later are collected as usual; end_run (onsuccess/onerror) freezes the run's (the DAG, the jobs) too.
 gc.freeze()
 
 
@@ -130,14 +130,10 @@ onstart:
     start_job_server()
 
 
-# The run is over: stop the job server and let the process exit at once (workflow/rules/common.smk).
+# The run is over: stop the job server and let the process exit at once (workflow/rules/common.smk, end_run).
 onsuccess:
-    stop_job_server()
-    stop_idle_scheduler_timers()
-    gc.freeze()
+    end_run()
 
 
 onerror:
-    stop_job_server()
-    stop_idle_scheduler_timers()
-    gc.freeze()
+    end_run()

@@ -1,5 +1,6 @@
 # Helpers shared by all stages: paths and the conda environment. Scripts and notebooks import the analysis
 # library `k2trial`, installed into the environment by `make env` (pyproject.toml).
+import gc
 import glob
 import hashlib
 import os
@@ -247,8 +248,8 @@ JOB_SERVER = []
 def start_job_server(log=None):
     """Start the preloaded job server for this run's local jobs (k2trial.runtime.job_server): it imports the modules
     of the scripts that will run, those of the critical path's jobs (CRITICAL_PATH_PRIORITY) first, each group in
-    the order its jobs can start (depth in the DAG of this run), and forks each job from there. Not for cluster or conda jobs (another machine, another interpreter);
-    K2TRIAL_JOB_SERVER_ENABLED=0 turns it off.
+    the order its jobs can start (depth in the DAG of this run), and forks each job from there. Not for cluster or
+    conda jobs (another machine, another interpreter); K2TRIAL_JOB_SERVER_ENABLED=0 turns it off.
     """
     from k2trial.runtime import job_server
 
@@ -281,9 +282,14 @@ def start_job_server(log=None):
         JOB_SERVER.append(handle)
 
 
-def stop_job_server():
+def end_run(log=None):
+    """The run is over (onsuccess, onerror): stop the job server, cancel Snakemake's idle scheduler timers and freeze
+    the run's objects (gc.freeze, as at the end of the Snakefile), so the process exits at once.
+    """
     while JOB_SERVER:
         JOB_SERVER.pop().stop()
+    stop_idle_scheduler_timers()
+    gc.freeze()
 
 
 def stop_idle_scheduler_timers(log=None):

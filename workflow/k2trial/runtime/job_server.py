@@ -4,7 +4,7 @@ Every job of a local run is a fresh `python` process, and for the shipped data m
 pandas, numpy, scipy, statsmodels, matplotlib or papermill and the library (0.25-1.2 s a job, about 5 of the 13
 CPU-seconds of a full rebuild on two cores; issue 18). So at `onstart` the Snakemake process forks one server
 (`start`; it has pandas and numpy imported already): the server imports what two or more of the run's scripts import
-(`shared_imports`, read from the scripts) and then, one at a time and in the order the jobs can start, forks a
+(`plan`, read from the scripts) and then, one at a time and in the order the jobs can start, forks a
 template per script that also imports that script's own modules (`_Template`). For each job it, or the script's
 template once ready, forks a child that runs the job's script just as `python script.py` would: with the job's
 arguments, working directory, environment and standard streams, which the job's own process (the client, started by
@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 #: Where a job finds the server: "<socket path>:<pid of the Snakemake process that started it>".
@@ -136,26 +136,24 @@ def script_imports(script: str | os.PathLike) -> list[str]:
     return names + later
 
 
-def shared_imports(scripts: Sequence[str | os.PathLike]) -> list[str]:
-    """The modules that at least two of the scripts import, in order of first use: what the server itself imports,
-    in between serving jobs. A module of one script only is imported by that script's template (`_Template`)."""
-    counts: dict[str, int] = {}
-    for script in dict.fromkeys(os.path.realpath(s) for s in scripts):
-        for name in dict.fromkeys(script_imports(script)):
-            counts[name] = counts.get(name, 0) + 1
-    return [name for name, count in counts.items() if count >= 2]
-
-
 def plan(scripts: Sequence[str | os.PathLike]) -> dict:
-    """What the server imports (`shared`: `shared_imports`) and the templates it starts, in order: each script with
-    modules of its own, and how many jobs run it."""
-    shared = set(shared_imports(scripts))
-    counts: dict[str, int] = {}
+    """What the server imports (`shared`: Snakemake's preamble modules, then those that at least two of the scripts
+    import, in order of first use) and the templates it starts, in order: each script with modules of its own (a
+    module of one script only is imported by that script's template, `_Template`), and how many jobs run it.
+
+    scripts: each job's script, in the order the jobs can start (a script once per job)."""
+    jobs: dict[str, int] = {}
     for script in scripts:
         key = os.path.realpath(script)
-        counts[key] = counts.get(key, 0) + 1
-    templates = [[script, jobs] for script, jobs in counts.items() if set(script_imports(script)) - shared]
-    return {"shared": [*PREAMBLE_MODULES, *shared_imports(scripts)], "templates": templates}
+        jobs[key] = jobs.get(key, 0) + 1
+    imports = {script: list(dict.fromkeys(script_imports(script))) for script in jobs}
+    uses: dict[str, int] = {}
+    for names in imports.values():
+        for name in names:
+            uses[name] = uses.get(name, 0) + 1
+    shared = [name for name, count in uses.items() if count >= 2]
+    templates = [[script, count] for script, count in jobs.items() if set(imports[script]) - set(shared)]
+    return {"shared": [*PREAMBLE_MODULES, *shared], "templates": templates}
 
 
 def preload(name: str) -> None:
@@ -374,15 +372,8 @@ class _Server:
                     template.ready = False
             if template is not None:
                 self._count_job(template)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the job's process; its status reaches the client
-                self._close_in_child()
-                conn.settimeout(None)
-                _run_child(conn, request, fds)
+            pid = _fork_job(conn, request, fds, self._close_in_child)
             self.children.add(pid)
-            _send(conn, {"pid": pid})
             self._say(f"forked {pid} for {os.path.basename(request.get('script', '?'))}")
         except OSError:
             pass
@@ -419,18 +410,7 @@ def _template_main(sock: socket.socket, script: str, verbose: bool) -> None:  # 
             if request is None or len(fds) != 4:
                 break
             conn = socket.socket(fileno=fds[0])
-            conn.settimeout(None)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                sock.close()
-                _run_child(conn, request, fds[1:])
-            children.append(pid)
-            try:
-                _send(conn, {"pid": pid})
-            except OSError:
-                pass
+            children.append(_fork_job(conn, request, fds[1:], sock.close))
             conn.close()
             for fd in fds[1:]:
                 os.close(fd)
@@ -443,6 +423,23 @@ def _template_main(sock: socket.socket, script: str, verbose: bool) -> None:  # 
         status = 1
     finally:
         os._exit(status)
+
+
+def _fork_job(conn: socket.socket, request: dict, fds: list[int], close_in_child: Callable[[], None]) -> int:
+    """Fork the job's process (`_run_child`, after `close_in_child` closed what belongs to the forking process) and
+    tell the client its pid; returns the pid. A client gone meanwhile is no error: its job then ends itself."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the job's process; its status reaches the client
+        close_in_child()
+        conn.settimeout(None)
+        _run_child(conn, request, fds)
+    try:
+        _send(conn, {"pid": pid})
+    except OSError:
+        pass
+    return pid
 
 
 #: In a child of the server: the connection to the job's client (`report_exit` sends the status through it).
