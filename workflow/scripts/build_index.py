@@ -13,6 +13,7 @@ import yaml
 import k2trial
 from k2trial.core.io import sha256_file, write_text
 from k2trial.report import page, site
+from k2trial.report.index_hashes import RecordedHashes
 from k2trial.report.notebooks import version_info_from_hashes
 from k2trial.runtime.step import run_step
 
@@ -26,15 +27,15 @@ def define_file(paths):
 
 
 def main(smk):
-    from k2trial.report.index_hashes import RecordedHashes  # here, not above: the import lines are shared
-
     index_dir = os.path.dirname(smk.output.index) or "."
     registry = smk.params.registry
     titles = {section: {e["name"]: e["title"] for e in registry[key]} for section, key in SECTIONS.items()}
-    if smk.input.adam:  # a study without an ADaM spec has no ADaM delivery (config adam_spec)
-        titles["ADaM"] = site.adam_titles(json.loads(Path(define_file(smk.input.adam)).read_text(encoding="utf-8")))
     # the ADaM files' sha256 as write_adam recorded them in define.json, where they are unchanged since
-    recorded = RecordedHashes.from_defines([define_file(smk.input.adam)] if smk.input.adam else [])
+    recorded = RecordedHashes()
+    if smk.input.adam:  # a study without an ADaM spec has no ADaM delivery (config adam_spec)
+        define = define_file(smk.input.adam)
+        titles["ADaM"] = site.adam_titles(json.loads(Path(define).read_text(encoding="utf-8")))
+        recorded.add_define(define)
     artifacts = []
     for rule, outputs in sorted(smk.params.producers.items()):
         for path in outputs:

@@ -16,6 +16,7 @@ from pathlib import Path
 from k2trial.adam import (
     adlb,
     adqs,
+    conformed,
     delivery_datetime,
     derive_adae,
     derive_adlb,
@@ -51,8 +52,6 @@ def read_declared(path, needs, categorical=()):
 
 
 def main(smk):
-    from k2trial.adam import conformed  # here, not above: the import lines of the scripts are shared
-
     criteria = load_ctcae_criteria(smk.input.ctcae_criteria)
     standards = lab_standards(smk, criteria)  # the study's lab panel (k2trial.core.lab_panel)
     words = vocabulary(smk)
