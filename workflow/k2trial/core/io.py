@@ -339,7 +339,7 @@ def _atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> tuple[int,
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _WRITTEN[str(path.resolve())] = (_identity(os.stat(path)), digest.hexdigest())
+    remember_sha256(path, digest.hexdigest())
     return size, digest.hexdigest()
 
 
@@ -551,12 +551,12 @@ def write_text(text: str, path: str | Path) -> None:
 
 # ----------------------------------------------------------------------------------------------------
 # File hashes
-def remember_sha256(path: str | Path, digest: str) -> None:
+def remember_sha256(path: str | Path, digest: str, status: os.stat_result | None = None) -> None:
     """Take `digest` as the sha256 of the file at `path` for as long as the file stays as it is now (same inode,
-    size and modification time), as for a file this process wrote: a hash the job that wrote the file recorded and
-    that the caller checked still holds (k2trial.report.index_hashes), so the job's provenance record does not read
-    the file again."""
-    _WRITTEN[str(Path(path).resolve())] = (_identity(os.stat(path)), digest)
+    size and modification time; `status`: the file's status the caller checked, else taken now): for a file this
+    process wrote, and for a hash the job that wrote the file recorded and the caller checked still holds
+    (k2trial.report.index_hashes), so the job's provenance record does not read the file again."""
+    _WRITTEN[str(Path(path).resolve())] = (_identity(status or os.stat(path)), digest)
 
 
 def sha256_file(path: str | Path) -> str:

@@ -59,5 +59,5 @@ class RecordedHashes:
         )
         if not unchanged:
             return None
-        remember_sha256(path, digest)  # the job's provenance record, which hashes its inputs, takes it too
+        remember_sha256(path, digest, status)  # the job's provenance record, which hashes its inputs, takes it too
         return size, digest
