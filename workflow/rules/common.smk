@@ -105,20 +105,17 @@ RAW_TABLES = [
 
 
 # The reporting outputs (workflow/report/registry.yaml): every figure, table and notebook, its title and caption.
-with open(
-    os.path.join(workflow.basedir, "workflow/report/registry.yaml"), encoding="utf-8"
-) as handle:
-    # titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
-    # (the same words fill the notebook templates' cells tagged protocol-text: k2trial.report.notebooks)
-    # libyaml (read_yaml): every snakemake call, a no-op run included, parses these files
-    PROTOCOL_WORDS = protocol_words(
-        load_vocabulary(
-            read_yaml(config["codebook"]), read_yaml(config["lab_units"]), VOCABULARY
-        ),
-        config["efficacy"],
-        config["safety"],
-    )
-    REGISTRY = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+# titles and captions say what they say of the protocol through placeholders ({end_of_treatment}, ...)
+# (the same words fill the notebook templates' cells tagged protocol-text: k2trial.report.notebooks)
+# libyaml (read_yaml): every snakemake call, a no-op run included, parses these files
+PROTOCOL_WORDS = protocol_words(
+    load_vocabulary(
+        read_yaml(config["codebook"]), read_yaml(config["lab_units"]), VOCABULARY
+    ),
+    config["efficacy"],
+    config["safety"],
+)
+REGISTRY = read_yaml(os.path.join(workflow.basedir, "workflow/report/registry.yaml"))
 # The figures and tables a safety-only study's build does not make, and why (the notebooks say so where they would
 # show one; results/index.html states the reason once).
 OMITTED_OUTPUTS = {
