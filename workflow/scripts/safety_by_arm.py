@@ -1,5 +1,5 @@
 """The safety tables by arm of a randomised study (results/arms/<table>_by_arm.csv for the tables of
-k2trial.analysis.arms.SAFETY_BY_ARM): each arm's subjects through the one safety analysis
+k2trial.core.vocabulary.SAFETY_BY_ARM): each arm's subjects through the one safety analysis
 (k2trial.analysis.safety.conclusion.analyse_safety), as treated (the arm given when the data record it, else the arm
 randomised: arm_as_treated), stacked with the arm first (k2trial.analysis.arms.by_arm).
 """
@@ -12,6 +12,7 @@ from k2trial.analysis.safety import lab_table
 from k2trial.analysis.safety.conclusion import SafetySettings, analyse_safety
 from k2trial.analysis.safety.ctcae import load_ctcae_criteria
 from k2trial.core import schema
+from k2trial.core.vocabulary import SAFETY_BY_ARM
 from k2trial.data.cleaning import read_clean_table
 from k2trial.runtime.step import contract as study_contract
 from k2trial.runtime.step import lab_standards, logger, run_step
@@ -29,7 +30,7 @@ def main(smk):
     subjects = subjects.merge(allocation[["subject_id", "arm"]], on="subject_id", how="left", validate="one_to_one")
     labs = schema.read_artifact(smk.input.labs, "analysis/labs", lab_table.LAB_INPUT_COLUMNS)
     events = read_clean_table(smk.input.adverse_events, spec)
-    per_arm = {name: {} for name in arm_sets.SAFETY_BY_ARM}
+    per_arm = {name: {} for name in SAFETY_BY_ARM}
     for arm in (str(c) for c in smk.params.arms["codes"]):
         chosen = set(allocation.loc[allocation["saffl"] & (allocation["arm"] == arm), "subject_id"])
         tables = analyse_safety(
@@ -40,7 +41,7 @@ def main(smk):
             settings,
             spec,
         )
-        for name in arm_sets.SAFETY_BY_ARM:
+        for name in SAFETY_BY_ARM:
             per_arm[name][arm] = tables[name]
         logger.info("arm %s: %d subject(s) in the safety set", arm, len(chosen))
     for name, frames in per_arm.items():

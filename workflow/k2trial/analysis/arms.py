@@ -26,7 +26,6 @@ import pandas as pd
 from k2trial.core import schema
 from k2trial.core.errors import ConfigError, InputDataError, Problem
 from k2trial.core.values import as_bool, sort_by_subject
-from k2trial.core.vocabulary import SAFETY_BY_ARM  # noqa: F401  (the tables by arm, stated there)
 
 #: The analysis sets of a randomised design and the allocation flag each is read from.
 ARM_SETS = {"itt": "ittfl", "safety": "saffl", "per_protocol": "pprotfl"}

@@ -272,7 +272,7 @@ ARTIFACTS: dict[str, tuple[Entry, ...]] = {
 }
 # Table 1 and the safety tables by arm: the overall artifact's columns (Table 1: `group` is the arm), the arm first.
 ARTIFACTS["arms/baseline_by_arm"] = ARTIFACTS["groups/baseline_characteristics"]
-# the safety tables by arm (k2trial.analysis.arms.SAFETY_BY_ARM): the arm, then the safety table's columns
+# the safety tables by arm (k2trial.core.vocabulary.SAFETY_BY_ARM): the arm, then the safety table's columns
 for _table in SAFETY_BY_ARM:
     ARTIFACTS[f"arms/{_table}_by_arm"] = (Column("arm", "text"), *ARTIFACTS[f"safety/{_table}"])
 
