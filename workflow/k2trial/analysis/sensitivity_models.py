@@ -18,13 +18,13 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from k2trial.analysis.efficacy import EfficacySettings
 from k2trial.analysis.groups import SEVERITY_GROUPS
 from k2trial.analysis.vas_cube import VasCube
 from k2trial.core import schema
 from k2trial.core.values import round_half_away, round_significant
+from k2trial.stats import distributions
 from k2trial.stats.mixed_anova import mixed_anova
 from k2trial.stats.random_intercept import fit_random_intercept
 
@@ -149,7 +149,7 @@ def _iterative(value: float) -> float:
 def _lmm_rows(model: str, method: str, caveat: str, terms, beta, se, variances, counts, confidence) -> list[dict]:
     """Fixed-effect rows (Wald z, p, normal CI) and the two variance components of one linear mixed model, every
     number at ITERATIVE_DIGITS significant digits (computed at full precision, then rounded)."""
-    z = stats.norm.isf((1 - confidence) / 2)
+    z = distributions.norm_isf((1 - confidence) / 2)
     rows = []
     for term, estimate, error in zip(terms, beta, se, strict=True):
         statistic = estimate / error
@@ -157,7 +157,7 @@ def _lmm_rows(model: str, method: str, caveat: str, terms, beta, se, variances, 
             _model_row(
                 model=model, term=term, estimate=_iterative(estimate), se=_iterative(error),
                 statistic_name="z (Wald)", statistic=_iterative(statistic),
-                p_value=_iterative(2 * stats.norm.sf(abs(statistic))), ci_low=_iterative(estimate - z * error),
+                p_value=_iterative(2 * distributions.norm_sf(abs(statistic))), ci_low=_iterative(estimate - z * error),
                 ci_high=_iterative(estimate + z * error), n_subjects=counts[0], n_obs=counts[1], method=method,
                 caveat=caveat,
             )
