@@ -6,7 +6,7 @@
 # make_lab_figures only. Interpreter start and imports dominate a small study, so each job draws its figures in one
 # process (forking once to use its two threads) rather than one job per figure.
 
-# What both jobs read: the subjects (the seeded sample of per-subject layers), the vocabulary and the dataset.
+# What every figure job reads: the subjects (the seeded sample of per-subject layers), the vocabulary and the dataset.
 FIGURE_COMMON_INPUTS = {
     "subjects": rules.derive_subjects.output.subjects,
     "codebook": config["codebook"],
@@ -17,7 +17,7 @@ FIGURE_PARAMS = {
     "provenance": PROVENANCE,
     "reporting": config["reporting"],
     "seed": config["seed"],
-    # the figures' seed derives from one step name in both jobs: one subject sample for every figure
+    # the figures' seed derives from one step name in every figure job: one subject sample for every figure
     "seed_step": "make_figures",
     # the severity groups' boundary (a study with a diary; a safety-only study has no groups)
     "severe_threshold": SEVERE_THRESHOLD,

@@ -575,8 +575,8 @@ def _deliver(
     created: dt.datetime,
     formats: Sequence[str],
 ) -> list[str]:
-    """Produce every file of a delivery into `sink`, dataset by dataset in spec order (XPT, then the Dataset-JSON in
-    pieces, dataset_json_dataset_chunks), then define.json; returns the file names. A frame the spec does not know is
+    """Produce every file of a delivery into `sink`, dataset by dataset in spec order (its XPT and its Dataset-JSON
+    made side by side, in pieces), then define.json; returns the file names. A frame the spec does not know is
     a ConfigError; the spec needs its parameters (AdamSpec.with_parameters) so that define.json states them."""
     unknown = [n for n in frames if n not in spec.datasets]
     if unknown:
@@ -607,7 +607,7 @@ def _deliver(
             later = {fmt: pool.submit(sink, f"{name.lower()}.{fmt}", pieces[fmt]) for fmt in chosen[1:]}
             first = {fmt: sink(f"{name.lower()}.{fmt}", pieces[fmt]) for fmt in chosen[:1]}
             digests[name] = {**first, **{fmt: future.result() for fmt, future in later.items()}}
-        del frame, pieces  # before the next dataset is conformed
+        del frame, pieces  # a frame conformed here is released before the next dataset is
     sink(METADATA_FILE, [json_bytes(_metadata(shapes, spec, created=created, files=digests))])
     return [*names, METADATA_FILE]
 

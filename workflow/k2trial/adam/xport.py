@@ -151,8 +151,8 @@ def _text_cells(series: pd.Series, length: int) -> np.ndarray:
 def observations(
     frame: pd.DataFrame, lengths: Mapping[str, int], *, chunk_records: int = CHUNK_RECORDS
 ) -> Iterator[bytes]:
-    """The observations of a frame (char columns str, num columns float64), `chunk_records` at a time, then blanks
-    to the end of the last 80-byte record."""
+    """The observations of a frame (char columns str or categorical, num columns float64), `chunk_records` at a
+    time, then blanks to the end of the last 80-byte record."""
     width = sum(lengths[c] for c in frame.columns)
     text = {c: not pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns}
     # a categorical column's cells are made once for the frame (its codes index them), other text once per piece
@@ -196,10 +196,10 @@ def xport_pieces(
 ) -> Iterator[bytes]:
     """The XPT v5 file of one dataset in pieces (their concatenation is the file).
 
-    frame: character columns as str ("" = missing), numeric columns as float64 (NaN = missing); lengths: bytes of
-    each variable (8 for numbers; for text at least the longest value in UTF-8 bytes); formats: display format per
-    variable as (name, width, decimals). Raises ValueError for a name, label or length XPT v5 does not allow, or a
-    value longer than its variable's length."""
+    frame: character columns as str or categorical ("" = missing), numeric columns as float64 (NaN = missing);
+    lengths: bytes of each variable (8 for numbers; for text at least the longest value in UTF-8 bytes); formats:
+    display format per variable as (name, width, decimals). Raises ValueError for a name, label or length XPT v5
+    does not allow, or a value longer than its variable's length."""
     labels = {c: str(column_labels.get(c) or c) for c in frame.columns}
     check_xpt_v5(frame.iloc[:0], name, label, labels)
     variables = []
