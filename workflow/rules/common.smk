@@ -66,7 +66,7 @@ EFFICACY_SKIPPED = (
 ALLOCATION = {"allocation": f"{RESULTS}/analysis/allocation.csv"} if ARMS else {}
 # The severity groups' boundary (config groups.severe_threshold), which figures, tables and notebooks label the
 # groups with; None in a safety-only study, which has no groups.
-SEVERE_THRESHOLD = config["groups"]["severe_threshold"] if DIARY else None
+SEVERE_THRESHOLD = float(config["groups"]["severe_threshold"]) if DIARY else None
 # The artifacts of the tables by arm and the jobs of a randomised study (set by arms.smk; none in a single-arm study).
 ARM_TABLE_INPUTS = {}
 ARM_RULES = []

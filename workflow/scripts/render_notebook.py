@@ -64,7 +64,7 @@ def execute(smk):
         "code_version": versions["code_version"],
         "analysis_version": versions["analysis_version"],
         "decimals": dict(smk.params.reporting["decimals"]),
-        "severe_threshold": None if smk.params.severe_threshold is None else float(smk.params.severe_threshold),
+        "severe_threshold": smk.params.severe_threshold,
         "inputs": listed,
         "figures": {Path(p).stem: posix(p) for p in smk.params.figures},
         # each figure's registry title, in the study's words: the notebooks' figure captions
