@@ -22,7 +22,7 @@ from k2trial.analysis.safety.lab_table import FLAGS
 from k2trial.analysis.safety.standards import GRADES
 from k2trial.core.errors import ConfigError
 from k2trial.core.values import as_bool, is_missing
-from k2trial.core.vocabulary import BASELINE, OFF_TREATMENT, SAFETY_BY_ARM, Vocabulary
+from k2trial.core.vocabulary import BASELINE, OFF_TREATMENT, Vocabulary
 from k2trial.report.formatting import (
     MISSING,
     Decimals,
@@ -955,9 +955,16 @@ BUILDERS: dict[str, tuple[str, Callable[[pd.DataFrame, TableSettings], DisplayTa
     "vas_by_visit_arm": ("vas_by_arm", vas_by_visit_arm_table),
     "between_arm": ("between_arm", between_arm_table),
 }
-# The safety tables by arm (a randomised study): table name -> the single table it repeats per arm, each table
-# made from an artifact of k2trial.core.vocabulary.SAFETY_BY_ARM.
-BY_ARM_TABLES = {f"{table}_by_arm": table for table, (artifact, _) in BUILDERS.items() if artifact in SAFETY_BY_ARM}
+# The safety tables by arm (k2trial.core.vocabulary.SAFETY_BY_ARM; a randomised study): table name -> the single
+# table it repeats per arm, in the registry's order (BUILDERS follows it).
+BY_ARM_TABLES = {
+    "ae_summary_by_arm": "ae_summary",
+    "lab_summary_by_arm": "lab_summary",
+    "lab_shifts_by_arm": "lab_shifts",
+    "ctcae_worst_by_arm": "ctcae_worst",
+    "hys_law_by_arm": "hys_law",
+    "ae_by_term_by_arm": "ae_by_term",
+}
 BUILDERS |= {
     name: (f"{BUILDERS[single][0]}_by_arm", per_arm_builder(name, single, BUILDERS[single][1]))
     for name, single in BY_ARM_TABLES.items()
