@@ -278,13 +278,14 @@ def test_the_server_ends_when_its_owner_is_gone(job_script, tmp_path, monkeypatc
             import os, sys
             from k2trial.runtime import job_server
             handle = job_server.start([{str(job_script)!r}])
-            print(handle.pid, flush=True)
+            print(handle.pid, handle.directory, flush=True)
             os._exit(0)  # no stop: as a killed Snakemake process
             """)],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
-    served = int(owner.stdout.split()[0])
-    assert _wait_until(lambda: not _alive(served)), "the server outlived its owner"
+    served, directory = owner.stdout.split()
+    assert _wait_until(lambda: not _alive(int(served))), "the server outlived its owner"
+    assert not Path(directory).exists(), "the server left its socket directory behind"
 
 
 def test_stop_ends_the_server_and_its_templates_and_removes_the_socket(job_script, monkeypatch):

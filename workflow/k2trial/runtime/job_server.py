@@ -67,6 +67,8 @@ THREAD_VARIABLES = (
 )
 #: Set to "1": the server says on stderr what it imports, forks and passes on, a job why the server did not run it.
 VERBOSE = "K2TRIAL_JOB_SERVER_VERBOSE"
+#: the server's socket, in a directory `start` makes for it
+SOCKET_NAME = "socket"
 #: What Snakemake's script preamble imports (the classes of the pickled `snakemake` object, its logger): every job,
 #: in its own process and again in the forked child, runs the preamble; the server imports these first.
 PREAMBLE_MODULES = ("snakemake.iocontainers", "snakemake.io", "snakemake.logging")
@@ -294,6 +296,10 @@ class _Server:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+        if os.getppid() != self.owner:
+            # the Snakemake process is gone without stopping the server (killed: no onsuccess, onerror or atexit),
+            # so nobody else removes the socket and its directory
+            remove_socket(self.listener.getsockname())
 
     def _close_in_child(self) -> None:
         for fd in (self.listener.fileno(), self.wakeup_read, self.wakeup_write):
@@ -586,9 +592,17 @@ class Handle:
         except (ProcessLookupError, ChildProcessError):
             pass
         os.environ.pop(ADDRESS, None)
-        for name in os.listdir(self.directory):
-            os.unlink(os.path.join(self.directory, name))
-        os.rmdir(self.directory)
+        remove_socket(os.path.join(self.directory, SOCKET_NAME))
+
+
+def remove_socket(path: str) -> None:
+    """Remove the server's socket and its directory (made for it alone by `start`)."""
+    directory = os.path.dirname(path)
+    try:
+        os.unlink(path)
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass
 
 
 def start(scripts: Sequence[str | os.PathLike]) -> Handle | None:
@@ -600,7 +614,7 @@ def start(scripts: Sequence[str | os.PathLike]) -> Handle | None:
     if os.environ.get(ENABLED, "1") == "0" or not hasattr(os, "fork"):
         return None
     directory = tempfile.mkdtemp(prefix="k2trial-jobs-")
-    path = os.path.join(directory, "socket")
+    path = os.path.join(directory, SOCKET_NAME)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
