@@ -28,7 +28,7 @@ naive calls and the vectorised analysis must take the same decisions (p < 0.05);
 Both sides are timed in wall seconds and in CPU seconds of the process; the targets are judged on CPU seconds: on
 a machine shared with other work (the load average is printed) wall times include the time spent waiting for a
 core, which says nothing about this code. One core for both sides (BLAS threads set to 1 before numpy loads).
-The process reuses freed memory (k2trial.planning.simulate.retain_freed_memory, as the plan's cell jobs do).
+The process reuses freed memory (k2trial.runtime.memory.retain_freed_memory, as every workflow job does).
 Prints medians, ratios and pass/miss; writes bench/out/planning.json (not committed).
 """
 
@@ -63,8 +63,8 @@ from k2trial.planning.simulate import (  # noqa: E402
     batch_blocks,
     cell_entropy,
     draw_batch,
-    retain_freed_memory,
 )
+from k2trial.runtime.memory import retain_freed_memory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 10**6

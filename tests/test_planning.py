@@ -30,9 +30,9 @@ from k2trial.planning.simulate import (
     VasScale,
     cell_entropy,
     largest_remainder,
-    retain_freed_memory,
     simulate_trials,
 )
+from k2trial.runtime.memory import retain_freed_memory
 from k2trial.stats.two_sample import ancova, fisher_exact_p, rank_sum_test, risk_difference, wilson_interval
 
 r_session = rscript.r_session  # the session fixture, bound here so pytest finds it

@@ -17,14 +17,12 @@ import pandas as pd
 
 from k2trial.core.io import write_csv
 from k2trial.planning import power, scenarios, tables
-from k2trial.planning.simulate import retain_freed_memory
 from k2trial.runtime.step import run_step
 
 logger = logging.getLogger("k2trial.plan_cells")
 
 
 def main(smk):
-    retain_freed_memory()  # speed only (k2trial.planning.simulate): temporaries reuse freed memory
     config = scenarios.load_planning_config(smk.params.planning)
     document = json.loads(Path(smk.input.scenarios).read_text(encoding="utf-8"))
     cells = scenarios.cells_from_document(document)

@@ -28,11 +28,8 @@ trials extends the same sequence.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import itertools
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,10 +37,6 @@ from functools import lru_cache
 import numpy as np
 
 SEED_NAMESPACE = "planning"
-#: glibc mallopt parameters (malloc.h) and the values `retain_freed_memory` sets.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's largest (64-bit): arrays up to 32 MB come from the heap
-_TRIM_THRESHOLD_BYTES = 2**30  # freed heap memory is returned to the system above 1 GB only
 FIXED = "fixed"
 PERMUTED_BLOCKS = "permuted_blocks"
 
@@ -303,29 +296,3 @@ def _head(batch: TrialBatch, size: int) -> TrialBatch:
         return values if values is None or values.ndim == 1 else values[:size]
 
     return TrialBatch(cut(batch.baseline), cut(batch.end), cut(batch.treated), cut(batch.stratum), batch.effect[:size])
-
-
-def retain_freed_memory() -> bool:
-    """Let this process reuse the memory of freed arrays instead of asking the system for fresh pages each time.
-
-    A batch of trials is a few arrays of about 1.6 MB, and every numpy operation on them makes a temporary of that
-    size. glibc's malloc gives each such block its own mmap and unmaps it when freed (or trims the heap top), so
-    the next temporary costs some 400 page faults and zeroed pages: measured here, that made the vectorised
-    analysis 2-4 times slower than its arithmetic. This raises glibc's mmap threshold to its maximum (32 MB) and
-    its trim threshold to 1 GB, so freed blocks are reused. Process-wide, called by the entry points that
-    simulate (workflow/scripts/plan_cells.py, bench/planning_bench.py), never on import; it changes speed only,
-    never a result. Returns False (and does nothing) where malloc is not glibc's.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
-    )

@@ -27,6 +27,7 @@ from k2trial.core.io import read_yaml, write_json
 from k2trial.core.lab_panel import study_lab_standards, study_lab_units
 from k2trial.core.vocabulary import Vocabulary, default_protocol, load_vocabulary
 from k2trial.runtime import job_server, provenance
+from k2trial.runtime.memory import retain_freed_memory
 
 if TYPE_CHECKING:
     from k2trial.analysis.safety.ctcae import CtcaeCriteria
@@ -56,6 +57,7 @@ FAST_EXIT = "K2TRIAL_FAST_EXIT"
 
 def run_step(smk: Any, work: Callable[[Any], None]) -> None:
     """Run `work(smk)`; report user errors briefly and everything else with a pointer to the log."""
+    retain_freed_memory()  # speed only (k2trial.runtime.memory): new arrays reuse the memory of freed ones
     log_path = smk.log[0] if len(smk.log) else None
     _configure_logging(log_path)
     rule = getattr(smk, "rule", "?")
