@@ -3,13 +3,13 @@ system for every new array.
 
 glibc's malloc gives every block above its mmap threshold (at most 32 MB) a mapping of its own and unmaps it when
 it is freed, and returns freed memory at the top of its heap to the system; the next array of that size then costs
-a page fault and a zeroed page per 4 KB. Every pandas operation on a column of 100,000 subjects' lab or diary
-records (5.4 million rows, 43 MB a float column) makes such temporaries, so much of the heavy jobs' time was the
-system's. Measured on this 2-core machine: reading and validating 100,000 subjects took 22 s (13 of them system
-time) and 9.5 s with these settings; the whole 100,000-subject pipeline 190 s and 144 s. The settings change speed
-and the shape of a process's memory over time, never a result (the ADaM files' sha256 are the same); the peak moves
-little, since freed memory is what the next arrays take (validate_raw_data 3.00 -> 3.08 GB, write_adam 3.02 ->
-3.33 GB).
+a page fault and a zeroed page per 4 KB (or a huge page, which the kernel may compact memory to find). Every pandas
+operation on a column of 100,000 subjects' lab or diary records (5.4 million rows, 43 MB a float column) makes such
+temporaries, so much of the heavy jobs' time was the system's. Measured on this 2-core machine: reading and
+validating 100,000 subjects took 22 s (13 of them system time) and 13-15 s with these settings; the whole
+100,000-subject pipeline 190 s and 157 s. The settings change speed and the shape of a process's memory over time,
+never a result (the ADaM files' sha256 are the same); the peak moves little, since freed memory is what the next
+arrays take (validate_raw_data 3.00 -> 3.08 GB, write_adam 3.02 -> 3.33 GB).
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import ctypes
 import ctypes.util
 import sys
 
-from numpy._core import multiarray
-
 #: glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 #: What `retain_freed_memory` sets, in this order:
 SETTINGS = (
     # no block gets a mapping of its own: every array comes from the heap, where freed ones are reused
     (_M_MMAP_MAX, 0),
-    # freed memory at the top of the heap goes back to the system beyond 1 GB only (glibc: 128 KB; with 256 MB,
-    # reading and validating 100,000 subjects took 12-15 s instead of 9.5)
+    # freed memory at the top of the heap goes back to the system beyond 1 GB only (glibc: 128 KB; with 256 MB
+    # reading and validating 100,000 subjects took 3-5 s longer)
     (_M_TRIM_THRESHOLD, 2**30),
     # one heap for all threads (glibc: up to 8 per core), so that the threads writing a dataset's files side by side
     # (k2trial.adam.write) reuse each other's freed memory instead of each keeping its own (write_adam at 100,000
@@ -37,11 +35,14 @@ SETTINGS = (
 
 
 def retain_freed_memory() -> bool:
-    """Make this process reuse the memory of freed arrays (SETTINGS), and numpy not ask for huge pages for its
-    arrays of 4 MB or more (with the kernel's transparent huge pages on `madvise`, as here, the kernel then compacts
-    memory to find 2 MB pages: a third of the validation's time, even with the heap reused). Process-wide and for
-    the process's life; set by every workflow job (k2trial.runtime.step.run_step) and the planning benchmark, never
-    on import. Returns False (and does nothing) where malloc is not glibc's."""
+    """Make this process reuse the memory of freed arrays (SETTINGS). Process-wide and for the process's life; set
+    by every workflow job (k2trial.runtime.step.run_step) and the planning benchmark, never on import. Returns False
+    (and does nothing) where malloc is not glibc's.
+
+    numpy's huge pages for arrays of 4 MB or more stay as numpy sets them: without them validating 100,000 subjects
+    took 3.5 s less and writing its clean tables 2 s more (measured side by side), and every page table of a job's
+    memory is 512 times longer, which is what reading a process's PSS walks (the benchmark's sampler: 50 ms instead
+    of 2 for 3 GB)."""
     if not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")
@@ -52,10 +53,4 @@ def retain_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    if not all([bool(mallopt(parameter, value)) for parameter, value in SETTINGS]):
-        return False
-    # numpy's own switch (what its import does with NUMPY_MADVISE_HUGEPAGE, read only then)
-    set_huge_pages = getattr(multiarray, "_set_madvise_hugepage", None)
-    if set_huge_pages is not None:
-        set_huge_pages(False)
-    return True
+    return all([bool(mallopt(parameter, value)) for parameter, value in SETTINGS])
