@@ -15,7 +15,6 @@ arrays take (validate_raw_data 3.00 -> 3.08 GB, write_adam 3.02 -> 3.33 GB).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 #: glibc mallopt parameters (malloc.h)
@@ -45,11 +44,8 @@ def retain_freed_memory() -> bool:
     of 2 for 3 GB)."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
+    try:  # the C library this process runs on, loaded already (no search for it: every job calls this)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
