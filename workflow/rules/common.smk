@@ -242,7 +242,7 @@ CODE_FILES = _repo_files(
 JOB_SERVER = []
 
 
-def start_job_server(log=None):
+def start_job_server():
     """Start the preloaded job server for this run's local jobs (k2trial.runtime.job_server): it imports the modules
     of the scripts that will run, those of the critical path's jobs (CRITICAL_PATH_PRIORITY) first, each group in
     the order its jobs can start (depth in the DAG of this run), and forks each job from there. Not for cluster or
@@ -279,7 +279,7 @@ def start_job_server(log=None):
         JOB_SERVER.append(handle)
 
 
-def end_run(log=None):
+def end_run():
     """The run is over (onsuccess, onerror): stop the job server, cancel Snakemake's idle scheduler timers and freeze
     the run's objects (gc.freeze, as at the end of the Snakefile), so the process exits at once.
     """
@@ -289,7 +289,7 @@ def end_run(log=None):
     gc.freeze()
 
 
-def stop_idle_scheduler_timers(log=None):
+def stop_idle_scheduler_timers():
     """Cancel the job scheduler's idle re-evaluation timers once the run is over.
 
     After each scheduling round Snakemake arms a one-second threading.Timer (its --max-jobs-per-timespan rate
