@@ -153,8 +153,11 @@ def test_fast_csv_writer_gives_the_bytes_of_pandas_across_chunks(monkeypatch):
             "int": rng.integers(-5, 10_000, n),
             "nullable": pd.array(np.where(rng.random(n) < 0.3, None, rng.integers(0, 9, n)), dtype="Int64"),
             "flag": rng.random(n) < 0.5,
+            # last: an integer column ends each line (its separator is the line end), with int64's extremes
+            "big": np.where(rng.random(n) < 0.1, np.iinfo(np.int64).min, rng.integers(-(10**18), 10**18, n)),
         }
     )
+    frame.loc[5, "big"] = np.iinfo(np.int64).max
     frame.loc[3, "float"] = -0.0
     assert tabular._fast_csv_columns(frame) is not None, "the frame should take the fast path"
     expected = _reference_csv(frame)

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -353,8 +353,11 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), _csv_chunks(frame))
 
 
-#: Rows formatted per chunk by the fast CSV writer (bounds the memory of the text being built).
-CSV_CHUNK_ROWS = 200_000
+#: Rows joined per chunk by the fast CSV writer: bounds the memory of the text being built and of its byte index
+#: (8 bytes of index per byte of text: some 30 MB for rows of 115 bytes).
+CSV_CHUNK_ROWS = 32_768
+#: Characters of the longest int64 ("-9223372036854775808").
+_INT64_WIDTH = 20
 
 
 def _pandas_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -368,19 +371,15 @@ def _csv_chunks(frame: pd.DataFrame) -> Iterator[bytes]:
 
     Same bytes as pandas `to_csv(index=False, lineterminator="\\n")` of `floats_as_text(escape_formulas(frame))`
     (that is the reference, and the fallback for columns the fast path does not know): each distinct value
-    of a column is escaped, formatted and quoted once (quoting by the csv module, as pandas does), rows are
-    joined from those texts, and the whole text never exists at once.
+    of a column is escaped, formatted and quoted once (quoting by the csv module, as pandas does), and the rows'
+    bytes are gathered from those cells by numpy (`_joined_rows`), so the whole text never exists at once.
     """
     columns = _fast_csv_columns(frame)
     if columns is None:
         yield _pandas_csv_bytes(floats_as_text(escape_formulas(frame)))
         return
     yield (",".join(_quote_fields([str(c) for c in frame.columns])) + "\n").encode("utf-8")
-    n = len(frame)
-    for start in range(0, n, CSV_CHUNK_ROWS):
-        stop = min(start + CSV_CHUNK_ROWS, n)
-        cells = [cells_of(start, stop) for cells_of in columns]
-        yield ("\n".join(map(",".join, zip(*cells, strict=True))) + "\n").encode("utf-8")
+    yield from _joined_rows(columns, len(frame))
 
 
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
@@ -402,32 +401,82 @@ def _quote_fields(values: list[str]) -> list[str]:
     return out
 
 
-def _coded_cells(codes: np.ndarray, texts: list[str]) -> Callable[[int, int], np.ndarray]:
-    """Cells of rows start:stop from per-row codes into texts (code -1: missing, an empty cell)."""
+class _CodedColumn:
+    """A column as per-row integer codes into its distinct cells (formatted, escaped and quoted once); code -1:
+    missing, an empty cell (the last of `cells`, which is where numpy's index -1 points: the codes are used as they
+    are, not copied)."""
+
+    def __init__(self, codes: np.ndarray, cells: list[str]) -> None:
+        self.cells = [*cells, ""]
+        self.codes = codes
+
+
+class _IntegerColumn:
+    """An int64 column, formatted per row by numpy (often all distinct, e.g. raw row numbers); `missing`: rows
+    written as an empty cell."""
+
+    def __init__(self, values: np.ndarray, missing: np.ndarray | None) -> None:
+        self.values = values
+        self.missing = missing
+
+
+def _joined_rows(columns: list[_CodedColumn | _IntegerColumn], n_rows: int) -> Iterator[bytes]:
+    """The CSV lines of n_rows rows, CSV_CHUNK_ROWS at a time, from their columns' cells.
+
+    Every cell of a row is a byte range of one buffer (a coded column's distinct cells, each with the separator
+    that follows it, stored once; an integer column's digits, formatted for the chunk into the buffer's tail, and
+    its separator); a chunk's bytes are one numpy gather over those ranges in row order. The result is what
+    joining the cells' texts with "," and the rows with "\\n" gives.
+    """
     import numpy as np
 
-    table = np.asarray([*texts, ""], dtype=object)
-    codes = np.where(codes < 0, len(texts), codes).astype(np.int64, copy=False)
-    return lambda start, stop: table[codes[start:stop]]
+    last = len(columns) - 1
+    pieces: list[bytes] = [b",\n"]  # the separators of integer cells: "," at 0, "\n" at 1
+    size = 2
+    tables: list[tuple[np.ndarray, np.ndarray] | None] = []  # a coded column's cells: (lengths, starts)
+    for j, column in enumerate(columns):
+        if isinstance(column, _IntegerColumn):
+            tables.append(None)
+            continue
+        separator = "\n" if j == last else ","
+        encoded = [(cell + separator).encode("utf-8") for cell in column.cells]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        tables.append((lengths, size + np.cumsum(lengths) - lengths))
+        pieces.append(b"".join(encoded))
+        size += int(lengths.sum())
+    fixed = size
+    n_integer = sum(table is None for table in tables)
+    buffer = np.empty(fixed + n_integer * min(CSV_CHUNK_ROWS, n_rows) * _INT64_WIDTH, dtype=np.uint8)
+    buffer[:fixed] = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+    for start in range(0, n_rows, CSV_CHUNK_ROWS):
+        stop = min(start + CSV_CHUNK_ROWS, n_rows)
+        rows = stop - start
+        lengths_of, starts_of = [], []
+        tail = fixed
+        for j, (column, table) in enumerate(zip(columns, tables, strict=True)):
+            if table is not None:
+                codes = column.codes[start:stop]
+                lengths_of.append(table[0][codes])
+                starts_of.append(table[1][codes])
+                continue
+            digits = column.values[start:stop].astype(f"S{_INT64_WIDTH}")  # NUL-padded, as str() writes them
+            buffer[tail : tail + rows * _INT64_WIDTH] = digits.view(np.uint8)
+            count = np.strings.str_len(digits).astype(np.int64)
+            if column.missing is not None:
+                count[column.missing[start:stop]] = 0
+            lengths_of += [count, np.ones(rows, dtype=np.int64)]
+            starts_of += [tail + _INT64_WIDTH * np.arange(rows, dtype=np.int64), np.full(rows, int(j == last))]
+            tail += rows * _INT64_WIDTH
+        lengths = np.stack(lengths_of, axis=1).ravel()  # row by row, cell by cell
+        ends = np.cumsum(lengths)
+        index = np.repeat(np.stack(starts_of, axis=1).ravel() - (ends - lengths), lengths)
+        index += np.arange(int(ends[-1]), dtype=np.int64)
+        yield buffer[index].tobytes()
 
 
-def _integer_cells(values: np.ndarray, missing: np.ndarray | None) -> Callable[[int, int], np.ndarray]:
-    """Cells of an integer column formatted per row (often all distinct, e.g. raw row numbers)."""
-
-    import numpy as np
-
-    def cells(start: int, stop: int) -> np.ndarray:
-        out = np.asarray(list(map(str, values[start:stop].tolist())), dtype=object)
-        if missing is not None:
-            out[missing[start:stop]] = ""
-        return out
-
-    return cells
-
-
-def _fast_csv_columns(frame: pd.DataFrame) -> list[Callable[[int, int], np.ndarray]] | None:
-    """Per column: a function giving the CSV cells of rows start:stop, with formulas escaped (text columns)
-    and floats formatted (FLOAT_FORMAT, -0.0 as 0) as `escape_formulas` and `floats_as_text` do.
+def _fast_csv_columns(frame: pd.DataFrame) -> list[_CodedColumn | _IntegerColumn] | None:
+    """Per column, its cells for `_joined_rows`, with formulas escaped (text columns) and floats formatted
+    (FLOAT_FORMAT, -0.0 as 0) as `escape_formulas` and `floats_as_text` do.
 
     None when a column or the header is of a kind the fast path does not handle (then pandas writes it).
     """
@@ -436,7 +485,7 @@ def _fast_csv_columns(frame: pd.DataFrame) -> list[Callable[[int, int], np.ndarr
 
     if frame.shape[1] < 2 or not all(isinstance(c, str) for c in frame.columns) or frame.columns.has_duplicates:
         return None
-    out = []
+    out: list[_CodedColumn | _IntegerColumn] = []
     for name in frame.columns:
         series = frame[name]
         dtype = series.dtype
@@ -445,23 +494,23 @@ def _fast_csv_columns(frame: pd.DataFrame) -> list[Callable[[int, int], np.ndarr
             if not all(type(d) is str for d in distinct):
                 return None
             texts = _quote_fields([_escape_formula(d) for d in distinct])
-            out.append(_coded_cells(series.cat.codes.to_numpy(), texts))
+            out.append(_CodedColumn(series.cat.codes.to_numpy(), texts))
         elif dtype == np.dtype(bool):
-            out.append(_coded_cells(series.to_numpy().astype(np.int64), ["False", "True"]))
+            out.append(_CodedColumn(series.to_numpy().view(np.uint8), ["False", "True"]))
         elif dtype == np.dtype(np.int64):
-            out.append(_integer_cells(series.to_numpy(), None))
+            out.append(_IntegerColumn(series.to_numpy(), None))
         elif isinstance(dtype, pd.Int64Dtype):
             missing = series.isna().to_numpy()
-            out.append(_integer_cells(series.fillna(0).to_numpy(dtype=np.int64), missing if missing.any() else None))
+            out.append(_IntegerColumn(series.fillna(0).to_numpy(dtype=np.int64), missing if missing.any() else None))
         elif pd.api.types.is_float_dtype(dtype) and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
             codes, distinct = pd.factorize(series.to_numpy(dtype=float) + 0.0, use_na_sentinel=True)
-            out.append(_coded_cells(codes, [FLOAT_FORMAT % value for value in distinct]))
+            out.append(_CodedColumn(codes, [FLOAT_FORMAT % value for value in distinct]))
         elif dtype == np.dtype(object) or pd.api.types.is_string_dtype(dtype):
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
             distinct = list(uniques)
             if not all(type(d) is str for d in distinct):  # factorize merges 1 and True; pandas does not
                 return None
-            out.append(_coded_cells(codes, _quote_fields([_escape_formula(d) for d in distinct])))
+            out.append(_CodedColumn(codes, _quote_fields([_escape_formula(d) for d in distinct])))
         else:
             return None
     return out
