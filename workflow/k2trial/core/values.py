@@ -294,8 +294,13 @@ def boolean_cell(value: Any) -> bool | None:
 # Subject order
 # ----------------------------------------------------------------------------------------------------------------
 def _distinct_subject_numbers(subject_ids: Any) -> tuple[np.ndarray, pd.Index, np.ndarray]:
-    """Row codes (-1: missing), the distinct IDs and the number each distinct ID ends with."""
-    codes, distinct = pd.factorize(pd.Series(subject_ids, dtype=object), use_na_sentinel=True)
+    """Row codes (-1: missing), the distinct IDs and the number each distinct ID ends with (IDs given as categories:
+    their codes and categories, no factorizing of millions of strings)."""
+    if isinstance(getattr(subject_ids, "dtype", None), pd.CategoricalDtype):
+        categorical = pd.Categorical(subject_ids)
+        codes, distinct = np.asarray(categorical.codes, dtype=np.int64), categorical.categories
+    else:
+        codes, distinct = pd.factorize(pd.Series(subject_ids, dtype=object), use_na_sentinel=True)
     distinct = pd.Index(distinct, dtype=object).astype(str)
     numbers = pd.Series(distinct).str.extract(r"(\d+)\s*$", expand=False)
     return codes, distinct, pd.to_numeric(numbers, errors="coerce").fillna(NO_SUBJECT_NUMBER).to_numpy(np.int64)

@@ -29,6 +29,22 @@ def _dates(values: pd.Series) -> pd.Series:
     return pd.Series(parsed[codes], index=values.index)
 
 
+def _coded(values: pd.Series) -> pd.Categorical:
+    """A text column as categories: as it is when read as categories, else factorized once (in order of first
+    appearance). Code -1: missing."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array
+    codes, distinct = pd.factorize(values.to_numpy(dtype=object))
+    return pd.Categorical.from_codes(codes, categories=pd.Index(distinct, dtype=object))
+
+
+def _per_code_categories(codes: np.ndarray, per_distinct: list[str]) -> pd.Categorical:
+    """Per row, the text of its distinct value as categories (codes of _coded; -1, missing, stays missing)."""
+    names = list(dict.fromkeys(per_distinct))
+    table = np.array([*(names.index(t) for t in per_distinct), -1], dtype=np.int64)
+    return pd.Categorical.from_codes(table[codes], categories=pd.Index(names, dtype=object))
+
+
 def _per_code(codes: np.ndarray, per_distinct: list, dtype: object) -> np.ndarray:
     """Per row, the value of its distinct value (codes from pd.factorize; -1, missing, gives NaN)."""
     table = np.asarray([*per_distinct, np.nan], dtype=object)
@@ -179,14 +195,12 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     clean table has that column (a contract with the SDTM record key); otherwise the column is not written.
     """
     tests = contract.lab_tests
-    code = labs["test_code"].to_numpy(dtype=object)
-    # Work on integer codes of the few distinct tests, units, visits and subjects, not on millions of strings.
-    test_codes, test_names = pd.factorize(code)
-    tests_cat = pd.Categorical.from_codes(test_codes, categories=pd.Index(test_names, dtype=object))
-    units = labs["unit"].to_numpy(dtype=object)
-    unit_codes, unit_names = pd.factorize(units)
-    units_cat = pd.Categorical.from_codes(unit_codes, categories=pd.Index(unit_names, dtype=object))
-    value, censored = ct.parse_lab_results(labs["result"].to_numpy(dtype=object))
+    # Work on integer codes of the few distinct tests, units, visits and subjects, not on millions of strings; the
+    # text columns stay categories into labs.csv (written from their distinct values)
+    tests_cat = _coded(labs["test_code"])
+    test_codes, test_names = tests_cat.codes, [str(c) for c in tests_cat.categories]
+    units_cat = _coded(labs["unit"])
+    value, censored = ct.parse_lab_results(labs["result"])
     factor = ct.lab_factors(tests_cat, units_cat, contract)
     if np.isnan(factor).any():
         first = int(np.flatnonzero(np.isnan(factor))[0])
@@ -207,19 +221,17 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
 
     ref_low = labs["ref_low"].to_numpy(dtype=float)
     ref_high = labs["ref_high"].to_numpy(dtype=float)
-    labels = labs["visit"].to_numpy(dtype=object)
-    visit_codes, visit_names = pd.factorize(labels)
-    visits_cat = pd.Categorical.from_codes(visit_codes, categories=pd.Index(visit_names, dtype=object))
+    visits_cat = _coded(labs["visit"])
     # the columns as arrays, not a frame: sorted one at a time at the end, each released once its sorted copy is
     # made (a frame would hold all of them twice: 5.4 million rows at 100,000 subjects)
     out: dict[str, Any] = {
-        "subject_id": labs["subject_id"].to_numpy(dtype=object),
+        "subject_id": _coded(labs["subject_id"]),
         "visit": ct.visit_codes(visits_cat, contract),
         "week": ct.visit_weeks(visits_cat, contract),
-        "sample_date": labs["sample_date"].to_numpy(dtype=object),
-        "param": code,
+        "sample_date": _coded(labs["sample_date"]),
+        "param": tests_cat,
         "aval": standard(value),
-        "unit": _per_code(test_codes, [tests[c].unit for c in test_names], object),
+        "unit": _per_code_categories(test_codes, [tests[c].unit for c in test_names]),
         "ref_low": standard(ref_low),
         "ref_high": standard(ref_high),
         "reported_value": value,
@@ -231,8 +243,10 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     if "lbseq" in labs.columns:  # the SDTM record key (a study whose contract has it, e.g. SDTM input)
         lbseq = pd.to_numeric(labs["lbseq"]).to_numpy(dtype=float, na_value=np.nan)
         out["lbseq"] = pd.array(lbseq, dtype="Float64").astype("Int64")
-    subject_codes, subject_names = pd.factorize(out["subject_id"], use_na_sentinel=False)
-    subject_position = pd.Index(subjects["subject_id"].to_numpy(dtype=object)).get_indexer(subject_names)
+    # subject codes 0..n-1, and n for a missing ID (a subject of its own, not in subjects.csv)
+    subject_names = [str(c) for c in out["subject_id"].categories]
+    subject_codes = np.where(out["subject_id"].codes < 0, len(subject_names), out["subject_id"].codes)
+    subject_position = np.append(pd.Index(subjects["subject_id"].to_numpy(dtype=object)).get_indexer(subject_names), -1)
     first_dose = _dates(subjects["first_dose_date"]).to_numpy(dtype="datetime64[ns]")
     first_dose = np.append(first_dose, np.datetime64("NaT", "ns"))  # position -1: subject not in subjects
     sample = _dates(pd.Series(out["sample_date"])).to_numpy(dtype="datetime64[ns]")
@@ -249,7 +263,7 @@ def derive_labs(labs: pd.DataFrame, subjects: pd.DataFrame, contract: Contract) 
     sample_key[np.isnat(sample[rows])] = np.iinfo(np.int64).max
     order = rows[np.lexsort((week[rows], sample_key, key[rows]))]
     last = order[np.append(key[order][1:] != key[order][:-1], True)] if len(order) else order
-    base_of_key = np.full(len(subject_names) * n_tests, np.nan)
+    base_of_key = np.full((len(subject_names) + 1) * n_tests, np.nan)
     base_of_key[key[last]] = aval[last]
     base = base_of_key[key]
     out["base"] = base
