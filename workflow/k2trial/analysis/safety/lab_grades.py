@@ -53,7 +53,7 @@ def ctcae_grades(
     rows = np.concatenate([arr.rows_of(i) for i in graded_params]) if graded_params else np.zeros(0, np.int64)
     rows = np.sort(rows[~np.isnan(arr.value[rows])])
 
-    units = annotated["reported_unit"].astype("str").to_numpy(dtype=object)
+    unit_codes = annotated["reported_unit"].cat.codes.to_numpy()  # the reported units compared by their codes
     factor = unit_factors(annotated["reported_unit"].iloc[rows], arr.p[rows], standards)
     low_default_all = annotated["low_default"].to_numpy(dtype=bool)
     high_default_all = annotated["high_default"].to_numpy(dtype=bool)
@@ -70,7 +70,7 @@ def ctcae_grades(
     baseline_row = base_of_key[key]
     has_baseline = baseline_row >= 0
     at = np.maximum(baseline_row, 0)
-    same_unit = units[at] == units[rows]
+    same_unit = unit_codes[at] == unit_codes[rows]
     baseline_value = np.where(has_baseline, np.where(same_unit, arr.value[at], arr.base[rows] / factor), np.nan)
     lab_flag = annotated["lab_flag"].cat.codes.to_numpy().astype(np.int64)
     indicator = np.where(has_baseline, arr.flag[at], -1)
@@ -121,10 +121,10 @@ def ctcae_grades(
         "visit": pd.Categorical.from_codes(arr.v[record], categories=arr.visits),
         "week": arr.week[record],
         "aval": arr.aval[record],
-        "unit": annotated["unit"].to_numpy()[record],
+        "unit": annotated["unit"].array[record],  # categories taken as they are (5.1 million grades at scale)
         "censored": arr.censored[record],
         "reported_value": arr.value[record],
-        "reported_unit": annotated["reported_unit"].iloc[record].to_numpy(),
+        "reported_unit": annotated["reported_unit"].array[record],
         "lln": limits_low,
         "uln": limits_high,
         "default_range": default_range,

@@ -211,7 +211,10 @@ def annotate_labs(
         return values if every_row else values[rows]
 
     def numbers(column: str) -> np.ndarray:
-        return at_rows(pd.to_numeric(labs[column], errors="coerce").to_numpy(dtype=float))
+        values = labs[column]
+        if values.dtype != np.float64:  # a float column (as read from labs.csv) as it is: to_numeric copies it
+            values = pd.to_numeric(values, errors="coerce")
+        return at_rows(values.to_numpy(dtype=float))
 
     visit = at_rows(visit_code_all)
     aval, base = numbers("aval"), numbers("base")
