@@ -7,9 +7,10 @@ Usage (from the repository root, after `make env`):
     .venv/bin/python bench/run_benchmarks.py --sizes    # the shipped data only (no simulated datasets)
 
 It prints a table of medians over repeated runs with peak memory (the summed PSS of the process tree, sampled every
-0.1 s: each page counted once, a page shared by n processes 1/n in each; the summed RSS beside it counts a shared
-page once per process, so it over-counts forked processes, such as the jobs the preloaded job server forks and the
-forked helpers of the efficacy and figure jobs), the critical path of the full rebuild and of the incremental run
+0.1 s, less often while one reading takes longer than 25 ms (SAMPLER_SHARE): each page counted once, a page shared
+by n processes 1/n in each; the summed RSS beside it counts a shared page once per process, so it over-counts forked
+processes, such as the jobs the preloaded job server forks and the forked helpers of the efficacy and figure jobs),
+the critical path of the full rebuild and of the incremental run
 (each job's start and end, seconds from the start of snakemake, from Snakemake's own job records), seconds and peak
 memory per rule for every simulated size, then each target as a ratio with pass or miss, and writes everything to
 bench/out/results.json (not committed). Runs happen in throw-away copies of the repository, so the working tree and
@@ -66,6 +67,14 @@ def run_env(cwd: Path) -> dict[str, str]:
     return env
 
 
+#: The sampler's largest share of a core: after a reading that took t seconds it waits max(0.1, t / share - t).
+#: Reading a process's PSS walks its page tables: some 50 ms for a job of 3 GB in 4 KB pages (the workflow's jobs ask
+#: for no huge pages: k2trial.runtime.memory), which every 0.1 s would take a third of one of the 2 cores from the
+#: pipeline it measures. A job keeps the heap of its peak until it ends (k2trial.runtime.memory), so memory rises and
+#: stays, and a sample every 0.2-0.3 s still sees each job's peak.
+SAMPLER_SHARE = 0.2
+
+
 def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float, float]:
     """Wall seconds, peak summed PSS (MB) of a command and all its descendants, its start (epoch seconds), the
     CPU seconds (user + system) of the command and every descendant it waited for, and the peak summed RSS (MB).
@@ -86,6 +95,7 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float, floa
     def sample() -> None:
         nonlocal peak, peak_rss
         while not done.is_set():
+            reading = time.perf_counter()
             try:
                 root = psutil.Process(proc.pid)
                 procs = [root, *root.children(recursive=True)]
@@ -101,7 +111,8 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float, floa
                 peak_rss = max(peak_rss, rss / 2**20)
             except psutil.Error:
                 pass
-            done.wait(0.1)
+            took = time.perf_counter() - reading
+            done.wait(max(0.1, took / SAMPLER_SHARE - took))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

@@ -38,10 +38,14 @@ def retain_freed_memory() -> bool:
     by every workflow job (k2trial.runtime.step.run_step) and the planning benchmark, never on import. Returns False
     (and does nothing) where malloc is not glibc's.
 
-    numpy's huge pages for arrays of 4 MB or more stay as numpy sets them: without them validating 100,000 subjects
-    took 3.5 s less and writing its clean tables 2 s more (measured side by side), and every page table of a job's
-    memory is 512 times longer, which is what reading a process's PSS walks (the benchmark's sampler: 50 ms instead
-    of 2 for 3 GB)."""
+    It also asks numpy for no huge pages for its arrays of 4 MB or more (numpy's own switch, which its import reads
+    from NUMPY_MADVISE_HUGEPAGE: a job forked from the preloaded job server imported numpy long before). With the
+    kernel's transparent huge pages on `madvise`, as here, every such array's first touch makes the kernel find 2 MB
+    pages, compacting memory to do so; on this virtual machine 1 GB of fresh memory took 1.5-7.7 s with huge pages
+    and 0.55-0.64 s without. The whole 100,000-subject pipeline, run twice each way back to back: 222 and 284 s with
+    huge pages, 194 and 235 s without (write_adam 93 -> 71 s and 123 -> 79 s; validation alone 1-6 s slower without).
+    Page tables are then 512 times longer, which is what reading a process's PSS walks: the benchmark's sampler
+    limits its own share of a core (bench/run_benchmarks.py)."""
     if not sys.platform.startswith("linux"):
         return False
     try:  # the C library this process runs on, loaded already (no search for it: every job calls this)
@@ -49,4 +53,11 @@ def retain_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return all([bool(mallopt(parameter, value)) for parameter, value in SETTINGS])
+    if not all([bool(mallopt(parameter, value)) for parameter, value in SETTINGS]):
+        return False
+    from numpy._core import multiarray  # numpy is imported by every job that has large arrays
+
+    set_huge_pages = getattr(multiarray, "_set_madvise_hugepage", None)
+    if set_huge_pages is not None:
+        set_huge_pages(False)
+    return True
