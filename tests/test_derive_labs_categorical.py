@@ -48,6 +48,7 @@ def test_categorical_text_columns_give_the_same_labs(contract):
     text = derivation.derive_labs(_labs(), SUBJECTS, contract)
     categories = _labs().astype({c: "category" for c in derivation.LAB_TEXT_COLUMNS})
     categories["unit"] = categories["unit"].cat.add_categories(["mg/dL"])  # a category no record uses
+    categories["test_code"] = categories["test_code"].cat.add_categories(["XYZ"])  # ... and a test nobody knows
     coded = derivation.derive_labs(categories, SUBJECTS, contract)
     # the same values and the same labs.csv bytes (text columns come out as categories either way, their
     # categories in the order read or first seen)

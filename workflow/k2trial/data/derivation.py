@@ -30,10 +30,10 @@ def _dates(values: pd.Series) -> pd.Series:
 
 
 def _coded(values: pd.Series) -> pd.Categorical:
-    """A text column as categories: as it is when read as categories, else factorized once (in order of first
-    appearance). Code -1: missing."""
+    """A text column as the categories of the values it holds: its own when read as categories (those no record uses
+    dropped), else factorized once (in order of first appearance). Code -1: missing."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.array
+        return values.array.remove_unused_categories()
     codes, distinct = pd.factorize(values.to_numpy(dtype=object))
     return pd.Categorical.from_codes(codes, categories=pd.Index(distinct, dtype=object))
 
