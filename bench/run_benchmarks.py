@@ -10,12 +10,12 @@ It prints a table of medians over repeated runs with peak memory (the summed PSS
 0.1 s, less often while one reading takes longer than 25 ms (SAMPLER_SHARE): each page counted once, a page shared
 by n processes 1/n in each; the summed RSS beside it counts a shared page once per process, so it over-counts forked
 processes, such as the jobs the preloaded job server forks and the forked helpers of the efficacy and figure jobs),
-the critical path of the full rebuild and of the incremental run
-(each job's start and end, seconds from the start of snakemake, from Snakemake's own job records), seconds and peak
-memory per rule for every simulated size, then each target as a ratio with pass or miss, and writes everything to
-bench/out/results.json (not committed). Runs happen in throw-away copies of the repository, so the working tree and
-its results/ are never touched; each copy runs its own copy of the library (PYTHONPATH), so a checkout of an older
-commit can be measured with this script too. Targets are ratios so that machine speed cancels out.
+the critical path of the full rebuild and of the incremental run (each job's start and end, seconds from the start
+of snakemake, from Snakemake's own job records), seconds and peak memory per rule for every simulated size, then
+each target as a ratio with pass or miss, and writes everything to bench/out/results.json (not committed). Runs
+happen in throw-away copies of the repository, so the working tree and its results/ are never touched; each copy
+runs its own copy of the library (PYTHONPATH), so a checkout of an older commit can be measured with this script
+too. Targets are ratios so that machine speed cancels out.
 
 Targets (issue 18; medians of the same run):
 - full rebuild of the shipped data <= 6 x the import floor (`import pandas, pingouin, seaborn, matplotlib.pyplot`);
